@@ -1,0 +1,238 @@
+//! Entries: the unit of the log. See `docs/log-format.md` §3 for the byte layout.
+
+use crate::hash::{Hash, leaf_hash};
+use crate::keys::KeyId;
+use std::fmt;
+
+/// Domain tag at the start of every entry body (the RFC 6962 leaf input).
+pub const ENTRY_TAG: &[u8; 16] = b"docket/entry/v1\0";
+/// Domain tag prefixed to an entry hash to form the message an entry signature signs.
+pub const ENTRY_SIGNATURE_TAG: &[u8; 26] = b"docket/entry-signature/v1\0";
+/// Byte length of the fixed part of an entry body, before the record.
+pub const BODY_HEADER_LEN: usize = 16 + 8 + 32 + 8 + 1 + 4 + 4;
+/// The largest record an entry may carry (16 MiB).
+pub const MAX_RECORD_LEN: usize = 1 << 24;
+
+/// What an entry's record means. The byte values are part of the format.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum EntryKind {
+    Genesis,
+    Decision,
+    KeyRotation,
+    PolicyChange,
+    Ingested,
+    Tally,
+    /// A kind byte this version does not know; verification rejects it.
+    Unknown(u8),
+}
+
+impl EntryKind {
+    pub const KNOWN: [EntryKind; 6] = [
+        EntryKind::Genesis,
+        EntryKind::Decision,
+        EntryKind::KeyRotation,
+        EntryKind::PolicyChange,
+        EntryKind::Ingested,
+        EntryKind::Tally,
+    ];
+
+    pub fn byte(self) -> u8 {
+        match self {
+            EntryKind::Genesis => 0,
+            EntryKind::Decision => 1,
+            EntryKind::KeyRotation => 2,
+            EntryKind::PolicyChange => 3,
+            EntryKind::Ingested => 4,
+            EntryKind::Tally => 5,
+            EntryKind::Unknown(b) => b,
+        }
+    }
+
+    pub fn from_byte(byte: u8) -> EntryKind {
+        EntryKind::KNOWN.into_iter().find(|k| k.byte() == byte).unwrap_or(EntryKind::Unknown(byte))
+    }
+
+    /// The name used in the JSON export.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::Genesis => "genesis",
+            EntryKind::Decision => "decision",
+            EntryKind::KeyRotation => "key-rotation",
+            EntryKind::PolicyChange => "policy-change",
+            EntryKind::Ingested => "ingested",
+            EntryKind::Tally => "tally",
+            EntryKind::Unknown(_) => "unknown",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<EntryKind> {
+        EntryKind::KNOWN.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Genesis and key-rotation entries hand over trust, so they are always signed on their own.
+    pub fn always_signed(self) -> bool {
+        matches!(self, EntryKind::Genesis | EntryKind::KeyRotation)
+    }
+}
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntryKind::Unknown(b) => write!(f, "unknown kind {b}"),
+            k => f.write_str(k.name()),
+        }
+    }
+}
+
+/// One sealed entry. `hash` and `signature` are as stored: a verifier recomputes and compares.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Entry {
+    pub seq: u64,
+    pub prev: Hash,
+    /// Nanoseconds since the Unix epoch, UTC.
+    pub timestamp_ns: u64,
+    pub kind: EntryKind,
+    pub key_id: KeyId,
+    /// The record's exact bytes (a UTF-8 JSON object).
+    pub record: Vec<u8>,
+    pub hash: Hash,
+    pub signature: Option<[u8; 64]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl Entry {
+    /// The entry body: the exact bytes the entry hash covers (the RFC 6962 leaf input).
+    pub fn body(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(BODY_HEADER_LEN + self.record.len());
+        write_body(&mut body, self.seq, &self.prev, self.timestamp_ns, self.kind, self.key_id, &self.record);
+        body
+    }
+
+    /// SHA-256(0x00 ‖ body): the entry hash, which is also the entry's Merkle leaf hash.
+    pub fn compute_hash(&self) -> Hash {
+        leaf_hash(&self.body())
+    }
+
+    /// The binary encoding used on disk and across the WIT boundary:
+    /// body ‖ hash (32) ‖ signature length (1 byte: 0 or 64) ‖ signature.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(BODY_HEADER_LEN + self.record.len() + 32 + 1 + 64);
+        self.encode_into(&mut out);
+        out
+    }
+
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        write_body(out, self.seq, &self.prev, self.timestamp_ns, self.kind, self.key_id, &self.record);
+        out.extend_from_slice(&self.hash.0);
+        match &self.signature {
+            Some(sig) => {
+                out.push(64);
+                out.extend_from_slice(sig);
+            }
+            None => out.push(0),
+        }
+    }
+
+    /// Decodes one binary entry that fills `bytes` exactly.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+        let (entry, used) = Entry::decode_prefix(bytes)?;
+        if used != bytes.len() {
+            return Err(DecodeError(format!(
+                "{} unexpected bytes after the entry",
+                bytes.len() - used
+            )));
+        }
+        Ok(entry)
+    }
+
+    /// Decodes one binary entry from the start of `bytes`; returns it and the bytes it used.
+    pub fn decode_prefix(bytes: &[u8]) -> Result<(Entry, usize), DecodeError> {
+        if bytes.len() < BODY_HEADER_LEN {
+            return Err(DecodeError(format!(
+                "entry is {} bytes, shorter than the {BODY_HEADER_LEN}-byte header",
+                bytes.len()
+            )));
+        }
+        if &bytes[..16] != ENTRY_TAG {
+            return Err(DecodeError("entry does not start with the docket/entry/v1 tag".into()));
+        }
+        let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let u32_at = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let seq = u64_at(16);
+        let prev = Hash::from_slice(&bytes[24..56]).expect("32 bytes");
+        let timestamp_ns = u64_at(56);
+        let kind = EntryKind::from_byte(bytes[64]);
+        let key_id = KeyId(u32_at(65));
+        let record_len = u32_at(69) as usize;
+        if record_len > MAX_RECORD_LEN {
+            return Err(DecodeError(format!(
+                "record length {record_len} exceeds the {MAX_RECORD_LEN}-byte limit"
+            )));
+        }
+        let record_end = BODY_HEADER_LEN + record_len;
+        let hash_end = record_end + 32;
+        if bytes.len() < hash_end + 1 {
+            return Err(DecodeError(format!(
+                "entry truncated: record of {record_len} bytes plus hash needs {} bytes, have {}",
+                hash_end + 1,
+                bytes.len()
+            )));
+        }
+        let record = bytes[BODY_HEADER_LEN..record_end].to_vec();
+        let hash = Hash::from_slice(&bytes[record_end..hash_end]).expect("32 bytes");
+        let (signature, used) = match bytes[hash_end] {
+            0 => (None, hash_end + 1),
+            64 => {
+                let sig_end = hash_end + 1 + 64;
+                let sig = bytes.get(hash_end + 1..sig_end).ok_or_else(|| {
+                    DecodeError("entry truncated inside its signature".into())
+                })?;
+                (Some(<[u8; 64]>::try_from(sig).expect("64 bytes")), sig_end)
+            }
+            n => {
+                return Err(DecodeError(format!(
+                    "signature length byte is {n}; it must be 0 (unsigned) or 64"
+                )));
+            }
+        };
+        Ok((Entry { seq, prev, timestamp_ns, kind, key_id, record, hash, signature }, used))
+    }
+}
+
+fn write_body(
+    out: &mut Vec<u8>,
+    seq: u64,
+    prev: &Hash,
+    timestamp_ns: u64,
+    kind: EntryKind,
+    key_id: KeyId,
+    record: &[u8],
+) {
+    out.extend_from_slice(ENTRY_TAG);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&prev.0);
+    out.extend_from_slice(&timestamp_ns.to_be_bytes());
+    out.push(kind.byte());
+    out.extend_from_slice(&key_id.0.to_be_bytes());
+    out.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    out.extend_from_slice(record);
+}
+
+/// The message an entry signature signs: the signature tag followed by the entry hash. The NUL
+/// byte in the tag keeps it from ever being a valid signed-note text (checkpoints).
+pub fn entry_signature_message(hash: &Hash) -> [u8; 58] {
+    let mut message = [0u8; 58];
+    message[..26].copy_from_slice(ENTRY_SIGNATURE_TAG);
+    message[26..].copy_from_slice(&hash.0);
+    message
+}

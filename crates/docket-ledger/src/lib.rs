@@ -1,0 +1,25 @@
+//! docket's log format and its logic: entries, sealing, the Merkle tree, checkpoints, proofs and
+//! verification. The format is specified in `docs/log-format.md`; this crate is its reference
+//! implementation.
+//!
+//! Architecture invariant: this crate does no I/O, reads no clock and draws no randomness. Time
+//! and keys come from the caller, bytes go back to the caller. It builds for the host and for
+//! every wasm target docket ships.
+
+pub mod checkpoint;
+pub mod entry;
+pub mod export;
+pub mod hash;
+pub mod keys;
+pub mod merkle;
+pub mod record;
+pub mod sealer;
+pub mod verifier;
+
+pub use checkpoint::{Checkpoint, SignedCheckpoint};
+pub use entry::{Entry, EntryKind};
+pub use hash::Hash;
+pub use keys::{KeyId, PublicKey, SecretKey};
+pub use record::{Decision, PolicyVersion, SigningMode};
+pub use sealer::{ChainState, GenesisParams, Sealer};
+pub use verifier::{Failure, Location, Report, Verifier, VerifyError};

@@ -1,0 +1,248 @@
+//! Entry records: the JSON objects entries carry. See `docs/log-format.md` §4.
+//!
+//! Records are written once, compactly, with a fixed key order, and stored as bytes; nothing
+//! ever re-serializes them. Decision records use OPA's decision-log field names.
+
+use crate::hash::{Hash, sha256};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The format version a genesis record declares.
+pub const LOG_FORMAT: &str = "v1";
+
+/// How entries are signed; fixed for a log by its genesis record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SigningMode {
+    /// Entries are hash-chained and covered by signed checkpoints issued at every commit;
+    /// only genesis and key-rotation entries carry their own signature.
+    Checkpoint,
+    /// Every entry carries its own signature, in addition to checkpoints.
+    Entry,
+}
+
+impl SigningMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningMode::Checkpoint => "checkpoint",
+            SigningMode::Entry => "entry",
+        }
+    }
+}
+
+/// Labels identifying the instance that sealed an entry (OPA's `labels`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Labels {
+    pub id: String,
+    pub version: String,
+}
+
+/// The record of entry 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisRecord {
+    pub docket_log: String,
+    pub origin: String,
+    /// The log's first signing key, as a note verifier key.
+    pub key: String,
+    pub signing: SigningMode,
+    pub labels: Labels,
+}
+
+/// The record of a key-rotation entry, signed by the outgoing key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotationRecord {
+    /// The incoming key, as a note verifier key.
+    pub new_key: String,
+}
+
+/// The policy version a decision was made under.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    /// `sha256:<hex>` over the exact loaded modules and data (§5 of the format).
+    pub digest: String,
+    /// An optional operator-supplied label, e.g. a git revision.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub revision: Option<String>,
+}
+
+/// A policy decision ready to be sealed. `input` and `result` are JSON texts; `result` is
+/// `None` when the policy's answer was undefined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// The data path queried, slash-separated, as OPA logs it (e.g. `rbac/allow`).
+    pub path: String,
+    pub input: Option<String>,
+    pub result: Option<String>,
+    pub policy_version: PolicyVersion,
+}
+
+#[derive(Serialize)]
+struct DecisionRecordOut<'a> {
+    decision_id: &'a str,
+    timestamp: &'a str,
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    input: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a RawValue>,
+    labels: &'a Labels,
+    policy_version: &'a PolicyVersion,
+}
+
+/// Why a record could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError(pub String);
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+fn raw_json<'a>(what: &str, text: &'a str) -> Result<&'a RawValue, RecordError> {
+    serde_json::from_str::<&RawValue>(text)
+        .map_err(|e| RecordError(format!("decision {what} is not valid JSON: {e}")))
+}
+
+/// Writes a decision record. The input and result texts are validated and re-emitted without
+/// insignificant whitespace, so the record is compact however the caller formatted them.
+pub fn decision_record(
+    decision: &Decision,
+    decision_id: &str,
+    timestamp_ns: u64,
+    labels: &Labels,
+) -> Result<Vec<u8>, RecordError> {
+    let compact = |what: &str, text: &Option<String>| -> Result<Option<Box<RawValue>>, RecordError> {
+        text.as_deref()
+            .map(|t| {
+                raw_json(what, t)?;
+                Ok(RawValue::from_string(minify_json(t)).expect("whitespace removal keeps JSON valid"))
+            })
+            .transpose()
+    };
+    let input = compact("input", &decision.input)?;
+    let result = compact("result", &decision.result)?;
+    let timestamp = rfc3339(timestamp_ns);
+    let record = DecisionRecordOut {
+        decision_id,
+        timestamp: &timestamp,
+        path: &decision.path,
+        input: input.as_deref(),
+        result: result.as_deref(),
+        labels,
+        policy_version: &decision.policy_version,
+    };
+    Ok(serde_json::to_vec(&record).expect("records serialize"))
+}
+
+/// Removes insignificant whitespace from valid JSON text, keeping everything else (key order,
+/// number spelling, string escapes) exactly as written.
+pub fn minify_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A UUIDv7 decision id: the entry's millisecond timestamp, then 74 bits of
+/// SHA-256("docket/decision-id/v1\0" ‖ chain id ‖ seq). Unique within a log (seq differs) and
+/// across logs (the chain id, the genesis hash, differs), time-ordered by millisecond, and
+/// deterministic, so the same log state always produces the same bytes.
+pub fn decision_id(chain_id: &Hash, seq: u64, timestamp_ns: u64) -> String {
+    let digest = sha256(&[b"docket/decision-id/v1\0", &chain_id.0, &seq.to_be_bytes()]);
+    let millis = (timestamp_ns / 1_000_000) & 0xFFFF_FFFF_FFFF;
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6..].copy_from_slice(&digest.0[..10]);
+    bytes[6] = 0x70 | (bytes[6] & 0x0F); // version 7
+    bytes[8] = 0x80 | (bytes[8] & 0x3F); // RFC 9562 variant
+    let h = hex::encode(bytes);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+/// RFC 3339 UTC with nine fractional digits, e.g. `2026-11-23T19:58:00.123456789Z`.
+pub fn rfc3339(timestamp_ns: u64) -> String {
+    let secs = timestamp_ns / 1_000_000_000;
+    let nanos = timestamp_ns % 1_000_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z");
+        assert_eq!(rfc3339(1_795_464_000_123_456_789), "2026-11-23T20:00:00.123456789Z");
+    }
+
+    #[test]
+    fn decision_ids_are_uuid_v7_and_time_ordered() {
+        let chain = Hash([7; 32]);
+        let a = decision_id(&chain, 1, 1_795_464_000_000_000_000);
+        let b = decision_id(&chain, 2, 1_795_464_000_001_000_000);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "7");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+        assert!(a < b);
+        assert_ne!(decision_id(&chain, 1, 0), decision_id(&chain, 2, 0));
+    }
+
+    #[test]
+    fn decision_records_are_compact_and_omit_undefined_results() {
+        let labels = Labels { id: "i".into(), version: "0.1.0".into() };
+        let decision = Decision {
+            path: "rbac/allow".into(),
+            input: Some("{ \"user\" : \"alice\" }".into()),
+            result: None,
+            policy_version: PolicyVersion { digest: "sha256:00".into(), revision: None },
+        };
+        let record = decision_record(&decision, "id", 0, &labels).unwrap();
+        assert_eq!(
+            String::from_utf8(record).unwrap(),
+            r#"{"decision_id":"id","timestamp":"1970-01-01T00:00:00.000000000Z","path":"rbac/allow","input":{"user":"alice"},"labels":{"id":"i","version":"0.1.0"},"policy_version":{"digest":"sha256:00"}}"#
+        );
+        let bad = Decision { input: Some("{".into()), ..decision };
+        assert!(decision_record(&bad, "id", 0, &labels).unwrap_err().0.contains("input"));
+    }
+}

@@ -1,0 +1,264 @@
+//! The sealer: turns records into chained, signed entries and issues checkpoints.
+//!
+//! It holds the chain head and the signing key and does no I/O: the caller supplies the time and
+//! persists what it returns. Its state can be read out ([`ChainState`]) and resumed from.
+
+use crate::checkpoint::Checkpoint;
+use crate::entry::{Entry, EntryKind, MAX_RECORD_LEN, entry_signature_message};
+use crate::hash::Hash;
+use crate::keys::{PublicKey, SecretKey};
+use crate::merkle::Frontier;
+use crate::record::{
+    Decision, GenesisRecord, KeyRotationRecord, LOG_FORMAT, Labels, SigningMode, decision_id,
+    decision_record,
+};
+use std::fmt;
+
+/// The version label docket writes into records.
+pub const DOCKET_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything needed to continue a log: what the verifier reports at its end and what a sealer
+/// resumes from. It holds no secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainState {
+    pub origin: String,
+    pub signing: SigningMode,
+    /// The instance id from the genesis record, written into every decision's labels.
+    pub instance_id: String,
+    /// The genesis entry's hash: the log's identity.
+    pub chain_id: Hash,
+    /// The number of entries, which is also the next sequence number.
+    pub size: u64,
+    /// The hash of the last entry.
+    pub head: Hash,
+    pub last_timestamp_ns: u64,
+    /// The key in force: it signs the next entry and checkpoint.
+    pub key: PublicKey,
+    pub frontier: Frontier,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealError {
+    /// The key given does not belong to the log (its public key differs from the one in force).
+    KeyMismatch { expected: String, found: String },
+    InvalidOrigin(String),
+    InvalidRecord(String),
+    InvalidState(String),
+}
+
+impl fmt::Display for SealError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SealError::KeyMismatch { expected, found } => write!(
+                f,
+                "the signing key does not match the log: the log's key in force is {expected}, \
+                 the key given is {found}; use the log's current key file"
+            ),
+            SealError::InvalidOrigin(why) => write!(f, "invalid log origin: {why}"),
+            SealError::InvalidRecord(why) => write!(f, "invalid record: {why}"),
+            SealError::InvalidState(why) => write!(f, "invalid chain state: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SealError {}
+
+/// A log origin is one line of printable text (it becomes the first line of every checkpoint).
+pub fn check_origin(origin: &str) -> Result<(), SealError> {
+    if origin.is_empty() || origin.len() > 256 {
+        return Err(SealError::InvalidOrigin("must be 1 to 256 bytes".into()));
+    }
+    if origin.chars().any(|c| c.is_control()) || origin.trim() != origin {
+        return Err(SealError::InvalidOrigin(format!(
+            "{origin:?} must be printable, without control characters or surrounding spaces"
+        )));
+    }
+    if origin.starts_with(crate::checkpoint::SIGNATURE_LINE_PREFIX) {
+        return Err(SealError::InvalidOrigin("must not start with \"— \"".into()));
+    }
+    Ok(())
+}
+
+/// Parameters of a new log.
+#[derive(Clone, Debug)]
+pub struct GenesisParams {
+    pub origin: String,
+    pub instance_id: String,
+    pub signing: SigningMode,
+}
+
+pub struct Sealer {
+    key: SecretKey,
+    state: ChainState,
+    labels: Labels,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl Sealer {
+    /// Starts a new log: returns the sealer and the genesis entry (seq 0, signed).
+    pub fn genesis(
+        key: SecretKey,
+        params: GenesisParams,
+        now_ns: u64,
+    ) -> Result<(Sealer, Entry), SealError> {
+        check_origin(&params.origin)?;
+        let labels = Labels { id: params.instance_id.clone(), version: DOCKET_VERSION.to_string() };
+        let record = GenesisRecord {
+            docket_log: LOG_FORMAT.to_string(),
+            origin: params.origin.clone(),
+            key: key.public().to_vkey(),
+            signing: params.signing,
+            labels: labels.clone(),
+        };
+        let state = ChainState {
+            origin: params.origin,
+            signing: params.signing,
+            instance_id: params.instance_id,
+            chain_id: Hash::ZERO,
+            size: 0,
+            head: Hash::ZERO,
+            last_timestamp_ns: 0,
+            key: key.public().clone(),
+            frontier: Frontier::new(),
+        };
+        let mut sealer = Sealer { key, state, labels };
+        let record = serde_json::to_vec(&record).expect("records serialize");
+        let entry = sealer.append(EntryKind::Genesis, record, now_ns);
+        sealer.state.chain_id = entry.hash;
+        Ok((sealer, entry))
+    }
+
+    /// Continues a log from its state. The key must be the log's key in force.
+    pub fn resume(key: SecretKey, state: ChainState) -> Result<Sealer, SealError> {
+        if key.public() != &state.key {
+            return Err(SealError::KeyMismatch {
+                expected: state.key.to_vkey(),
+                found: key.public().to_vkey(),
+            });
+        }
+        if state.size == 0 || state.frontier.size() != state.size {
+            return Err(SealError::InvalidState(format!(
+                "a log of {} entries with a tree of {} leaves cannot be continued",
+                state.size,
+                state.frontier.size()
+            )));
+        }
+        let labels = Labels { id: state.instance_id.clone(), version: DOCKET_VERSION.to_string() };
+        Ok(Sealer { key, state, labels })
+    }
+
+    pub fn state(&self) -> &ChainState {
+        &self.state
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        self.key.public()
+    }
+
+    /// Seals a decision: writes its record (assigning its decision id) and appends the entry.
+    /// Returns the entry and the decision id.
+    pub fn seal_decision(
+        &mut self,
+        decision: &Decision,
+        now_ns: u64,
+    ) -> Result<(Entry, String), SealError> {
+        let timestamp_ns = self.next_timestamp(now_ns);
+        let id = decision_id(&self.state.chain_id, self.state.size, timestamp_ns);
+        let record = decision_record(decision, &id, timestamp_ns, &self.labels)
+            .map_err(|e| SealError::InvalidRecord(e.0))?;
+        let entry = self.append(EntryKind::Decision, record, timestamp_ns);
+        Ok((entry, id))
+    }
+
+    /// Seals a caller-made record of a kind that needs no special handling (policy changes,
+    /// ingested events, tallies). The record must be a JSON object.
+    pub fn seal_record(
+        &mut self,
+        kind: EntryKind,
+        record: Vec<u8>,
+        now_ns: u64,
+    ) -> Result<Entry, SealError> {
+        if !matches!(kind, EntryKind::Decision | EntryKind::PolicyChange | EntryKind::Ingested | EntryKind::Tally) {
+            return Err(SealError::InvalidRecord(format!(
+                "{kind} entries are made by the sealer itself, not from a caller's record"
+            )));
+        }
+        check_record(&record).map_err(SealError::InvalidRecord)?;
+        Ok(self.append(kind, record, now_ns))
+    }
+
+    /// Hands the log over to a new key: appends a key-rotation entry signed by the current key,
+    /// then signs everything after it with the new one.
+    pub fn rotate_key(&mut self, new_key: SecretKey, now_ns: u64) -> Result<Entry, SealError> {
+        if new_key.public() == self.key.public() {
+            return Err(SealError::KeyMismatch {
+                expected: "a key different from the one in force".into(),
+                found: new_key.public().to_vkey(),
+            });
+        }
+        let record = KeyRotationRecord { new_key: new_key.public().to_vkey() };
+        let record = serde_json::to_vec(&record).expect("records serialize");
+        let entry = self.append(EntryKind::KeyRotation, record, now_ns);
+        self.state.key = new_key.public().clone();
+        self.key = new_key;
+        Ok(entry)
+    }
+
+    /// The current tree head, signed by the key in force, as a C2SP signed note.
+    pub fn checkpoint(&self) -> (Checkpoint, String) {
+        let checkpoint = Checkpoint {
+            origin: self.state.origin.clone(),
+            size: self.state.size,
+            root: self.state.frontier.root(),
+        };
+        let note = checkpoint.sign(&self.key);
+        (checkpoint, note)
+    }
+
+    /// Timestamps never go backwards within a log, even if the clock does.
+    fn next_timestamp(&self, now_ns: u64) -> u64 {
+        now_ns.max(self.state.last_timestamp_ns)
+    }
+
+    fn append(&mut self, kind: EntryKind, record: Vec<u8>, now_ns: u64) -> Entry {
+        let timestamp_ns = self.next_timestamp(now_ns);
+        let mut entry = Entry {
+            seq: self.state.size,
+            prev: self.state.head,
+            timestamp_ns,
+            kind,
+            key_id: self.key.public().id(),
+            record,
+            hash: Hash::ZERO,
+            signature: None,
+        };
+        entry.hash = entry.compute_hash();
+        if kind.always_signed() || self.state.signing == SigningMode::Entry {
+            entry.signature = Some(self.key.sign(&entry_signature_message(&entry.hash)));
+        }
+        self.state.size += 1;
+        self.state.head = entry.hash;
+        self.state.last_timestamp_ns = timestamp_ns;
+        self.state.frontier.push(entry.hash);
+        entry
+    }
+}
+
+/// A record is a UTF-8 JSON object of at most [`MAX_RECORD_LEN`] bytes.
+pub fn check_record(record: &[u8]) -> Result<(), String> {
+    if record.len() > MAX_RECORD_LEN {
+        return Err(format!("record of {} bytes exceeds the {MAX_RECORD_LEN}-byte limit", record.len()));
+    }
+    let first = record.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err("record is not a JSON object".into());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(record)
+        .map(|_| ())
+        .map_err(|e| format!("record is not valid JSON: {e}"))
+}

@@ -1,0 +1,483 @@
+//! The streaming verifier: feed it a log's entries and checkpoints in order; it keeps O(log n)
+//! state and reports the FIRST thing wrong, where it is and why. See `docs/log-format.md` §8.
+
+use crate::checkpoint::SignedCheckpoint;
+use crate::entry::{Entry, EntryKind, entry_signature_message};
+use crate::hash::Hash;
+use crate::keys::PublicKey;
+use crate::merkle::Frontier;
+use crate::record::{GenesisRecord, KeyRotationRecord, LOG_FORMAT, SigningMode};
+use crate::sealer::{ChainState, check_record};
+use std::fmt;
+
+/// What is wrong. Each failure has one name, so tools and tests can rely on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Failure {
+    /// The bytes are not an entry, checkpoint or export line at all.
+    Malformed,
+    /// The entry's sequence number is not its position: an entry was dropped, duplicated,
+    /// reordered or inserted.
+    WrongSequence,
+    /// The entry's `prev` is not the hash of the entry before it.
+    BrokenLink,
+    /// The stored entry hash is not the hash of the entry's body: the entry was altered.
+    BadHash,
+    /// The record is not what its kind requires.
+    BadRecord,
+    /// Entry 0 is not a well-formed genesis entry.
+    BadGenesis,
+    /// The log was started by a key other than the one the verifier trusts.
+    UntrustedKey,
+    /// The entry names a key that is not the log's key in force.
+    UnknownKey,
+    /// An entry that must be signed on its own carries no signature.
+    MissingSignature,
+    /// An entry or checkpoint signature does not verify.
+    BadSignature,
+    /// An entry's timestamp is earlier than the one before it.
+    TimestampRegression,
+    /// A checkpoint does not describe the log as verified so far (origin, size or root).
+    CheckpointMismatch,
+    /// The log ends before everything in it is signed, or before a trusted checkpoint's size.
+    Truncated,
+}
+
+impl Failure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::Malformed => "malformed",
+            Failure::WrongSequence => "wrong-sequence",
+            Failure::BrokenLink => "broken-link",
+            Failure::BadHash => "bad-hash",
+            Failure::BadRecord => "bad-record",
+            Failure::BadGenesis => "bad-genesis",
+            Failure::UntrustedKey => "untrusted-key",
+            Failure::UnknownKey => "unknown-key",
+            Failure::MissingSignature => "missing-signature",
+            Failure::BadSignature => "bad-signature",
+            Failure::TimestampRegression => "timestamp-regression",
+            Failure::CheckpointMismatch => "checkpoint-mismatch",
+            Failure::Truncated => "truncated",
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the failure is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// The entry at this position of the log (its sequence number, if it were right).
+    Entry(u64),
+    /// The checkpoint that followed this many entries.
+    Checkpoint(u64),
+    /// The end of the log.
+    End,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyError {
+    pub location: Location,
+    pub failure: Failure,
+    pub detail: String,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.location {
+            Location::Entry(seq) => write!(f, "entry {seq}: ")?,
+            Location::Checkpoint(size) => write!(f, "checkpoint after {size} entries: ")?,
+            Location::End => write!(f, "end of log: ")?,
+        }
+        write!(f, "{}: {}", self.failure, self.detail)
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
+/// What a successful verification established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub entries: u64,
+    pub root: Hash,
+    pub checkpoints: u64,
+    /// The size of the last checkpoint verified.
+    pub last_checkpoint_size: u64,
+    pub first_timestamp_ns: u64,
+    pub last_timestamp_ns: u64,
+    /// Entries per kind, in `EntryKind::KNOWN` order.
+    pub kinds: [u64; 6],
+    /// Every key the log has used, the genesis key first.
+    pub keys: Vec<PublicKey>,
+    /// The state to continue the log from.
+    pub state: ChainState,
+}
+
+impl Report {
+    pub fn count(&self, kind: EntryKind) -> u64 {
+        EntryKind::KNOWN.iter().position(|k| *k == kind).map_or(0, |i| self.kinds[i])
+    }
+}
+
+/// A streaming verifier. Push entries and checkpoints in log order, then call [`Verifier::finish`].
+/// After the first failure every call returns that failure again.
+pub struct Verifier {
+    trusted: PublicKey,
+    expected_origin: Option<String>,
+    trusted_checkpoint: Option<(u64, Hash)>,
+    root_at_trusted_size: Option<Hash>,
+    state: Option<ChainState>,
+    frontier: Frontier,
+    keys: Vec<PublicKey>,
+    first_unsigned: Option<u64>,
+    checkpoints: u64,
+    last_checkpoint_size: u64,
+    first_timestamp_ns: u64,
+    kinds: [u64; 6],
+    failed: Option<VerifyError>,
+}
+
+impl Verifier {
+    /// A verifier that trusts `genesis_key`: the log must have been started by it.
+    pub fn new(genesis_key: PublicKey) -> Verifier {
+        Verifier {
+            trusted: genesis_key,
+            expected_origin: None,
+            trusted_checkpoint: None,
+            root_at_trusted_size: None,
+            state: None,
+            frontier: Frontier::new(),
+            keys: Vec::new(),
+            first_unsigned: None,
+            checkpoints: 0,
+            last_checkpoint_size: 0,
+            first_timestamp_ns: 0,
+            kinds: [0; 6],
+            failed: None,
+        }
+    }
+
+    /// Requires the log's origin to be this one (e.g. from an export header).
+    pub fn expect_origin(&mut self, origin: &str) {
+        self.expected_origin = Some(origin.to_string());
+    }
+
+    /// Requires the log to extend a tree head obtained elsewhere (e.g. the latest checkpoint a
+    /// witness or the server published): catches truncation at a checkpoint boundary.
+    pub fn expect_tree_head(&mut self, size: u64, root: Hash) {
+        self.trusted_checkpoint = Some((size, root));
+    }
+
+    /// Entries verified so far.
+    pub fn entries(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    fn fail(&mut self, location: Location, failure: Failure, detail: impl Into<String>) -> VerifyError {
+        let error = VerifyError { location, failure, detail: detail.into() };
+        self.failed = Some(error.clone());
+        error
+    }
+
+    /// Decodes a binary entry and pushes it.
+    pub fn push_entry_bytes(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        match Entry::decode(bytes) {
+            Ok(entry) => self.push_entry(&entry),
+            Err(e) => {
+                let at = Location::Entry(self.entries());
+                Err(self.fail(at, Failure::Malformed, e.0))
+            }
+        }
+    }
+
+    /// Reports a line or frame that could not be read as the next entry.
+    pub fn push_malformed(&mut self, detail: impl Into<String>) -> VerifyError {
+        if let Some(error) = &self.failed {
+            return error.clone();
+        }
+        let at = Location::Entry(self.entries());
+        self.fail(at, Failure::Malformed, detail)
+    }
+
+    pub fn push_entry(&mut self, entry: &Entry) -> Result<(), VerifyError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        let position = self.entries();
+        let at = Location::Entry(position);
+        // Order matters: structure first (sequence, link, hash), then meaning. A change to any
+        // hashed byte other than seq and prev is therefore always reported as bad-hash.
+        if entry.seq != position {
+            let detail = format!(
+                "sequence number {} where {position} was expected: an entry was dropped, \
+                 duplicated, reordered or inserted",
+                entry.seq
+            );
+            return Err(self.fail(at, Failure::WrongSequence, detail));
+        }
+        let expected_prev = self.state.as_ref().map_or(Hash::ZERO, |s| s.head);
+        if entry.prev != expected_prev {
+            let detail = if position == 0 {
+                "the genesis entry's prev must be all zeros".to_string()
+            } else {
+                format!("prev {} is not the hash of entry {} ({expected_prev})", entry.prev, position - 1)
+            };
+            return Err(self.fail(at, Failure::BrokenLink, detail));
+        }
+        let computed = entry.compute_hash();
+        if computed != entry.hash {
+            let detail = format!(
+                "stored hash {} but the entry hashes to {computed}: its contents were altered",
+                entry.hash
+            );
+            return Err(self.fail(at, Failure::BadHash, detail));
+        }
+        if let Err(why) = check_record(&entry.record) {
+            return Err(self.fail(at, Failure::BadRecord, why));
+        }
+        if position == 0 {
+            self.accept_genesis(entry)?;
+        } else {
+            self.accept_next(entry)?;
+        }
+        self.frontier.push(entry.hash);
+        if let Some((size, _)) = self.trusted_checkpoint {
+            if size == self.frontier.size() {
+                self.root_at_trusted_size = Some(self.frontier.root());
+            }
+        }
+        let kind_index = EntryKind::KNOWN.iter().position(|k| *k == entry.kind).expect("checked");
+        self.kinds[kind_index] += 1;
+        if entry.signature.is_some() {
+            // A signed entry commits, through its prev link, to every entry before it.
+            self.first_unsigned = None;
+        } else if self.first_unsigned.is_none() {
+            self.first_unsigned = Some(position);
+        }
+        Ok(())
+    }
+
+    fn check_signature(&mut self, entry: &Entry, key: &PublicKey, required: bool) -> Result<(), VerifyError> {
+        let at = Location::Entry(entry.seq);
+        match &entry.signature {
+            Some(sig) if key.verify(&entry_signature_message(&entry.hash), sig) => Ok(()),
+            Some(_) => {
+                let detail = format!("the signature does not verify under key {} ({})", key.id(), key.name());
+                Err(self.fail(at, Failure::BadSignature, detail))
+            }
+            None if required => {
+                let detail = format!("a {} entry must carry its own signature", entry.kind);
+                Err(self.fail(at, Failure::MissingSignature, detail))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn accept_genesis(&mut self, entry: &Entry) -> Result<(), VerifyError> {
+        let at = Location::Entry(0);
+        if entry.kind != EntryKind::Genesis {
+            let detail = format!("entry 0 is a {} entry; a log starts with its genesis entry", entry.kind);
+            return Err(self.fail(at, Failure::BadGenesis, detail));
+        }
+        let record: GenesisRecord = match serde_json::from_slice(&entry.record) {
+            Ok(r) => r,
+            Err(e) => return Err(self.fail(at, Failure::BadGenesis, format!("genesis record: {e}"))),
+        };
+        if record.docket_log != LOG_FORMAT {
+            let detail = format!("log format {:?}; this verifier reads {LOG_FORMAT:?}", record.docket_log);
+            return Err(self.fail(at, Failure::BadGenesis, detail));
+        }
+        let key = match PublicKey::from_vkey(&record.key) {
+            Ok(k) => k,
+            Err(e) => return Err(self.fail(at, Failure::BadGenesis, format!("genesis key: {e}"))),
+        };
+        if let Some(origin) = &self.expected_origin {
+            if origin != &record.origin {
+                let detail = format!("the log's origin is {:?}, expected {origin:?}", record.origin);
+                return Err(self.fail(at, Failure::BadGenesis, detail));
+            }
+        }
+        if crate::sealer::check_origin(&record.origin).is_err() {
+            return Err(self.fail(at, Failure::BadGenesis, format!("invalid origin {:?}", record.origin)));
+        }
+        if key != self.trusted {
+            let detail = format!(
+                "the log was started by key {} but the trusted key is {}",
+                key.to_vkey(),
+                self.trusted.to_vkey()
+            );
+            return Err(self.fail(at, Failure::UntrustedKey, detail));
+        }
+        if entry.key_id != key.id() {
+            let detail = format!("entry names key {} but the genesis key is {}", entry.key_id, key.id());
+            return Err(self.fail(at, Failure::UnknownKey, detail));
+        }
+        self.check_signature(entry, &key, true)?;
+        self.first_timestamp_ns = entry.timestamp_ns;
+        self.keys.push(key.clone());
+        self.state = Some(ChainState {
+            origin: record.origin,
+            signing: record.signing,
+            instance_id: record.labels.id,
+            chain_id: entry.hash,
+            size: 1,
+            head: entry.hash,
+            last_timestamp_ns: entry.timestamp_ns,
+            key,
+            frontier: Frontier::new(),
+        });
+        Ok(())
+    }
+
+    fn accept_next(&mut self, entry: &Entry) -> Result<(), VerifyError> {
+        let at = Location::Entry(entry.seq);
+        let state = self.state.as_ref().expect("genesis accepted");
+        let key = state.key.clone();
+        let signing = state.signing;
+        let last_ts = state.last_timestamp_ns;
+        match entry.kind {
+            EntryKind::Genesis => {
+                return Err(self.fail(at, Failure::BadRecord, "a second genesis entry inside the log"));
+            }
+            EntryKind::Unknown(b) => {
+                return Err(self.fail(at, Failure::BadRecord, format!("unknown entry kind {b}")));
+            }
+            _ => {}
+        }
+        if entry.key_id != key.id() {
+            let detail = format!(
+                "entry names key {} but the key in force is {} ({})",
+                entry.key_id,
+                key.id(),
+                key.name()
+            );
+            return Err(self.fail(at, Failure::UnknownKey, detail));
+        }
+        let required = entry.kind.always_signed() || signing == SigningMode::Entry;
+        self.check_signature(entry, &key, required)?;
+        if entry.timestamp_ns < last_ts {
+            let detail = format!(
+                "timestamp {} is earlier than the previous entry's {last_ts}",
+                entry.timestamp_ns
+            );
+            return Err(self.fail(at, Failure::TimestampRegression, detail));
+        }
+        let mut next_key = None;
+        if entry.kind == EntryKind::KeyRotation {
+            let parsed = serde_json::from_slice::<KeyRotationRecord>(&entry.record)
+                .map_err(|e| e.to_string())
+                .and_then(|r| PublicKey::from_vkey(&r.new_key).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(k) => next_key = Some(k),
+                Err(e) => return Err(self.fail(at, Failure::BadRecord, format!("key rotation: {e}"))),
+            }
+        }
+        let state = self.state.as_mut().expect("genesis accepted");
+        state.size += 1;
+        state.head = entry.hash;
+        state.last_timestamp_ns = entry.timestamp_ns;
+        if let Some(k) = next_key {
+            state.key = k.clone();
+            self.keys.push(k);
+        }
+        Ok(())
+    }
+
+    /// Pushes a signed checkpoint note. It must describe the log exactly as pushed so far.
+    pub fn push_checkpoint(&mut self, note: &str) -> Result<(), VerifyError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        let size = self.entries();
+        let at = Location::Checkpoint(size);
+        let signed = match SignedCheckpoint::parse(note) {
+            Ok(s) => s,
+            Err(e) => return Err(self.fail(at, Failure::Malformed, e.0)),
+        };
+        let Some(state) = self.state.as_ref() else {
+            return Err(self.fail(at, Failure::CheckpointMismatch, "a checkpoint before the genesis entry"));
+        };
+        let checkpoint = &signed.checkpoint;
+        if checkpoint.origin != state.origin {
+            let detail = format!("origin {:?} is not the log's {:?}", checkpoint.origin, state.origin);
+            return Err(self.fail(at, Failure::CheckpointMismatch, detail));
+        }
+        if checkpoint.size != size {
+            let detail = format!(
+                "the checkpoint is for a tree of {} entries but it follows entry {}",
+                checkpoint.size,
+                size as i128 - 1
+            );
+            return Err(self.fail(at, Failure::CheckpointMismatch, detail));
+        }
+        let root = self.frontier.root();
+        if checkpoint.root != root {
+            let detail = format!("root {} but the entries so far give {root}", checkpoint.root);
+            return Err(self.fail(at, Failure::CheckpointMismatch, detail));
+        }
+        let key = state.key.clone();
+        if !signed.is_signed_by(&key) {
+            let detail = format!("no valid signature by the key in force {} ({})", key.id(), key.name());
+            return Err(self.fail(at, Failure::BadSignature, detail));
+        }
+        self.checkpoints += 1;
+        self.last_checkpoint_size = size;
+        self.first_unsigned = None;
+        Ok(())
+    }
+
+    /// Ends the log: everything must be signed, and the log must reach any trusted tree head.
+    pub fn finish(mut self) -> Result<Report, VerifyError> {
+        if let Some(error) = self.failed.take() {
+            return Err(error);
+        }
+        let entries = self.entries();
+        let Some(mut state) = self.state.take() else {
+            return Err(self.fail(Location::End, Failure::Truncated, "the log has no entries"));
+        };
+        if let Some(first) = self.first_unsigned {
+            let detail = format!(
+                "entries {first} to {} are covered by no signature: the log was cut after them, \
+                 or the checkpoint sealing them is missing",
+                entries - 1
+            );
+            return Err(self.fail(Location::Entry(first), Failure::Truncated, detail));
+        }
+        if let Some((size, root)) = self.trusted_checkpoint {
+            match self.root_at_trusted_size {
+                None => {
+                    let detail = format!(
+                        "the log has {entries} entries but the trusted checkpoint commits to {size}"
+                    );
+                    return Err(self.fail(Location::End, Failure::Truncated, detail));
+                }
+                Some(found) if found != root => {
+                    let detail = format!(
+                        "at size {size} the log's root is {found}, the trusted checkpoint says {root}"
+                    );
+                    return Err(self.fail(Location::Checkpoint(size), Failure::CheckpointMismatch, detail));
+                }
+                Some(_) => {}
+            }
+        }
+        state.frontier = self.frontier.clone();
+        Ok(Report {
+            entries,
+            root: self.frontier.root(),
+            checkpoints: self.checkpoints,
+            last_checkpoint_size: self.last_checkpoint_size,
+            first_timestamp_ns: self.first_timestamp_ns,
+            last_timestamp_ns: state.last_timestamp_ns,
+            kinds: self.kinds,
+            keys: self.keys,
+            state,
+        })
+    }
+}

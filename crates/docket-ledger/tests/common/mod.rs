@@ -1,0 +1,88 @@
+//! A small, deterministic log builder shared by the ledger's integration tests.
+#![allow(dead_code)]
+
+use docket_ledger::hash::sha256;
+use docket_ledger::record::{Decision, PolicyVersion, SigningMode};
+use docket_ledger::{Entry, GenesisParams, PublicKey, SecretKey, Sealer, Verifier, VerifyError};
+
+pub const T0: u64 = 1_795_464_000_000_000_000;
+
+pub fn key(name: &str, label: &str) -> SecretKey {
+    let seed = sha256(&[b"docket test key\0", label.as_bytes()]).0;
+    SecretKey::from_seed(name, &seed).unwrap()
+}
+
+/// One element of a log as a verifier reads it.
+#[derive(Clone, Debug)]
+pub enum Item {
+    Entry(Entry),
+    Checkpoint { size: u64, note: String },
+}
+
+pub fn decision(i: u64) -> Decision {
+    Decision {
+        path: "rbac/allow".into(),
+        input: Some(format!(r#"{{"user":"user-{i}","action":"read","n":{i}}}"#)),
+        result: if i % 5 == 4 { None } else { Some((i % 3 != 0).to_string()) },
+        policy_version: PolicyVersion { digest: format!("sha256:{}", "ab".repeat(32)), revision: Some("r1".into()) },
+    }
+}
+
+/// A log of `n` decisions after genesis, with a checkpoint every `every` entries and at the end,
+/// and a key rotation at `rotate_at` (if any).
+pub struct Built {
+    pub items: Vec<Item>,
+    pub genesis_key: PublicKey,
+    pub final_size: u64,
+    pub final_root: docket_ledger::Hash,
+}
+
+pub fn build(origin: &str, label: &str, mode: SigningMode, n: u64, every: u64, rotate_at: Option<u64>) -> Built {
+    let first = key("docket-test", label);
+    let genesis_key = first.public().clone();
+    let params = GenesisParams { origin: origin.into(), instance_id: format!("instance-{label}"), signing: mode };
+    let (mut sealer, genesis) = Sealer::genesis(first, params, T0).unwrap();
+    let mut items = vec![Item::Entry(genesis)];
+    for i in 1..=n {
+        let now = T0 + i * 1_000_000;
+        let entry = if Some(i) == rotate_at {
+            sealer.rotate_key(key("docket-test-2", &format!("{label}-rotated")), now).unwrap()
+        } else {
+            sealer.seal_decision(&decision(i), now).unwrap().0
+        };
+        items.push(Item::Entry(entry));
+        if i % every == 0 || i == n {
+            let (c, note) = sealer.checkpoint();
+            items.push(Item::Checkpoint { size: c.size, note });
+        }
+    }
+    let (c, _) = sealer.checkpoint();
+    Built { items, genesis_key, final_size: c.size, final_root: c.root }
+}
+
+pub fn verify(items: &[Item], trusted: &PublicKey, head: Option<(u64, docket_ledger::Hash)>) -> Result<docket_ledger::Report, VerifyError> {
+    let mut verifier = Verifier::new(trusted.clone());
+    if let Some((size, root)) = head {
+        verifier.expect_tree_head(size, root);
+    }
+    for item in items {
+        match item {
+            Item::Entry(e) => verifier.push_entry(e)?,
+            Item::Checkpoint { note, .. } => verifier.push_checkpoint(note)?,
+        }
+    }
+    verifier.finish()
+}
+
+pub fn verify_bytes(items: &[(Option<Vec<u8>>, Option<String>)], trusted: &PublicKey) -> Result<docket_ledger::Report, VerifyError> {
+    let mut verifier = Verifier::new(trusted.clone());
+    for (entry, note) in items {
+        if let Some(bytes) = entry {
+            verifier.push_entry_bytes(bytes)?;
+        }
+        if let Some(note) = note {
+            verifier.push_checkpoint(note)?;
+        }
+    }
+    verifier.finish()
+}

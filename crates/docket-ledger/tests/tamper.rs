@@ -1,0 +1,261 @@
+//! Every single mutation of a sealed log is detected, and named for what it is.
+
+mod common;
+
+use common::*;
+use docket_ledger::entry::BODY_HEADER_LEN;
+use docket_ledger::record::SigningMode;
+use docket_ledger::{Failure, Location};
+use proptest::prelude::*;
+
+fn entries_of(items: &[Item]) -> Vec<usize> {
+    items.iter().enumerate().filter(|(_, i)| matches!(i, Item::Entry(_))).map(|(k, _)| k).collect()
+}
+
+#[test]
+fn genuine_logs_verify_in_both_signing_modes() {
+    for mode in [SigningMode::Checkpoint, SigningMode::Entry] {
+        let built = build("docket.test/a", "a", mode, 40, 7, Some(20));
+        let report = verify(&built.items, &built.genesis_key, Some((built.final_size, built.final_root))).unwrap();
+        assert_eq!(report.entries, 41);
+        assert_eq!(report.root, built.final_root);
+        assert_eq!(report.keys.len(), 2, "the rotated key is learnt from the log");
+        assert_eq!(report.count(docket_ledger::EntryKind::Decision), 39);
+        assert_eq!(report.state.size, 41);
+    }
+}
+
+/// Flips one bit in every byte of every entry's binary encoding, one at a time, and checks the
+/// verifier names the failure that byte's field implies, at that entry.
+#[test]
+fn every_byte_flip_in_every_binary_entry_is_detected_and_named() {
+    for mode in [SigningMode::Checkpoint, SigningMode::Entry] {
+        let built = build("docket.test/flip", "flip", mode, 12, 4, Some(6));
+        let encoded: Vec<(Option<Vec<u8>>, Option<String>)> = built
+            .items
+            .iter()
+            .map(|item| match item {
+                Item::Entry(e) => (Some(e.encode()), None),
+                Item::Checkpoint { note, .. } => (None, Some(note.clone())),
+            })
+            .collect();
+        verify_bytes(&encoded, &built.genesis_key).unwrap();
+        let mut flips = 0;
+        for (k, item) in built.items.iter().enumerate() {
+            let Item::Entry(entry) = item else { continue };
+            let bytes = entry.encode();
+            let record_end = BODY_HEADER_LEN + entry.record.len();
+            for at in 0..bytes.len() {
+                let mut mutated = encoded.clone();
+                let mut b = bytes.clone();
+                b[at] ^= 0x01;
+                mutated[k].0 = Some(b);
+                let err = verify_bytes(&mutated, &built.genesis_key).expect_err("a flipped byte must be detected");
+                let expected = match at {
+                    0..16 => Failure::Malformed,                   // tag
+                    16..24 => Failure::WrongSequence,              // seq
+                    24..56 => Failure::BrokenLink,                 // prev
+                    69..73 => Failure::Malformed,                  // record length
+                    _ if at < record_end => Failure::BadHash,      // timestamp, kind, key id, record
+                    _ if at < record_end + 32 => Failure::BadHash, // stored hash
+                    _ if at == record_end + 32 => Failure::Malformed, // signature length
+                    _ => Failure::BadSignature,                    // signature
+                };
+                assert_eq!(
+                    (err.failure, err.location),
+                    (expected, Location::Entry(entry.seq)),
+                    "{mode:?}: flip at byte {at} of entry {}: {err}",
+                    entry.seq
+                );
+                flips += 1;
+            }
+        }
+        assert!(flips > 3000, "{flips} flips");
+    }
+}
+
+#[test]
+fn a_log_by_another_key_is_untrusted_and_a_spliced_entry_breaks_the_chain() {
+    let ours = build("docket.test/a", "a", SigningMode::Checkpoint, 10, 3, None);
+    let theirs = build("docket.test/a", "b", SigningMode::Checkpoint, 10, 3, None);
+    let err = verify(&theirs.items, &ours.genesis_key, None).unwrap_err();
+    assert_eq!((err.failure, err.location), (Failure::UntrustedKey, Location::Entry(0)));
+    // Same key, another log (different instance): its entries do not link into ours.
+    let other = build("docket.test/other", "a", SigningMode::Checkpoint, 10, 3, None);
+    let mut spliced = ours.items.clone();
+    let k = entries_of(&spliced)[5];
+    spliced[k] = other.items[entries_of(&other.items)[5]].clone();
+    let err = verify(&spliced, &ours.genesis_key, None).unwrap_err();
+    assert_eq!((err.failure, err.location), (Failure::BrokenLink, Location::Entry(5)));
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Drop(usize),
+    Duplicate(usize),
+    SwapWithNext(usize),
+    ForgeBefore(usize),
+    RehashFrom(usize),
+    TruncateAfter(usize),
+    CheckpointByte(usize, usize),
+    RollBackLastCheckpoint,
+    ReSignWithForeignKey(usize),
+}
+
+fn mutation(items: usize, entries: usize) -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (1..entries).prop_map(Mutation::Drop),
+        (0..entries).prop_map(Mutation::Duplicate),
+        (1..entries - 1).prop_map(Mutation::SwapWithNext),
+        (1..entries).prop_map(Mutation::ForgeBefore),
+        (1..entries).prop_map(Mutation::RehashFrom),
+        (0..items - 1).prop_map(Mutation::TruncateAfter),
+        (0..64usize, 0..400usize).prop_map(|(c, b)| Mutation::CheckpointByte(c, b)),
+        Just(Mutation::RollBackLastCheckpoint),
+        (1..entries).prop_map(Mutation::ReSignWithForeignKey),
+    ]
+}
+
+fn entry_at(items: &[Item], seq: usize) -> (usize, docket_ledger::Entry) {
+    let k = entries_of(items)[seq];
+    let Item::Entry(e) = &items[k] else { unreachable!() };
+    (k, e.clone())
+}
+
+fn check_mutation(mode: SigningMode, m: Mutation) {
+    let built = build("docket.test/prop", "prop", mode, 30, 4, Some(13));
+    let head = Some((built.final_size, built.final_root));
+    let mut items = built.items.clone();
+    let next_is_entry = |items: &[Item], k: usize| matches!(items.get(k), Some(Item::Entry(_)));
+    let (failure, location): (Failure, Option<Location>) = match m {
+        Mutation::Drop(seq) => {
+            let (k, _) = entry_at(&items, seq);
+            items.remove(k);
+            if next_is_entry(&items, k) {
+                (Failure::WrongSequence, Some(Location::Entry(seq as u64)))
+            } else {
+                (Failure::CheckpointMismatch, Some(Location::Checkpoint(seq as u64)))
+            }
+        }
+        Mutation::Duplicate(seq) => {
+            let (k, e) = entry_at(&items, seq);
+            items.insert(k + 1, Item::Entry(e));
+            (Failure::WrongSequence, Some(Location::Entry(seq as u64 + 1)))
+        }
+        Mutation::SwapWithNext(seq) => {
+            let (k, _) = entry_at(&items, seq);
+            let (k2, _) = entry_at(&items, seq + 1);
+            items.swap(k, k2);
+            (Failure::WrongSequence, Some(Location::Entry(seq as u64)))
+        }
+        Mutation::ForgeBefore(seq) => {
+            // A well-formed, correctly linked and hashed entry an attacker slips in.
+            let (k, e) = entry_at(&items, seq);
+            let mut forged = e.clone();
+            forged.record = br#"{"forged":true}"#.to_vec();
+            forged.kind = docket_ledger::EntryKind::Decision;
+            forged.signature = None;
+            forged.hash = forged.compute_hash();
+            items.insert(k, Item::Entry(forged));
+            match mode {
+                // Every entry must be signed: the forgery itself gives it away.
+                SigningMode::Entry => (Failure::MissingSignature, Some(Location::Entry(seq as u64))),
+                SigningMode::Checkpoint => (Failure::WrongSequence, Some(Location::Entry(seq as u64 + 1))),
+            }
+        }
+        Mutation::RehashFrom(seq) => {
+            // Alter a record and recompute every hash and link after it: only signatures can tell.
+            let mut prev = None;
+            let mut expected = None;
+            for (k, item) in items.iter_mut().enumerate() {
+                match item {
+                    Item::Entry(e) if (e.seq as usize) >= seq => {
+                        if e.seq as usize == seq {
+                            e.record = br#"{"rewritten":true}"#.to_vec();
+                        }
+                        if let Some(p) = prev {
+                            e.prev = p;
+                        }
+                        e.hash = e.compute_hash();
+                        prev = Some(e.hash);
+                        if expected.is_none() && e.signature.is_some() {
+                            expected = Some((Failure::BadSignature, Some(Location::Entry(e.seq))));
+                        }
+                    }
+                    Item::Checkpoint { size, .. } if (*size as usize) > seq && expected.is_none() => {
+                        let _ = k;
+                        expected = Some((Failure::CheckpointMismatch, Some(Location::Checkpoint(*size))));
+                    }
+                    _ => {}
+                }
+            }
+            expected.expect("a later signature exists")
+        }
+        Mutation::TruncateAfter(k) => {
+            items.truncate(k + 1);
+            if mode == SigningMode::Entry && entries_of(&items).len() as u64 == built.final_size {
+                // Only a trailing checkpoint went: every entry is present and signed on its own,
+                // so nothing was lost and the log must still verify.
+                verify(&items, &built.genesis_key, head).expect("all entries remain, each signed");
+                return;
+            }
+            (Failure::Truncated, None)
+        }
+        Mutation::CheckpointByte(c, b) => {
+            let cps: Vec<usize> = (0..items.len()).filter(|k| matches!(items[*k], Item::Checkpoint { .. })).collect();
+            let k = cps[c % cps.len()];
+            let Item::Checkpoint { size, note } = &mut items[k] else { unreachable!() };
+            let mut bytes = note.clone().into_bytes();
+            let at = b % bytes.len();
+            bytes[at] ^= 0x01;
+            let size = *size;
+            match String::from_utf8(bytes) {
+                Ok(text) => *note = text,
+                Err(_) => return, // not a string any more: cannot even be presented as a note
+            }
+            // Where in the note decides the name; all stay at this checkpoint.
+            let err = verify(&items, &built.genesis_key, head).unwrap_err();
+            assert_eq!(err.location, Location::Checkpoint(size), "{err}");
+            assert!(
+                matches!(err.failure, Failure::Malformed | Failure::CheckpointMismatch | Failure::BadSignature),
+                "{err}"
+            );
+            return;
+        }
+        Mutation::RollBackLastCheckpoint => {
+            let cps: Vec<usize> = (0..items.len()).filter(|k| matches!(items[*k], Item::Checkpoint { .. })).collect();
+            let last = *cps.last().unwrap();
+            let earlier = items[cps[cps.len() - 2]].clone();
+            let Item::Checkpoint { size, .. } = items[last] else { unreachable!() };
+            items[last] = earlier;
+            (Failure::CheckpointMismatch, Some(Location::Checkpoint(size)))
+        }
+        Mutation::ReSignWithForeignKey(seq) => {
+            // Re-sign an entry with a key that is not the log's (claiming the log's key id).
+            let (k, mut e) = entry_at(&items, seq);
+            let foreign = key("docket-test", "foreign");
+            e.signature = Some(foreign.sign(&docket_ledger::entry::entry_signature_message(&e.hash)));
+            items[k] = Item::Entry(e);
+            (Failure::BadSignature, Some(Location::Entry(seq as u64)))
+        }
+    };
+    let err = verify(&items, &built.genesis_key, head).expect_err("mutation must be detected");
+    assert_eq!(err.failure, failure, "{err}");
+    if let Some(location) = location {
+        assert_eq!(err.location, location, "{err}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn structural_mutations_are_detected_and_named_checkpoint_mode(m in mutation(39, 31)) {
+        check_mutation(SigningMode::Checkpoint, m);
+    }
+
+    #[test]
+    fn structural_mutations_are_detected_and_named_entry_mode(m in mutation(39, 31)) {
+        check_mutation(SigningMode::Entry, m);
+    }
+}

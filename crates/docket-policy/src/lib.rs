@@ -1,0 +1,326 @@
+//! Rego evaluation for docket, over `regorus`.
+//!
+//! A [`PolicyEngine`] holds policy modules and data documents, knows its policy version (a digest
+//! over exactly what was loaded, `docs/log-format.md` §5) and turns a path and an input into a
+//! [`Decision`] ready to be sealed.
+//!
+//! Architecture invariant: this crate does no I/O. Policies, data and input arrive as text.
+//!
+//! regorus features are chosen in `Cargo.toml` and listed in `docs/policy.md`: every builtin
+//! family real policies use (strings, regex, glob, time, json, encodings, net, semver, uuid,
+//! units), without `http.send` (I/O), `crypto` (not in regorus by design) and `jsonschema`/`yaml`
+//! (large, rarely used in authorization).
+
+use docket_ledger::Decision;
+use docket_ledger::hash::sha256;
+use docket_ledger::record::PolicyVersion;
+use regorus::{Engine, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Domain tag of the policy version digest.
+pub const POLICY_DIGEST_TAG: &[u8; 25] = b"docket/policy-version/v1\0";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// A module failed to parse or compile.
+    Parse { id: String, message: String },
+    /// A data document is not a JSON object, or conflicts with data already loaded.
+    Data(String),
+    /// The input is not valid JSON.
+    Input(String),
+    /// Evaluation failed (a conflict, a builtin error, a time limit).
+    Evaluation(String),
+    /// No policy with this id is loaded.
+    NotFound(String),
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyError::Parse { id, message } => write!(f, "policy {id:?} does not compile: {message}"),
+            PolicyError::Data(m) => write!(f, "data rejected: {m}"),
+            PolicyError::Input(m) => write!(f, "input is not valid JSON: {m}"),
+            PolicyError::Evaluation(m) => write!(f, "evaluation failed: {m}"),
+            PolicyError::NotFound(id) => write!(f, "no policy with id {id:?} is loaded"),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+/// Policies and data, ready to decide.
+#[derive(Clone)]
+pub struct PolicyEngine {
+    engine: Engine,
+    /// Module id → source, sorted by id (the digest's order).
+    modules: BTreeMap<String, String>,
+    /// Data documents, exactly as given, in load order.
+    data: Vec<String>,
+    revision: Option<String>,
+    version: PolicyVersion,
+}
+
+impl Default for PolicyEngine {
+    fn default() -> Self {
+        PolicyEngine::new()
+    }
+}
+
+impl PolicyEngine {
+    pub fn new() -> PolicyEngine {
+        let mut engine = PolicyEngine {
+            engine: Engine::new(),
+            modules: BTreeMap::new(),
+            data: Vec::new(),
+            revision: None,
+            version: PolicyVersion { digest: String::new(), revision: None },
+        };
+        engine.refresh_version();
+        engine
+    }
+
+    /// Adds (or replaces) a Rego v1 module. Returns its package, e.g. `data.rbac`.
+    pub fn add_policy(&mut self, id: &str, source: &str) -> Result<String, PolicyError> {
+        let package = if self.modules.contains_key(id) {
+            // regorus cannot unload a module: rebuild without the old one, keep the old engine
+            // if the new source is bad.
+            let mut modules = self.modules.clone();
+            modules.insert(id.to_string(), source.to_string());
+            let (engine, packages) = build_engine(&modules, &self.data)?;
+            self.engine = engine;
+            self.modules = modules;
+            packages.get(id).cloned().unwrap_or_default()
+        } else {
+            let package = self
+                .engine
+                .add_policy(id.to_string(), source.to_string())
+                .map_err(|e| PolicyError::Parse { id: id.to_string(), message: e.to_string() })?;
+            self.modules.insert(id.to_string(), source.to_string());
+            package
+        };
+        self.refresh_version();
+        Ok(package)
+    }
+
+    pub fn remove_policy(&mut self, id: &str) -> Result<(), PolicyError> {
+        if !self.modules.contains_key(id) {
+            return Err(PolicyError::NotFound(id.to_string()));
+        }
+        let mut modules = self.modules.clone();
+        modules.remove(id);
+        let (engine, _) = build_engine(&modules, &self.data)?;
+        self.engine = engine;
+        self.modules = modules;
+        self.refresh_version();
+        Ok(())
+    }
+
+    /// Merges a JSON object into `data`.
+    pub fn add_data(&mut self, json: &str) -> Result<(), PolicyError> {
+        let value = Value::from_json_str(json).map_err(|e| PolicyError::Data(format!("not valid JSON: {e}")))?;
+        if value.as_object().is_err() {
+            return Err(PolicyError::Data("a data document must be a JSON object".into()));
+        }
+        self.engine.add_data(value).map_err(|e| PolicyError::Data(e.to_string()))?;
+        self.data.push(json.to_string());
+        self.refresh_version();
+        Ok(())
+    }
+
+    /// Sets the operator's revision label (e.g. a git commit) carried in the policy version.
+    pub fn set_revision(&mut self, revision: Option<String>) {
+        self.revision = revision;
+        self.version.revision = self.revision.clone();
+    }
+
+    pub fn version(&self) -> &PolicyVersion {
+        &self.version
+    }
+
+    /// Ids and sources of the loaded modules, sorted by id.
+    pub fn modules(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.modules.iter().map(|(id, src)| (id.as_str(), src.as_str()))
+    }
+
+    /// Evaluates the document at `path` (slash-separated under `data`, as in OPA's Data API:
+    /// `rbac/allow` is `data.rbac.allow`) against `input` (JSON text), giving the decision to
+    /// seal. An undefined document gives a decision without a result.
+    pub fn evaluate(&mut self, path: &str, input: Option<&str>) -> Result<Decision, PolicyError> {
+        let input_value = match input {
+            Some(text) => Value::from_json_str(text).map_err(|e| PolicyError::Input(e.to_string()))?,
+            None => Value::Undefined,
+        };
+        self.engine.set_input(input_value);
+        let query = data_ref(path);
+        // eval_rule is the fast path; it refuses packages, unknown paths and ref-head rules,
+        // which the general query handles.
+        let value = match self.engine.eval_rule(query.clone()) {
+            Ok(value) => value,
+            Err(_) => {
+                let results = self
+                    .engine
+                    .eval_query(query, false)
+                    .map_err(|e| PolicyError::Evaluation(e.to_string()))?;
+                results
+                    .result
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.expressions.into_iter().next())
+                    .map_or(Value::Undefined, |e| e.value)
+            }
+        };
+        let result = match value {
+            Value::Undefined => None,
+            v => Some(serde_json::to_string(&v).map_err(|e| PolicyError::Evaluation(e.to_string()))?),
+        };
+        Ok(Decision {
+            path: path.trim_matches('/').to_string(),
+            input: input.map(str::to_string),
+            result,
+            policy_version: self.version.clone(),
+        })
+    }
+
+    fn refresh_version(&mut self) {
+        self.version = PolicyVersion {
+            digest: policy_digest(self.modules.iter().map(|(i, s)| (i.as_str(), s.as_str())), &self.data),
+            revision: self.revision.clone(),
+        };
+    }
+}
+
+fn build_engine(
+    modules: &BTreeMap<String, String>,
+    data: &[String],
+) -> Result<(Engine, BTreeMap<String, String>), PolicyError> {
+    let mut engine = Engine::new();
+    let mut packages = BTreeMap::new();
+    for (id, source) in modules {
+        let package = engine
+            .add_policy(id.clone(), source.clone())
+            .map_err(|e| PolicyError::Parse { id: id.clone(), message: e.to_string() })?;
+        packages.insert(id.clone(), package);
+    }
+    for doc in data {
+        let value = Value::from_json_str(doc).map_err(|e| PolicyError::Data(e.to_string()))?;
+        engine.add_data(value).map_err(|e| PolicyError::Data(e.to_string()))?;
+    }
+    Ok((engine, packages))
+}
+
+/// The policy version digest (`docs/log-format.md` §5):
+/// SHA-256(tag ‖ u32 module count ‖ per module sorted by id: u32 len ‖ id ‖ u32 len ‖ source
+/// ‖ u32 data count ‖ per data document in load order: u32 len ‖ bytes), as `sha256:<hex>`.
+pub fn policy_digest<'a>(modules: impl Iterator<Item = (&'a str, &'a str)>, data: &[String]) -> String {
+    let mut modules: Vec<(&str, &str)> = modules.collect();
+    modules.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut buf = Vec::new();
+    buf.extend_from_slice(POLICY_DIGEST_TAG);
+    buf.extend_from_slice(&(modules.len() as u32).to_be_bytes());
+    for (id, source) in &modules {
+        for part in [id.as_bytes(), source.as_bytes()] {
+            buf.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            buf.extend_from_slice(part);
+        }
+    }
+    buf.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    for doc in data {
+        buf.extend_from_slice(&(doc.len() as u32).to_be_bytes());
+        buf.extend_from_slice(doc.as_bytes());
+    }
+    format!("sha256:{}", sha256(&[&buf]).to_hex())
+}
+
+/// `rbac/allow` → `data.rbac.allow`; segments that are not identifiers use bracket notation.
+pub fn data_ref(path: &str) -> String {
+    let mut query = String::from("data");
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        let is_ident = segment.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if is_ident {
+            query.push('.');
+            query.push_str(segment);
+        } else {
+            query.push('[');
+            query.push_str(&serde_json::to_string(segment).expect("strings serialize"));
+            query.push(']');
+        }
+    }
+    query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RBAC: &str = r#"package rbac
+default allow := false
+allow if { some g in data.grants[input.user]; g == input.action }
+"#;
+
+    #[test]
+    fn evaluates_rules_packages_and_undefined() {
+        let mut engine = PolicyEngine::new();
+        assert_eq!(engine.add_policy("rbac.rego", RBAC).unwrap(), "data.rbac");
+        engine.add_data(r#"{"grants":{"alice":["read"]}}"#).unwrap();
+        let d = engine.evaluate("rbac/allow", Some(r#"{"user":"alice","action":"read"}"#)).unwrap();
+        assert_eq!(d.result.as_deref(), Some("true"));
+        let d = engine.evaluate("rbac/allow", Some(r#"{"user":"bob","action":"read"}"#)).unwrap();
+        assert_eq!(d.result.as_deref(), Some("false"));
+        let d = engine.evaluate("rbac", Some(r#"{"user":"alice","action":"read"}"#)).unwrap();
+        assert_eq!(d.result.as_deref(), Some(r#"{"allow":true}"#));
+        let d = engine.evaluate("rbac/nothing", None).unwrap();
+        assert_eq!(d.result, None);
+    }
+
+    #[test]
+    fn version_tracks_exactly_what_is_loaded() {
+        let mut a = PolicyEngine::new();
+        let empty = a.version().digest.clone();
+        a.add_policy("rbac.rego", RBAC).unwrap();
+        let with_policy = a.version().digest.clone();
+        assert_ne!(empty, with_policy);
+        a.add_data(r#"{"grants":{}}"#).unwrap();
+        assert_ne!(a.version().digest, with_policy);
+        a.remove_policy("rbac.rego").unwrap();
+        let mut b = PolicyEngine::new();
+        b.add_data(r#"{"grants":{}}"#).unwrap();
+        assert_eq!(a.version().digest, b.version().digest);
+        assert!(a.version().digest.starts_with("sha256:"));
+    }
+
+    #[test]
+    fn bad_policy_data_and_input_give_clear_errors_and_change_nothing() {
+        let mut engine = PolicyEngine::new();
+        engine.add_policy("rbac.rego", RBAC).unwrap();
+        let before = engine.version().clone();
+        let err = engine.add_policy("bad.rego", "package bad\nallow if {").unwrap_err();
+        assert!(matches!(err, PolicyError::Parse { ref id, .. } if id == "bad.rego"), "{err}");
+        let err = engine.add_policy("rbac.rego", "package rbac\nallow if {").unwrap_err();
+        assert!(matches!(err, PolicyError::Parse { .. }), "{err}");
+        assert!(matches!(engine.add_data("[1]"), Err(PolicyError::Data(_))));
+        assert!(matches!(engine.evaluate("rbac/allow", Some("{")), Err(PolicyError::Input(_))));
+        assert_eq!(engine.version(), &before);
+        assert!(engine.evaluate("rbac/allow", Some(r#"{"user":"x"}"#)).is_ok());
+    }
+
+    #[test]
+    fn unicode_regex_classes_work() {
+        let mut engine = PolicyEngine::new();
+        engine
+            .add_policy("re.rego", "package re\nok if regex.match(`^\\w+\\d$`, input.s)\nci if regex.match(`(?i)^abc$`, input.s)")
+            .unwrap();
+        let d = engine.evaluate("re/ok", Some(r#"{"s":"héllo1"}"#)).unwrap();
+        assert_eq!(d.result.as_deref(), Some("true"));
+        let d = engine.evaluate("re/ci", Some(r#"{"s":"ABC"}"#)).unwrap();
+        assert_eq!(d.result.as_deref(), Some("true"));
+    }
+
+    #[test]
+    fn data_refs_quote_non_identifiers() {
+        assert_eq!(data_ref("rbac/allow"), "data.rbac.allow");
+        assert_eq!(data_ref("/a/b-c/"), r#"data.a["b-c"]"#);
+        assert_eq!(data_ref(""), "data");
+    }
+}
