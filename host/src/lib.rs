@@ -1,0 +1,8 @@
+//! The docket host: the wasmtime embedding of the component ([`runtime`]), the durable store
+//! ([`store`]), the audit log joining them ([`log`]) and the example policies ([`examples`]).
+//! The `docket` binary (src/main.rs) is the CLI over these. See ARCHITECTURE.md.
+
+pub mod examples;
+pub mod log;
+pub mod runtime;
+pub mod store;

@@ -54,7 +54,10 @@ fn policy_error(e: PolicyError) -> policy::PolicyError {
 }
 
 fn to_wit_version(v: &PolicyVersion) -> wit::PolicyVersion {
-    wit::PolicyVersion { digest: v.digest.clone(), revision: v.revision.clone() }
+    wit::PolicyVersion {
+        digest: v.digest.clone(),
+        revision: v.revision.clone(),
+    }
 }
 
 impl policy::GuestEngine for EngineResource {
@@ -63,7 +66,10 @@ impl policy::GuestEngine for EngineResource {
     }
 
     fn add_policy(&self, id: String, source: String) -> Result<String, policy::PolicyError> {
-        self.0.borrow_mut().add_policy(&id, &source).map_err(policy_error)
+        self.0
+            .borrow_mut()
+            .add_policy(&id, &source)
+            .map_err(policy_error)
     }
 
     fn remove_policy(&self, id: String) -> Result<(), policy::PolicyError> {
@@ -82,8 +88,16 @@ impl policy::GuestEngine for EngineResource {
         to_wit_version(self.0.borrow().version())
     }
 
-    fn evaluate(&self, path: String, input: Option<String>) -> Result<wit::Decision, policy::PolicyError> {
-        let d = self.0.borrow_mut().evaluate(&path, input.as_deref()).map_err(policy_error)?;
+    fn evaluate(
+        &self,
+        path: String,
+        input: Option<String>,
+    ) -> Result<wit::Decision, policy::PolicyError> {
+        let d = self
+            .0
+            .borrow_mut()
+            .evaluate(&path, input.as_deref())
+            .map_err(policy_error)?;
         Ok(wit::Decision {
             path: d.path,
             input: d.input,
@@ -115,9 +129,9 @@ fn seal_error(e: SealError) -> sealing::SealError {
 }
 
 fn secret_key(seed: &[u8], name: &str) -> Result<SecretKey, sealing::SealError> {
-    let seed: &[u8; 32] = seed
-        .try_into()
-        .map_err(|_| sealing::SealError::InvalidKey(format!("an Ed25519 seed is 32 bytes, got {}", seed.len())))?;
+    let seed: &[u8; 32] = seed.try_into().map_err(|_| {
+        sealing::SealError::InvalidKey(format!("an Ed25519 seed is 32 bytes, got {}", seed.len()))
+    })?;
     SecretKey::from_seed(name, seed).map_err(|e| sealing::SealError::InvalidKey(e.to_string()))
 }
 
@@ -198,7 +212,11 @@ impl sealing::GuestSealer for SealerResource {
         signing: wit::SigningMode,
     ) -> Result<sealing::Sealer, sealing::SealError> {
         let key = secret_key(&seed, &key_name)?;
-        let params = GenesisParams { origin, instance_id, signing: mode_from_wit(signing) };
+        let params = GenesisParams {
+            origin,
+            instance_id,
+            signing: mode_from_wit(signing),
+        };
         let (sealer, genesis) = Sealer::genesis(key, params, now_ns()).map_err(seal_error)?;
         Ok(sealing::Sealer::new(SealerResource {
             sealer: RefCell::new(sealer),
@@ -210,14 +228,24 @@ impl sealing::GuestSealer for SealerResource {
         self.genesis.borrow_mut().take().map(|e| sealed(&e, None))
     }
 
-    fn resume(seed: Vec<u8>, key_name: String, state: wit::ChainState) -> Result<sealing::Sealer, sealing::SealError> {
+    fn resume(
+        seed: Vec<u8>,
+        key_name: String,
+        state: wit::ChainState,
+    ) -> Result<sealing::Sealer, sealing::SealError> {
         let key = secret_key(&seed, &key_name)?;
         let state = state_from_wit(state).map_err(sealing::SealError::InvalidState)?;
         let sealer = Sealer::resume(key, state).map_err(seal_error)?;
-        Ok(sealing::Sealer::new(SealerResource { sealer: RefCell::new(sealer), genesis: RefCell::new(None) }))
+        Ok(sealing::Sealer::new(SealerResource {
+            sealer: RefCell::new(sealer),
+            genesis: RefCell::new(None),
+        }))
     }
 
-    fn seal_decision(&self, decision: wit::Decision) -> Result<wit::SealedEntry, sealing::SealError> {
+    fn seal_decision(
+        &self,
+        decision: wit::Decision,
+    ) -> Result<wit::SealedEntry, sealing::SealError> {
         let decision = Decision {
             path: decision.path,
             input: decision.input,
@@ -227,11 +255,19 @@ impl sealing::GuestSealer for SealerResource {
                 revision: decision.policy_version.revision,
             },
         };
-        let (entry, id) = self.sealer.borrow_mut().seal_decision(&decision, now_ns()).map_err(seal_error)?;
+        let (entry, id) = self
+            .sealer
+            .borrow_mut()
+            .seal_decision(&decision, now_ns())
+            .map_err(seal_error)?;
         Ok(sealed(&entry, Some(id)))
     }
 
-    fn seal_record(&self, kind: wit::EntryKind, record: String) -> Result<wit::SealedEntry, sealing::SealError> {
+    fn seal_record(
+        &self,
+        kind: wit::EntryKind,
+        record: String,
+    ) -> Result<wit::SealedEntry, sealing::SealError> {
         let entry = self
             .sealer
             .borrow_mut()
@@ -240,15 +276,27 @@ impl sealing::GuestSealer for SealerResource {
         Ok(sealed(&entry, None))
     }
 
-    fn rotate_key(&self, seed: Vec<u8>, key_name: String) -> Result<wit::SealedEntry, sealing::SealError> {
+    fn rotate_key(
+        &self,
+        seed: Vec<u8>,
+        key_name: String,
+    ) -> Result<wit::SealedEntry, sealing::SealError> {
         let key = secret_key(&seed, &key_name)?;
-        let entry = self.sealer.borrow_mut().rotate_key(key, now_ns()).map_err(seal_error)?;
+        let entry = self
+            .sealer
+            .borrow_mut()
+            .rotate_key(key, now_ns())
+            .map_err(seal_error)?;
         Ok(sealed(&entry, None))
     }
 
     fn checkpoint(&self) -> wit::Checkpoint {
         let (checkpoint, note) = self.sealer.borrow().checkpoint();
-        wit::Checkpoint { size: checkpoint.size, root: checkpoint.root.0.to_vec(), note }
+        wit::Checkpoint {
+            size: checkpoint.size,
+            root: checkpoint.root.0.to_vec(),
+            note,
+        }
     }
 
     fn state(&self) -> wit::ChainState {
@@ -269,9 +317,18 @@ impl verification::Guest for Component {
         proof: Vec<Vec<u8>>,
         root: Vec<u8>,
     ) -> Result<(), String> {
-        let proof = proof.iter().map(|h| hash_from("a proof hash", h)).collect::<Result<Vec<_>, _>>()?;
-        merkle::verify_inclusion(&hash_from("leaf", &leaf)?, index, size, &proof, &hash_from("root", &root)?)
-            .map_err(|e| e.to_string())
+        let proof = proof
+            .iter()
+            .map(|h| hash_from("a proof hash", h))
+            .collect::<Result<Vec<_>, _>>()?;
+        merkle::verify_inclusion(
+            &hash_from("leaf", &leaf)?,
+            index,
+            size,
+            &proof,
+            &hash_from("root", &root)?,
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn verify_consistency(
@@ -281,7 +338,10 @@ impl verification::Guest for Component {
         old_root: Vec<u8>,
         new_root: Vec<u8>,
     ) -> Result<(), String> {
-        let proof = proof.iter().map(|h| hash_from("a proof hash", h)).collect::<Result<Vec<_>, _>>()?;
+        let proof = proof
+            .iter()
+            .map(|h| hash_from("a proof hash", h))
+            .collect::<Result<Vec<_>, _>>()?;
         merkle::verify_consistency(
             old_size,
             new_size,
@@ -367,7 +427,9 @@ impl verification::GuestVerifier for VerifierResource {
                 failure: verification::Failure::UntrustedKey,
                 detail: format!("the trusted key cannot be read: {e}"),
             });
-        VerifierResource { inner: RefCell::new(inner) }
+        VerifierResource {
+            inner: RefCell::new(inner),
+        }
     }
 
     fn expect_tree_head(&self, size: u64, root: Vec<u8>) {

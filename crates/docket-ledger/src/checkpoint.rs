@@ -57,7 +57,12 @@ fn bad(why: impl Into<String>) -> CheckpointError {
 impl Checkpoint {
     /// The note text: exactly the bytes a checkpoint signature signs.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root.0))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            BASE64.encode(self.root.0)
+        )
     }
 
     /// Signs the checkpoint; returns the complete note (text, blank line, signature line).
@@ -81,15 +86,22 @@ impl Checkpoint {
             return Err(bad("checkpoint text must end with a newline"));
         };
         let mut lines = body.split('\n');
-        let origin = lines.next().filter(|o| !o.is_empty()).ok_or_else(|| bad("checkpoint has no origin line"))?;
-        let size_text = lines.next().ok_or_else(|| bad("checkpoint has no tree size line"))?;
+        let origin = lines
+            .next()
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| bad("checkpoint has no origin line"))?;
+        let size_text = lines
+            .next()
+            .ok_or_else(|| bad("checkpoint has no tree size line"))?;
         let canonical = size_text == "0" || (!size_text.starts_with('0') && !size_text.is_empty());
         let size = size_text
             .parse::<u64>()
             .ok()
             .filter(|_| canonical && size_text.bytes().all(|b| b.is_ascii_digit()))
             .ok_or_else(|| bad(format!("tree size {size_text:?} is not a decimal number")))?;
-        let root_text = lines.next().ok_or_else(|| bad("checkpoint has no root hash line"))?;
+        let root_text = lines
+            .next()
+            .ok_or_else(|| bad("checkpoint has no root hash line"))?;
         let root = BASE64
             .decode(root_text)
             .ok()
@@ -98,7 +110,11 @@ impl Checkpoint {
         if lines.any(str::is_empty) {
             return Err(bad("checkpoint has an empty extension line"));
         }
-        Ok(Checkpoint { origin: origin.to_string(), size, root })
+        Ok(Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root,
+        })
     }
 }
 
@@ -106,7 +122,9 @@ impl SignedCheckpoint {
     /// Parses a signed note holding a checkpoint. Signatures are parsed, not checked.
     pub fn parse(note: &str) -> Result<SignedCheckpoint, CheckpointError> {
         if note.bytes().any(|b| b < 0x20 && b != b'\n') {
-            return Err(bad("a signed note must not contain control characters other than newline"));
+            return Err(bad(
+                "a signed note must not contain control characters other than newline",
+            ));
         }
         let split = note
             .rfind("\n\n")
@@ -118,9 +136,11 @@ impl SignedCheckpoint {
         };
         let mut signatures = Vec::new();
         for line in sig_block.split('\n') {
-            let rest = line
-                .strip_prefix(SIGNATURE_LINE_PREFIX)
-                .ok_or_else(|| bad(format!("signature line {line:?} does not start with \"— \"")))?;
+            let rest = line.strip_prefix(SIGNATURE_LINE_PREFIX).ok_or_else(|| {
+                bad(format!(
+                    "signature line {line:?} does not start with \"— \""
+                ))
+            })?;
             let (name, b64) = rest
                 .split_once(' ')
                 .ok_or_else(|| bad(format!("signature line {line:?} has no key name")))?;
@@ -140,7 +160,11 @@ impl SignedCheckpoint {
             return Err(bad("signed note has no signatures"));
         }
         let checkpoint = Checkpoint::parse_body(text)?;
-        Ok(SignedCheckpoint { checkpoint, text: text.to_string(), signatures })
+        Ok(SignedCheckpoint {
+            checkpoint,
+            text: text.to_string(),
+            signatures,
+        })
     }
 
     /// True if one of the signatures is a valid Ed25519 signature by `key` (matched by name

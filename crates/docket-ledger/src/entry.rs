@@ -49,7 +49,10 @@ impl EntryKind {
     }
 
     pub fn from_byte(byte: u8) -> EntryKind {
-        EntryKind::KNOWN.into_iter().find(|k| k.byte() == byte).unwrap_or(EntryKind::Unknown(byte))
+        EntryKind::KNOWN
+            .into_iter()
+            .find(|k| k.byte() == byte)
+            .unwrap_or(EntryKind::Unknown(byte))
     }
 
     /// The name used in the JSON export.
@@ -114,7 +117,15 @@ impl Entry {
     /// The entry body: the exact bytes the entry hash covers (the RFC 6962 leaf input).
     pub fn body(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(BODY_HEADER_LEN + self.record.len());
-        write_body(&mut body, self.seq, &self.prev, self.timestamp_ns, self.kind, self.key_id, &self.record);
+        write_body(
+            &mut body,
+            self.seq,
+            &self.prev,
+            self.timestamp_ns,
+            self.kind,
+            self.key_id,
+            &self.record,
+        );
         body
     }
 
@@ -132,7 +143,15 @@ impl Entry {
     }
 
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        write_body(out, self.seq, &self.prev, self.timestamp_ns, self.kind, self.key_id, &self.record);
+        write_body(
+            out,
+            self.seq,
+            &self.prev,
+            self.timestamp_ns,
+            self.kind,
+            self.key_id,
+            &self.record,
+        );
         out.extend_from_slice(&self.hash.0);
         match &self.signature {
             Some(sig) => {
@@ -164,7 +183,9 @@ impl Entry {
             )));
         }
         if &bytes[..16] != ENTRY_TAG {
-            return Err(DecodeError("entry does not start with the docket/entry/v1 tag".into()));
+            return Err(DecodeError(
+                "entry does not start with the docket/entry/v1 tag".into(),
+            ));
         }
         let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let u32_at = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
@@ -194,9 +215,9 @@ impl Entry {
             0 => (None, hash_end + 1),
             64 => {
                 let sig_end = hash_end + 1 + 64;
-                let sig = bytes.get(hash_end + 1..sig_end).ok_or_else(|| {
-                    DecodeError("entry truncated inside its signature".into())
-                })?;
+                let sig = bytes
+                    .get(hash_end + 1..sig_end)
+                    .ok_or_else(|| DecodeError("entry truncated inside its signature".into()))?;
                 (Some(<[u8; 64]>::try_from(sig).expect("64 bytes")), sig_end)
             }
             n => {
@@ -205,7 +226,19 @@ impl Entry {
                 )));
             }
         };
-        Ok((Entry { seq, prev, timestamp_ns, kind, key_id, record, hash, signature }, used))
+        Ok((
+            Entry {
+                seq,
+                prev,
+                timestamp_ns,
+                kind,
+                key_id,
+                record,
+                hash,
+                signature,
+            },
+            used,
+        ))
     }
 }
 

@@ -55,12 +55,18 @@ pub enum ExportLine {
 }
 
 pub fn header_line(origin: &str) -> String {
-    serde_json::to_string(&HeaderLine { docket_export: EXPORT_FORMAT.into(), origin: origin.into() })
-        .expect("serializes")
+    serde_json::to_string(&HeaderLine {
+        docket_export: EXPORT_FORMAT.into(),
+        origin: origin.into(),
+    })
+    .expect("serializes")
 }
 
 pub fn checkpoint_line(note: &str) -> String {
-    serde_json::to_string(&CheckpointLine { checkpoint: note.into() }).expect("serializes")
+    serde_json::to_string(&CheckpointLine {
+        checkpoint: note.into(),
+    })
+    .expect("serializes")
 }
 
 /// The export line of an entry. Records are valid UTF-8 by construction; an entry whose record
@@ -92,30 +98,48 @@ pub fn parse_line(line: &str) -> Result<ExportLine, DecodeError> {
         serde_json::from_str(line).map_err(|e| bad(format!("not a JSON object: {e}")))?;
     let as_value = serde_json::Value::Object(value);
     if as_value.get("checkpoint").is_some() {
-        let c: CheckpointLine = serde_json::from_value(as_value).map_err(|e| bad(format!("checkpoint line: {e}")))?;
+        let c: CheckpointLine =
+            serde_json::from_value(as_value).map_err(|e| bad(format!("checkpoint line: {e}")))?;
         return Ok(ExportLine::Checkpoint(c.checkpoint));
     }
     if as_value.get("docket_export").is_some() {
-        let h: HeaderLine = serde_json::from_value(as_value).map_err(|e| bad(format!("header line: {e}")))?;
+        let h: HeaderLine =
+            serde_json::from_value(as_value).map_err(|e| bad(format!("header line: {e}")))?;
         if h.docket_export != EXPORT_FORMAT {
-            return Err(bad(format!("export format {:?}; this reader knows {EXPORT_FORMAT:?}", h.docket_export)));
+            return Err(bad(format!(
+                "export format {:?}; this reader knows {EXPORT_FORMAT:?}",
+                h.docket_export
+            )));
         }
         return Ok(ExportLine::Header { origin: h.origin });
     }
-    let e: EntryLine = serde_json::from_value(as_value).map_err(|e| bad(format!("entry line: {e}")))?;
+    let e: EntryLine =
+        serde_json::from_value(as_value).map_err(|e| bad(format!("entry line: {e}")))?;
     let hash_field = |name: &str, text: &str| {
-        Hash::from_hex(text).ok_or_else(|| bad(format!("{name} {text:?} is not 64 lower-case hex digits")))
+        Hash::from_hex(text)
+            .ok_or_else(|| bad(format!("{name} {text:?} is not 64 lower-case hex digits")))
     };
     let timestamp_ns = e
         .timestamp
         .parse::<u64>()
         .ok()
         .filter(|_| e.timestamp.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| bad(format!("timestamp {:?} is not a decimal count of nanoseconds", e.timestamp)))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "timestamp {:?} is not a decimal count of nanoseconds",
+                e.timestamp
+            ))
+        })?;
     let kind = EntryKind::from_name(&e.kind)
-        .or_else(|| e.kind.strip_prefix("unknown-").and_then(|b| b.parse().ok()).map(EntryKind::Unknown))
+        .or_else(|| {
+            e.kind
+                .strip_prefix("unknown-")
+                .and_then(|b| b.parse().ok())
+                .map(EntryKind::Unknown)
+        })
         .ok_or_else(|| bad(format!("unknown entry kind {:?}", e.kind)))?;
-    let key_id = KeyId::from_hex(&e.key_id).ok_or_else(|| bad(format!("key id {:?} is not 8 hex digits", e.key_id)))?;
+    let key_id = KeyId::from_hex(&e.key_id)
+        .ok_or_else(|| bad(format!("key id {:?} is not 8 hex digits", e.key_id)))?;
     let signature = match e.signature {
         None => None,
         Some(text) => Some(
@@ -148,7 +172,11 @@ pub struct ExportVerifier {
 
 impl ExportVerifier {
     pub fn new(verifier: Verifier) -> ExportVerifier {
-        ExportVerifier { verifier, line: 0, saw_header: false }
+        ExportVerifier {
+            verifier,
+            line: 0,
+            saw_header: false,
+        }
     }
 
     pub fn entries(&self) -> u64 {
@@ -175,12 +203,12 @@ impl ExportVerifier {
                 self.verifier.expect_origin(&origin);
                 Ok(())
             }
-            Ok(ExportLine::Header { .. }) => {
-                Err(self.verifier.push_malformed(format!("line {number}: a header may only be the first line")))
-            }
-            Ok(_) if !self.saw_header => Err(self
-                .verifier
-                .push_malformed(format!("line {number}: an export starts with its {{\"docket_export\":…}} header"))),
+            Ok(ExportLine::Header { .. }) => Err(self.verifier.push_malformed(format!(
+                "line {number}: a header may only be the first line"
+            ))),
+            Ok(_) if !self.saw_header => Err(self.verifier.push_malformed(format!(
+                "line {number}: an export starts with its {{\"docket_export\":…}} header"
+            ))),
             Ok(ExportLine::Entry(entry)) => self.verifier.push_entry(&entry),
             Ok(ExportLine::Checkpoint(note)) => self.verifier.push_checkpoint(&note),
             Err(e) => Err(self.verifier.push_malformed(format!("line {number}: {e}"))),

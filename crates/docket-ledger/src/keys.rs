@@ -20,7 +20,12 @@ pub struct KeyId(pub u32);
 impl KeyId {
     pub fn compute(name: &str, public_key: &[u8; 32]) -> KeyId {
         let digest = sha256(&[name.as_bytes(), b"\n", &[ALG_ED25519], public_key]);
-        KeyId(u32::from_be_bytes([digest.0[0], digest.0[1], digest.0[2], digest.0[3]]))
+        KeyId(u32::from_be_bytes([
+            digest.0[0],
+            digest.0[1],
+            digest.0[2],
+            digest.0[3],
+        ]))
     }
 
     pub fn to_hex(self) -> String {
@@ -28,7 +33,11 @@ impl KeyId {
     }
 
     pub fn from_hex(text: &str) -> Option<KeyId> {
-        if text.len() != 8 || text.bytes().any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if text.len() != 8
+            || text
+                .bytes()
+                .any(|b| !matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return None;
         }
         u32::from_str_radix(text, 16).ok().map(KeyId)
@@ -92,7 +101,11 @@ impl PublicKey {
     pub fn new(name: &str, key: VerifyingKey) -> Result<PublicKey, KeyError> {
         check_key_name(name)?;
         let id = KeyId::compute(name, key.as_bytes());
-        Ok(PublicKey { name: name.to_string(), id, key })
+        Ok(PublicKey {
+            name: name.to_string(),
+            id,
+            key,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -136,7 +149,10 @@ impl PublicKey {
             .map_err(|_| KeyError::BadEncoding("not a valid Ed25519 point".into()))?;
         let public = PublicKey::new(name, key)?;
         if public.id.to_hex() != id {
-            return Err(KeyError::IdMismatch { stated: id.to_string(), computed: public.id.to_hex() });
+            return Err(KeyError::IdMismatch {
+                stated: id.to_string(),
+                computed: public.id.to_hex(),
+            });
         }
         Ok(public)
     }
@@ -144,7 +160,9 @@ impl PublicKey {
     /// Verifies an Ed25519 signature with the strict rules (no small-order keys or
     /// non-canonical signatures), which every signature docket makes satisfies.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        self.key.verify_strict(message, &Signature::from_bytes(signature)).is_ok()
+        self.key
+            .verify_strict(message, &Signature::from_bytes(signature))
+            .is_ok()
     }
 }
 
@@ -173,6 +191,11 @@ impl SecretKey {
         &self.public
     }
 
+    /// The 32-byte seed, for handing the key to the component's sealer (the only place it goes).
+    pub fn seed(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.key.sign(message).to_bytes()
     }
@@ -198,7 +221,9 @@ impl SecretKey {
         };
         let mut parts = rest.splitn(3, '+');
         let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(KeyError::BadEncoding("expected <name>+<key id>+<base64 seed>".into()));
+            return Err(KeyError::BadEncoding(
+                "expected <name>+<key id>+<base64 seed>".into(),
+            ));
         };
         let raw = BASE64
             .decode(b64)

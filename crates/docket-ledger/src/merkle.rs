@@ -210,7 +210,10 @@ pub fn verify_consistency(
     new_root: &Hash,
 ) -> Result<(), ProofError> {
     if old_size > new_size {
-        return Err(ProofError::SizesOutOfOrder { old: old_size, new: new_size });
+        return Err(ProofError::SizesOutOfOrder {
+            old: old_size,
+            new: new_size,
+        });
     }
     if old_size == new_size || old_size == 0 {
         if !proof.is_empty() {
@@ -267,7 +270,9 @@ mod tests {
     use crate::hash::leaf_hash;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(&(i as u64).to_be_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
+            .collect()
     }
 
     #[test]
@@ -301,7 +306,16 @@ mod tests {
                     altered[j].0[0] ^= 1;
                     assert!(verify_inclusion(&all[i], i as u64, n as u64, &altered, &r).is_err());
                 }
-                assert!(verify_inclusion(&all[i], i as u64, n as u64, &[proof.clone(), vec![r]].concat(), &r).is_err());
+                assert!(
+                    verify_inclusion(
+                        &all[i],
+                        i as u64,
+                        n as u64,
+                        &[proof.clone(), vec![r]].concat(),
+                        &r
+                    )
+                    .is_err()
+                );
             }
         }
     }

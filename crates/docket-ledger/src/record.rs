@@ -114,14 +114,16 @@ pub fn decision_record(
     timestamp_ns: u64,
     labels: &Labels,
 ) -> Result<Vec<u8>, RecordError> {
-    let compact = |what: &str, text: &Option<String>| -> Result<Option<Box<RawValue>>, RecordError> {
-        text.as_deref()
-            .map(|t| {
-                raw_json(what, t)?;
-                Ok(RawValue::from_string(minify_json(t)).expect("whitespace removal keeps JSON valid"))
-            })
-            .transpose()
-    };
+    let compact =
+        |what: &str, text: &Option<String>| -> Result<Option<Box<RawValue>>, RecordError> {
+            text.as_deref()
+                .map(|t| {
+                    raw_json(what, t)?;
+                    Ok(RawValue::from_string(minify_json(t))
+                        .expect("whitespace removal keeps JSON valid"))
+                })
+                .transpose()
+        };
     let input = compact("input", &decision.input)?;
     let result = compact("result", &decision.result)?;
     let timestamp = rfc3339(timestamp_ns);
@@ -173,7 +175,14 @@ pub fn decision_id(chain_id: &Hash, seq: u64, timestamp_ns: u64) -> String {
     bytes[6] = 0x70 | (bytes[6] & 0x0F); // version 7
     bytes[8] = 0x80 | (bytes[8] & 0x3F); // RFC 9562 variant
     let h = hex::encode(bytes);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// RFC 3339 UTC with nine fractional digits, e.g. `2026-11-23T19:58:00.123456789Z`.
@@ -212,8 +221,14 @@ mod tests {
     #[test]
     fn rfc3339_formats_known_instants() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(951_782_400_000_000_001), "2000-02-29T00:00:00.000000001Z");
-        assert_eq!(rfc3339(1_795_464_000_123_456_789), "2026-11-23T20:00:00.123456789Z");
+        assert_eq!(
+            rfc3339(951_782_400_000_000_001),
+            "2000-02-29T00:00:00.000000001Z"
+        );
+        assert_eq!(
+            rfc3339(1_795_464_000_123_456_789),
+            "2026-11-23T20:00:00.123456789Z"
+        );
     }
 
     #[test]
@@ -230,19 +245,33 @@ mod tests {
 
     #[test]
     fn decision_records_are_compact_and_omit_undefined_results() {
-        let labels = Labels { id: "i".into(), version: "0.1.0".into() };
+        let labels = Labels {
+            id: "i".into(),
+            version: "0.1.0".into(),
+        };
         let decision = Decision {
             path: "rbac/allow".into(),
             input: Some("{ \"user\" : \"alice\" }".into()),
             result: None,
-            policy_version: PolicyVersion { digest: "sha256:00".into(), revision: None },
+            policy_version: PolicyVersion {
+                digest: "sha256:00".into(),
+                revision: None,
+            },
         };
         let record = decision_record(&decision, "id", 0, &labels).unwrap();
         assert_eq!(
             String::from_utf8(record).unwrap(),
             r#"{"decision_id":"id","timestamp":"1970-01-01T00:00:00.000000000Z","path":"rbac/allow","input":{"user":"alice"},"labels":{"id":"i","version":"0.1.0"},"policy_version":{"digest":"sha256:00"}}"#
         );
-        let bad = Decision { input: Some("{".into()), ..decision };
-        assert!(decision_record(&bad, "id", 0, &labels).unwrap_err().0.contains("input"));
+        let bad = Decision {
+            input: Some("{".into()),
+            ..decision
+        };
+        assert!(
+            decision_record(&bad, "id", 0, &labels)
+                .unwrap_err()
+                .0
+                .contains("input")
+        );
     }
 }

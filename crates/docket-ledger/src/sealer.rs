@@ -40,7 +40,10 @@ pub struct ChainState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SealError {
     /// The key given does not belong to the log (its public key differs from the one in force).
-    KeyMismatch { expected: String, found: String },
+    KeyMismatch {
+        expected: String,
+        found: String,
+    },
     InvalidOrigin(String),
     InvalidRecord(String),
     InvalidState(String),
@@ -74,7 +77,9 @@ pub fn check_origin(origin: &str) -> Result<(), SealError> {
         )));
     }
     if origin.starts_with(crate::checkpoint::SIGNATURE_LINE_PREFIX) {
-        return Err(SealError::InvalidOrigin("must not start with \"— \"".into()));
+        return Err(SealError::InvalidOrigin(
+            "must not start with \"— \"".into(),
+        ));
     }
     Ok(())
 }
@@ -95,7 +100,9 @@ pub struct Sealer {
 
 impl fmt::Debug for Sealer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sealer").field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("Sealer")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,7 +114,10 @@ impl Sealer {
         now_ns: u64,
     ) -> Result<(Sealer, Entry), SealError> {
         check_origin(&params.origin)?;
-        let labels = Labels { id: params.instance_id.clone(), version: DOCKET_VERSION.to_string() };
+        let labels = Labels {
+            id: params.instance_id.clone(),
+            version: DOCKET_VERSION.to_string(),
+        };
         let record = GenesisRecord {
             docket_log: LOG_FORMAT.to_string(),
             origin: params.origin.clone(),
@@ -148,7 +158,10 @@ impl Sealer {
                 state.frontier.size()
             )));
         }
-        let labels = Labels { id: state.instance_id.clone(), version: DOCKET_VERSION.to_string() };
+        let labels = Labels {
+            id: state.instance_id.clone(),
+            version: DOCKET_VERSION.to_string(),
+        };
         Ok(Sealer { key, state, labels })
     }
 
@@ -183,7 +196,10 @@ impl Sealer {
         record: Vec<u8>,
         now_ns: u64,
     ) -> Result<Entry, SealError> {
-        if !matches!(kind, EntryKind::Decision | EntryKind::PolicyChange | EntryKind::Ingested | EntryKind::Tally) {
+        if !matches!(
+            kind,
+            EntryKind::Decision | EntryKind::PolicyChange | EntryKind::Ingested | EntryKind::Tally
+        ) {
             return Err(SealError::InvalidRecord(format!(
                 "{kind} entries are made by the sealer itself, not from a caller's record"
             )));
@@ -201,7 +217,9 @@ impl Sealer {
                 found: new_key.public().to_vkey(),
             });
         }
-        let record = KeyRotationRecord { new_key: new_key.public().to_vkey() };
+        let record = KeyRotationRecord {
+            new_key: new_key.public().to_vkey(),
+        };
         let record = serde_json::to_vec(&record).expect("records serialize");
         let entry = self.append(EntryKind::KeyRotation, record, now_ns);
         self.state.key = new_key.public().clone();
@@ -252,7 +270,10 @@ impl Sealer {
 /// A record is a UTF-8 JSON object of at most [`MAX_RECORD_LEN`] bytes.
 pub fn check_record(record: &[u8]) -> Result<(), String> {
     if record.len() > MAX_RECORD_LEN {
-        return Err(format!("record of {} bytes exceeds the {MAX_RECORD_LEN}-byte limit", record.len()));
+        return Err(format!(
+            "record of {} bytes exceeds the {MAX_RECORD_LEN}-byte limit",
+            record.len()
+        ));
     }
     let first = record.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {

@@ -119,7 +119,10 @@ pub struct Report {
 
 impl Report {
     pub fn count(&self, kind: EntryKind) -> u64 {
-        EntryKind::KNOWN.iter().position(|k| *k == kind).map_or(0, |i| self.kinds[i])
+        EntryKind::KNOWN
+            .iter()
+            .position(|k| *k == kind)
+            .map_or(0, |i| self.kinds[i])
     }
 }
 
@@ -177,8 +180,17 @@ impl Verifier {
         self.frontier.size()
     }
 
-    fn fail(&mut self, location: Location, failure: Failure, detail: impl Into<String>) -> VerifyError {
-        let error = VerifyError { location, failure, detail: detail.into() };
+    fn fail(
+        &mut self,
+        location: Location,
+        failure: Failure,
+        detail: impl Into<String>,
+    ) -> VerifyError {
+        let error = VerifyError {
+            location,
+            failure,
+            detail: detail.into(),
+        };
         self.failed = Some(error.clone());
         error
     }
@@ -227,7 +239,11 @@ impl Verifier {
             let detail = if position == 0 {
                 "the genesis entry's prev must be all zeros".to_string()
             } else {
-                format!("prev {} is not the hash of entry {} ({expected_prev})", entry.prev, position - 1)
+                format!(
+                    "prev {} is not the hash of entry {} ({expected_prev})",
+                    entry.prev,
+                    position - 1
+                )
             };
             return Err(self.fail(at, Failure::BrokenLink, detail));
         }
@@ -253,7 +269,10 @@ impl Verifier {
                 self.root_at_trusted_size = Some(self.frontier.root());
             }
         }
-        let kind_index = EntryKind::KNOWN.iter().position(|k| *k == entry.kind).expect("checked");
+        let kind_index = EntryKind::KNOWN
+            .iter()
+            .position(|k| *k == entry.kind)
+            .expect("checked");
         self.kinds[kind_index] += 1;
         if entry.signature.is_some() {
             // A signed entry commits, through its prev link, to every entry before it.
@@ -264,12 +283,21 @@ impl Verifier {
         Ok(())
     }
 
-    fn check_signature(&mut self, entry: &Entry, key: &PublicKey, required: bool) -> Result<(), VerifyError> {
+    fn check_signature(
+        &mut self,
+        entry: &Entry,
+        key: &PublicKey,
+        required: bool,
+    ) -> Result<(), VerifyError> {
         let at = Location::Entry(entry.seq);
         match &entry.signature {
             Some(sig) if key.verify(&entry_signature_message(&entry.hash), sig) => Ok(()),
             Some(_) => {
-                let detail = format!("the signature does not verify under key {} ({})", key.id(), key.name());
+                let detail = format!(
+                    "the signature does not verify under key {} ({})",
+                    key.id(),
+                    key.name()
+                );
                 Err(self.fail(at, Failure::BadSignature, detail))
             }
             None if required => {
@@ -283,15 +311,23 @@ impl Verifier {
     fn accept_genesis(&mut self, entry: &Entry) -> Result<(), VerifyError> {
         let at = Location::Entry(0);
         if entry.kind != EntryKind::Genesis {
-            let detail = format!("entry 0 is a {} entry; a log starts with its genesis entry", entry.kind);
+            let detail = format!(
+                "entry 0 is a {} entry; a log starts with its genesis entry",
+                entry.kind
+            );
             return Err(self.fail(at, Failure::BadGenesis, detail));
         }
         let record: GenesisRecord = match serde_json::from_slice(&entry.record) {
             Ok(r) => r,
-            Err(e) => return Err(self.fail(at, Failure::BadGenesis, format!("genesis record: {e}"))),
+            Err(e) => {
+                return Err(self.fail(at, Failure::BadGenesis, format!("genesis record: {e}")));
+            }
         };
         if record.docket_log != LOG_FORMAT {
-            let detail = format!("log format {:?}; this verifier reads {LOG_FORMAT:?}", record.docket_log);
+            let detail = format!(
+                "log format {:?}; this verifier reads {LOG_FORMAT:?}",
+                record.docket_log
+            );
             return Err(self.fail(at, Failure::BadGenesis, detail));
         }
         let key = match PublicKey::from_vkey(&record.key) {
@@ -300,12 +336,19 @@ impl Verifier {
         };
         if let Some(origin) = &self.expected_origin {
             if origin != &record.origin {
-                let detail = format!("the log's origin is {:?}, expected {origin:?}", record.origin);
+                let detail = format!(
+                    "the log's origin is {:?}, expected {origin:?}",
+                    record.origin
+                );
                 return Err(self.fail(at, Failure::BadGenesis, detail));
             }
         }
         if crate::sealer::check_origin(&record.origin).is_err() {
-            return Err(self.fail(at, Failure::BadGenesis, format!("invalid origin {:?}", record.origin)));
+            return Err(self.fail(
+                at,
+                Failure::BadGenesis,
+                format!("invalid origin {:?}", record.origin),
+            ));
         }
         if key != self.trusted {
             let detail = format!(
@@ -316,7 +359,11 @@ impl Verifier {
             return Err(self.fail(at, Failure::UntrustedKey, detail));
         }
         if entry.key_id != key.id() {
-            let detail = format!("entry names key {} but the genesis key is {}", entry.key_id, key.id());
+            let detail = format!(
+                "entry names key {} but the genesis key is {}",
+                entry.key_id,
+                key.id()
+            );
             return Err(self.fail(at, Failure::UnknownKey, detail));
         }
         self.check_signature(entry, &key, true)?;
@@ -344,7 +391,11 @@ impl Verifier {
         let last_ts = state.last_timestamp_ns;
         match entry.kind {
             EntryKind::Genesis => {
-                return Err(self.fail(at, Failure::BadRecord, "a second genesis entry inside the log"));
+                return Err(self.fail(
+                    at,
+                    Failure::BadRecord,
+                    "a second genesis entry inside the log",
+                ));
             }
             EntryKind::Unknown(b) => {
                 return Err(self.fail(at, Failure::BadRecord, format!("unknown entry kind {b}")));
@@ -376,7 +427,9 @@ impl Verifier {
                 .and_then(|r| PublicKey::from_vkey(&r.new_key).map_err(|e| e.to_string()));
             match parsed {
                 Ok(k) => next_key = Some(k),
-                Err(e) => return Err(self.fail(at, Failure::BadRecord, format!("key rotation: {e}"))),
+                Err(e) => {
+                    return Err(self.fail(at, Failure::BadRecord, format!("key rotation: {e}")));
+                }
             }
         }
         let state = self.state.as_mut().expect("genesis accepted");
@@ -402,11 +455,18 @@ impl Verifier {
             Err(e) => return Err(self.fail(at, Failure::Malformed, e.0)),
         };
         let Some(state) = self.state.as_ref() else {
-            return Err(self.fail(at, Failure::CheckpointMismatch, "a checkpoint before the genesis entry"));
+            return Err(self.fail(
+                at,
+                Failure::CheckpointMismatch,
+                "a checkpoint before the genesis entry",
+            ));
         };
         let checkpoint = &signed.checkpoint;
         if checkpoint.origin != state.origin {
-            let detail = format!("origin {:?} is not the log's {:?}", checkpoint.origin, state.origin);
+            let detail = format!(
+                "origin {:?} is not the log's {:?}",
+                checkpoint.origin, state.origin
+            );
             return Err(self.fail(at, Failure::CheckpointMismatch, detail));
         }
         if checkpoint.size != size {
@@ -419,12 +479,19 @@ impl Verifier {
         }
         let root = self.frontier.root();
         if checkpoint.root != root {
-            let detail = format!("root {} but the entries so far give {root}", checkpoint.root);
+            let detail = format!(
+                "root {} but the entries so far give {root}",
+                checkpoint.root
+            );
             return Err(self.fail(at, Failure::CheckpointMismatch, detail));
         }
         let key = state.key.clone();
         if !signed.is_signed_by(&key) {
-            let detail = format!("no valid signature by the key in force {} ({})", key.id(), key.name());
+            let detail = format!(
+                "no valid signature by the key in force {} ({})",
+                key.id(),
+                key.name()
+            );
             return Err(self.fail(at, Failure::BadSignature, detail));
         }
         self.checkpoints += 1;
@@ -462,7 +529,11 @@ impl Verifier {
                     let detail = format!(
                         "at size {size} the log's root is {found}, the trusted checkpoint says {root}"
                     );
-                    return Err(self.fail(Location::Checkpoint(size), Failure::CheckpointMismatch, detail));
+                    return Err(self.fail(
+                        Location::Checkpoint(size),
+                        Failure::CheckpointMismatch,
+                        detail,
+                    ));
                 }
                 Some(_) => {}
             }

@@ -9,17 +9,31 @@ use docket_ledger::{Failure, Location};
 use proptest::prelude::*;
 
 fn entries_of(items: &[Item]) -> Vec<usize> {
-    items.iter().enumerate().filter(|(_, i)| matches!(i, Item::Entry(_))).map(|(k, _)| k).collect()
+    items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| matches!(i, Item::Entry(_)))
+        .map(|(k, _)| k)
+        .collect()
 }
 
 #[test]
 fn genuine_logs_verify_in_both_signing_modes() {
     for mode in [SigningMode::Checkpoint, SigningMode::Entry] {
         let built = build("docket.test/a", "a", mode, 40, 7, Some(20));
-        let report = verify(&built.items, &built.genesis_key, Some((built.final_size, built.final_root))).unwrap();
+        let report = verify(
+            &built.items,
+            &built.genesis_key,
+            Some((built.final_size, built.final_root)),
+        )
+        .unwrap();
         assert_eq!(report.entries, 41);
         assert_eq!(report.root, built.final_root);
-        assert_eq!(report.keys.len(), 2, "the rotated key is learnt from the log");
+        assert_eq!(
+            report.keys.len(),
+            2,
+            "the rotated key is learnt from the log"
+        );
         assert_eq!(report.count(docket_ledger::EntryKind::Decision), 39);
         assert_eq!(report.state.size, 41);
     }
@@ -50,16 +64,17 @@ fn every_byte_flip_in_every_binary_entry_is_detected_and_named() {
                 let mut b = bytes.clone();
                 b[at] ^= 0x01;
                 mutated[k].0 = Some(b);
-                let err = verify_bytes(&mutated, &built.genesis_key).expect_err("a flipped byte must be detected");
+                let err = verify_bytes(&mutated, &built.genesis_key)
+                    .expect_err("a flipped byte must be detected");
                 let expected = match at {
-                    0..16 => Failure::Malformed,                   // tag
-                    16..24 => Failure::WrongSequence,              // seq
-                    24..56 => Failure::BrokenLink,                 // prev
-                    69..73 => Failure::Malformed,                  // record length
-                    _ if at < record_end => Failure::BadHash,      // timestamp, kind, key id, record
+                    0..16 => Failure::Malformed,                      // tag
+                    16..24 => Failure::WrongSequence,                 // seq
+                    24..56 => Failure::BrokenLink,                    // prev
+                    69..73 => Failure::Malformed,                     // record length
+                    _ if at < record_end => Failure::BadHash, // timestamp, kind, key id, record
                     _ if at < record_end + 32 => Failure::BadHash, // stored hash
                     _ if at == record_end + 32 => Failure::Malformed, // signature length
-                    _ => Failure::BadSignature,                    // signature
+                    _ => Failure::BadSignature,               // signature
                 };
                 assert_eq!(
                     (err.failure, err.location),
@@ -79,14 +94,27 @@ fn a_log_by_another_key_is_untrusted_and_a_spliced_entry_breaks_the_chain() {
     let ours = build("docket.test/a", "a", SigningMode::Checkpoint, 10, 3, None);
     let theirs = build("docket.test/a", "b", SigningMode::Checkpoint, 10, 3, None);
     let err = verify(&theirs.items, &ours.genesis_key, None).unwrap_err();
-    assert_eq!((err.failure, err.location), (Failure::UntrustedKey, Location::Entry(0)));
+    assert_eq!(
+        (err.failure, err.location),
+        (Failure::UntrustedKey, Location::Entry(0))
+    );
     // Same key, another log (different instance): its entries do not link into ours.
-    let other = build("docket.test/other", "a", SigningMode::Checkpoint, 10, 3, None);
+    let other = build(
+        "docket.test/other",
+        "a",
+        SigningMode::Checkpoint,
+        10,
+        3,
+        None,
+    );
     let mut spliced = ours.items.clone();
     let k = entries_of(&spliced)[5];
     spliced[k] = other.items[entries_of(&other.items)[5]].clone();
     let err = verify(&spliced, &ours.genesis_key, None).unwrap_err();
-    assert_eq!((err.failure, err.location), (Failure::BrokenLink, Location::Entry(5)));
+    assert_eq!(
+        (err.failure, err.location),
+        (Failure::BrokenLink, Location::Entry(5))
+    );
 }
 
 #[derive(Debug, Clone)]
@@ -118,7 +146,9 @@ fn mutation(items: usize, entries: usize) -> impl Strategy<Value = Mutation> {
 
 fn entry_at(items: &[Item], seq: usize) -> (usize, docket_ledger::Entry) {
     let k = entries_of(items)[seq];
-    let Item::Entry(e) = &items[k] else { unreachable!() };
+    let Item::Entry(e) = &items[k] else {
+        unreachable!()
+    };
     (k, e.clone())
 }
 
@@ -134,13 +164,19 @@ fn check_mutation(mode: SigningMode, m: Mutation) {
             if next_is_entry(&items, k) {
                 (Failure::WrongSequence, Some(Location::Entry(seq as u64)))
             } else {
-                (Failure::CheckpointMismatch, Some(Location::Checkpoint(seq as u64)))
+                (
+                    Failure::CheckpointMismatch,
+                    Some(Location::Checkpoint(seq as u64)),
+                )
             }
         }
         Mutation::Duplicate(seq) => {
             let (k, e) = entry_at(&items, seq);
             items.insert(k + 1, Item::Entry(e));
-            (Failure::WrongSequence, Some(Location::Entry(seq as u64 + 1)))
+            (
+                Failure::WrongSequence,
+                Some(Location::Entry(seq as u64 + 1)),
+            )
         }
         Mutation::SwapWithNext(seq) => {
             let (k, _) = entry_at(&items, seq);
@@ -159,8 +195,13 @@ fn check_mutation(mode: SigningMode, m: Mutation) {
             items.insert(k, Item::Entry(forged));
             match mode {
                 // Every entry must be signed: the forgery itself gives it away.
-                SigningMode::Entry => (Failure::MissingSignature, Some(Location::Entry(seq as u64))),
-                SigningMode::Checkpoint => (Failure::WrongSequence, Some(Location::Entry(seq as u64 + 1))),
+                SigningMode::Entry => {
+                    (Failure::MissingSignature, Some(Location::Entry(seq as u64)))
+                }
+                SigningMode::Checkpoint => (
+                    Failure::WrongSequence,
+                    Some(Location::Entry(seq as u64 + 1)),
+                ),
             }
         }
         Mutation::RehashFrom(seq) => {
@@ -182,9 +223,14 @@ fn check_mutation(mode: SigningMode, m: Mutation) {
                             expected = Some((Failure::BadSignature, Some(Location::Entry(e.seq))));
                         }
                     }
-                    Item::Checkpoint { size, .. } if (*size as usize) > seq && expected.is_none() => {
+                    Item::Checkpoint { size, .. }
+                        if (*size as usize) > seq && expected.is_none() =>
+                    {
                         let _ = k;
-                        expected = Some((Failure::CheckpointMismatch, Some(Location::Checkpoint(*size))));
+                        expected = Some((
+                            Failure::CheckpointMismatch,
+                            Some(Location::Checkpoint(*size)),
+                        ));
                     }
                     _ => {}
                 }
@@ -202,9 +248,13 @@ fn check_mutation(mode: SigningMode, m: Mutation) {
             (Failure::Truncated, None)
         }
         Mutation::CheckpointByte(c, b) => {
-            let cps: Vec<usize> = (0..items.len()).filter(|k| matches!(items[*k], Item::Checkpoint { .. })).collect();
+            let cps: Vec<usize> = (0..items.len())
+                .filter(|k| matches!(items[*k], Item::Checkpoint { .. }))
+                .collect();
             let k = cps[c % cps.len()];
-            let Item::Checkpoint { size, note } = &mut items[k] else { unreachable!() };
+            let Item::Checkpoint { size, note } = &mut items[k] else {
+                unreachable!()
+            };
             let mut bytes = note.clone().into_bytes();
             let at = b % bytes.len();
             bytes[at] ^= 0x01;
@@ -217,24 +267,35 @@ fn check_mutation(mode: SigningMode, m: Mutation) {
             let err = verify(&items, &built.genesis_key, head).unwrap_err();
             assert_eq!(err.location, Location::Checkpoint(size), "{err}");
             assert!(
-                matches!(err.failure, Failure::Malformed | Failure::CheckpointMismatch | Failure::BadSignature),
+                matches!(
+                    err.failure,
+                    Failure::Malformed | Failure::CheckpointMismatch | Failure::BadSignature
+                ),
                 "{err}"
             );
             return;
         }
         Mutation::RollBackLastCheckpoint => {
-            let cps: Vec<usize> = (0..items.len()).filter(|k| matches!(items[*k], Item::Checkpoint { .. })).collect();
+            let cps: Vec<usize> = (0..items.len())
+                .filter(|k| matches!(items[*k], Item::Checkpoint { .. }))
+                .collect();
             let last = *cps.last().unwrap();
             let earlier = items[cps[cps.len() - 2]].clone();
-            let Item::Checkpoint { size, .. } = items[last] else { unreachable!() };
+            let Item::Checkpoint { size, .. } = items[last] else {
+                unreachable!()
+            };
             items[last] = earlier;
-            (Failure::CheckpointMismatch, Some(Location::Checkpoint(size)))
+            (
+                Failure::CheckpointMismatch,
+                Some(Location::Checkpoint(size)),
+            )
         }
         Mutation::ReSignWithForeignKey(seq) => {
             // Re-sign an entry with a key that is not the log's (claiming the log's key id).
             let (k, mut e) = entry_at(&items, seq);
             let foreign = key("docket-test", "foreign");
-            e.signature = Some(foreign.sign(&docket_ledger::entry::entry_signature_message(&e.hash)));
+            e.signature =
+                Some(foreign.sign(&docket_ledger::entry::entry_signature_message(&e.hash)));
             items[k] = Item::Entry(e);
             (Failure::BadSignature, Some(Location::Entry(seq as u64)))
         }

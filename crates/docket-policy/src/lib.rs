@@ -38,7 +38,9 @@ pub enum PolicyError {
 impl fmt::Display for PolicyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PolicyError::Parse { id, message } => write!(f, "policy {id:?} does not compile: {message}"),
+            PolicyError::Parse { id, message } => {
+                write!(f, "policy {id:?} does not compile: {message}")
+            }
             PolicyError::Data(m) => write!(f, "data rejected: {m}"),
             PolicyError::Input(m) => write!(f, "input is not valid JSON: {m}"),
             PolicyError::Evaluation(m) => write!(f, "evaluation failed: {m}"),
@@ -74,7 +76,10 @@ impl PolicyEngine {
             modules: BTreeMap::new(),
             data: Vec::new(),
             revision: None,
-            version: PolicyVersion { digest: String::new(), revision: None },
+            version: PolicyVersion {
+                digest: String::new(),
+                revision: None,
+            },
         };
         engine.refresh_version();
         engine
@@ -95,7 +100,10 @@ impl PolicyEngine {
             let package = self
                 .engine
                 .add_policy(id.to_string(), source.to_string())
-                .map_err(|e| PolicyError::Parse { id: id.to_string(), message: e.to_string() })?;
+                .map_err(|e| PolicyError::Parse {
+                    id: id.to_string(),
+                    message: e.to_string(),
+                })?;
             self.modules.insert(id.to_string(), source.to_string());
             package
         };
@@ -118,11 +126,16 @@ impl PolicyEngine {
 
     /// Merges a JSON object into `data`.
     pub fn add_data(&mut self, json: &str) -> Result<(), PolicyError> {
-        let value = Value::from_json_str(json).map_err(|e| PolicyError::Data(format!("not valid JSON: {e}")))?;
+        let value = Value::from_json_str(json)
+            .map_err(|e| PolicyError::Data(format!("not valid JSON: {e}")))?;
         if value.as_object().is_err() {
-            return Err(PolicyError::Data("a data document must be a JSON object".into()));
+            return Err(PolicyError::Data(
+                "a data document must be a JSON object".into(),
+            ));
         }
-        self.engine.add_data(value).map_err(|e| PolicyError::Data(e.to_string()))?;
+        self.engine
+            .add_data(value)
+            .map_err(|e| PolicyError::Data(e.to_string()))?;
         self.data.push(json.to_string());
         self.refresh_version();
         Ok(())
@@ -140,7 +153,9 @@ impl PolicyEngine {
 
     /// Ids and sources of the loaded modules, sorted by id.
     pub fn modules(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.modules.iter().map(|(id, src)| (id.as_str(), src.as_str()))
+        self.modules
+            .iter()
+            .map(|(id, src)| (id.as_str(), src.as_str()))
     }
 
     /// Evaluates the document at `path` (slash-separated under `data`, as in OPA's Data API:
@@ -148,7 +163,9 @@ impl PolicyEngine {
     /// seal. An undefined document gives a decision without a result.
     pub fn evaluate(&mut self, path: &str, input: Option<&str>) -> Result<Decision, PolicyError> {
         let input_value = match input {
-            Some(text) => Value::from_json_str(text).map_err(|e| PolicyError::Input(e.to_string()))?,
+            Some(text) => {
+                Value::from_json_str(text).map_err(|e| PolicyError::Input(e.to_string()))?
+            }
             None => Value::Undefined,
         };
         self.engine.set_input(input_value);
@@ -172,7 +189,9 @@ impl PolicyEngine {
         };
         let result = match value {
             Value::Undefined => None,
-            v => Some(serde_json::to_string(&v).map_err(|e| PolicyError::Evaluation(e.to_string()))?),
+            v => Some(
+                serde_json::to_string(&v).map_err(|e| PolicyError::Evaluation(e.to_string()))?,
+            ),
         };
         Ok(Decision {
             path: path.trim_matches('/').to_string(),
@@ -184,7 +203,10 @@ impl PolicyEngine {
 
     fn refresh_version(&mut self) {
         self.version = PolicyVersion {
-            digest: policy_digest(self.modules.iter().map(|(i, s)| (i.as_str(), s.as_str())), &self.data),
+            digest: policy_digest(
+                self.modules.iter().map(|(i, s)| (i.as_str(), s.as_str())),
+                &self.data,
+            ),
             revision: self.revision.clone(),
         };
     }
@@ -197,14 +219,20 @@ fn build_engine(
     let mut engine = Engine::new();
     let mut packages = BTreeMap::new();
     for (id, source) in modules {
-        let package = engine
-            .add_policy(id.clone(), source.clone())
-            .map_err(|e| PolicyError::Parse { id: id.clone(), message: e.to_string() })?;
+        let package =
+            engine
+                .add_policy(id.clone(), source.clone())
+                .map_err(|e| PolicyError::Parse {
+                    id: id.clone(),
+                    message: e.to_string(),
+                })?;
         packages.insert(id.clone(), package);
     }
     for doc in data {
         let value = Value::from_json_str(doc).map_err(|e| PolicyError::Data(e.to_string()))?;
-        engine.add_data(value).map_err(|e| PolicyError::Data(e.to_string()))?;
+        engine
+            .add_data(value)
+            .map_err(|e| PolicyError::Data(e.to_string()))?;
     }
     Ok((engine, packages))
 }
@@ -212,7 +240,10 @@ fn build_engine(
 /// The policy version digest (`docs/log-format.md` §5):
 /// SHA-256(tag ‖ u32 module count ‖ per module sorted by id: u32 len ‖ id ‖ u32 len ‖ source
 /// ‖ u32 data count ‖ per data document in load order: u32 len ‖ bytes), as `sha256:<hex>`.
-pub fn policy_digest<'a>(modules: impl Iterator<Item = (&'a str, &'a str)>, data: &[String]) -> String {
+pub fn policy_digest<'a>(
+    modules: impl Iterator<Item = (&'a str, &'a str)>,
+    data: &[String],
+) -> String {
     let mut modules: Vec<(&str, &str)> = modules.collect();
     modules.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     let mut buf = Vec::new();
@@ -236,8 +267,13 @@ pub fn policy_digest<'a>(modules: impl Iterator<Item = (&'a str, &'a str)>, data
 pub fn data_ref(path: &str) -> String {
     let mut query = String::from("data");
     for segment in path.split('/').filter(|s| !s.is_empty()) {
-        let is_ident = segment.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let is_ident = segment
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
         if is_ident {
             query.push('.');
             query.push_str(segment);
@@ -264,11 +300,17 @@ allow if { some g in data.grants[input.user]; g == input.action }
         let mut engine = PolicyEngine::new();
         assert_eq!(engine.add_policy("rbac.rego", RBAC).unwrap(), "data.rbac");
         engine.add_data(r#"{"grants":{"alice":["read"]}}"#).unwrap();
-        let d = engine.evaluate("rbac/allow", Some(r#"{"user":"alice","action":"read"}"#)).unwrap();
+        let d = engine
+            .evaluate("rbac/allow", Some(r#"{"user":"alice","action":"read"}"#))
+            .unwrap();
         assert_eq!(d.result.as_deref(), Some("true"));
-        let d = engine.evaluate("rbac/allow", Some(r#"{"user":"bob","action":"read"}"#)).unwrap();
+        let d = engine
+            .evaluate("rbac/allow", Some(r#"{"user":"bob","action":"read"}"#))
+            .unwrap();
         assert_eq!(d.result.as_deref(), Some("false"));
-        let d = engine.evaluate("rbac", Some(r#"{"user":"alice","action":"read"}"#)).unwrap();
+        let d = engine
+            .evaluate("rbac", Some(r#"{"user":"alice","action":"read"}"#))
+            .unwrap();
         assert_eq!(d.result.as_deref(), Some(r#"{"allow":true}"#));
         let d = engine.evaluate("rbac/nothing", None).unwrap();
         assert_eq!(d.result, None);
@@ -295,14 +337,28 @@ allow if { some g in data.grants[input.user]; g == input.action }
         let mut engine = PolicyEngine::new();
         engine.add_policy("rbac.rego", RBAC).unwrap();
         let before = engine.version().clone();
-        let err = engine.add_policy("bad.rego", "package bad\nallow if {").unwrap_err();
-        assert!(matches!(err, PolicyError::Parse { ref id, .. } if id == "bad.rego"), "{err}");
-        let err = engine.add_policy("rbac.rego", "package rbac\nallow if {").unwrap_err();
+        let err = engine
+            .add_policy("bad.rego", "package bad\nallow if {")
+            .unwrap_err();
+        assert!(
+            matches!(err, PolicyError::Parse { ref id, .. } if id == "bad.rego"),
+            "{err}"
+        );
+        let err = engine
+            .add_policy("rbac.rego", "package rbac\nallow if {")
+            .unwrap_err();
         assert!(matches!(err, PolicyError::Parse { .. }), "{err}");
         assert!(matches!(engine.add_data("[1]"), Err(PolicyError::Data(_))));
-        assert!(matches!(engine.evaluate("rbac/allow", Some("{")), Err(PolicyError::Input(_))));
+        assert!(matches!(
+            engine.evaluate("rbac/allow", Some("{")),
+            Err(PolicyError::Input(_))
+        ));
         assert_eq!(engine.version(), &before);
-        assert!(engine.evaluate("rbac/allow", Some(r#"{"user":"x"}"#)).is_ok());
+        assert!(
+            engine
+                .evaluate("rbac/allow", Some(r#"{"user":"x"}"#))
+                .is_ok()
+        );
     }
 
     #[test]

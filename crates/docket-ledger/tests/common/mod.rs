@@ -3,7 +3,7 @@
 
 use docket_ledger::hash::sha256;
 use docket_ledger::record::{Decision, PolicyVersion, SigningMode};
-use docket_ledger::{Entry, GenesisParams, PublicKey, SecretKey, Sealer, Verifier, VerifyError};
+use docket_ledger::{Entry, GenesisParams, PublicKey, Sealer, SecretKey, Verifier, VerifyError};
 
 pub const T0: u64 = 1_795_464_000_000_000_000;
 
@@ -23,8 +23,15 @@ pub fn decision(i: u64) -> Decision {
     Decision {
         path: "rbac/allow".into(),
         input: Some(format!(r#"{{"user":"user-{i}","action":"read","n":{i}}}"#)),
-        result: if i % 5 == 4 { None } else { Some((i % 3 != 0).to_string()) },
-        policy_version: PolicyVersion { digest: format!("sha256:{}", "ab".repeat(32)), revision: Some("r1".into()) },
+        result: if i % 5 == 4 {
+            None
+        } else {
+            Some((i % 3 != 0).to_string())
+        },
+        policy_version: PolicyVersion {
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            revision: Some("r1".into()),
+        },
     }
 }
 
@@ -37,16 +44,29 @@ pub struct Built {
     pub final_root: docket_ledger::Hash,
 }
 
-pub fn build(origin: &str, label: &str, mode: SigningMode, n: u64, every: u64, rotate_at: Option<u64>) -> Built {
+pub fn build(
+    origin: &str,
+    label: &str,
+    mode: SigningMode,
+    n: u64,
+    every: u64,
+    rotate_at: Option<u64>,
+) -> Built {
     let first = key("docket-test", label);
     let genesis_key = first.public().clone();
-    let params = GenesisParams { origin: origin.into(), instance_id: format!("instance-{label}"), signing: mode };
+    let params = GenesisParams {
+        origin: origin.into(),
+        instance_id: format!("instance-{label}"),
+        signing: mode,
+    };
     let (mut sealer, genesis) = Sealer::genesis(first, params, T0).unwrap();
     let mut items = vec![Item::Entry(genesis)];
     for i in 1..=n {
         let now = T0 + i * 1_000_000;
         let entry = if Some(i) == rotate_at {
-            sealer.rotate_key(key("docket-test-2", &format!("{label}-rotated")), now).unwrap()
+            sealer
+                .rotate_key(key("docket-test-2", &format!("{label}-rotated")), now)
+                .unwrap()
         } else {
             sealer.seal_decision(&decision(i), now).unwrap().0
         };
@@ -57,10 +77,19 @@ pub fn build(origin: &str, label: &str, mode: SigningMode, n: u64, every: u64, r
         }
     }
     let (c, _) = sealer.checkpoint();
-    Built { items, genesis_key, final_size: c.size, final_root: c.root }
+    Built {
+        items,
+        genesis_key,
+        final_size: c.size,
+        final_root: c.root,
+    }
 }
 
-pub fn verify(items: &[Item], trusted: &PublicKey, head: Option<(u64, docket_ledger::Hash)>) -> Result<docket_ledger::Report, VerifyError> {
+pub fn verify(
+    items: &[Item],
+    trusted: &PublicKey,
+    head: Option<(u64, docket_ledger::Hash)>,
+) -> Result<docket_ledger::Report, VerifyError> {
     let mut verifier = Verifier::new(trusted.clone());
     if let Some((size, root)) = head {
         verifier.expect_tree_head(size, root);
@@ -74,7 +103,10 @@ pub fn verify(items: &[Item], trusted: &PublicKey, head: Option<(u64, docket_led
     verifier.finish()
 }
 
-pub fn verify_bytes(items: &[(Option<Vec<u8>>, Option<String>)], trusted: &PublicKey) -> Result<docket_ledger::Report, VerifyError> {
+pub fn verify_bytes(
+    items: &[(Option<Vec<u8>>, Option<String>)],
+    trusted: &PublicKey,
+) -> Result<docket_ledger::Report, VerifyError> {
     let mut verifier = Verifier::new(trusted.clone());
     for (entry, note) in items {
         if let Some(bytes) = entry {

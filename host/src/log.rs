@@ -1,0 +1,249 @@
+//! An audit log on disk: the component seals, the store persists. This is where the fail-closed
+//! rule lives: a decision is sealed into a pending batch, and nothing about it may be acted on
+//! until [`AuditLog::commit`] has made the batch and its checkpoint durable.
+
+use crate::runtime::{self, Instance, Report, Runtime, SealedEntry, VerifyError};
+use crate::store::{Frame, Recovery, Store};
+use anyhow::{Context, Result, anyhow, bail};
+use docket_ledger::{PublicKey, SecretKey};
+use std::path::Path;
+
+/// Reads a `.key` file (C2SP signer key).
+pub fn read_secret_key(path: &Path) -> Result<SecretKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the key file {}", path.display()))?;
+    SecretKey::from_skey(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// Reads a `.pub` file (C2SP verifier key).
+pub fn read_public_key(path: &Path) -> Result<PublicKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the public key {}", path.display()))?;
+    PublicKey::from_vkey(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// Writes `<stem>.key` (mode 0600) and `<stem>.pub` for a new random key.
+pub fn write_new_key(dir: &Path, stem: &str, key_name: &str) -> Result<SecretKey> {
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed);
+    let key = SecretKey::from_seed(key_name, &seed).map_err(|e| anyhow!("{e}"))?;
+    std::fs::create_dir_all(dir)?;
+    let key_path = dir.join(format!("{stem}.key"));
+    let pub_path = dir.join(format!("{stem}.pub"));
+    if key_path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite a key",
+            key_path.display()
+        );
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&key_path)
+        .with_context(|| format!("creating {}", key_path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{}\n", key.to_skey()).as_bytes())?;
+    file.sync_all()?;
+    std::fs::write(&pub_path, format!("{}\n", key.public().to_vkey()))?;
+    Ok(key)
+}
+
+/// Feeds a log's frames to the component's verifier.
+pub fn verify_frames(
+    instance: &mut Instance,
+    genesis_key: &PublicKey,
+    frames: &[Frame],
+    mut progress: impl FnMut(u64),
+) -> Result<std::result::Result<Report, VerifyError>> {
+    let mut verifier = instance
+        .verifier(&genesis_key.to_vkey())
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut entries = 0;
+    for frame in frames {
+        let pushed = match frame {
+            Frame::Entry(bytes) => {
+                entries += 1;
+                if entries % 4096 == 0 {
+                    progress(entries);
+                }
+                verifier.push_entry(bytes)
+            }
+            Frame::Checkpoint(note) => verifier.push_checkpoint(note),
+        };
+        if let Err(e) = pushed.map_err(|e| anyhow!("{e}"))? {
+            return Ok(Err(e));
+        }
+    }
+    progress(entries);
+    verifier.finish().map_err(|e| anyhow!("{e}"))
+}
+
+/// Renders a verification failure as one line: where, what, why.
+pub fn describe_failure(e: &VerifyError) -> String {
+    use runtime::bindings::exports::docket::audit::verification::Location;
+    let at = match e.location {
+        Location::Entry(n) => format!("entry {n}"),
+        Location::Checkpoint(n) => format!("checkpoint after {n} entries"),
+        Location::End => "end of log".to_string(),
+    };
+    format!("{at}: {}: {}", failure_name(e), e.detail)
+}
+
+pub fn failure_name(e: &VerifyError) -> &'static str {
+    use runtime::bindings::exports::docket::audit::verification::Failure as F;
+    match e.failure {
+        F::Malformed => "malformed",
+        F::WrongSequence => "wrong-sequence",
+        F::BrokenLink => "broken-link",
+        F::BadHash => "bad-hash",
+        F::BadRecord => "bad-record",
+        F::BadGenesis => "bad-genesis",
+        F::UntrustedKey => "untrusted-key",
+        F::UnknownKey => "unknown-key",
+        F::MissingSignature => "missing-signature",
+        F::BadSignature => "bad-signature",
+        F::TimestampRegression => "timestamp-regression",
+        F::CheckpointMismatch => "checkpoint-mismatch",
+        F::Truncated => "truncated",
+    }
+}
+
+/// A sealed decision, durable once its batch is committed.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub seq: u64,
+    pub decision_id: String,
+    pub entry_hash: String,
+    pub result: Option<String>,
+}
+
+pub struct AuditLog {
+    store: Store,
+    instance: Instance,
+    pending: Vec<SealedEntry>,
+}
+
+impl AuditLog {
+    /// Starts a new log in `dir`: genesis entry and first checkpoint, durable before returning.
+    pub fn create(
+        dir: &Path,
+        runtime: &Runtime,
+        key: &SecretKey,
+        origin: &str,
+        instance_id: &str,
+        signing: runtime::SigningMode,
+    ) -> Result<AuditLog> {
+        let mut store = Store::create(dir)?;
+        let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+        let genesis = instance
+            .start_log(
+                &key.seed(),
+                key.public().name(),
+                origin,
+                instance_id,
+                signing,
+            )
+            .map_err(|e| anyhow!("{e}"))?
+            .map_err(|e| anyhow!("cannot start the log: {e:?}"))?;
+        let checkpoint = instance.checkpoint().map_err(|e| anyhow!("{e}"))?;
+        store.commit(&[&genesis.encoded], &checkpoint.note)?;
+        Ok(AuditLog {
+            store,
+            instance,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Opens `dir`: recovers the store, verifies the whole log through the component against
+    /// the genesis key, and resumes sealing with `key` (the log's key in force).
+    pub fn open(
+        dir: &Path,
+        runtime: &Runtime,
+        genesis_key: &PublicKey,
+        key: &SecretKey,
+    ) -> Result<(AuditLog, Recovery, Report)> {
+        let (store, frames, recovery) = Store::open(dir)?;
+        let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+        let report = verify_frames(&mut instance, genesis_key, &frames, |_| {})?.map_err(|e| {
+            anyhow!(
+                "the log in {} does not verify: {}; it was not modified",
+                dir.display(),
+                describe_failure(&e)
+            )
+        })?;
+        instance
+            .resume_log(&key.seed(), key.public().name(), &report.state)
+            .map_err(|e| anyhow!("{e}"))?
+            .map_err(|e| anyhow!("cannot continue the log: {e:?}"))?;
+        Ok((
+            AuditLog {
+                store,
+                instance,
+                pending: Vec::new(),
+            },
+            recovery,
+            report,
+        ))
+    }
+
+    pub fn instance(&mut self) -> &mut Instance {
+        &mut self.instance
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.store.entries() + self.pending.len() as u64
+    }
+
+    /// Evaluates and seals one decision into the pending batch. Not durable until `commit`.
+    pub fn decide(&mut self, path: &str, input: Option<&str>) -> Result<Sealed> {
+        let decision = self
+            .instance
+            .evaluate(path, input)
+            .map_err(|e| anyhow!("{e}"))?
+            .map_err(|e| anyhow!("policy error: {e:?}"))?;
+        let result = decision.result.clone();
+        let entry = self
+            .instance
+            .seal_decision(&decision)
+            .map_err(|e| anyhow!("{e}"))?
+            .map_err(|e| anyhow!("sealing failed: {e:?}"))?;
+        let sealed = Sealed {
+            seq: entry.seq,
+            decision_id: entry.decision_id.clone().unwrap_or_default(),
+            entry_hash: hex(&entry.hash),
+            result,
+        };
+        self.pending.push(entry);
+        Ok(sealed)
+    }
+
+    /// Seals a caller-made record (e.g. a policy change) into the pending batch.
+    pub fn record(&mut self, kind: runtime::EntryKind, json: &str) -> Result<u64> {
+        let entry = self
+            .instance
+            .seal_record(kind, json)
+            .map_err(|e| anyhow!("{e}"))?
+            .map_err(|e| anyhow!("sealing failed: {e:?}"))?;
+        let seq = entry.seq;
+        self.pending.push(entry);
+        Ok(seq)
+    }
+
+    /// Makes the pending batch durable with a checkpoint covering it. Returns the batch size.
+    pub fn commit(&mut self) -> Result<usize> {
+        if self.pending.is_empty() {
+            return Ok(0);
+        }
+        let checkpoint = self.instance.checkpoint().map_err(|e| anyhow!("{e}"))?;
+        let encoded: Vec<&[u8]> = self.pending.iter().map(|e| e.encoded.as_slice()).collect();
+        self.store.commit(&encoded, &checkpoint.note)?;
+        let n = self.pending.len();
+        self.pending.clear();
+        Ok(n)
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

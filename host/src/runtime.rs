@@ -1,0 +1,446 @@
+//! The wasmtime embedding of the docket component.
+//!
+//! [`Runtime`] compiles the component once per process (or loads the compiled artifact from an
+//! on-disk cache keyed by the component's hash and the engine's configuration) and keeps an
+//! `InstancePre`, so each [`Instance`] costs only an instantiation. An [`Instance`] owns one
+//! store and gives typed access to the component's policy engine, sealer and verifier.
+//!
+//! Architecture invariant: the host never evaluates, seals or verifies by itself; every such
+//! call goes through the component.
+
+use std::hash::{Hash as _, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
+use wasmtime::error::Context;
+use wasmtime::{Config, Engine, Store};
+use wasmtime::{Result, format_err};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "docket",
+    });
+}
+
+use bindings::docket::audit::types as wit;
+pub use bindings::exports::docket::audit::policy::PolicyError;
+pub use bindings::exports::docket::audit::sealing::SealError;
+pub use bindings::exports::docket::audit::verification::{Report, VerifyError};
+pub use wit::{
+    ChainState, Checkpoint, Decision, EntryKind, PolicyVersion, SealedEntry, SigningMode,
+};
+
+/// The component, built by `host/build.rs` from `crates/docket-component`.
+pub const COMPONENT_WASM: &[u8] = include_bytes!(env!("DOCKET_COMPONENT_WASM"));
+
+/// Per-store host state: WASI (clocks and random only; no files, sockets or environment).
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Where the compiled component came from, and how long it took.
+#[derive(Debug, Clone)]
+pub struct LoadInfo {
+    pub from_cache: bool,
+    pub elapsed: Duration,
+    pub cache_file: Option<PathBuf>,
+}
+
+pub struct Runtime {
+    engine: Engine,
+    pre: bindings::DocketPre<HostState>,
+    load: LoadInfo,
+}
+
+impl Runtime {
+    /// Compiles the embedded component, using `cache_dir` for compiled artifacts if given.
+    pub fn new(cache_dir: Option<&Path>) -> Result<Runtime> {
+        Runtime::from_wasm(COMPONENT_WASM, cache_dir)
+    }
+
+    pub fn from_wasm(wasm: &[u8], cache_dir: Option<&Path>) -> Result<Runtime> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config)?;
+        let started = std::time::Instant::now();
+        let (component, from_cache, cache_file) = match cache_dir {
+            Some(dir) => {
+                let file = dir.join(cache_file_name(&engine, wasm));
+                match load_cached(&engine, &file) {
+                    Some(component) => (component, true, Some(file)),
+                    None => {
+                        let component = Component::new(&engine, wasm)
+                            .context("compiling the docket component")?;
+                        store_cached(&component, dir, &file)?;
+                        (component, false, Some(file))
+                    }
+                }
+            }
+            None => (
+                Component::new(&engine, wasm).context("compiling the docket component")?,
+                false,
+                None,
+            ),
+        };
+        let load = LoadInfo {
+            from_cache,
+            elapsed: started.elapsed(),
+            cache_file,
+        };
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let pre = bindings::DocketPre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Runtime { engine, pre, load })
+    }
+
+    pub fn load_info(&self) -> &LoadInfo {
+        &self.load
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// A fresh instance reading the system clock.
+    pub fn instantiate(&self) -> Result<Instance> {
+        self.instantiate_with_clock(None)
+    }
+
+    /// A fresh instance; `clock` replaces the wall clock (tests use a fixed one).
+    pub fn instantiate_with_clock(
+        &self,
+        clock: Option<Box<dyn HostWallClock + Send>>,
+    ) -> Result<Instance> {
+        let mut builder = WasiCtxBuilder::new();
+        if let Some(clock) = clock {
+            builder.wall_clock(BoxedClock(clock));
+        }
+        let state = HostState {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        let bindings = self.pre.instantiate(&mut store)?;
+        let engine = bindings
+            .docket_audit_policy()
+            .engine()
+            .call_constructor(&mut store)?;
+        Ok(Instance {
+            store,
+            bindings,
+            engine,
+            sealer: None,
+        })
+    }
+}
+
+struct BoxedClock(Box<dyn HostWallClock + Send>);
+
+impl HostWallClock for BoxedClock {
+    fn resolution(&self) -> Duration {
+        self.0.resolution()
+    }
+    fn now(&self) -> Duration {
+        self.0.now()
+    }
+}
+
+/// A wall clock stuck at one instant, for reproducible entries.
+pub struct FixedClock(pub Duration);
+
+impl HostWallClock for FixedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+fn cache_file_name(engine: &Engine, wasm: &[u8]) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let component = docket_ledger::hash::sha256(&[wasm]);
+    format!(
+        "docket-{}-{:016x}.cwasm",
+        &component.to_hex()[..16],
+        hasher.finish()
+    )
+}
+
+fn load_cached(engine: &Engine, file: &Path) -> Option<Component> {
+    if !file.exists() {
+        return None;
+    }
+    // SAFETY: the file is one this process family wrote with `Component::serialize` under a name
+    // keyed by the component's hash and the engine's compatibility hash; wasmtime additionally
+    // checks the artifact's header against the engine and refuses a mismatch.
+    unsafe { Component::deserialize_file(engine, file) }.ok()
+}
+
+fn store_cached(component: &Component, dir: &Path, file: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the cache directory {}", dir.display()))?;
+    let bytes = component.serialize()?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, file)?;
+    Ok(())
+}
+
+/// One instance of the component with its store: a policy engine and, once started or
+/// resumed, a sealer.
+pub struct Instance {
+    store: Store<HostState>,
+    bindings: bindings::Docket,
+    engine: ResourceAny,
+    sealer: Option<ResourceAny>,
+}
+
+impl Instance {
+    fn sealer(&self) -> Result<ResourceAny> {
+        self.sealer.ok_or_else(|| {
+            format_err!("no log is open in this instance: start or resume one first")
+        })
+    }
+
+    pub fn add_policy(&mut self, id: &str, source: &str) -> Result<Result<String, PolicyError>> {
+        let engine = self.engine;
+        self.bindings
+            .docket_audit_policy()
+            .engine()
+            .call_add_policy(&mut self.store, engine, id, source)
+    }
+
+    pub fn remove_policy(&mut self, id: &str) -> Result<Result<(), PolicyError>> {
+        let engine = self.engine;
+        self.bindings
+            .docket_audit_policy()
+            .engine()
+            .call_remove_policy(&mut self.store, engine, id)
+    }
+
+    pub fn add_data(&mut self, json: &str) -> Result<Result<(), PolicyError>> {
+        let engine = self.engine;
+        self.bindings
+            .docket_audit_policy()
+            .engine()
+            .call_add_data(&mut self.store, engine, json)
+    }
+
+    pub fn set_revision(&mut self, revision: Option<&str>) -> Result<()> {
+        let engine = self.engine;
+        self.bindings
+            .docket_audit_policy()
+            .engine()
+            .call_set_revision(&mut self.store, engine, revision)
+    }
+
+    pub fn policy_version(&mut self) -> Result<PolicyVersion> {
+        let engine = self.engine;
+        self.bindings
+            .docket_audit_policy()
+            .engine()
+            .call_version(&mut self.store, engine)
+    }
+
+    pub fn evaluate(
+        &mut self,
+        path: &str,
+        input: Option<&str>,
+    ) -> Result<Result<Decision, PolicyError>> {
+        let engine = self.engine;
+        self.bindings.docket_audit_policy().engine().call_evaluate(
+            &mut self.store,
+            engine,
+            path,
+            input,
+        )
+    }
+
+    /// Starts a new log in this instance; returns its genesis entry.
+    pub fn start_log(
+        &mut self,
+        seed: &[u8; 32],
+        key_name: &str,
+        origin: &str,
+        instance_id: &str,
+        signing: SigningMode,
+    ) -> Result<Result<SealedEntry, SealError>> {
+        let sealer = match self.bindings.docket_audit_sealing().sealer().call_genesis(
+            &mut self.store,
+            seed,
+            key_name,
+            origin,
+            instance_id,
+            signing,
+        )? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.replace_sealer(sealer)?;
+        let genesis = self
+            .bindings
+            .docket_audit_sealing()
+            .sealer()
+            .call_take_genesis(&mut self.store, sealer)?;
+        Ok(Ok(genesis.expect("a new sealer holds its genesis entry")))
+    }
+
+    /// Continues a log from its state.
+    pub fn resume_log(
+        &mut self,
+        seed: &[u8; 32],
+        key_name: &str,
+        state: &ChainState,
+    ) -> Result<Result<(), SealError>> {
+        match self.bindings.docket_audit_sealing().sealer().call_resume(
+            &mut self.store,
+            seed,
+            key_name,
+            state,
+        )? {
+            Ok(sealer) => {
+                self.replace_sealer(sealer)?;
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    fn replace_sealer(&mut self, sealer: ResourceAny) -> Result<()> {
+        if let Some(old) = self.sealer.replace(sealer) {
+            old.resource_drop(&mut self.store)?;
+        }
+        Ok(())
+    }
+
+    pub fn seal_decision(&mut self, decision: &Decision) -> Result<Result<SealedEntry, SealError>> {
+        let sealer = self.sealer()?;
+        self.bindings
+            .docket_audit_sealing()
+            .sealer()
+            .call_seal_decision(&mut self.store, sealer, decision)
+    }
+
+    pub fn seal_record(
+        &mut self,
+        kind: EntryKind,
+        json: &str,
+    ) -> Result<Result<SealedEntry, SealError>> {
+        let sealer = self.sealer()?;
+        self.bindings
+            .docket_audit_sealing()
+            .sealer()
+            .call_seal_record(&mut self.store, sealer, kind, json)
+    }
+
+    pub fn rotate_key(
+        &mut self,
+        seed: &[u8; 32],
+        key_name: &str,
+    ) -> Result<Result<SealedEntry, SealError>> {
+        let sealer = self.sealer()?;
+        self.bindings
+            .docket_audit_sealing()
+            .sealer()
+            .call_rotate_key(&mut self.store, sealer, seed, key_name)
+    }
+
+    pub fn checkpoint(&mut self) -> Result<Checkpoint> {
+        let sealer = self.sealer()?;
+        self.bindings
+            .docket_audit_sealing()
+            .sealer()
+            .call_checkpoint(&mut self.store, sealer)
+    }
+
+    pub fn chain_state(&mut self) -> Result<ChainState> {
+        let sealer = self.sealer()?;
+        self.bindings
+            .docket_audit_sealing()
+            .sealer()
+            .call_state(&mut self.store, sealer)
+    }
+
+    /// A streaming verifier inside this instance, trusting `genesis_vkey`.
+    pub fn verifier(&mut self, genesis_vkey: &str) -> Result<VerifierHandle<'_>> {
+        let verifier = self
+            .bindings
+            .docket_audit_verification()
+            .verifier()
+            .call_constructor(&mut self.store, genesis_vkey)?;
+        Ok(VerifierHandle {
+            instance: self,
+            verifier,
+        })
+    }
+}
+
+/// A verifier resource living in an [`Instance`]; dropped from the store when finished.
+pub struct VerifierHandle<'a> {
+    instance: &'a mut Instance,
+    verifier: ResourceAny,
+}
+
+impl VerifierHandle<'_> {
+    pub fn expect_tree_head(&mut self, size: u64, root: &[u8]) -> Result<()> {
+        let v = self.verifier;
+        self.instance
+            .bindings
+            .docket_audit_verification()
+            .verifier()
+            .call_expect_tree_head(&mut self.instance.store, v, size, root)
+    }
+
+    pub fn push_entry(&mut self, encoded: &[u8]) -> Result<Result<(), VerifyError>> {
+        let v = self.verifier;
+        self.instance
+            .bindings
+            .docket_audit_verification()
+            .verifier()
+            .call_push_entry(&mut self.instance.store, v, encoded)
+    }
+
+    pub fn push_checkpoint(&mut self, note: &str) -> Result<Result<(), VerifyError>> {
+        let v = self.verifier;
+        self.instance
+            .bindings
+            .docket_audit_verification()
+            .verifier()
+            .call_push_checkpoint(&mut self.instance.store, v, note)
+    }
+
+    pub fn push_export_line(&mut self, line: &str) -> Result<Result<(), VerifyError>> {
+        let v = self.verifier;
+        self.instance
+            .bindings
+            .docket_audit_verification()
+            .verifier()
+            .call_push_export_line(&mut self.instance.store, v, line)
+    }
+
+    pub fn finish(self) -> Result<Result<Report, VerifyError>> {
+        let v = self.verifier;
+        let result = self
+            .instance
+            .bindings
+            .docket_audit_verification()
+            .verifier()
+            .call_finish(&mut self.instance.store, v)?;
+        v.resource_drop(&mut self.instance.store)?;
+        Ok(result)
+    }
+}

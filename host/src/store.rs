@@ -1,0 +1,383 @@
+//! The embedded durable store: append-only segment files of CRC-checked frames in a log
+//! directory, one writer at a time, fsync'd group commits. Format: `docs/store-format.md`.
+//!
+//! The store knows frames, not meaning: entries arrive already sealed by the component, and
+//! recovery hands the frames back to the component's verifier.
+
+use anyhow::{Context, Result, bail};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const FRAME_ENTRY: u8 = 1;
+pub const FRAME_CHECKPOINT: u8 = 2;
+/// Segments roll over (after a checkpoint) once they pass this size.
+pub const SEGMENT_LIMIT: u64 = 64 << 20;
+/// No single frame may exceed this (an entry's record is at most 16 MiB).
+const MAX_FRAME: usize = 17 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    Entry(Vec<u8>),
+    Checkpoint(String),
+}
+
+/// What opening found and repaired.
+#[derive(Debug, Default, Clone)]
+pub struct Recovery {
+    /// Bytes cut from the end of the last segment (a torn frame or an unfinished commit).
+    pub truncated_bytes: u64,
+    /// Entry frames cut because no checkpoint sealed them (their commit never finished).
+    pub unsealed_entries_dropped: u64,
+}
+
+/// An open log directory, holding its writer lock.
+pub struct Store {
+    dir: PathBuf,
+    _lock: File,
+    segment: File,
+    segment_len: u64,
+    /// Entries in the store (the next entry's seq).
+    entries: u64,
+}
+
+fn segments_dir(dir: &Path) -> PathBuf {
+    dir.join("segments")
+}
+
+fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.seg")
+}
+
+/// The segment files of a log directory, in order.
+pub fn segment_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    let seg_dir = segments_dir(dir);
+    let mut paths: Vec<PathBuf> = fs::read_dir(&seg_dir)
+        .with_context(|| {
+            format!(
+                "{} is not a docket log directory (no segments/)",
+                dir.display()
+            )
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
+pub fn is_log_dir(dir: &Path) -> bool {
+    segments_dir(dir).is_dir()
+}
+
+fn encode_frame(kind: u8, payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.push(kind);
+    out.extend_from_slice(payload);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&[kind]);
+    crc.update(payload);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
+}
+
+/// The frames of one segment's bytes, the length of its good prefix, and why the rest (if any)
+/// could not be read.
+pub fn scan_segment(bytes: &[u8]) -> (Vec<Frame>, usize, Option<String>) {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        if rest.len() < 9 {
+            return (
+                frames,
+                at,
+                Some(format!("a partial frame header of {} bytes", rest.len())),
+            );
+        }
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        if len > MAX_FRAME {
+            return (frames, at, Some(format!("a frame length of {len} bytes")));
+        }
+        if rest.len() < 9 + len {
+            return (
+                frames,
+                at,
+                Some(format!(
+                    "a frame of {len} bytes cut short at {} bytes",
+                    rest.len() - 9
+                )),
+            );
+        }
+        let kind = rest[4];
+        let payload = &rest[5..5 + len];
+        let stored = u32::from_be_bytes(rest[5 + len..9 + len].try_into().unwrap());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&[kind]);
+        crc.update(payload);
+        if crc.finalize() != stored {
+            return (
+                frames,
+                at,
+                Some("a frame whose checksum does not match".into()),
+            );
+        }
+        let frame = match kind {
+            FRAME_ENTRY => Frame::Entry(payload.to_vec()),
+            FRAME_CHECKPOINT => match String::from_utf8(payload.to_vec()) {
+                Ok(note) => Frame::Checkpoint(note),
+                Err(_) => {
+                    return (
+                        frames,
+                        at,
+                        Some("a checkpoint frame that is not UTF-8".into()),
+                    );
+                }
+            },
+            other => return (frames, at, Some(format!("a frame of unknown type {other}"))),
+        };
+        frames.push(frame);
+        at += 9 + len;
+    }
+    (frames, at, None)
+}
+
+/// Reads every frame of a log directory without taking the lock (for verification and export).
+/// A torn end of the last segment is returned as a note; damage anywhere else is an error.
+pub fn read_frames(dir: &Path) -> Result<(Vec<Frame>, Option<String>)> {
+    let paths = segment_paths(dir)?;
+    let mut frames = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let (mut got, good, problem) = scan_segment(&bytes);
+        frames.append(&mut got);
+        if let Some(problem) = problem {
+            let where_ = format!("{} at byte {good}", path.display());
+            if i + 1 == paths.len() {
+                return Ok((
+                    frames,
+                    Some(format!("torn end of the log: {problem} in {where_}")),
+                ));
+            }
+            bail!("the log is damaged: {problem} in {where_}, which is not the last segment");
+        }
+    }
+    Ok((frames, None))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?
+        .sync_all()
+        .with_context(|| format!("fsync of directory {}", dir.display()))
+}
+
+fn take_lock(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        bail!(
+            "the log directory {} is in use by another writer (process {}); stop it or use another --dir",
+            dir.display(),
+            holder.trim()
+        );
+    }
+    file.set_len(0)?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
+impl Store {
+    /// Creates a new, empty log directory (which must not hold a log yet) and locks it.
+    pub fn create(dir: &Path) -> Result<Store> {
+        if is_log_dir(dir) {
+            bail!(
+                "{} already holds a docket log; open it instead",
+                dir.display()
+            );
+        }
+        fs::create_dir_all(segments_dir(dir))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let lock = take_lock(dir)?;
+        let path = segments_dir(dir).join(segment_name(0));
+        let segment = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        sync_dir(&segments_dir(dir))?;
+        sync_dir(dir)?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            segment,
+            segment_len: 0,
+            entries: 0,
+        })
+    }
+
+    /// Opens an existing log directory for writing: takes the lock, cuts a torn tail and any
+    /// entries no checkpoint sealed, and returns every remaining frame for verification.
+    pub fn open(dir: &Path) -> Result<(Store, Vec<Frame>, Recovery)> {
+        if !is_log_dir(dir) {
+            bail!(
+                "{} holds no docket log (no segments/ directory)",
+                dir.display()
+            );
+        }
+        let lock = take_lock(dir)?;
+        let paths = segment_paths(dir)?;
+        let Some(last) = paths.last().cloned() else {
+            bail!("{} has no segment files", dir.display());
+        };
+        let mut frames = Vec::new();
+        let mut recovery = Recovery::default();
+        let mut last_len = 0u64;
+        for path in &paths {
+            let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let (mut got, good, problem) = scan_segment(&bytes);
+            if *path != last {
+                if let Some(problem) = problem {
+                    bail!(
+                        "the log is damaged: {problem} in {} at byte {good}, not at its end; \
+                           restore it from a copy or export what verifies",
+                        path.display()
+                    );
+                }
+                frames.append(&mut got);
+                continue;
+            }
+            // In the last segment, everything after the last checkpoint frame was never
+            // acknowledged: cut it along with any torn frame.
+            let mut keep = got.len();
+            while keep > 0 && matches!(got[keep - 1], Frame::Entry(_)) {
+                keep -= 1;
+            }
+            recovery.unsealed_entries_dropped = (got.len() - keep) as u64;
+            got.truncate(keep);
+            let sealed_len: usize = got
+                .iter()
+                .map(|f| {
+                    9 + match f {
+                        Frame::Entry(b) => b.len(),
+                        Frame::Checkpoint(n) => n.len(),
+                    }
+                })
+                .sum();
+            recovery.truncated_bytes = (bytes.len() - sealed_len) as u64;
+            let _ = good;
+            if recovery.truncated_bytes > 0 {
+                let file = OpenOptions::new().write(true).open(path)?;
+                file.set_len(sealed_len as u64)?;
+                file.sync_all()?;
+            }
+            last_len = sealed_len as u64;
+            frames.append(&mut got);
+        }
+        let entries = frames
+            .iter()
+            .filter(|f| matches!(f, Frame::Entry(_)))
+            .count() as u64;
+        let segment = OpenOptions::new().append(true).open(&last)?;
+        Ok((
+            Store {
+                dir: dir.to_path_buf(),
+                _lock: lock,
+                segment,
+                segment_len: last_len,
+                entries,
+            },
+            frames,
+            recovery,
+        ))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Makes a batch durable: its entries, then the checkpoint covering them, one write and one
+    /// fsync. Returns only once the data is on disk; only then may the entries be acknowledged.
+    pub fn commit(&mut self, entries: &[&[u8]], checkpoint_note: &str) -> Result<()> {
+        let mut buf = Vec::with_capacity(
+            entries.iter().map(|e| e.len() + 9).sum::<usize>() + checkpoint_note.len() + 9,
+        );
+        for entry in entries {
+            encode_frame(FRAME_ENTRY, entry, &mut buf);
+        }
+        encode_frame(FRAME_CHECKPOINT, checkpoint_note.as_bytes(), &mut buf);
+        self.segment
+            .write_all(&buf)
+            .context("writing to the log segment")?;
+        self.segment
+            .sync_data()
+            .context("fsync of the log segment")?;
+        self.segment_len += buf.len() as u64;
+        self.entries += entries.len() as u64;
+        self.write_latest_checkpoint(checkpoint_note)?;
+        if self.segment_len >= SEGMENT_LIMIT {
+            self.roll_segment()?;
+        }
+        Ok(())
+    }
+
+    fn write_latest_checkpoint(&self, note: &str) -> Result<()> {
+        let path = self.dir.join("checkpoint");
+        let tmp = self.dir.join("checkpoint.tmp");
+        let mut file = File::create(&tmp)?;
+        file.write_all(note.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        sync_dir(&self.dir)
+    }
+
+    fn roll_segment(&mut self) -> Result<()> {
+        let path = segments_dir(&self.dir).join(segment_name(self.entries));
+        self.segment = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        sync_dir(&segments_dir(&self.dir))?;
+        self.segment_len = 0;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_damage_is_located() {
+        let mut buf = Vec::new();
+        encode_frame(FRAME_ENTRY, b"abc", &mut buf);
+        encode_frame(FRAME_CHECKPOINT, b"note\n", &mut buf);
+        let (frames, good, problem) = scan_segment(&buf);
+        assert_eq!(
+            frames,
+            vec![
+                Frame::Entry(b"abc".to_vec()),
+                Frame::Checkpoint("note\n".into())
+            ]
+        );
+        assert_eq!((good, problem), (buf.len(), None));
+        let (frames, good, problem) = scan_segment(&buf[..buf.len() - 2]);
+        assert_eq!((frames.len(), good), (1, 12));
+        assert!(problem.unwrap().contains("cut short"));
+        let mut flipped = buf.clone();
+        flipped[6] ^= 1;
+        let (frames, good, problem) = scan_segment(&flipped);
+        assert_eq!((frames.len(), good), (0, 0));
+        assert!(problem.unwrap().contains("checksum"));
+    }
+}

@@ -1,0 +1,36 @@
+# docket's common jobs. `just` installs with `pip install rust-just`.
+
+# List the recipes.
+default:
+    @just --list
+
+# The main job: seal and verify a few thousand decisions on the example policies.
+demo *args:
+    cargo run --release -p docket -- demo {{args}}
+
+# Every test, as CI runs it (sets up Rust targets itself).
+test:
+    bash tests/run
+
+# Build the policy-and-audit component (wasm32-wasip2) and print its size and WIT world.
+component:
+    rustup target add wasm32-wasip2
+    CARGO_TARGET_DIR=target/wasm cargo build --package docket-component --target wasm32-wasip2 --profile component
+    ls -l target/wasm/wasm32-wasip2/component/docket_component.wasm
+    -wasm-tools component wit target/wasm/wasm32-wasip2/component/docket_component.wasm
+
+# Benchmarks: native vs component, sealing and verification (figures go to BENCHMARKS.md).
+bench:
+    cargo run --release -p docket -- bench
+
+# Format and lint.
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Regenerate the format's test vectors after a deliberate format change.
+vectors:
+    DOCKET_REGENERATE_VECTORS=1 cargo test -p docket-ledger --test vectors
