@@ -1,0 +1,356 @@
+//! The audit log end to end, through the real component and real files: eval → seal → persist
+//! → verify; reopen and continue; crash recovery; tamper detection; a single writer.
+
+use docket::examples::{ALL, Requests};
+use docket::log::{AuditLog, read_public_key, verify_frames, write_new_key};
+use docket::runtime::{Runtime, SigningMode};
+use docket::store::{self, Frame};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(Some(
+            &std::env::temp_dir().join("docket-test-component-cache"),
+        ))
+        .unwrap()
+    })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("docket-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn load_examples(log: &mut AuditLog) {
+    for p in ALL {
+        log.instance().add_policy(p.id, p.source).unwrap().unwrap();
+        log.instance().add_data(p.data).unwrap().unwrap();
+    }
+}
+
+/// Creates a log with `n` decisions committed in batches of 10; returns the acknowledged ids.
+fn seed_log(dir: &Path, n: usize) -> (docket_ledger::SecretKey, Vec<String>) {
+    let key = write_new_key(dir, "k", "docket.test").unwrap();
+    let mut log = AuditLog::create(
+        &dir.join("log"),
+        runtime(),
+        &key,
+        "docket.test/e2e",
+        "i1",
+        SigningMode::Checkpoint,
+    )
+    .unwrap();
+    load_examples(&mut log);
+    let mut ids = Vec::new();
+    let mut requests = Requests::new(3);
+    for i in 0..n {
+        let (path, input) = requests.next_request();
+        ids.push(log.decide(path, Some(&input)).unwrap().decision_id);
+        if i % 10 == 9 {
+            log.commit().unwrap();
+        }
+    }
+    log.commit().unwrap();
+    (key, ids)
+}
+
+fn decision_ids(dir: &Path) -> Vec<String> {
+    let (frames, _) = store::read_frames(dir).unwrap();
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Entry(b) => Some(docket_ledger::Entry::decode(b).unwrap()),
+            _ => None,
+        })
+        .filter(|e| e.kind == docket_ledger::EntryKind::Decision)
+        .map(|e| {
+            serde_json::from_slice::<serde_json::Value>(&e.record).unwrap()["decision_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn docket(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(args)
+        .env(
+            "DOCKET_CACHE_DIR",
+            std::env::temp_dir().join("docket-test-component-cache"),
+        )
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn decisions_are_sealed_persisted_and_verify_then_the_chain_continues_after_reopening() {
+    let dir = scratch("reopen");
+    let (key, mut ids) = seed_log(&dir, 35);
+    let log_dir = dir.join("log");
+    let (mut log, recovery, report) =
+        AuditLog::open(&log_dir, runtime(), key.public(), &key).unwrap();
+    assert_eq!(recovery.truncated_bytes, 0);
+    assert_eq!(report.entries, 36, "genesis + 35 decisions");
+    load_examples(&mut log);
+    let mut requests = Requests::new(4);
+    for _ in 0..5 {
+        let (path, input) = requests.next_request();
+        let sealed = log.decide(path, Some(&input)).unwrap();
+        ids.push(sealed.decision_id);
+    }
+    log.commit().unwrap();
+    drop(log);
+    assert_eq!(
+        decision_ids(&log_dir),
+        ids,
+        "every acknowledged decision is in the log, in order"
+    );
+    let (code, out) = docket(&[
+        "verify",
+        log_dir.to_str().unwrap(),
+        "--pub",
+        dir.join("k.pub").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verified: 41 entries (40 decisions)"), "{out}");
+    // The export verifies on its own too.
+    let export = dir.join("log.jsonl");
+    let (code, out) = docket(&[
+        "log",
+        "export",
+        log_dir.to_str().unwrap(),
+        "-o",
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = docket(&[
+        "verify",
+        export.to_str().unwrap(),
+        "--pub",
+        dir.join("k.pub").to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"ok\":true"), "{out}");
+}
+
+#[test]
+fn a_torn_last_frame_and_an_unfinished_commit_are_cut_and_nothing_acknowledged_is_lost() {
+    let dir = scratch("torn");
+    let (key, ids) = seed_log(&dir, 20);
+    let log_dir = dir.join("log");
+    let segment = store::segment_paths(&log_dir).unwrap().pop().unwrap();
+    // A crash mid-commit: an entry frame written whole, then half of the next one.
+    let (frames, _) = store::read_frames(&log_dir).unwrap();
+    let Frame::Entry(last_entry) = frames
+        .iter()
+        .rev()
+        .find(|f| matches!(f, Frame::Entry(_)))
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    let mut tail = Vec::new();
+    tail.extend_from_slice(&(last_entry.len() as u32).to_be_bytes());
+    tail.push(store::FRAME_ENTRY);
+    tail.extend_from_slice(last_entry);
+    tail.extend_from_slice(&crc32(&[&[store::FRAME_ENTRY], last_entry]).to_be_bytes());
+    tail.extend_from_slice(&(last_entry.len() as u32).to_be_bytes());
+    tail.push(store::FRAME_ENTRY);
+    tail.extend_from_slice(&last_entry[..40]);
+    let before = std::fs::metadata(&segment).unwrap().len();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes.extend_from_slice(&tail);
+    std::fs::write(&segment, bytes).unwrap();
+
+    let (code, out) = docket(&[
+        "verify",
+        log_dir.to_str().unwrap(),
+        "--pub",
+        dir.join("k.pub").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        code, 1,
+        "an unsealed entry after the last checkpoint is reported by a read-only verify: {out}"
+    );
+
+    let (log, recovery, report) = AuditLog::open(&log_dir, runtime(), key.public(), &key).unwrap();
+    assert_eq!(recovery.unsealed_entries_dropped, 1);
+    assert_eq!(recovery.truncated_bytes, tail.len() as u64);
+    assert_eq!(std::fs::metadata(&segment).unwrap().len(), before);
+    assert_eq!(report.entries, 21);
+    drop(log);
+    assert_eq!(decision_ids(&log_dir), ids);
+}
+
+fn crc32(parts: &[&[u8]]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
+}
+
+#[test]
+fn a_tampered_log_is_rejected_naming_the_entry_and_the_writer_refuses_to_open_it() {
+    let dir = scratch("tamper");
+    let (key, _) = seed_log(&dir, 30);
+    let log_dir = dir.join("log");
+    let segment = store::segment_paths(&log_dir).unwrap().pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // Find entry 12's frame, flip a record byte and fix the CRC (a deliberate, careful tamper).
+    let (mut at, mut seen) = (0usize, 0u64);
+    loop {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if bytes[at + 4] == store::FRAME_ENTRY {
+            if seen == 12 {
+                bytes[at + 5 + docket_ledger::entry::BODY_HEADER_LEN + 3] ^= 0x04;
+                let crc = crc32(&[&bytes[at + 4..at + 5 + len]]);
+                bytes[at + 5 + len..at + 9 + len].copy_from_slice(&crc.to_be_bytes());
+                break;
+            }
+            seen += 1;
+        }
+        at += 9 + len;
+    }
+    std::fs::write(&segment, &bytes).unwrap();
+    let (code, out) = docket(&[
+        "verify",
+        log_dir.to_str().unwrap(),
+        "--pub",
+        dir.join("k.pub").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("entry 12: bad-hash"), "{out}");
+    let err = AuditLog::open(&log_dir, runtime(), key.public(), &key)
+        .err()
+        .expect("a tampered log is not continued");
+    assert!(err.to_string().contains("entry 12"), "{err}");
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        bytes,
+        "opening a bad log changes nothing"
+    );
+}
+
+#[test]
+fn a_second_writer_is_refused() {
+    let dir = scratch("lock");
+    let (key, _) = seed_log(&dir, 3);
+    let log_dir = dir.join("log");
+    let (_first, _, _) = AuditLog::open(&log_dir, runtime(), key.public(), &key).unwrap();
+    let err = AuditLog::open(&log_dir, runtime(), key.public(), &key)
+        .err()
+        .expect("second writer refused");
+    assert!(
+        err.to_string().contains("in use by another writer"),
+        "{err}"
+    );
+    // From another process too (the CLI).
+    let input = dir.join("input.json");
+    std::fs::write(
+        &input,
+        r#"{"user":"bob","action":"read","resource":{"type":"document"}}"#,
+    )
+    .unwrap();
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies/rbac.rego");
+    let (code, out) = docket(&[
+        "eval",
+        "--dir",
+        log_dir.to_str().unwrap(),
+        "--key",
+        dir.join("k.key").to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--path",
+        "rbac/allow",
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("in use by another writer"), "{out}");
+}
+
+#[test]
+fn keygen_eval_and_verify_from_the_command_line() {
+    let dir = scratch("cli");
+    let (code, out) = docket(&[
+        "keygen",
+        "--out",
+        dir.to_str().unwrap(),
+        "--name",
+        "cli.test",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("cli.test+"),
+        "the public key is printed: {out}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("docket.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let input = dir.join("input.json");
+    std::fs::write(
+        &input,
+        r#"{"user":"bob","action":"deploy","resource":{"type":"service"}}"#,
+    )
+    .unwrap();
+    let log_dir = dir.join("log");
+    let args = |input: &str| {
+        vec![
+            "eval".to_string(),
+            "--dir".into(),
+            log_dir.display().to_string(),
+            "--key".into(),
+            dir.join("docket.key").display().to_string(),
+            "--policy".into(),
+            examples.join("rbac.rego").display().to_string(),
+            "--data".into(),
+            examples.join("rbac.json").display().to_string(),
+            "--path".into(),
+            "rbac/allow".into(),
+            "--input".into(),
+            input.to_string(),
+        ]
+    };
+    let run = |a: Vec<String>| docket(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, out) = run(args(input.to_str().unwrap()));
+    assert_eq!(code, 0, "{out}");
+    let decision: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(decision["result"], true);
+    assert_eq!(decision["seq"], 1);
+    // Bad input: a clear error, and the log stays intact.
+    std::fs::write(&input, "{not json").unwrap();
+    let (code, out) = run(args(input.to_str().unwrap()));
+    assert_eq!(code, 2);
+    assert!(out.contains("Input"), "{out}");
+    let public = read_public_key(&dir.join("docket.pub")).unwrap();
+    let (frames, torn) = store::read_frames(&log_dir).unwrap();
+    assert!(torn.is_none());
+    let mut instance = runtime().instantiate().unwrap();
+    let report = verify_frames(&mut instance, &public, &frames, |_| {})
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.entries, 2);
+}
