@@ -140,26 +140,34 @@ pub fn decision_record(
 }
 
 /// Removes insignificant whitespace from valid JSON text, keeping everything else (key order,
-/// number spelling, string escapes) exactly as written.
+/// number spelling, string escapes) exactly as written. Works on bytes: JSON whitespace and the
+/// quote and backslash are ASCII, and no byte of a multi-byte UTF-8 sequence is ASCII.
 pub fn minify_json(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    if !bytes
+        .iter()
+        .any(|b| matches!(b, b' ' | b'\n' | b'\r' | b'\t'))
+    {
+        return text.to_string();
+    }
+    let mut out = Vec::with_capacity(bytes.len());
     let (mut in_string, mut escaped) = (false, false);
-    for c in text.chars() {
+    for &b in bytes {
         if in_string {
-            out.push(c);
+            out.push(b);
             if escaped {
                 escaped = false;
-            } else if c == '\\' {
+            } else if b == b'\\' {
                 escaped = true;
-            } else if c == '"' {
+            } else if b == b'"' {
                 in_string = false;
             }
-        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
-            in_string = c == '"';
-            out.push(c);
+        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
+            in_string = b == b'"';
+            out.push(b);
         }
     }
-    out
+    String::from_utf8(out).expect("only ASCII bytes were removed")
 }
 
 /// A UUIDv7 decision id: the entry's millisecond timestamp, then 74 bits of
@@ -273,5 +281,14 @@ mod tests {
                 .0
                 .contains("input")
         );
+    }
+
+    #[test]
+    fn minify_keeps_strings_escapes_and_unicode() {
+        assert_eq!(
+            minify_json("{ \"a b\" : [1, \"\\\" x\" ], \"é\":\"\t\" }"),
+            "{\"a b\":[1,\"\\\" x\"],\"é\":\"\t\"}"
+        );
+        assert_eq!(minify_json("[1.50,1e3]"), "[1.50,1e3]");
     }
 }

@@ -1,0 +1,241 @@
+//! `docket-bench`: docket's figures, each as a ratio against a baseline measured in the same
+//! process and run (native vs component, group commit vs fsync per entry). Prints a Markdown
+//! table for BENCHMARKS.md. Run: `cargo run --release -p docket-tests --bin docket-bench`.
+
+use docket::examples::{ALL, RBAC, Requests};
+use docket::log::AuditLog;
+use docket::runtime::{self, Runtime};
+use docket_ledger::record::SigningMode;
+use docket_ledger::{GenesisParams, Sealer, SecretKey, Verifier};
+use docket_policy::PolicyEngine;
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 5;
+
+/// Best of `ROUNDS` timings of `f`, which performs `n` operations; returns µs per operation.
+fn best_us(n: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = Duration::MAX;
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed());
+    }
+    best.as_secs_f64() * 1e6 / n as f64
+}
+
+fn row(what: &str, value: String, baseline: String, ratio: String) {
+    println!("| {what} | {value} | {baseline} | {ratio} |");
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2000);
+    let scratch = std::env::temp_dir().join(format!("docket-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+
+    // Component load: compile vs load from cache, and instantiation.
+    let cache = scratch.join("cache");
+    let t = Instant::now();
+    let compiled = Runtime::new(Some(&cache)).unwrap();
+    let compile_ms = t.elapsed().as_secs_f64() * 1e3;
+    drop(compiled);
+    let t = Instant::now();
+    let rt = Runtime::new(Some(&cache)).unwrap();
+    let cached_ms = t.elapsed().as_secs_f64() * 1e3;
+    assert!(rt.load_info().from_cache);
+    let instantiate_us = best_us(50, || {
+        for _ in 0..50 {
+            drop(rt.instantiate().unwrap());
+        }
+    });
+
+    let mut requests = Requests::new(99);
+    let rbac_inputs: Vec<String> = (0..n).map(|_| requests.rbac()).collect();
+    let mixed: Vec<(&str, String)> = (0..n).map(|_| requests.next_request()).collect();
+
+    let mut native = PolicyEngine::new();
+    let mut wasm = rt.instantiate().unwrap();
+    for p in ALL {
+        native.add_policy(p.id, p.source).unwrap();
+        native.add_data(p.data).unwrap();
+        wasm.add_policy(p.id, p.source).unwrap().unwrap();
+        wasm.add_data(p.data).unwrap().unwrap();
+    }
+
+    let native_eval = best_us(n, || {
+        for input in &rbac_inputs {
+            native.evaluate(RBAC.path, Some(input)).unwrap();
+        }
+    });
+    let wasm_eval = best_us(n, || {
+        for input in &rbac_inputs {
+            wasm.evaluate(RBAC.path, Some(input)).unwrap().unwrap();
+        }
+    });
+
+    // Sealing alone (checkpoint mode: no per-entry signature), native vs component.
+    let decision = native.evaluate(RBAC.path, Some(&rbac_inputs[0])).unwrap();
+    let key = SecretKey::from_seed("bench", &[5; 32]).unwrap();
+    let params = || GenesisParams {
+        origin: "bench/x".into(),
+        instance_id: "b".into(),
+        signing: SigningMode::Checkpoint,
+    };
+    let (mut sealer, _) = Sealer::genesis(key.clone(), params(), 1).unwrap();
+    let native_seal = best_us(n, || {
+        for _ in 0..n {
+            sealer.seal_decision(&decision, 2).unwrap();
+        }
+    });
+    wasm.start_log(
+        &[5; 32],
+        "bench",
+        "bench/x",
+        "b",
+        runtime::SigningMode::Checkpoint,
+    )
+    .unwrap()
+    .unwrap();
+    let wit_decision = wasm
+        .evaluate(RBAC.path, Some(&rbac_inputs[0]))
+        .unwrap()
+        .unwrap();
+    let wasm_seal = best_us(n, || {
+        for _ in 0..n {
+            wasm.seal_decision(&wit_decision).unwrap().unwrap();
+        }
+    });
+    let native_sign = best_us(n, || {
+        for _ in 0..n {
+            sealer.checkpoint();
+        }
+    });
+    let wasm_sign = best_us(n, || {
+        for _ in 0..n {
+            wasm.checkpoint().unwrap();
+        }
+    });
+
+    // Verification of a log of n decisions, native vs component.
+    let (mut sealer, genesis) = Sealer::genesis(key.clone(), params(), 1).unwrap();
+    let mut log = vec![genesis.encode()];
+    for _ in 0..n {
+        log.push(sealer.seal_decision(&decision, 2).unwrap().0.encode());
+    }
+    let (_, note) = sealer.checkpoint();
+    let native_verify = best_us(n, || {
+        let mut v = Verifier::new(key.public().clone());
+        for e in &log {
+            v.push_entry_bytes(e).unwrap();
+        }
+        v.push_checkpoint(&note).unwrap();
+        v.finish().unwrap();
+    });
+    let wasm_verify = best_us(n, || {
+        let mut v = wasm.verifier(&key.public().to_vkey()).unwrap();
+        for e in &log {
+            v.push_entry(e).unwrap().unwrap();
+        }
+        v.push_checkpoint(&note).unwrap().unwrap();
+        v.finish().unwrap().unwrap();
+    });
+
+    // End to end: evaluate + seal + durable append, group commit vs fsync per entry.
+    let end_to_end = |batch: usize, tag: &str| -> f64 {
+        let dir = scratch.join(format!("log-{tag}"));
+        let mut log = AuditLog::create(
+            &dir,
+            &rt,
+            &key,
+            "bench/e2e",
+            "b",
+            runtime::SigningMode::Checkpoint,
+        )
+        .unwrap();
+        for p in ALL {
+            log.instance().add_policy(p.id, p.source).unwrap().unwrap();
+            log.instance().add_data(p.data).unwrap().unwrap();
+        }
+        let t = Instant::now();
+        for (i, (path, input)) in mixed.iter().enumerate() {
+            log.decide(path, Some(input)).unwrap();
+            if (i + 1) % batch == 0 {
+                log.commit().unwrap();
+            }
+        }
+        log.commit().unwrap();
+        t.elapsed().as_secs_f64() * 1e6 / mixed.len() as f64
+    };
+    let per_entry = end_to_end(1, "fsync-each");
+    let grouped = end_to_end(256, "group");
+
+    println!(
+        "Measured {} on {} ({} requests per figure, best of {ROUNDS}):\n",
+        chrono_free_date(),
+        std::env::consts::ARCH,
+        n
+    );
+    println!("| measure | docket | baseline (same run) | ratio |");
+    println!("|---|---|---|---|");
+    row(
+        "RBAC policy eval, µs/decision",
+        format!("component {wasm_eval:.1}"),
+        format!("native {native_eval:.1}"),
+        format!("{:.2}×", wasm_eval / native_eval),
+    );
+    row(
+        "seal a decision (chain + hash), µs",
+        format!("component {wasm_seal:.1}"),
+        format!("native {native_seal:.1}"),
+        format!("{:.2}×", wasm_seal / native_seal),
+    );
+    row(
+        "sign a checkpoint (Ed25519), µs",
+        format!("component {wasm_sign:.1}"),
+        format!("native {native_sign:.1}"),
+        format!("{:.2}×", wasm_sign / native_sign),
+    );
+    row(
+        "verify, µs/entry",
+        format!("component {wasm_verify:.2}"),
+        format!("native {native_verify:.2}"),
+        format!("{:.2}×", wasm_verify / native_verify),
+    );
+    row(
+        "eval + seal + durable append, decisions/s (RBAC+ABAC mix, 1 core)",
+        format!("group commit of 256: {:.0}", 1e6 / grouped),
+        format!("fsync per entry: {:.0}", 1e6 / per_entry),
+        format!("{:.1}×", per_entry / grouped),
+    );
+    row(
+        "component load, ms",
+        format!("from cache {cached_ms:.2}"),
+        format!("compile {compile_ms:.0}"),
+        format!("{:.0}× faster", compile_ms / cached_ms),
+    );
+    row(
+        "instantiate (InstancePre), µs",
+        format!("{instantiate_us:.0}"),
+        "–".into(),
+        "–".into(),
+    );
+    row(
+        "component size, bytes",
+        format!("{}", runtime::COMPONENT_WASM.len()),
+        "–".into(),
+        "–".into(),
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The date for the table header, from the system clock (UTC), without a date crate.
+fn chrono_free_date() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    docket_ledger::record::rfc3339(secs)[..10].to_string()
+}
