@@ -162,7 +162,7 @@ fn main() {
         let t = Instant::now();
         for (i, (path, input)) in mixed.iter().enumerate() {
             log.decide(path, Some(input)).unwrap();
-            if (i + 1) % batch == 0 {
+            if (i + 1).is_multiple_of(batch) {
                 log.commit().unwrap();
             }
         }

@@ -59,12 +59,12 @@ pub fn verify_frames(
     let mut verifier = instance
         .verifier(&genesis_key.to_vkey())
         .map_err(|e| anyhow!("{e}"))?;
-    let mut entries = 0;
+    let mut entries = 0u64;
     for frame in frames {
         let pushed = match frame {
             Frame::Entry(bytes) => {
                 entries += 1;
-                if entries % 4096 == 0 {
+                if entries.is_multiple_of(4096) {
                     progress(entries);
                 }
                 verifier.push_entry(bytes)

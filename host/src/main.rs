@@ -327,7 +327,7 @@ fn verify(path: &Path, public: &Path, checkpoint: Option<&Path>, json: bool) -> 
                 failed = Some(e);
                 break;
             }
-            if i % 4096 == 0 {
+            if i.is_multiple_of(4096) {
                 bar.set_position(i as u64);
             }
         }
@@ -567,7 +567,7 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
             Some("true") => allowed += 1,
             _ => denied += 1,
         }
-        if (i + 1) as usize % batch == 0 {
+        if ((i + 1) as usize).is_multiple_of(batch) {
             log.commit()?;
             commits += 1;
         }

@@ -264,10 +264,10 @@ impl Verifier {
             self.accept_next(entry)?;
         }
         self.frontier.push(entry.hash);
-        if let Some((size, _)) = self.trusted_checkpoint {
-            if size == self.frontier.size() {
-                self.root_at_trusted_size = Some(self.frontier.root());
-            }
+        if let Some((size, _)) = self.trusted_checkpoint
+            && size == self.frontier.size()
+        {
+            self.root_at_trusted_size = Some(self.frontier.root());
         }
         let kind_index = EntryKind::KNOWN
             .iter()
@@ -334,14 +334,14 @@ impl Verifier {
             Ok(k) => k,
             Err(e) => return Err(self.fail(at, Failure::BadGenesis, format!("genesis key: {e}"))),
         };
-        if let Some(origin) = &self.expected_origin {
-            if origin != &record.origin {
-                let detail = format!(
-                    "the log's origin is {:?}, expected {origin:?}",
-                    record.origin
-                );
-                return Err(self.fail(at, Failure::BadGenesis, detail));
-            }
+        if let Some(origin) = &self.expected_origin
+            && origin != &record.origin
+        {
+            let detail = format!(
+                "the log's origin is {:?}, expected {origin:?}",
+                record.origin
+            );
+            return Err(self.fail(at, Failure::BadGenesis, detail));
         }
         if crate::sealer::check_origin(&record.origin).is_err() {
             return Err(self.fail(

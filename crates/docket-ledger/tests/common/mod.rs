@@ -26,7 +26,7 @@ pub fn decision(i: u64) -> Decision {
         result: if i % 5 == 4 {
             None
         } else {
-            Some((i % 3 != 0).to_string())
+            Some((!i.is_multiple_of(3)).to_string())
         },
         policy_version: PolicyVersion {
             digest: format!("sha256:{}", "ab".repeat(32)),
@@ -71,7 +71,7 @@ pub fn build(
             sealer.seal_decision(&decision(i), now).unwrap().0
         };
         items.push(Item::Entry(entry));
-        if i % every == 0 || i == n {
+        if i.is_multiple_of(every) || i == n {
             let (c, note) = sealer.checkpoint();
             items.push(Item::Checkpoint { size: c.size, note });
         }
