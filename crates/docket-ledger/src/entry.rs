@@ -1,6 +1,6 @@
 //! Entries: the unit of the log. See `docs/log-format.md` §3 for the byte layout.
 
-use crate::hash::{Hash, leaf_hash};
+use crate::hash::{Hash, LEAF_PREFIX, sha256};
 use crate::keys::KeyId;
 use std::fmt;
 
@@ -114,24 +114,27 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 impl Entry {
+    /// The fixed 73-byte start of the body: tag, seq, prev, timestamp, kind, key id, record length.
+    pub fn body_header(&self) -> [u8; BODY_HEADER_LEN] {
+        let mut h = [0u8; BODY_HEADER_LEN];
+        h[..16].copy_from_slice(ENTRY_TAG);
+        h[16..24].copy_from_slice(&self.seq.to_be_bytes());
+        h[24..56].copy_from_slice(&self.prev.0);
+        h[56..64].copy_from_slice(&self.timestamp_ns.to_be_bytes());
+        h[64] = self.kind.byte();
+        h[65..69].copy_from_slice(&self.key_id.0.to_be_bytes());
+        h[69..73].copy_from_slice(&(self.record.len() as u32).to_be_bytes());
+        h
+    }
+
     /// The entry body: the exact bytes the entry hash covers (the RFC 6962 leaf input).
     pub fn body(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(BODY_HEADER_LEN + self.record.len());
-        write_body(
-            &mut body,
-            self.seq,
-            &self.prev,
-            self.timestamp_ns,
-            self.kind,
-            self.key_id,
-            &self.record,
-        );
-        body
+        [&self.body_header()[..], &self.record].concat()
     }
 
     /// SHA-256(0x00 ‖ body): the entry hash, which is also the entry's Merkle leaf hash.
     pub fn compute_hash(&self) -> Hash {
-        leaf_hash(&self.body())
+        sha256(&[&[LEAF_PREFIX], &self.body_header(), &self.record])
     }
 
     /// The binary encoding used on disk and across the WIT boundary:
@@ -143,15 +146,8 @@ impl Entry {
     }
 
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        write_body(
-            out,
-            self.seq,
-            &self.prev,
-            self.timestamp_ns,
-            self.kind,
-            self.key_id,
-            &self.record,
-        );
+        out.extend_from_slice(&self.body_header());
+        out.extend_from_slice(&self.record);
         out.extend_from_slice(&self.hash.0);
         match &self.signature {
             Some(sig) => {
@@ -240,25 +236,6 @@ impl Entry {
             used,
         ))
     }
-}
-
-fn write_body(
-    out: &mut Vec<u8>,
-    seq: u64,
-    prev: &Hash,
-    timestamp_ns: u64,
-    kind: EntryKind,
-    key_id: KeyId,
-    record: &[u8],
-) {
-    out.extend_from_slice(ENTRY_TAG);
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(&prev.0);
-    out.extend_from_slice(&timestamp_ns.to_be_bytes());
-    out.push(kind.byte());
-    out.extend_from_slice(&key_id.0.to_be_bytes());
-    out.extend_from_slice(&(record.len() as u32).to_be_bytes());
-    out.extend_from_slice(record);
 }
 
 /// The message an entry signature signs: the signature tag followed by the entry hash. The NUL
