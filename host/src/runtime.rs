@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::error::Context;
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime::{Result, format_err};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -35,11 +35,35 @@ pub use wit::{
 /// The component, built by `host/build.rs` from `crates/docket-component`.
 pub const COMPONENT_WASM: &[u8] = include_bytes!(env!("DOCKET_COMPONENT_WASM"));
 
-/// Per-store host state: WASI (clocks and random only; no files, sockets or environment).
+/// Per-store host state: WASI (clocks and random only; no files, sockets or environment) and
+/// the store's resource limits.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    limits: StoreLimits,
 }
+
+/// Bounds on what one call into the component may consume. A policy that loops or allocates
+/// past them is stopped with an error; the runtime keeps serving other instances.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Linear memory of one instance.
+    pub memory_bytes: usize,
+    /// Wall time of one call (evaluate, seal, verify step), checked every epoch tick.
+    pub call_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            memory_bytes: 512 << 20,
+            call_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// How often the engine's epoch advances: the granularity of `Limits::call_timeout`.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
@@ -62,6 +86,7 @@ pub struct Runtime {
     engine: Engine,
     pre: bindings::DocketPre<HostState>,
     load: LoadInfo,
+    limits: Limits,
 }
 
 impl Runtime {
@@ -73,7 +98,9 @@ impl Runtime {
     pub fn from_wasm(wasm: &[u8], cache_dir: Option<&Path>) -> Result<Runtime> {
         let mut config = Config::new();
         config.wasm_component_model(true);
+        config.epoch_interruption(true);
         let engine = Engine::new(&config)?;
+        start_epoch_ticker(&engine);
         let started = std::time::Instant::now();
         let (component, from_cache, cache_file) = match cache_dir {
             Some(dir) => {
@@ -102,7 +129,17 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         let pre = bindings::DocketPre::new(linker.instantiate_pre(&component)?)?;
-        Ok(Runtime { engine, pre, load })
+        Ok(Runtime {
+            engine,
+            pre,
+            load,
+            limits: Limits::default(),
+        })
+    }
+
+    /// Replaces the limits applied to instances created from now on.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     pub fn load_info(&self) -> &LoadInfo {
@@ -127,11 +164,19 @@ impl Runtime {
         if let Some(clock) = clock {
             builder.wall_clock(BoxedClock(clock));
         }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .build();
         let state = HostState {
             wasi: builder.build(),
             table: ResourceTable::new(),
+            limits,
         };
         let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let deadline_ticks =
+            (self.limits.call_timeout.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64;
+        store.set_epoch_deadline(deadline_ticks);
         let bindings = self.pre.instantiate(&mut store)?;
         let engine = bindings
             .docket_audit_policy()
@@ -142,8 +187,26 @@ impl Runtime {
             bindings,
             engine,
             sealer: None,
+            deadline_ticks,
+            limits: self.limits,
+            broken: false,
         })
     }
+}
+
+/// Advances the engine's epoch every `EPOCH_TICK` for as long as the engine lives.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("docket-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
 }
 
 struct BoxedClock(Box<dyn HostWallClock + Send>);
@@ -207,9 +270,53 @@ pub struct Instance {
     bindings: bindings::Docket,
     engine: ResourceAny,
     sealer: Option<ResourceAny>,
+    deadline_ticks: u64,
+    limits: Limits,
+    /// Set once a call trapped: the instance's state can no longer be trusted.
+    broken: bool,
 }
 
 impl Instance {
+    /// Arms the time limit for the next call, and refuses calls into a trapped instance.
+    fn arm(&mut self) -> Result<()> {
+        if self.broken {
+            return Err(format_err!(
+                "this component instance stopped after an earlier call exceeded its limits; create a new instance"
+            ));
+        }
+        self.store.set_epoch_deadline(self.deadline_ticks);
+        Ok(())
+    }
+
+    /// Turns a trap into a clear error and marks the instance unusable.
+    fn check<T>(&mut self, result: Result<T>) -> Result<T> {
+        result.map_err(|e| {
+            self.broken = true;
+            let why = match e.downcast_ref::<wasmtime::Trap>() {
+                Some(wasmtime::Trap::Interrupt) => format!(
+                    "it ran longer than the {:?} limit",
+                    self.limits.call_timeout
+                ),
+                Some(trap) => format!(
+                    "it trapped ({trap}); a memory limit of {} MiB applies",
+                    self.limits.memory_bytes >> 20
+                ),
+                None => format!("{e}"),
+            };
+            format_err!("the call into the docket component was stopped: {why}")
+        })
+    }
+
+    /// Every call into the component goes through here: deadline armed, traps made clear.
+    fn call<T>(
+        &mut self,
+        f: impl FnOnce(&bindings::Docket, &mut Store<HostState>) -> Result<T>,
+    ) -> Result<T> {
+        self.arm()?;
+        let result = f(&self.bindings, &mut self.store);
+        self.check(result)
+    }
+
     fn sealer(&self) -> Result<ResourceAny> {
         self.sealer.ok_or_else(|| {
             format_err!("no log is open in this instance: start or resume one first")
@@ -217,43 +324,40 @@ impl Instance {
     }
 
     pub fn add_policy(&mut self, id: &str, source: &str) -> Result<Result<String, PolicyError>> {
-        let engine = self.engine;
-        self.bindings
-            .docket_audit_policy()
-            .engine()
-            .call_add_policy(&mut self.store, engine, id, source)
+        let e = self.engine;
+        self.call(|b, s| {
+            b.docket_audit_policy()
+                .engine()
+                .call_add_policy(s, e, id, source)
+        })
     }
 
     pub fn remove_policy(&mut self, id: &str) -> Result<Result<(), PolicyError>> {
-        let engine = self.engine;
-        self.bindings
-            .docket_audit_policy()
-            .engine()
-            .call_remove_policy(&mut self.store, engine, id)
+        let e = self.engine;
+        self.call(|b, s| {
+            b.docket_audit_policy()
+                .engine()
+                .call_remove_policy(s, e, id)
+        })
     }
 
     pub fn add_data(&mut self, json: &str) -> Result<Result<(), PolicyError>> {
-        let engine = self.engine;
-        self.bindings
-            .docket_audit_policy()
-            .engine()
-            .call_add_data(&mut self.store, engine, json)
+        let e = self.engine;
+        self.call(|b, s| b.docket_audit_policy().engine().call_add_data(s, e, json))
     }
 
     pub fn set_revision(&mut self, revision: Option<&str>) -> Result<()> {
-        let engine = self.engine;
-        self.bindings
-            .docket_audit_policy()
-            .engine()
-            .call_set_revision(&mut self.store, engine, revision)
+        let e = self.engine;
+        self.call(|b, s| {
+            b.docket_audit_policy()
+                .engine()
+                .call_set_revision(s, e, revision)
+        })
     }
 
     pub fn policy_version(&mut self) -> Result<PolicyVersion> {
-        let engine = self.engine;
-        self.bindings
-            .docket_audit_policy()
-            .engine()
-            .call_version(&mut self.store, engine)
+        let e = self.engine;
+        self.call(|b, s| b.docket_audit_policy().engine().call_version(s, e))
     }
 
     pub fn evaluate(
@@ -261,13 +365,12 @@ impl Instance {
         path: &str,
         input: Option<&str>,
     ) -> Result<Result<Decision, PolicyError>> {
-        let engine = self.engine;
-        self.bindings.docket_audit_policy().engine().call_evaluate(
-            &mut self.store,
-            engine,
-            path,
-            input,
-        )
+        let e = self.engine;
+        self.call(|b, s| {
+            b.docket_audit_policy()
+                .engine()
+                .call_evaluate(s, e, path, input)
+        })
     }
 
     /// Starts a new log in this instance; returns its genesis entry.
@@ -279,23 +382,26 @@ impl Instance {
         instance_id: &str,
         signing: SigningMode,
     ) -> Result<Result<SealedEntry, SealError>> {
-        let sealer = match self.bindings.docket_audit_sealing().sealer().call_genesis(
-            &mut self.store,
-            seed,
-            key_name,
-            origin,
-            instance_id,
-            signing,
-        )? {
-            Ok(s) => s,
+        let started = self.call(|b, s| {
+            b.docket_audit_sealing().sealer().call_genesis(
+                s,
+                seed,
+                key_name,
+                origin,
+                instance_id,
+                signing,
+            )
+        })?;
+        let sealer = match started {
+            Ok(sealer) => sealer,
             Err(e) => return Ok(Err(e)),
         };
         self.replace_sealer(sealer)?;
-        let genesis = self
-            .bindings
-            .docket_audit_sealing()
-            .sealer()
-            .call_take_genesis(&mut self.store, sealer)?;
+        let genesis = self.call(|b, s| {
+            b.docket_audit_sealing()
+                .sealer()
+                .call_take_genesis(s, sealer)
+        })?;
         Ok(Ok(genesis.expect("a new sealer holds its genesis entry")))
     }
 
@@ -306,12 +412,11 @@ impl Instance {
         key_name: &str,
         state: &ChainState,
     ) -> Result<Result<(), SealError>> {
-        match self.bindings.docket_audit_sealing().sealer().call_resume(
-            &mut self.store,
-            seed,
-            key_name,
-            state,
-        )? {
+        match self.call(|b, s| {
+            b.docket_audit_sealing()
+                .sealer()
+                .call_resume(s, seed, key_name, state)
+        })? {
             Ok(sealer) => {
                 self.replace_sealer(sealer)?;
                 Ok(Ok(()))
@@ -328,11 +433,12 @@ impl Instance {
     }
 
     pub fn seal_decision(&mut self, decision: &Decision) -> Result<Result<SealedEntry, SealError>> {
-        let sealer = self.sealer()?;
-        self.bindings
-            .docket_audit_sealing()
-            .sealer()
-            .call_seal_decision(&mut self.store, sealer, decision)
+        let r = self.sealer()?;
+        self.call(|b, s| {
+            b.docket_audit_sealing()
+                .sealer()
+                .call_seal_decision(s, r, decision)
+        })
     }
 
     pub fn seal_record(
@@ -340,11 +446,12 @@ impl Instance {
         kind: EntryKind,
         json: &str,
     ) -> Result<Result<SealedEntry, SealError>> {
-        let sealer = self.sealer()?;
-        self.bindings
-            .docket_audit_sealing()
-            .sealer()
-            .call_seal_record(&mut self.store, sealer, kind, json)
+        let r = self.sealer()?;
+        self.call(|b, s| {
+            b.docket_audit_sealing()
+                .sealer()
+                .call_seal_record(s, r, kind, json)
+        })
     }
 
     pub fn rotate_key(
@@ -352,36 +459,31 @@ impl Instance {
         seed: &[u8; 32],
         key_name: &str,
     ) -> Result<Result<SealedEntry, SealError>> {
-        let sealer = self.sealer()?;
-        self.bindings
-            .docket_audit_sealing()
-            .sealer()
-            .call_rotate_key(&mut self.store, sealer, seed, key_name)
+        let r = self.sealer()?;
+        self.call(|b, s| {
+            b.docket_audit_sealing()
+                .sealer()
+                .call_rotate_key(s, r, seed, key_name)
+        })
     }
 
     pub fn checkpoint(&mut self) -> Result<Checkpoint> {
-        let sealer = self.sealer()?;
-        self.bindings
-            .docket_audit_sealing()
-            .sealer()
-            .call_checkpoint(&mut self.store, sealer)
+        let r = self.sealer()?;
+        self.call(|b, s| b.docket_audit_sealing().sealer().call_checkpoint(s, r))
     }
 
     pub fn chain_state(&mut self) -> Result<ChainState> {
-        let sealer = self.sealer()?;
-        self.bindings
-            .docket_audit_sealing()
-            .sealer()
-            .call_state(&mut self.store, sealer)
+        let r = self.sealer()?;
+        self.call(|b, s| b.docket_audit_sealing().sealer().call_state(s, r))
     }
 
     /// A streaming verifier inside this instance, trusting `genesis_vkey`.
     pub fn verifier(&mut self, genesis_vkey: &str) -> Result<VerifierHandle<'_>> {
-        let verifier = self
-            .bindings
-            .docket_audit_verification()
-            .verifier()
-            .call_constructor(&mut self.store, genesis_vkey)?;
+        let verifier = self.call(|b, s| {
+            b.docket_audit_verification()
+                .verifier()
+                .call_constructor(s, genesis_vkey)
+        })?;
         Ok(VerifierHandle {
             instance: self,
             verifier,
@@ -398,48 +500,45 @@ pub struct VerifierHandle<'a> {
 impl VerifierHandle<'_> {
     pub fn expect_tree_head(&mut self, size: u64, root: &[u8]) -> Result<()> {
         let v = self.verifier;
-        self.instance
-            .bindings
-            .docket_audit_verification()
-            .verifier()
-            .call_expect_tree_head(&mut self.instance.store, v, size, root)
+        self.instance.call(|b, s| {
+            b.docket_audit_verification()
+                .verifier()
+                .call_expect_tree_head(s, v, size, root)
+        })
     }
 
     pub fn push_entry(&mut self, encoded: &[u8]) -> Result<Result<(), VerifyError>> {
         let v = self.verifier;
-        self.instance
-            .bindings
-            .docket_audit_verification()
-            .verifier()
-            .call_push_entry(&mut self.instance.store, v, encoded)
+        self.instance.call(|b, s| {
+            b.docket_audit_verification()
+                .verifier()
+                .call_push_entry(s, v, encoded)
+        })
     }
 
     pub fn push_checkpoint(&mut self, note: &str) -> Result<Result<(), VerifyError>> {
         let v = self.verifier;
-        self.instance
-            .bindings
-            .docket_audit_verification()
-            .verifier()
-            .call_push_checkpoint(&mut self.instance.store, v, note)
+        self.instance.call(|b, s| {
+            b.docket_audit_verification()
+                .verifier()
+                .call_push_checkpoint(s, v, note)
+        })
     }
 
     pub fn push_export_line(&mut self, line: &str) -> Result<Result<(), VerifyError>> {
         let v = self.verifier;
-        self.instance
-            .bindings
-            .docket_audit_verification()
-            .verifier()
-            .call_push_export_line(&mut self.instance.store, v, line)
+        self.instance.call(|b, s| {
+            b.docket_audit_verification()
+                .verifier()
+                .call_push_export_line(s, v, line)
+        })
     }
 
     pub fn finish(self) -> Result<Result<Report, VerifyError>> {
         let v = self.verifier;
         let result = self
             .instance
-            .bindings
-            .docket_audit_verification()
-            .verifier()
-            .call_finish(&mut self.instance.store, v)?;
+            .call(|b, s| b.docket_audit_verification().verifier().call_finish(s, v))?;
         v.resource_drop(&mut self.instance.store)?;
         Ok(result)
     }
