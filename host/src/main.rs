@@ -121,6 +121,21 @@ enum LogCommand {
     },
     /// Print the latest signed checkpoint. Example: docket log checkpoint log
     Checkpoint { dir: PathBuf },
+    /// Prove an entry is in the log: an RFC 9162 inclusion proof against the latest checkpoint,
+    /// checked before it is printed. Example: docket log prove log --seq 42
+    Prove {
+        dir: PathBuf,
+        /// The entry's sequence number.
+        #[arg(
+            long,
+            conflicts_with = "decision_id",
+            required_unless_present = "decision_id"
+        )]
+        seq: Option<u64>,
+        /// Or the decision id of a decision entry.
+        #[arg(long)]
+        decision_id: Option<String>,
+    },
 }
 
 fn main() {
@@ -478,6 +493,11 @@ fn log_command(cmd: LogCommand) -> Result<i32> {
             }
             Ok(0)
         }
+        LogCommand::Prove {
+            dir,
+            seq,
+            decision_id,
+        } => prove(&dir, seq, decision_id.as_deref()),
         LogCommand::Checkpoint { dir } => {
             let note = std::fs::read_to_string(dir.join("checkpoint"))
                 .with_context(|| format!("{} has no checkpoint yet", dir.display()))?;
@@ -485,6 +505,67 @@ fn log_command(cmd: LogCommand) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn prove(dir: &Path, seq: Option<u64>, decision_id: Option<&str>) -> Result<i32> {
+    let (frames, _) = store::read_frames(dir)?;
+    let mut entries = Vec::new();
+    let mut checkpoint = None;
+    for frame in &frames {
+        match frame {
+            store::Frame::Entry(b) => entries.push(decode_entry(b)?),
+            store::Frame::Checkpoint(n) => checkpoint = Some(n.clone()),
+        }
+    }
+    let note = checkpoint.ok_or_else(|| anyhow!("{} has no checkpoint yet", dir.display()))?;
+    let signed = docket_ledger::SignedCheckpoint::parse(&note)
+        .map_err(|e| anyhow!("latest checkpoint: {e}"))?;
+    let size = signed.checkpoint.size as usize;
+    let index = match (seq, decision_id) {
+        (Some(s), _) => s as usize,
+        (None, Some(id)) => entries
+            .iter()
+            .position(|e| {
+                e.kind == docket_ledger::EntryKind::Decision
+                    && serde_json::from_slice::<serde_json::Value>(&e.record)
+                        .is_ok_and(|r| r["decision_id"] == id)
+            })
+            .ok_or_else(|| anyhow!("no decision with id {id} in {}", dir.display()))?,
+        (None, None) => bail!("give --seq or --decision-id"),
+    };
+    if index >= size {
+        bail!(
+            "entry {index} is not covered by the latest checkpoint (size {size}): it is not yet sealed, or does not exist"
+        );
+    }
+    let leaves: Vec<docket_ledger::Hash> = entries[..size].iter().map(|e| e.hash).collect();
+    let proof =
+        docket_ledger::merkle::inclusion_proof(&leaves, index).expect("index within the tree");
+    let proof_bytes: Vec<Vec<u8>> = proof.iter().map(|h| h.0.to_vec()).collect();
+    let runtime = load_runtime()?;
+    let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+    instance
+        .verify_inclusion(
+            &leaves[index].0,
+            index as u64,
+            size as u64,
+            &proof_bytes,
+            &signed.checkpoint.root.0,
+        )
+        .map_err(|e| anyhow!("{e}"))?
+        .map_err(|e| anyhow!("the computed proof does not verify: {e}"))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "seq": index,
+            "entry_hash": leaves[index].to_hex(),
+            "tree_size": size,
+            "root": signed.checkpoint.root.to_hex(),
+            "proof": proof.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+            "checkpoint": note,
+        })
+    );
+    Ok(0)
 }
 
 fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {

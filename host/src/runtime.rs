@@ -477,6 +477,21 @@ impl Instance {
         self.call(|b, s| b.docket_audit_sealing().sealer().call_state(s, r))
     }
 
+    /// Checks an RFC 9162 inclusion proof inside the component.
+    pub fn verify_inclusion(
+        &mut self,
+        leaf: &[u8],
+        index: u64,
+        size: u64,
+        proof: &[Vec<u8>],
+        root: &[u8],
+    ) -> Result<Result<(), String>> {
+        self.call(|b, s| {
+            b.docket_audit_verification()
+                .call_verify_inclusion(s, leaf, index, size, proof, root)
+        })
+    }
+
     /// A streaming verifier inside this instance, trusting `genesis_vkey`.
     pub fn verifier(&mut self, genesis_vkey: &str) -> Result<VerifierHandle<'_>> {
         let verifier = self.call(|b, s| {

@@ -146,6 +146,35 @@ fn decisions_are_sealed_persisted_and_verify_then_the_chain_continues_after_reop
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("\"ok\":true"), "{out}");
+    // An inclusion proof, by decision id, that checks out against the signed checkpoint.
+    let (code, out) = docket(&[
+        "log",
+        "prove",
+        log_dir.to_str().unwrap(),
+        "--decision-id",
+        &ids[17],
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let proof: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(proof["seq"], 18, "genesis is entry 0");
+    let hash = |v: &serde_json::Value| docket_ledger::Hash::from_hex(v.as_str().unwrap()).unwrap();
+    let path: Vec<_> = proof["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(hash)
+        .collect();
+    let signed =
+        docket_ledger::SignedCheckpoint::parse(proof["checkpoint"].as_str().unwrap()).unwrap();
+    assert!(signed.is_signed_by(&key.public().clone()));
+    docket_ledger::merkle::verify_inclusion(
+        &hash(&proof["entry_hash"]),
+        18,
+        signed.checkpoint.size,
+        &path,
+        &signed.checkpoint.root,
+    )
+    .unwrap();
 }
 
 #[test]
