@@ -141,6 +141,17 @@ pub fn scan_segment(bytes: &[u8]) -> (Vec<Frame>, usize, Option<String>) {
     (frames, at, None)
 }
 
+/// Whether the frame starting at `at` claims to run to (or past) the end of `bytes`: a torn
+/// final write, as opposed to damage with intact data after it.
+fn reaches_end(bytes: &[u8], at: usize) -> bool {
+    let rest = &bytes[at..];
+    if rest.len() < 9 {
+        return true;
+    }
+    let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+    len > MAX_FRAME || 9 + len >= rest.len()
+}
+
 /// Reads every frame of a log directory without taking the lock (for verification and export).
 /// A torn end of the last segment is returned as a note; damage anywhere else is an error.
 pub fn read_frames(dir: &Path) -> Result<(Vec<Frame>, Option<String>)> {
@@ -253,6 +264,17 @@ impl Store {
                 frames.append(&mut got);
                 continue;
             }
+            // A bad frame that is not the end of the file is corruption, not a torn write
+            // (appends only ever tear at the end): refuse rather than cut acknowledged entries.
+            if let Some(problem) = &problem
+                && !reaches_end(&bytes, good)
+            {
+                bail!(
+                    "the log is damaged: {problem} in {} at byte {good}, followed by more data; \
+                     restore it from a copy or export what verifies",
+                    path.display()
+                );
+            }
             // In the last segment, everything after the last checkpoint frame was never
             // acknowledged: cut it along with any torn frame.
             let mut keep = got.len();
@@ -271,7 +293,6 @@ impl Store {
                 })
                 .sum();
             recovery.truncated_bytes = (bytes.len() - sealed_len) as u64;
-            let _ = good;
             if recovery.truncated_bytes > 0 {
                 let file = OpenOptions::new().write(true).open(path)?;
                 file.set_len(sealed_len as u64)?;

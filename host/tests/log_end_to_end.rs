@@ -383,3 +383,22 @@ fn keygen_eval_and_verify_from_the_command_line() {
         .unwrap();
     assert_eq!(report.entries, 2);
 }
+
+#[test]
+fn damage_in_the_middle_of_the_last_segment_is_refused_not_cut() {
+    let dir = scratch("middle");
+    let (key, _) = seed_log(&dir, 20);
+    let log_dir = dir.join("log");
+    let segment = store::segment_paths(&log_dir).unwrap().pop().unwrap();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // Corrupt a record byte of an early frame without fixing its CRC: a disk error, not a tear.
+    let first_len = u32::from_be_bytes(bytes[0..4].try_into().unwrap()) as usize;
+    let second = 9 + first_len;
+    bytes[second + 5 + docket_ledger::entry::BODY_HEADER_LEN + 2] ^= 0x01;
+    std::fs::write(&segment, &bytes).unwrap();
+    let err = AuditLog::open(&log_dir, runtime(), key.public(), &key)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("followed by more data"), "{err}");
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing was cut");
+}
