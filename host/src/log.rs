@@ -3,7 +3,7 @@
 //! until [`AuditLog::commit`] has made the batch and its checkpoint durable.
 
 use crate::runtime::{self, Instance, Report, Runtime, SealedEntry, VerifyError};
-use crate::store::{Frame, Recovery, Store};
+use crate::store::{Frame, LogBackend, Recovery, Store};
 use anyhow::{Context, Result, anyhow, bail};
 use docket_ledger::{PublicKey, SecretKey};
 use std::path::Path;
@@ -118,13 +118,14 @@ pub struct Sealed {
     pub result: Option<String>,
 }
 
-pub struct AuditLog {
-    store: Store,
+/// An audit log over a durable backend: the embedded segment [`Store`] by default.
+pub struct AuditLog<B: LogBackend = Store> {
+    store: B,
     instance: Instance,
     pending: Vec<SealedEntry>,
 }
 
-impl AuditLog {
+impl AuditLog<Store> {
     /// Starts a new log in `dir`: genesis entry and first checkpoint, durable before returning.
     pub fn create(
         dir: &Path,
@@ -186,7 +187,9 @@ impl AuditLog {
             report,
         ))
     }
+}
 
+impl<B: LogBackend> AuditLog<B> {
     pub fn instance(&mut self) -> &mut Instance {
         &mut self.instance
     }

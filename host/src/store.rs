@@ -31,6 +31,28 @@ pub struct Recovery {
     pub unsealed_entries_dropped: u64,
 }
 
+/// Where sealed entries are made durable. The audit log needs only this; the embedded
+/// [`Store`] implements it over files, and a replicated backend (e.g. a NATS JetStream stream
+/// with one subject per log) implements the same two operations: `commit` returns only once
+/// the batch and its checkpoint are durable (fsync'd here, acknowledged by a quorum there), and
+/// recovery hands back the durable frames in order (see [`Store::open`]).
+pub trait LogBackend {
+    /// Makes a batch of encoded entries and the checkpoint covering them durable, in order.
+    fn commit(&mut self, entries: &[&[u8]], checkpoint_note: &str) -> Result<()>;
+    /// The number of durable entries.
+    fn entries(&self) -> u64;
+}
+
+impl LogBackend for Store {
+    fn commit(&mut self, entries: &[&[u8]], checkpoint_note: &str) -> Result<()> {
+        Store::commit(self, entries, checkpoint_note)
+    }
+
+    fn entries(&self) -> u64 {
+        Store::entries(self)
+    }
+}
+
 /// An open log directory, holding its writer lock.
 pub struct Store {
     dir: PathBuf,
