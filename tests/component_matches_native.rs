@@ -5,7 +5,7 @@
 use docket::examples::{ALL, Requests};
 use docket::runtime::{self, FixedClock, Runtime};
 use docket_ledger::record::SigningMode;
-use docket_ledger::{Decision, GenesisParams, PolicyVersion, Sealer, SecretKey, Verifier};
+use docket_ledger::{Decision, GenesisParams, Sealer, SecretKey, Verifier};
 use docket_policy::PolicyEngine;
 use std::time::Duration;
 
@@ -187,7 +187,6 @@ fn component_rejects_a_tampered_log_naming_the_entry() {
             .unwrap();
         log.push(wasm.seal_decision(&d).unwrap().unwrap().encoded);
     }
-    let note = wasm.checkpoint().unwrap().note;
     let vkey = SecretKey::from_seed("docket-test", &seed)
         .unwrap()
         .public()
@@ -212,7 +211,6 @@ fn component_rejects_a_tampered_log_naming_the_entry() {
         failure.failure,
         docket::runtime::bindings::exports::docket::audit::verification::Failure::BadHash
     ));
-    let _ = note;
 }
 
 #[test]
@@ -265,9 +263,4 @@ fn bad_policy_input_and_keys_get_typed_errors_from_the_component() {
         }
         other => panic!("expected key-mismatch, got {other:?}"),
     }
-    // Unused import guard: PolicyVersion is part of the shared record model.
-    let _ = PolicyVersion {
-        digest: String::new(),
-        revision: None,
-    };
 }
