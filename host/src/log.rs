@@ -233,6 +233,20 @@ impl<B: LogBackend> AuditLog<B> {
         Ok(seq)
     }
 
+    /// Hands the log over to `new_key`: a key-rotation entry signed by the current key, committed
+    /// with a checkpoint signed by the new one. Returns the rotation entry's seq.
+    pub fn rotate_key(&mut self, new_key: &SecretKey) -> Result<u64> {
+        let entry = self
+            .instance
+            .rotate_key(&new_key.seed(), new_key.public().name())
+            .map_err(|e| anyhow!("{e}"))?
+            .map_err(|e| anyhow!("cannot rotate the key: {e:?}"))?;
+        let seq = entry.seq;
+        self.pending.push(entry);
+        self.commit()?;
+        Ok(seq)
+    }
+
     /// Makes the pending batch durable with a checkpoint covering it. Returns the batch size.
     pub fn commit(&mut self) -> Result<usize> {
         if self.pending.is_empty() {

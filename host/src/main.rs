@@ -83,6 +83,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Hand a log over to a new signing key: a rotation entry signed by the current key, after
+    /// which the new key signs. Afterwards pass the genesis key with --pub to eval and verify.
+    ///
+    /// Example: docket rotate-key --dir log --key old.key --new-key new.key --pub genesis.pub
+    RotateKey {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The log's current key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The key to hand over to (from `docket keygen`).
+        #[arg(long)]
+        new_key: PathBuf,
+        /// The log's genesis public key (defaults to the current key's).
+        #[arg(long = "pub")]
+        public: Option<PathBuf>,
+    },
     /// Inspect a log directory: entries, export, the latest checkpoint.
     #[command(subcommand)]
     Log(LogCommand),
@@ -226,6 +243,27 @@ fn run(cli: Cli) -> Result<i32> {
             checkpoint,
             json,
         } => verify(&path, &public, checkpoint.as_deref(), json),
+        Command::RotateKey {
+            dir,
+            key,
+            new_key,
+            public,
+        } => {
+            let current = read_secret_key(&key)?;
+            let next = read_secret_key(&new_key)?;
+            let genesis = match public {
+                Some(p) => read_public_key(&p)?,
+                None => current.public().clone(),
+            };
+            let runtime = load_runtime()?;
+            let (mut log, _, _) = AuditLog::open(&dir, &runtime, &genesis, &current)?;
+            let seq = log.rotate_key(&next)?;
+            println!(
+                "entry {seq}: the log is now signed by {}",
+                next.public().to_vkey()
+            );
+            Ok(0)
+        }
         Command::Log(cmd) => log_command(cmd),
         Command::Demo { dir, count, batch } => demo(dir, count, batch),
     }

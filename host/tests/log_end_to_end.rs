@@ -402,3 +402,74 @@ fn damage_in_the_middle_of_the_last_segment_is_refused_not_cut() {
     assert!(err.to_string().contains("followed by more data"), "{err}");
     assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing was cut");
 }
+
+#[test]
+fn the_signing_key_is_rotated_from_the_command_line() {
+    let dir = scratch("rotate");
+    let (_, _) = seed_log(&dir, 5);
+    let log_dir = dir.join("log");
+    let (code, out) = docket(&[
+        "keygen",
+        "--out",
+        dir.to_str().unwrap(),
+        "--stem",
+        "next",
+        "--name",
+        "docket.next",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let (code, out) = docket(&[
+        "rotate-key",
+        "--dir",
+        &path("log"),
+        "--key",
+        &path("k.key"),
+        "--new-key",
+        &path("next.key"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("entry 6: the log is now signed by docket.next+"),
+        "{out}"
+    );
+    // The old key can no longer continue the log; the new one can, with the genesis key given.
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/policies/rbac.rego")
+        .display()
+        .to_string();
+    let input = path("input.json");
+    std::fs::write(
+        &input,
+        r#"{"user":"carol","action":"read","resource":{"type":"document"}}"#,
+    )
+    .unwrap();
+    let eval = |key: &str| {
+        docket(&[
+            "eval",
+            "--dir",
+            &path("log"),
+            "--key",
+            &path(key),
+            "--pub",
+            &path("k.pub"),
+            "--policy",
+            &policy,
+            "--path",
+            "rbac/allow",
+            "--input",
+            &input,
+        ])
+    };
+    let (code, out) = eval("k.key");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("does not match the log"), "{out}");
+    let (code, out) = eval("next.key");
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = docket(&["verify", log_dir.to_str().unwrap(), "--pub", &path("k.pub")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("verified: 8 entries") && out.contains("docket.next+"),
+        "{out}"
+    );
+}
