@@ -20,8 +20,8 @@ component:
     -wasm-tools component wit target/wasm/wasm32-wasip2/component/docket_component.wasm
 
 # Benchmarks: native vs component, sealing and verification (figures go to BENCHMARKS.md).
-bench:
-    cargo run --release -p docket -- bench
+bench n="3000":
+    cargo run --release -p docket-tests --bin docket-bench -- {{n}}
 
 # Format and lint.
 fmt:

@@ -205,7 +205,7 @@ fn main() {
         format!("{:.2}×", wasm_verify / native_verify),
     );
     row(
-        "eval + seal + durable append, decisions/s (RBAC+ABAC mix, 1 core)",
+        "eval + seal + durable append, decisions/s (RBAC+ABAC mix, one thread)",
         format!("group commit of 256: {:.0}", 1e6 / grouped),
         format!("fsync per entry: {:.0}", 1e6 / per_entry),
         format!("{:.1}×", per_entry / grouped),
