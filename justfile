@@ -23,10 +23,11 @@ component:
 bench n="3000":
     cargo run --release -p docket-tests --bin docket-bench -- {{n}}
 
-# Format and lint.
+# Format the code.
 fmt:
     cargo fmt --all
 
+# Check formatting and run clippy with warnings as errors.
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
