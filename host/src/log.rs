@@ -49,16 +49,23 @@ pub fn write_new_key(dir: &Path, stem: &str, key_name: &str) -> Result<SecretKey
     Ok(key)
 }
 
-/// Feeds a log's frames to the component's verifier.
+/// Feeds a log's frames to the component's verifier, optionally requiring the log to reach a
+/// trusted tree head (size, root) obtained elsewhere.
 pub fn verify_frames(
     instance: &mut Instance,
     genesis_key: &PublicKey,
     frames: &[Frame],
+    trusted_head: Option<(u64, &[u8])>,
     mut progress: impl FnMut(u64),
 ) -> Result<std::result::Result<Report, VerifyError>> {
     let mut verifier = instance
         .verifier(&genesis_key.to_vkey())
         .map_err(|e| anyhow!("{e}"))?;
+    if let Some((size, root)) = trusted_head {
+        verifier
+            .expect_tree_head(size, root)
+            .map_err(|e| anyhow!("{e}"))?;
+    }
     let mut entries = 0u64;
     for frame in frames {
         let pushed = match frame {
@@ -166,13 +173,14 @@ impl AuditLog<Store> {
     ) -> Result<(AuditLog, Recovery, Report)> {
         let (store, frames, recovery) = Store::open(dir)?;
         let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
-        let report = verify_frames(&mut instance, genesis_key, &frames, |_| {})?.map_err(|e| {
-            anyhow!(
-                "the log in {} does not verify: {}; it was not modified",
-                dir.display(),
-                describe_failure(&e)
-            )
-        })?;
+        let report =
+            verify_frames(&mut instance, genesis_key, &frames, None, |_| {})?.map_err(|e| {
+                anyhow!(
+                    "the log in {} does not verify: {}; it was not modified",
+                    dir.display(),
+                    describe_failure(&e)
+                )
+            })?;
         instance
             .resume_log(&key.seed(), key.public().name(), &report.state)
             .map_err(|e| anyhow!("{e}"))?

@@ -350,11 +350,10 @@ fn verify(path: &Path, public: &Path, checkpoint: Option<&Path>, json: bool) -> 
             .count() as u64;
         let bar = progress_bar(total);
         let trusted = checkpoint.map(read_trusted_head).transpose()?;
-        let result = if let Some((size, root)) = trusted {
-            verify_with_head(&mut instance, &key, &frames, size, &root)?
-        } else {
-            verify_frames(&mut instance, &key, &frames, |n| bar.set_position(n))?
-        };
+        let head = trusted
+            .as_ref()
+            .map(|(size, root)| (*size, root.as_slice()));
+        let result = verify_frames(&mut instance, &key, &frames, head, |n| bar.set_position(n))?;
         bar.finish_and_clear();
         result
     } else {
@@ -438,32 +437,6 @@ fn read_trusted_head(path: &Path) -> Result<(u64, Vec<u8>)> {
     let signed = docket_ledger::SignedCheckpoint::parse(&note)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok((signed.checkpoint.size, signed.checkpoint.root.0.to_vec()))
-}
-
-fn verify_with_head(
-    instance: &mut runtime::Instance,
-    key: &PublicKey,
-    frames: &[store::Frame],
-    size: u64,
-    root: &[u8],
-) -> Result<std::result::Result<runtime::Report, runtime::VerifyError>> {
-    let mut verifier = instance
-        .verifier(&key.to_vkey())
-        .map_err(|e| anyhow!("{e}"))?;
-    verifier
-        .expect_tree_head(size, root)
-        .map_err(|e| anyhow!("{e}"))?;
-    for frame in frames {
-        let pushed = match frame {
-            store::Frame::Entry(b) => verifier.push_entry(b),
-            store::Frame::Checkpoint(n) => verifier.push_checkpoint(n),
-        }
-        .map_err(|e| anyhow!("{e}"))?;
-        if let Err(e) = pushed {
-            return Ok(Err(e));
-        }
-    }
-    verifier.finish().map_err(|e| anyhow!("{e}"))
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<Entry> {
@@ -706,7 +679,7 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
     let verifying = Instant::now();
     let (frames, _) = store::read_frames(&log_dir)?;
     let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
-    let report = verify_frames(&mut instance, key.public(), &frames, |_| {})?
+    let report = verify_frames(&mut instance, key.public(), &frames, None, |_| {})?
         .map_err(|e| anyhow!("the fresh log does not verify: {}", describe_failure(&e)))?;
     let verify_time = verifying.elapsed();
     let log_bytes: u64 = store::segment_paths(&log_dir)?
@@ -739,7 +712,7 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
     std::fs::write(&segment, &bytes)?;
     let (frames, _) = store::read_frames(&tampered)?;
     let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
-    match verify_frames(&mut instance, key.public(), &frames, |_| {})? {
+    match verify_frames(&mut instance, key.public(), &frames, None, |_| {})? {
         Ok(_) => bail!("tampering went undetected; this is a bug"),
         Err(e) => println!(
             "  tampered copy ({what} of entry {target_seq} changed, frame checksum fixed up): REJECTED: {}",

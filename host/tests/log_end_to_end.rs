@@ -378,7 +378,7 @@ fn keygen_eval_and_verify_from_the_command_line() {
     let (frames, torn) = store::read_frames(&log_dir).unwrap();
     assert!(torn.is_none());
     let mut instance = runtime().instantiate().unwrap();
-    let report = verify_frames(&mut instance, &public, &frames, |_| {})
+    let report = verify_frames(&mut instance, &public, &frames, None, |_| {})
         .unwrap()
         .unwrap();
     assert_eq!(report.entries, 2);
