@@ -1,8 +1,9 @@
 //! The RFC 6962 / RFC 9162 Merkle tree over entry hashes.
 //!
 //! Leaves are entry hashes, which already are RFC 6962 leaf hashes (SHA-256(0x00 ‖ entry body)),
-//! so the tree never hashes an entry twice. Proof generation works over a slice of leaf hashes;
-//! the append path keeps only a [`Frontier`] of O(log n) hashes.
+//! so the tree never hashes an entry twice. Proof generation works over a slice of leaf hashes
+//! or over a [`Tree`] that stores every complete subtree; the sealing path keeps only a
+//! [`Frontier`] of O(log n) hashes.
 
 use crate::hash::{Hash, empty_root, node_hash};
 
@@ -70,6 +71,21 @@ fn split_point(n: usize) -> usize {
     1 << (usize::BITS - 1 - (n - 1).leading_zeros())
 }
 
+/// Where proof generation gets subtree hashes from: MTH over the leaf range `lo..hi`.
+///
+/// The RFC 9162 algorithms only ever ask for perfect, aligned subtrees on the left and a
+/// right-edge range, so a source that stores every complete subtree ([`Tree`]) answers each
+/// request in O(log n) instead of rehashing the leaves.
+trait RangeRoot {
+    fn range_root(&self, lo: usize, hi: usize) -> Hash;
+}
+
+impl RangeRoot for [Hash] {
+    fn range_root(&self, lo: usize, hi: usize) -> Hash {
+        root(&self[lo..hi])
+    }
+}
+
 /// MTH(D[0:n]) of RFC 9162 §2.1.1.
 pub fn root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
@@ -84,56 +100,182 @@ pub fn root(leaves: &[Hash]) -> Hash {
 
 /// The inclusion proof of leaf `index` in the tree of `leaves` (RFC 9162 §2.1.3.1).
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
-    if index >= leaves.len() {
+    inclusion_proof_in(leaves, index, leaves.len())
+}
+
+fn inclusion_proof_in<T: RangeRoot + ?Sized>(
+    tree: &T,
+    index: usize,
+    size: usize,
+) -> Option<Vec<Hash>> {
+    if index >= size {
         return None;
     }
     let mut proof = Vec::new();
-    inclusion_path(index, leaves, &mut proof);
+    inclusion_path(tree, index, 0, size, &mut proof);
     Some(proof)
 }
 
-fn inclusion_path(m: usize, leaves: &[Hash], proof: &mut Vec<Hash>) {
-    let n = leaves.len();
+/// PATH(m, D[lo:hi]), with `m` relative to `lo`.
+fn inclusion_path<T: RangeRoot + ?Sized>(
+    tree: &T,
+    m: usize,
+    lo: usize,
+    hi: usize,
+    proof: &mut Vec<Hash>,
+) {
+    let n = hi - lo;
     if n <= 1 {
         return;
     }
     let k = split_point(n);
     if m < k {
-        inclusion_path(m, &leaves[..k], proof);
-        proof.push(root(&leaves[k..]));
+        inclusion_path(tree, m, lo, lo + k, proof);
+        proof.push(tree.range_root(lo + k, hi));
     } else {
-        inclusion_path(m - k, &leaves[k..], proof);
-        proof.push(root(&leaves[..k]));
+        inclusion_path(tree, m - k, lo + k, hi, proof);
+        proof.push(tree.range_root(lo, lo + k));
     }
 }
 
 /// The consistency proof between the first `old_size` leaves and all `leaves` (RFC 9162 §2.1.4.1).
 pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Option<Vec<Hash>> {
-    if old_size > leaves.len() {
+    consistency_proof_in(leaves, old_size, leaves.len())
+}
+
+fn consistency_proof_in<T: RangeRoot + ?Sized>(
+    tree: &T,
+    old_size: usize,
+    new_size: usize,
+) -> Option<Vec<Hash>> {
+    if old_size > new_size {
         return None;
     }
     let mut proof = Vec::new();
-    if old_size > 0 && old_size < leaves.len() {
-        subproof(old_size, leaves, true, &mut proof);
+    if old_size > 0 && old_size < new_size {
+        subproof(tree, old_size, 0, new_size, true, &mut proof);
     }
     Some(proof)
 }
 
-fn subproof(m: usize, leaves: &[Hash], complete: bool, proof: &mut Vec<Hash>) {
-    let n = leaves.len();
+/// SUBPROOF(m, D[lo:hi], complete), with `m` relative to `lo`.
+fn subproof<T: RangeRoot + ?Sized>(
+    tree: &T,
+    m: usize,
+    lo: usize,
+    hi: usize,
+    complete: bool,
+    proof: &mut Vec<Hash>,
+) {
+    let n = hi - lo;
     if m == n {
         if !complete {
-            proof.push(root(leaves));
+            proof.push(tree.range_root(lo, hi));
         }
         return;
     }
     let k = split_point(n);
     if m <= k {
-        subproof(m, &leaves[..k], complete, proof);
-        proof.push(root(&leaves[k..]));
+        subproof(tree, m, lo, lo + k, complete, proof);
+        proof.push(tree.range_root(lo + k, hi));
     } else {
-        subproof(m - k, &leaves[k..], false, proof);
-        proof.push(root(&leaves[..k]));
+        subproof(tree, m - k, lo + k, hi, false, proof);
+        proof.push(tree.range_root(lo, lo + k));
+    }
+}
+
+/// A Merkle tree that keeps the hash of every complete subtree: `levels[h][i]` is the MTH of
+/// leaves `i·2^h .. (i+1)·2^h`. It costs two hashes of memory per leaf and answers roots at any
+/// past size, inclusion and consistency proofs in O(log² n) hashing, and serves C2SP tlog-tiles
+/// directly (a tile of level L is a run of `levels[8·L]`).
+#[derive(Clone, Debug, Default)]
+pub struct Tree {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl Tree {
+    pub fn new() -> Tree {
+        Tree::default()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+
+    /// Appends a leaf (an entry hash) and every subtree it completes.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = leaf;
+        let mut height = 0;
+        loop {
+            if self.levels.len() == height {
+                self.levels.push(Vec::new());
+            }
+            let level = &mut self.levels[height];
+            level.push(node);
+            if level.len() % 2 == 1 {
+                return;
+            }
+            node = node_hash(&level[level.len() - 2], &level[level.len() - 1]);
+            height += 1;
+        }
+    }
+
+    /// The leaf at `index`.
+    pub fn leaf(&self, index: u64) -> Option<Hash> {
+        self.levels.first()?.get(index as usize).copied()
+    }
+
+    /// The hashes of complete subtrees of height `height`, starting at subtree `start`, at most
+    /// `count` of them (fewer at the right edge).
+    pub fn subtrees(&self, height: usize, start: u64, count: usize) -> &[Hash] {
+        let Some(level) = self.levels.get(height) else {
+            return &[];
+        };
+        let start = (start as usize).min(level.len());
+        let end = start.saturating_add(count).min(level.len());
+        &level[start..end]
+    }
+
+    /// The root of the tree as it was at `size` leaves.
+    pub fn root_at(&self, size: u64) -> Option<Hash> {
+        if size > self.size() {
+            return None;
+        }
+        Some(match size {
+            0 => empty_root(),
+            n => self.range_root(0, n as usize),
+        })
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of the first `size` leaves.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Option<Vec<Hash>> {
+        if size > self.size() {
+            return None;
+        }
+        inclusion_proof_in(self, index as usize, size as usize)
+    }
+
+    /// The consistency proof between the trees of the first `old_size` and `new_size` leaves.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Option<Vec<Hash>> {
+        if new_size > self.size() {
+            return None;
+        }
+        consistency_proof_in(self, old_size as usize, new_size as usize)
+    }
+}
+
+impl RangeRoot for Tree {
+    fn range_root(&self, lo: usize, hi: usize) -> Hash {
+        let n = hi - lo;
+        if n == 1 {
+            return self.levels[0][lo];
+        }
+        let height = n.trailing_zeros() as usize;
+        if n.is_power_of_two() && lo % n == 0 {
+            return self.levels[height][lo >> height];
+        }
+        let k = split_point(n);
+        node_hash(&self.range_root(lo, lo + k), &self.range_root(lo + k, hi))
     }
 }
 
@@ -318,6 +460,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn stored_tree_answers_like_the_leaf_slice_at_every_size() {
+        let all = leaves(300);
+        let mut tree = Tree::new();
+        for leaf in &all {
+            tree.push(*leaf);
+        }
+        assert_eq!(tree.size(), 300);
+        for n in 0..=300usize {
+            assert_eq!(tree.root_at(n as u64), Some(root(&all[..n])), "size {n}");
+            for i in (0..n).step_by(7) {
+                assert_eq!(
+                    tree.inclusion_proof(i as u64, n as u64),
+                    inclusion_proof(&all[..n], i),
+                    "leaf {i} of {n}"
+                );
+            }
+            for m in (0..=n).step_by(5) {
+                assert_eq!(
+                    tree.consistency_proof(m as u64, n as u64),
+                    consistency_proof(&all[..n], m),
+                    "{m} -> {n}"
+                );
+            }
+        }
+        assert_eq!(tree.root_at(301), None);
+        assert_eq!(tree.inclusion_proof(0, 301), None);
+        // Level 8 holds the roots of complete 256-leaf subtrees: a level-1 tlog tile.
+        assert_eq!(tree.subtrees(8, 0, 256), &[root(&all[..256])]);
+        assert_eq!(tree.subtrees(0, 256, 256), &all[256..]);
     }
 
     #[test]
