@@ -2,7 +2,9 @@
 //! rule lives: a decision is sealed into a pending batch, and nothing about it may be acted on
 //! until [`AuditLog::commit`] has made the batch and its checkpoint durable.
 
-use crate::runtime::{self, Instance, Report, Runtime, SealedEntry, VerifyError};
+use crate::runtime::{
+    self, Checkpoint, Decision, Instance, Report, Runtime, SealedEntry, VerifyError,
+};
 use crate::store::{Frame, LogBackend, Recovery, Store};
 use anyhow::{Context, Result, anyhow, bail};
 use docket_ledger::{PublicKey, SecretKey};
@@ -125,6 +127,22 @@ pub struct Sealed {
     pub result: Option<String>,
 }
 
+/// What one commit made durable.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub entries: Vec<SealedEntry>,
+    /// The checkpoint covering them; `None` when there was nothing to commit.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// An opened log directory, with what recovery did and the frames it verified.
+pub struct Opened {
+    pub log: AuditLog,
+    pub recovery: Recovery,
+    pub report: Report,
+    pub frames: Vec<Frame>,
+}
+
 /// An audit log over a durable backend: the embedded segment [`Store`] by default.
 pub struct AuditLog<B: LogBackend = Store> {
     store: B,
@@ -171,6 +189,17 @@ impl AuditLog<Store> {
         genesis_key: &PublicKey,
         key: &SecretKey,
     ) -> Result<(AuditLog, Recovery, Report)> {
+        let opened = AuditLog::open_with_frames(dir, runtime, genesis_key, key)?;
+        Ok((opened.log, opened.recovery, opened.report))
+    }
+
+    /// [`AuditLog::open`], also handing back the verified frames (for building indexes).
+    pub fn open_with_frames(
+        dir: &Path,
+        runtime: &Runtime,
+        genesis_key: &PublicKey,
+        key: &SecretKey,
+    ) -> Result<Opened> {
         let (store, frames, recovery) = Store::open(dir)?;
         let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
         let report =
@@ -185,15 +214,21 @@ impl AuditLog<Store> {
             .resume_log(&key.seed(), key.public().name(), &report.state)
             .map_err(|e| anyhow!("{e}"))?
             .map_err(|e| anyhow!("cannot continue the log: {e:?}"))?;
-        Ok((
-            AuditLog {
+        Ok(Opened {
+            log: AuditLog {
                 store,
                 instance,
                 pending: Vec::new(),
             },
             recovery,
             report,
-        ))
+            frames,
+        })
+    }
+
+    /// A reader of the durable entries, for other threads.
+    pub fn reader(&self) -> crate::store::StoreReader {
+        self.store.reader()
     }
 }
 
@@ -213,10 +248,15 @@ impl<B: LogBackend> AuditLog<B> {
             .evaluate(path, input)
             .map_err(|e| anyhow!("{e}"))?
             .map_err(|e| anyhow!("policy error: {e:?}"))?;
+        self.seal(&decision)
+    }
+
+    /// Seals a decision evaluated elsewhere (e.g. by a pool of instances) into the pending batch.
+    pub fn seal(&mut self, decision: &Decision) -> Result<Sealed> {
         let result = decision.result.clone();
         let entry = self
             .instance
-            .seal_decision(&decision)
+            .seal_decision(decision)
             .map_err(|e| anyhow!("{e}"))?
             .map_err(|e| anyhow!("sealing failed: {e:?}"))?;
         let sealed = Sealed {
@@ -255,17 +295,28 @@ impl<B: LogBackend> AuditLog<B> {
         Ok(seq)
     }
 
-    /// Makes the pending batch durable with a checkpoint covering it. Returns the batch size.
-    pub fn commit(&mut self) -> Result<usize> {
+    /// The number of sealed entries waiting for `commit`.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Makes the pending batch durable with a checkpoint covering it, and returns it (empty
+    /// when nothing was pending). On error nothing of the batch may be acknowledged, and the
+    /// sealer has moved past entries that are not on disk: the log must be reopened.
+    pub fn commit(&mut self) -> Result<Commit> {
         if self.pending.is_empty() {
-            return Ok(0);
+            return Ok(Commit {
+                entries: Vec::new(),
+                checkpoint: None,
+            });
         }
         let checkpoint = self.instance.checkpoint().map_err(|e| anyhow!("{e}"))?;
         let encoded: Vec<&[u8]> = self.pending.iter().map(|e| e.encoded.as_slice()).collect();
         self.store.commit(&encoded, &checkpoint.note)?;
-        let n = self.pending.len();
-        self.pending.clear();
-        Ok(n)
+        Ok(Commit {
+            entries: std::mem::take(&mut self.pending),
+            checkpoint: Some(checkpoint),
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use docket::log::{
     write_new_key,
 };
 use docket::runtime::{self, Runtime};
+use docket::serve;
 use docket::store;
 use docket_ledger::export::{checkpoint_line, entry_line, header_line};
 use docket_ledger::{Entry, PublicKey};
@@ -103,6 +104,54 @@ enum Command {
     /// Inspect a log directory: entries, export, the latest checkpoint.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Serve OPA's REST API with every decision sealed and durable before it is answered, accept
+    /// OPA decision-log uploads at /logs, and serve the log with proofs (docs/api.md).
+    ///
+    /// With no flags it serves the example policies on 127.0.0.1:8181 and keeps its key, write
+    /// token and log under ./docket-data.
+    ///
+    /// Example: docket serve --policy policies/ --addr 127.0.0.1:8181
+    ///          curl -s localhost:8181/v1/data/rbac/allow -d '{"input":{"user":"alice","action":"read","resource":{"type":"document","id":"d1"}}}'
+    Serve {
+        /// Address to listen on; bind beyond loopback only behind TLS.
+        #[arg(long, default_value = "127.0.0.1:8181")]
+        addr: std::net::SocketAddr,
+        /// Data directory: key, write token and log (created on first start, reused after).
+        #[arg(long, default_value = "docket-data")]
+        dir: PathBuf,
+        /// A .rego or .json file, or a directory of them; repeatable. Default: the examples.
+        #[arg(long = "policy")]
+        policies: Vec<PathBuf>,
+        /// A file holding the bearer token for write endpoints (default: <dir>/token, created
+        /// on first start). The DOCKET_TOKEN environment variable also sets it.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Concurrent evaluations (component instances). Default: the number of CPUs.
+        #[arg(long)]
+        workers: Option<usize>,
+        /// At most this many entries per group commit (one fsync and one signed checkpoint).
+        #[arg(long, default_value_t = 1024)]
+        commit_max_entries: usize,
+        /// Wait up to this many microseconds for more requests before committing a batch
+        /// (0: commit as soon as the queue is empty).
+        #[arg(long, default_value_t = 0)]
+        commit_max_delay_us: u64,
+        /// The data path `POST /` evaluates.
+        #[arg(long, default_value = "system/main")]
+        default_decision: String,
+        /// Paths accepting OPA decision-log uploads (OPA's service resource); repeatable.
+        #[arg(long = "ingest-path", default_value = "/logs")]
+        ingest_paths: Vec<String>,
+        /// Largest request body in bytes (decisions, policies, data).
+        #[arg(long, default_value_t = 4 << 20)]
+        max_body: usize,
+        /// A revision label recorded with the policy version (e.g. a git commit).
+        #[arg(long)]
+        revision: Option<String>,
+        /// Sign every entry, not only each commit's checkpoint (fixed when the log is created).
+        #[arg(long)]
+        sign_entries: bool,
+    },
     /// The main job on embedded defaults: seal and verify thousands of decisions, then show
     /// that tampering is caught.
     ///
@@ -266,7 +315,87 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Log(cmd) => log_command(cmd),
         Command::Demo { dir, count, batch } => demo(dir, count, batch),
+        Command::Serve {
+            addr,
+            dir,
+            policies,
+            token_file,
+            workers,
+            commit_max_entries,
+            commit_max_delay_us,
+            default_decision,
+            ingest_paths,
+            max_body,
+            revision,
+            sign_entries,
+        } => {
+            let token = match (token_file, std::env::var("DOCKET_TOKEN").ok()) {
+                (Some(path), _) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading the token file {}", path.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                (None, Some(token)) => Some(token),
+                (None, None) => None,
+            };
+            if token.as_ref().is_some_and(|t| t.len() < 16) {
+                bail!("the write token must be at least 16 characters");
+            }
+            let defaults = serve::ServeConfig::default();
+            let config = serve::ServeConfig {
+                addr,
+                dir,
+                policies,
+                token,
+                workers: workers.unwrap_or(defaults.workers),
+                commit: serve::appender::CommitPolicy {
+                    max_entries: commit_max_entries.max(1),
+                    max_delay: std::time::Duration::from_micros(commit_max_delay_us),
+                },
+                max_body,
+                default_decision,
+                ingest_paths,
+                signing: if sign_entries {
+                    runtime::SigningMode::Entry
+                } else {
+                    runtime::SigningMode::Checkpoint
+                },
+                revision,
+                ..defaults
+            };
+            serve_command(config)
+        }
     }
+}
+
+fn serve_command(config: serve::ServeConfig) -> Result<i32> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = std::sync::Arc::new(load_runtime()?);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    tokio.block_on(async move {
+        let dir = config.dir.clone();
+        let server = serve::start(config, runtime).await?;
+        // Tests and scripts wait for this line.
+        println!("docket serve: listening on http://{}", server.addr);
+        println!(
+            "docket serve: data in {}; write token in {}",
+            dir.display(),
+            dir.join("token").display()
+        );
+        std::io::stdout().flush()?;
+        server.wait().await?;
+        Ok(0)
+    })
 }
 
 /// The compiled component is cached per user, keyed by its hash and the engine configuration.
@@ -510,7 +639,7 @@ fn log_command(cmd: LogCommand) -> Result<i32> {
             decision_id,
         } => prove(&dir, seq, decision_id.as_deref()),
         LogCommand::Checkpoint { dir } => {
-            let note = std::fs::read_to_string(dir.join("checkpoint"))
+            let note = store::latest_checkpoint(&dir)?
                 .with_context(|| format!("{} has no checkpoint yet", dir.display()))?;
             print!("{note}");
             Ok(0)

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 pub const FRAME_ENTRY: u8 = 1;
 pub const FRAME_CHECKPOINT: u8 = 2;
@@ -61,6 +62,64 @@ pub struct Store {
     segment_len: u64,
     /// Entries in the store (the next entry's seq).
     entries: u64,
+    locations: Arc<RwLock<Locations>>,
+}
+
+/// Where each durable entry's bytes lie, so readers can fetch entries by seq without scanning.
+/// Rebuilt on open (which reads every frame anyway); 16 bytes per entry.
+#[derive(Default)]
+struct Locations {
+    /// Segment files in order.
+    segments: Vec<PathBuf>,
+    /// Per entry: (segment index, payload offset, payload length).
+    entries: Vec<(u32, u64, u32)>,
+}
+
+/// A read-only view of a store's durable entries, safe to use from any thread while the writer
+/// appends. It sees an entry only once its commit is durable.
+#[derive(Clone)]
+pub struct StoreReader {
+    locations: Arc<RwLock<Locations>>,
+}
+
+impl StoreReader {
+    /// The number of durable entries.
+    pub fn entries(&self) -> u64 {
+        self.locations.read().expect("locations lock").entries.len() as u64
+    }
+
+    /// The encoded entry `seq`, read from its segment.
+    pub fn read_entry(&self, seq: u64) -> Result<Option<Vec<u8>>> {
+        let (path, offset, len) = {
+            let locations = self.locations.read().expect("locations lock");
+            let Some(&(segment, offset, len)) = locations.entries.get(seq as usize) else {
+                return Ok(None);
+            };
+            (locations.segments[segment as usize].clone(), offset, len)
+        };
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut bytes = vec![0u8; len as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, offset)
+            .with_context(|| format!("reading entry {seq} from {}", path.display()))?;
+        Ok(Some(bytes))
+    }
+}
+
+/// Payload offsets of the frames of one segment, in the order `scan_segment` returns them.
+fn frame_offsets(frames: &[Frame]) -> Vec<u64> {
+    let mut at = 0u64;
+    frames
+        .iter()
+        .map(|f| {
+            let len = match f {
+                Frame::Entry(b) => b.len(),
+                Frame::Checkpoint(n) => n.len(),
+            } as u64;
+            let payload = at + 5;
+            at += 9 + len;
+            payload
+        })
+        .collect()
 }
 
 fn segments_dir(dir: &Path) -> PathBuf {
@@ -197,6 +256,23 @@ pub fn read_frames(dir: &Path) -> Result<(Vec<Frame>, Option<String>)> {
     Ok((frames, None))
 }
 
+/// The latest durable checkpoint note of a log directory, read from its segments (the
+/// `checkpoint` file is only a convenience copy).
+pub fn latest_checkpoint(dir: &Path) -> Result<Option<String>> {
+    for path in segment_paths(dir)?.iter().rev() {
+        let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let (frames, _, _) = scan_segment(&bytes);
+        if let Some(Frame::Checkpoint(note)) = frames
+            .into_iter()
+            .rev()
+            .find(|f| matches!(f, Frame::Checkpoint(_)))
+        {
+            return Ok(Some(note));
+        }
+    }
+    Ok(None)
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)?
         .sync_all()
@@ -252,6 +328,10 @@ impl Store {
             segment,
             segment_len: 0,
             entries: 0,
+            locations: Arc::new(RwLock::new(Locations {
+                segments: vec![path],
+                entries: Vec::new(),
+            })),
         })
     }
 
@@ -272,6 +352,18 @@ impl Store {
         let mut frames = Vec::new();
         let mut recovery = Recovery::default();
         let mut last_len = 0u64;
+        let mut locations = Locations::default();
+        let locate = |locations: &mut Locations, path: &Path, got: &[Frame]| {
+            let segment = locations.segments.len() as u32;
+            locations.segments.push(path.to_path_buf());
+            for (frame, offset) in got.iter().zip(frame_offsets(got)) {
+                if let Frame::Entry(bytes) = frame {
+                    locations
+                        .entries
+                        .push((segment, offset, bytes.len() as u32));
+                }
+            }
+        };
         for path in &paths {
             let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             let (mut got, good, problem) = scan_segment(&bytes);
@@ -283,6 +375,7 @@ impl Store {
                         path.display()
                     );
                 }
+                locate(&mut locations, path, &got);
                 frames.append(&mut got);
                 continue;
             }
@@ -321,24 +414,29 @@ impl Store {
                 file.sync_all()?;
             }
             last_len = sealed_len as u64;
+            locate(&mut locations, path, &got);
             frames.append(&mut got);
         }
-        let entries = frames
-            .iter()
-            .filter(|f| matches!(f, Frame::Entry(_)))
-            .count() as u64;
+        let entries = locations.entries.len() as u64;
         let segment = OpenOptions::new().append(true).open(&last)?;
-        Ok((
-            Store {
-                dir: dir.to_path_buf(),
-                _lock: lock,
-                segment,
-                segment_len: last_len,
-                entries,
-            },
-            frames,
-            recovery,
-        ))
+        let store = Store {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            segment,
+            segment_len: last_len,
+            entries,
+            locations: Arc::new(RwLock::new(locations)),
+        };
+        // The `checkpoint` file is a convenience copy that commits replace without fsync; after
+        // a crash it may be stale or empty, so rewrite it durably from the last frame.
+        if let Some(Frame::Checkpoint(note)) = frames
+            .iter()
+            .rev()
+            .find(|f| matches!(f, Frame::Checkpoint(_)))
+        {
+            store.write_latest_checkpoint(note, true)?;
+        }
+        Ok((store, frames, recovery))
     }
 
     pub fn dir(&self) -> &Path {
@@ -347,6 +445,13 @@ impl Store {
 
     pub fn entries(&self) -> u64 {
         self.entries
+    }
+
+    /// A reader of the durable entries for other threads.
+    pub fn reader(&self) -> StoreReader {
+        StoreReader {
+            locations: Arc::clone(&self.locations),
+        }
     }
 
     /// Makes a batch durable: its entries, then the checkpoint covering them, one write and one
@@ -365,23 +470,42 @@ impl Store {
         self.segment
             .sync_data()
             .context("fsync of the log segment")?;
+        {
+            let mut locations = self.locations.write().expect("locations lock");
+            let segment = (locations.segments.len() - 1) as u32;
+            let mut at = self.segment_len;
+            for entry in entries {
+                locations
+                    .entries
+                    .push((segment, at + 5, entry.len() as u32));
+                at += 9 + entry.len() as u64;
+            }
+        }
         self.segment_len += buf.len() as u64;
         self.entries += entries.len() as u64;
-        self.write_latest_checkpoint(checkpoint_note)?;
+        self.write_latest_checkpoint(checkpoint_note, false)?;
         if self.segment_len >= SEGMENT_LIMIT {
             self.roll_segment()?;
         }
         Ok(())
     }
 
-    fn write_latest_checkpoint(&self, note: &str) -> Result<()> {
+    /// Replaces the `checkpoint` file atomically (rename). Commits skip the fsyncs: the
+    /// checkpoint frame in the segment is what makes a commit durable, and `open` rewrites this
+    /// copy from it with `durable` set.
+    fn write_latest_checkpoint(&self, note: &str, durable: bool) -> Result<()> {
         let path = self.dir.join("checkpoint");
         let tmp = self.dir.join("checkpoint.tmp");
         let mut file = File::create(&tmp)?;
         file.write_all(note.as_bytes())?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, &path)?;
-        sync_dir(&self.dir)
+        if durable {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
     }
 
     fn roll_segment(&mut self) -> Result<()> {
@@ -392,6 +516,11 @@ impl Store {
             .open(&path)?;
         sync_dir(&segments_dir(&self.dir))?;
         self.segment_len = 0;
+        self.locations
+            .write()
+            .expect("locations lock")
+            .segments
+            .push(path);
         Ok(())
     }
 }

@@ -1,0 +1,475 @@
+//! The one writer of a served log: a thread that owns the [`AuditLog`], seals whatever requests
+//! have queued, commits them with one checkpoint and one fsync (group commit), and only then
+//! answers them. Readers see a [`LogView`] that is updated after each durable commit, so nothing
+//! that is not on disk is ever served or acknowledged.
+
+use super::metrics::Metrics;
+use crate::log::{AuditLog, Sealed, hex};
+use crate::runtime::{Decision, EntryKind, SealedEntry};
+use crate::store::{Frame, StoreReader};
+use anyhow::{Result, anyhow};
+use docket_ledger::Entry;
+use docket_ledger::merkle::Tree;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// How the appender forms group commits.
+#[derive(Clone, Copy, Debug)]
+pub struct CommitPolicy {
+    /// At most this many entries per commit.
+    pub max_entries: usize,
+    /// After the first request of a batch arrives, wait at most this long for more before
+    /// committing. Zero commits as soon as the queue is momentarily empty; under load, requests
+    /// that arrive during one fsync form the next batch either way.
+    pub max_delay: Duration,
+}
+
+impl Default for CommitPolicy {
+    fn default() -> CommitPolicy {
+        CommitPolicy {
+            max_entries: 1024,
+            max_delay: Duration::ZERO,
+        }
+    }
+}
+
+/// Why an append was not acknowledged. The log on disk is intact in every case.
+#[derive(Debug, Clone)]
+pub enum AppendError {
+    /// The request itself was refused (e.g. a record the sealer rejects).
+    Rejected(String),
+    /// The log could not be written; nothing of the batch was acknowledged.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for AppendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendError::Rejected(m) | AppendError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
+/// An ingested batch, as acknowledged.
+#[derive(Debug, Clone, Default)]
+pub struct IngestReceipt {
+    /// Seqs of the sealed events, in the order given.
+    pub sealed: Vec<u64>,
+    /// Events skipped because an event with the same decision_id is already in the log (OPA
+    /// re-sends a chunk whose acknowledgement it did not see).
+    pub duplicates: usize,
+}
+
+/// An ingested event: its compact JSON and its decision_id, if it has one.
+pub struct IngestEvent {
+    pub json: String,
+    pub decision_id: Option<String>,
+}
+
+enum Job {
+    Decision {
+        decision: Decision,
+        queued: Instant,
+        reply: oneshot::Sender<Result<Sealed, AppendError>>,
+    },
+    Record {
+        kind: EntryKind,
+        json: String,
+        reply: oneshot::Sender<Result<u64, AppendError>>,
+    },
+    Ingest {
+        events: Vec<IngestEvent>,
+        reply: oneshot::Sender<Result<IngestReceipt, AppendError>>,
+    },
+}
+
+impl Job {
+    fn fail(self, e: AppendError) {
+        // A requester that went away needs no answer.
+        let _ = match self {
+            Job::Decision { reply, .. } => reply.send(Err(e)).map_err(|_| ()),
+            Job::Record { reply, .. } => reply.send(Err(e)).map_err(|_| ()),
+            Job::Ingest { reply, .. } => reply.send(Err(e)).map_err(|_| ()),
+        };
+    }
+}
+
+/// What readers may see of the log: only durable entries.
+pub struct LogView {
+    pub tree: Tree,
+    /// decision_id → seq, for decisions sealed here and ingested events.
+    pub decision_ids: HashMap<String, u64>,
+    /// The latest durable checkpoint note and the tree size it covers.
+    pub checkpoint: String,
+    pub checkpoint_size: u64,
+    /// Bytes of encoded entries.
+    pub entry_bytes: u64,
+}
+
+impl LogView {
+    /// Builds the view of a log from its verified frames.
+    pub fn from_frames(frames: &[Frame]) -> Result<LogView> {
+        let mut view = LogView {
+            tree: Tree::new(),
+            decision_ids: HashMap::new(),
+            checkpoint: String::new(),
+            checkpoint_size: 0,
+            entry_bytes: 0,
+        };
+        for frame in frames {
+            match frame {
+                Frame::Entry(bytes) => {
+                    let entry = Entry::decode(bytes)
+                        .map_err(|e| anyhow!("entry {}: {e:?}", view.tree.size()))?;
+                    let seq = view.tree.size();
+                    if let Some(id) = indexed_decision_id(&entry) {
+                        view.decision_ids.insert(id, seq);
+                    }
+                    view.tree.push(entry.hash);
+                    view.entry_bytes += bytes.len() as u64;
+                }
+                Frame::Checkpoint(note) => {
+                    view.checkpoint = note.clone();
+                    view.checkpoint_size = view.tree.size();
+                }
+            }
+        }
+        Ok(view)
+    }
+
+    fn apply(&mut self, entries: &[SealedEntry], ingested_ids: &[(u64, String)], note: &str) {
+        for entry in entries {
+            if let Some(id) = &entry.decision_id {
+                self.decision_ids.insert(id.clone(), entry.seq);
+            }
+            self.tree.push(docket_ledger::Hash(
+                entry
+                    .hash
+                    .as_slice()
+                    .try_into()
+                    .expect("32-byte entry hash"),
+            ));
+            self.entry_bytes += entry.encoded.len() as u64;
+        }
+        for (seq, id) in ingested_ids {
+            self.decision_ids.insert(id.clone(), *seq);
+        }
+        self.checkpoint = note.to_string();
+        self.checkpoint_size = self.tree.size();
+    }
+}
+
+/// The decision_id a lookup should find an entry by: a decision's own, or an ingested event's.
+fn indexed_decision_id(entry: &Entry) -> Option<String> {
+    use docket_ledger::EntryKind as K;
+    match entry.kind {
+        K::Decision | K::Ingested => {
+            #[derive(serde::Deserialize)]
+            struct WithId {
+                decision_id: Option<String>,
+            }
+            serde_json::from_slice::<WithId>(&entry.record)
+                .ok()
+                .and_then(|r| r.decision_id)
+        }
+        _ => None,
+    }
+}
+
+/// The handle requests use to append; cheap to clone.
+#[derive(Clone)]
+pub struct Appender {
+    jobs: mpsc::Sender<Job>,
+    view: Arc<RwLock<LogView>>,
+    reader: StoreReader,
+    failure: Arc<RwLock<Option<String>>>,
+}
+
+/// The appender thread; joining it waits for the last commit.
+pub struct AppenderThread(std::thread::JoinHandle<()>);
+
+impl AppenderThread {
+    /// Waits until every queued request is committed and the thread has stopped (after all
+    /// [`Appender`] handles are dropped).
+    pub fn join(self) {
+        let _ = self.0.join();
+    }
+}
+
+impl Appender {
+    /// Starts the writer thread over an open log whose frames built `view`.
+    pub fn start(
+        log: AuditLog,
+        view: LogView,
+        policy: CommitPolicy,
+        metrics: Arc<Metrics>,
+    ) -> (Appender, AppenderThread) {
+        let (tx, rx) = mpsc::channel(policy.max_entries.max(1) * 4);
+        let reader = log.reader();
+        let view = Arc::new(RwLock::new(view));
+        metrics.observe_log(&view.read().expect("view lock"));
+        let failure = Arc::new(RwLock::new(None));
+        let writer = Writer {
+            log,
+            view: Arc::clone(&view),
+            policy,
+            metrics,
+            failed: Arc::clone(&failure),
+        };
+        let thread = std::thread::Builder::new()
+            .name("docket-appender".into())
+            .spawn(move || writer.run(rx))
+            .expect("spawning the appender thread");
+        (
+            Appender {
+                jobs: tx,
+                view,
+                reader,
+                failure,
+            },
+            AppenderThread(thread),
+        )
+    }
+
+    pub fn view(&self) -> std::sync::RwLockReadGuard<'_, LogView> {
+        self.view.read().expect("view lock")
+    }
+
+    pub fn reader(&self) -> &StoreReader {
+        &self.reader
+    }
+
+    /// Why the log stopped accepting entries, if it did (a failed commit).
+    pub fn failure(&self) -> Option<String> {
+        self.failure.read().expect("failure lock").clone()
+    }
+
+    async fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, AppendError>>) -> Job,
+    ) -> Result<T, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(job(reply))
+            .await
+            .map_err(|_| AppendError::Unavailable("the log writer has stopped".into()))?;
+        answer.await.map_err(|_| {
+            AppendError::Unavailable("the log writer stopped before committing".into())
+        })?
+    }
+
+    /// Seals a decision and returns once it is durable.
+    pub async fn decision(&self, decision: Decision) -> Result<Sealed, AppendError> {
+        let queued = Instant::now();
+        self.submit(|reply| Job::Decision {
+            decision,
+            queued,
+            reply,
+        })
+        .await
+    }
+
+    /// Seals a record of a caller's kind (a policy change) and returns its seq once durable.
+    pub async fn record(&self, kind: EntryKind, json: String) -> Result<u64, AppendError> {
+        self.submit(|reply| Job::Record { kind, json, reply }).await
+    }
+
+    /// Seals ingested events, skipping ones already in the log, and returns once durable.
+    pub async fn ingest(&self, events: Vec<IngestEvent>) -> Result<IngestReceipt, AppendError> {
+        self.submit(|reply| Job::Ingest { events, reply }).await
+    }
+}
+
+enum Reply {
+    Decision(
+        oneshot::Sender<Result<Sealed, AppendError>>,
+        Sealed,
+        Instant,
+    ),
+    Record(oneshot::Sender<Result<u64, AppendError>>, u64),
+    Ingest(
+        oneshot::Sender<Result<IngestReceipt, AppendError>>,
+        IngestReceipt,
+    ),
+}
+
+struct Writer {
+    log: AuditLog,
+    view: Arc<RwLock<LogView>>,
+    policy: CommitPolicy,
+    metrics: Arc<Metrics>,
+    /// Set when a commit failed: the sealer is past entries that never reached the disk, so
+    /// nothing more may be appended until the log is reopened (a restart).
+    failed: Arc<RwLock<Option<String>>>,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a timer runtime");
+        while let Some(first) = rx.blocking_recv() {
+            let mut batch = vec![first];
+            let mut entries = batch_entries(&batch[0]);
+            let deadline = Instant::now() + self.policy.max_delay;
+            while entries < self.policy.max_entries {
+                let next = match rx.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            None
+                        } else {
+                            timer
+                                .block_on(tokio::time::timeout(left, rx.recv()))
+                                .ok()
+                                .flatten()
+                        }
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                };
+                let Some(job) = next else { break };
+                entries += batch_entries(&job);
+                batch.push(job);
+            }
+            self.commit_batch(batch);
+        }
+    }
+
+    fn commit_batch(&mut self, batch: Vec<Job>) {
+        if let Some(why) = self.failed.read().expect("failure lock").clone() {
+            let e = AppendError::Unavailable(format!(
+                "the log is not accepting entries since a write failed ({why}); restart docket serve to recover the log"
+            ));
+            for job in batch {
+                job.fail(e.clone());
+            }
+            return;
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut ingested_ids = Vec::new();
+        for job in batch {
+            match job {
+                Job::Decision {
+                    decision,
+                    queued,
+                    reply,
+                } => match self.log.seal(&decision) {
+                    Ok(sealed) => replies.push(Reply::Decision(reply, sealed, queued)),
+                    Err(e) => {
+                        let _ = reply.send(Err(AppendError::Rejected(format!("{e:#}"))));
+                    }
+                },
+                Job::Record { kind, json, reply } => match self.log.record(kind, &json) {
+                    Ok(seq) => replies.push(Reply::Record(reply, seq)),
+                    Err(e) => {
+                        let _ = reply.send(Err(AppendError::Rejected(format!("{e:#}"))));
+                    }
+                },
+                Job::Ingest { events, reply } => {
+                    let mut receipt = IngestReceipt::default();
+                    let mut failure = None;
+                    for event in events {
+                        if let Some(id) = &event.decision_id {
+                            let seen = self
+                                .view
+                                .read()
+                                .expect("view lock")
+                                .decision_ids
+                                .contains_key(id)
+                                || ingested_ids.iter().any(|(_, i)| i == id);
+                            if seen {
+                                receipt.duplicates += 1;
+                                continue;
+                            }
+                        }
+                        match self.log.record(EntryKind::Ingested, &event.json) {
+                            Ok(seq) => {
+                                receipt.sealed.push(seq);
+                                if let Some(id) = event.decision_id {
+                                    ingested_ids.push((seq, id));
+                                }
+                            }
+                            Err(e) => {
+                                failure = Some(format!("{e:#}"));
+                                break;
+                            }
+                        }
+                    }
+                    match failure {
+                        // Events sealed before the failure are committed with the batch; a
+                        // retry of the whole chunk skips them as duplicates.
+                        Some(why) => {
+                            let _ = reply.send(Err(AppendError::Rejected(why)));
+                        }
+                        None => replies.push(Reply::Ingest(reply, receipt)),
+                    }
+                }
+            }
+        }
+        let started = Instant::now();
+        match self.log.commit() {
+            Ok(commit) => {
+                let Some(checkpoint) = commit.checkpoint else {
+                    // Nothing was sealed (every job was rejected or a duplicate).
+                    return self.answer(replies);
+                };
+                self.metrics
+                    .observe_commit(commit.entries.len(), started.elapsed());
+                {
+                    let mut view = self.view.write().expect("view lock");
+                    view.apply(&commit.entries, &ingested_ids, &checkpoint.note);
+                    self.metrics.observe_log(&view);
+                }
+                self.answer(replies);
+            }
+            Err(e) => {
+                let why = format!("{e:#}");
+                tracing::error!(error = %why, "commit failed; refusing further appends until restart");
+                self.metrics.commit_failures.inc();
+                let err = AppendError::Unavailable(format!(
+                    "the decision could not be made durable ({why}); it was not logged, so it is not answered"
+                ));
+                for reply in replies {
+                    let _ = match reply {
+                        Reply::Decision(tx, ..) => tx.send(Err(err.clone())).map_err(|_| ()),
+                        Reply::Record(tx, _) => tx.send(Err(err.clone())).map_err(|_| ()),
+                        Reply::Ingest(tx, _) => tx.send(Err(err.clone())).map_err(|_| ()),
+                    };
+                }
+                *self.failed.write().expect("failure lock") = Some(why);
+            }
+        }
+    }
+
+    fn answer(&self, replies: Vec<Reply>) {
+        for reply in replies {
+            let _ = match reply {
+                Reply::Decision(tx, sealed, queued) => {
+                    self.metrics.observe_decision(&sealed, queued.elapsed());
+                    tx.send(Ok(sealed)).map_err(|_| ())
+                }
+                Reply::Record(tx, seq) => tx.send(Ok(seq)).map_err(|_| ()),
+                Reply::Ingest(tx, receipt) => {
+                    self.metrics.ingested.inc_by(receipt.sealed.len() as u64);
+                    tx.send(Ok(receipt)).map_err(|_| ())
+                }
+            };
+        }
+    }
+}
+
+fn batch_entries(job: &Job) -> usize {
+    match job {
+        Job::Ingest { events, .. } => events.len().max(1),
+        _ => 1,
+    }
+}
+
+/// Lowercase hex of an entry hash, as the API prints it.
+pub fn hash_hex(hash: &docket_ledger::Hash) -> String {
+    hex(&hash.0)
+}

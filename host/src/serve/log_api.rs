@@ -1,0 +1,427 @@
+//! Reading the log and proving things about it: entries by seq and by decision_id, the latest
+//! checkpoint, inclusion and consistency proofs, the genesis key, and C2SP tlog-tiles
+//! (`/checkpoint`, `/tile/<L>/<N>`, `/tile/entries/<N>`). Only durable entries are visible.
+
+use super::{ApiError, AppState};
+use crate::log::hex;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use docket_ledger::Entry;
+use docket_ledger::record::rfc3339;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type AppResult<T> = Result<T, ApiError>;
+
+/// Hashes per tile and entries per bundle (C2SP tlog-tiles: tile height 8).
+const TILE_WIDTH: u64 = 256;
+/// At most this many entries per `GET /v1/log/entries`.
+const MAX_PAGE: u64 = 1000;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/log", get(summary))
+        .route("/v1/log/entries", get(entries))
+        .route("/v1/log/entries/{seq}", get(entry_by_seq))
+        .route("/v1/log/decisions/{id}", get(entry_by_decision_id))
+        .route("/v1/log/checkpoint", get(checkpoint))
+        .route("/v1/log/public-key", get(public_key))
+        .route("/v1/log/proof/inclusion", get(inclusion))
+        .route("/v1/log/proof/consistency", get(consistency))
+        .route("/checkpoint", get(checkpoint))
+        .route("/tile/{*rest}", get(tile))
+}
+
+async fn summary(State(state): State<Arc<AppState>>) -> Response {
+    let view = state.appender.view();
+    axum::Json(json!({
+        "size": view.checkpoint_size,
+        "checkpoint": view.checkpoint,
+        "genesis_key": state.genesis_key,
+        "policy_version": super::version_json(&state.pool.current().version),
+    }))
+    .into_response()
+}
+
+fn read_entry(state: &AppState, seq: u64) -> AppResult<Option<(Vec<u8>, Entry)>> {
+    let Some(bytes) = state
+        .appender
+        .reader()
+        .read_entry(seq)
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?
+    else {
+        return Ok(None);
+    };
+    let entry = Entry::decode(&bytes)
+        .map_err(|e| ApiError::internal(format!("entry {seq} does not decode: {e:?}")))?;
+    Ok(Some((bytes, entry)))
+}
+
+/// An entry as JSON: its fields, its record as JSON, and its exact encoding in base64.
+fn entry_json(bytes: &[u8], entry: &Entry) -> Value {
+    let record: Value = match std::str::from_utf8(&entry.record)
+        .ok()
+        .and_then(|t| RawValue::from_string(t.to_string()).ok())
+    {
+        Some(raw) => serde_json::to_value(raw).unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    let mut out = json!({
+        "seq": entry.seq,
+        "kind": entry.kind.name(),
+        "timestamp": rfc3339(entry.timestamp_ns),
+        "hash": hex(&entry.hash.0),
+        "prev": hex(&entry.prev.0),
+        "record": record,
+        "encoded": B64.encode(bytes),
+    });
+    if let Some(id) = record_decision_id(&out["record"]) {
+        out["decision_id"] = Value::String(id);
+    }
+    out
+}
+
+fn record_decision_id(record: &Value) -> Option<String> {
+    record.get("decision_id")?.as_str().map(str::to_string)
+}
+
+#[derive(Deserialize)]
+struct Page {
+    start: Option<u64>,
+    limit: Option<u64>,
+}
+
+async fn entries(
+    State(state): State<Arc<AppState>>,
+    Query(page): Query<Page>,
+) -> AppResult<Response> {
+    let start = page.start.unwrap_or(0);
+    let limit = page.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let size = state.appender.view().checkpoint_size;
+    let end = start.saturating_add(limit).min(size);
+    let state2 = Arc::clone(&state);
+    let list = tokio::task::spawn_blocking(move || -> AppResult<Vec<Value>> {
+        (start..end)
+            .map(|seq| {
+                let (bytes, entry) = read_entry(&state2, seq)?
+                    .ok_or_else(|| ApiError::internal(format!("entry {seq} is missing")))?;
+                Ok(entry_json(&bytes, &entry))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("{e}")))??;
+    Ok(axum::Json(json!({"size": size, "start": start, "entries": list})).into_response())
+}
+
+async fn entry_by_seq(
+    State(state): State<Arc<AppState>>,
+    Path(seq): Path<u64>,
+) -> AppResult<Response> {
+    let (bytes, entry) = read_entry(&state, seq)?
+        .ok_or_else(|| ApiError::not_found(format!("the log has no entry {seq} yet")))?;
+    Ok(axum::Json(entry_json(&bytes, &entry)).into_response())
+}
+
+/// The entry of a decision with its inclusion proof against the latest checkpoint: everything
+/// a client needs to check, offline, that the decision it was given is in the log.
+async fn entry_by_decision_id(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let (seq, size, note, proof) = {
+        let view = state.appender.view();
+        let seq = *view.decision_ids.get(&id).ok_or_else(|| {
+            ApiError::not_found(format!("no decision with id {id} is in the log"))
+        })?;
+        let size = view.checkpoint_size;
+        let proof = view
+            .tree
+            .inclusion_proof(seq, size)
+            .expect("an indexed entry is inside the checkpoint");
+        (seq, size, view.checkpoint.clone(), proof)
+    };
+    let (bytes, entry) = read_entry(&state, seq)?
+        .ok_or_else(|| ApiError::internal(format!("entry {seq} is missing")))?;
+    Ok(axum::Json(json!({
+        "entry": entry_json(&bytes, &entry),
+        "inclusion_proof": {
+            "leaf_index": seq,
+            "tree_size": size,
+            "hashes": proof.iter().map(|h| B64.encode(h.0)).collect::<Vec<_>>(),
+        },
+        "checkpoint": note,
+    }))
+    .into_response())
+}
+
+async fn checkpoint(State(state): State<Arc<AppState>>) -> Response {
+    let note = state.appender.view().checkpoint.clone();
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        note,
+    )
+        .into_response()
+}
+
+async fn public_key(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", state.genesis_key),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    seq: Option<u64>,
+    decision_id: Option<String>,
+    size: Option<u64>,
+}
+
+async fn inclusion(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<InclusionQuery>,
+) -> AppResult<Response> {
+    let view = state.appender.view();
+    let seq = match (q.seq, &q.decision_id) {
+        (Some(seq), None) => seq,
+        (None, Some(id)) => *view.decision_ids.get(id).ok_or_else(|| {
+            ApiError::not_found(format!("no decision with id {id} is in the log"))
+        })?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of seq and decision_id",
+            ));
+        }
+    };
+    let size = q.size.unwrap_or(view.checkpoint_size);
+    if size > view.checkpoint_size {
+        return Err(ApiError::bad_request(format!(
+            "size {size} is beyond the latest checkpoint ({})",
+            view.checkpoint_size
+        )));
+    }
+    let proof = view.tree.inclusion_proof(seq, size).ok_or_else(|| {
+        ApiError::bad_request(format!("entry {seq} is not inside a tree of size {size}"))
+    })?;
+    let leaf = view.tree.leaf(seq).expect("seq < size");
+    Ok(axum::Json(json!({
+        "leaf_index": seq,
+        "tree_size": size,
+        "leaf_hash": B64.encode(leaf.0),
+        "hashes": proof.iter().map(|h| B64.encode(h.0)).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    from: u64,
+    to: Option<u64>,
+}
+
+async fn consistency(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<ConsistencyQuery>,
+) -> AppResult<Response> {
+    let view = state.appender.view();
+    let to = q.to.unwrap_or(view.checkpoint_size);
+    if to > view.checkpoint_size || q.from > to {
+        return Err(ApiError::bad_request(format!(
+            "need from ≤ to ≤ {} (the latest checkpoint), got from={} to={to}",
+            view.checkpoint_size, q.from
+        )));
+    }
+    let proof = view
+        .tree
+        .consistency_proof(q.from, to)
+        .expect("sizes checked");
+    Ok(axum::Json(json!({
+        "old_size": q.from,
+        "new_size": to,
+        "hashes": proof.iter().map(|h| B64.encode(h.0)).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+/// A tile address: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`, with N written in groups of
+/// three digits, all but the last prefixed by `x` (C2SP tlog-tiles).
+#[derive(Debug, PartialEq, Eq)]
+struct TileAddress {
+    /// `None` for an entry bundle.
+    level: Option<u8>,
+    index: u64,
+    /// `None` for a full tile.
+    width: Option<u64>,
+}
+
+fn parse_tile(rest: &str) -> Option<TileAddress> {
+    let mut parts: Vec<&str> = rest.split('/').collect();
+    let level = match parts.first()? {
+        &"entries" => None,
+        l if !l.is_empty() && l.len() <= 2 && l.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(l.parse::<u8>().ok().filter(|l| *l <= 63)?)
+        }
+        _ => return None,
+    };
+    parts.remove(0);
+    let mut width = None;
+    if parts.len() >= 2 && parts[parts.len() - 2].ends_with(".p") {
+        let w = parts.pop()?;
+        if w.is_empty()
+            || w.len() > 3
+            || w.starts_with('0')
+            || !w.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let w: u64 = w.parse().ok()?;
+        if !(1..TILE_WIDTH).contains(&w) {
+            return None;
+        }
+        width = Some(w);
+        let last = parts.last_mut()?;
+        *last = last.strip_suffix(".p")?;
+    }
+    let (last, groups) = parts.split_last()?;
+    let mut index: u64 = 0;
+    for group in groups {
+        let digits = group.strip_prefix('x')?;
+        index = index
+            .checked_mul(1000)?
+            .checked_add(three_digits(digits)?)?;
+    }
+    index = index.checked_mul(1000)?.checked_add(three_digits(last)?)?;
+    Some(TileAddress {
+        level,
+        index,
+        width,
+    })
+}
+
+fn three_digits(s: &str) -> Option<u64> {
+    (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+async fn tile(State(state): State<Arc<AppState>>, Path(rest): Path<String>) -> AppResult<Response> {
+    let address = parse_tile(&rest).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "/tile/{rest} is not a tile path (C2SP tlog-tiles: /tile/<L>/<N>[.p/<W>] or /tile/entries/<N>[.p/<W>])"
+        ))
+    })?;
+    let want = address.width.unwrap_or(TILE_WIDTH) as usize;
+    let missing = || ApiError::not_found(format!("/tile/{rest} does not exist yet"));
+    let cache = if address.width.is_none() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=60"
+    };
+    let body = match address.level {
+        Some(level) => {
+            let view = state.appender.view();
+            let hashes = view
+                .tree
+                .subtrees(8 * level as usize, address.index * TILE_WIDTH, want);
+            if hashes.len() != want {
+                return Err(missing());
+            }
+            hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>()
+        }
+        None => {
+            let first = address.index * TILE_WIDTH;
+            if first + want as u64 > state.appender.view().checkpoint_size {
+                return Err(missing());
+            }
+            let state = Arc::clone(&state);
+            tokio::task::spawn_blocking(move || entry_bundle(&state, first, want as u64))
+                .await
+                .map_err(|e| ApiError::internal(format!("{e}")))??
+        }
+    };
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// An entry bundle: each entry's body (its Merkle leaf input, log-format §3.2) prefixed by its
+/// length as a big-endian u16, as tlog-tiles prescribes.
+fn entry_bundle(state: &AppState, first: u64, count: u64) -> AppResult<Vec<u8>> {
+    let mut out = Vec::new();
+    for seq in first..first + count {
+        let (_, entry) = read_entry(state, seq)?
+            .ok_or_else(|| ApiError::internal(format!("entry {seq} is missing")))?;
+        let body = entry.body();
+        let len = u16::try_from(body.len()).map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "entry_too_large",
+                format!(
+                    "entry {seq} has a {}-byte body, more than a tlog-tiles bundle can frame (65,535); read it from /v1/log/entries/{seq}",
+                    body.len()
+                ),
+            )
+        })?;
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&body);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tile_paths_parse_as_c2sp_writes_them() {
+        let t = |level, index, width| TileAddress {
+            level,
+            index,
+            width,
+        };
+        assert_eq!(parse_tile("0/000"), Some(t(Some(0), 0, None)));
+        assert_eq!(
+            parse_tile("1/x001/x234/067"),
+            Some(t(Some(1), 1_234_067, None))
+        );
+        assert_eq!(parse_tile("0/005.p/17"), Some(t(Some(0), 5, Some(17))));
+        assert_eq!(
+            parse_tile("entries/x001/002.p/255"),
+            Some(t(None, 1002, Some(255)))
+        );
+        for bad in [
+            "0/5",
+            "0/0005",
+            "0/x000",
+            "0/000.p/0",
+            "0/000.p/256",
+            "64/000",
+            "a/000",
+            "0/001/002",
+            "entries",
+            "0/000.p/",
+            "0/000.p/017",
+            "0/000.p/17x",
+        ] {
+            assert_eq!(parse_tile(bad), None, "{bad}");
+        }
+    }
+}

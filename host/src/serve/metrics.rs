@@ -1,0 +1,150 @@
+//! Prometheus metrics (`GET /metrics`, OpenMetrics text).
+
+use super::appender::LogView;
+use crate::log::Sealed;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `allow` (result `true`), `deny` (result `false`), `undefined`, or `other` (any other
+    /// result document).
+    pub outcome: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub decisions: Family<OutcomeLabels, Counter>,
+    pub ingested: Counter,
+    pub policy_changes: Counter,
+    pub commit_failures: Counter,
+    pub rejected_requests: Counter,
+    /// From a decision's arrival at the appender to its commit being durable.
+    pub append_latency: Histogram,
+    pub commit_entries: Histogram,
+    pub fsync_latency: Histogram,
+    pub log_entries: Gauge<u64, AtomicU64>,
+    pub log_bytes: Gauge<u64, AtomicU64>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("docket");
+        let decisions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Decisions answered, each sealed and durable first",
+            decisions.clone(),
+        );
+        let ingested = Counter::default();
+        registry.register(
+            "ingested_events",
+            "OPA decision-log events sealed from /logs",
+            ingested.clone(),
+        );
+        let policy_changes = Counter::default();
+        registry.register(
+            "policy_changes",
+            "Policy and data changes sealed into the log",
+            policy_changes.clone(),
+        );
+        let commit_failures = Counter::default();
+        registry.register(
+            "commit_failures",
+            "Group commits that could not be made durable",
+            commit_failures.clone(),
+        );
+        let rejected_requests = Counter::default();
+        registry.register(
+            "rejected_requests",
+            "Requests refused for bad input, size or authorization",
+            rejected_requests.clone(),
+        );
+        let append_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "append_latency_seconds",
+            "From a decision reaching the log writer to its commit being durable",
+            append_latency.clone(),
+        );
+        let commit_entries = Histogram::new(exponential_buckets(1.0, 2.0, 12));
+        registry.register(
+            "commit_batch_entries",
+            "Entries per group commit (per fsync)",
+            commit_entries.clone(),
+        );
+        let fsync_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "commit_seconds",
+            "Time to write and fsync one group commit with its checkpoint",
+            fsync_latency.clone(),
+        );
+        let log_entries = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "log_entries",
+            "Durable entries in the log",
+            log_entries.clone(),
+        );
+        let log_bytes = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "log_entry_bytes",
+            "Bytes of encoded entries in the log",
+            log_bytes.clone(),
+        );
+        Metrics {
+            registry,
+            decisions,
+            ingested,
+            policy_changes,
+            commit_failures,
+            rejected_requests,
+            append_latency,
+            commit_entries,
+            fsync_latency,
+            log_entries,
+            log_bytes,
+        }
+    }
+
+    pub fn observe_decision(&self, sealed: &Sealed, latency: Duration) {
+        let outcome = match sealed.result.as_deref() {
+            Some("true") => "allow",
+            Some("false") => "deny",
+            None => "undefined",
+            Some(_) => "other",
+        };
+        self.decisions
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        self.append_latency.observe(latency.as_secs_f64());
+    }
+
+    pub fn observe_commit(&self, entries: usize, took: Duration) {
+        self.commit_entries.observe(entries as f64);
+        self.fsync_latency.observe(took.as_secs_f64());
+    }
+
+    pub fn observe_log(&self, view: &LogView) {
+        self.log_entries.set(view.tree.size());
+        self.log_bytes.set(view.entry_bytes);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,460 @@
+//! `docket serve`: an OPA-compatible decision point whose every answer is sealed and durable
+//! before it is sent, a sink for real OPA's decision logs, and a read-and-proof API over the log.
+//! The HTTP API is specified in `docs/api.md`.
+//!
+//! Threads: tokio serves HTTP; evaluations run on a bounded pool of component instances
+//! ([`policies::EvalPool`]); one appender thread seals and commits ([`appender`]).
+
+pub mod appender;
+mod ingest;
+mod log_api;
+pub mod metrics;
+mod opa_api;
+pub mod policies;
+
+use crate::examples;
+use crate::log::{AuditLog, read_public_key, read_secret_key, write_new_key};
+use crate::runtime::{self, EntryKind, Runtime};
+use anyhow::{Context, Result, anyhow, bail};
+use appender::{Appender, CommitPolicy, LogView};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use metrics::Metrics;
+use policies::{EvalPool, Generation, PolicySet};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// Everything `docket serve` is configured with.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    /// Holds the key (`docket.key`, `docket.pub`), the write token and the log (`log/`).
+    pub dir: PathBuf,
+    /// Rego files, JSON data files, or directories of them; empty serves the examples.
+    pub policies: Vec<PathBuf>,
+    /// The bearer token write endpoints require; `None` uses (or creates) `<dir>/token`.
+    pub token: Option<String>,
+    /// Concurrent evaluations (component instances in the pool).
+    pub workers: usize,
+    pub commit: CommitPolicy,
+    /// Largest accepted request body for decisions, policies and data.
+    pub max_body: usize,
+    /// Largest accepted decision-log upload, compressed and decompressed.
+    pub max_ingest_body: usize,
+    /// The data path `POST /` evaluates.
+    pub default_decision: String,
+    /// Paths that accept OPA decision-log uploads.
+    pub ingest_paths: Vec<String>,
+    pub signing: runtime::SigningMode,
+    pub revision: Option<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> ServeConfig {
+        ServeConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8181)),
+            dir: PathBuf::from("docket-data"),
+            policies: Vec::new(),
+            token: None,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            commit: CommitPolicy::default(),
+            max_body: 4 << 20,
+            max_ingest_body: 64 << 20,
+            default_decision: "system/main".into(),
+            ingest_paths: vec!["/logs".into()],
+            signing: runtime::SigningMode::Checkpoint,
+            revision: None,
+        }
+    }
+}
+
+/// Shared by every handler.
+pub struct AppState {
+    pub pool: Arc<EvalPool>,
+    pub appender: Appender,
+    pub metrics: Arc<Metrics>,
+    /// Serializes policy and data changes: check, seal, publish.
+    pub policy_writer: Mutex<()>,
+    pub token: String,
+    pub default_decision: String,
+    pub genesis_key: String,
+    pub max_ingest_body: usize,
+}
+
+impl AppState {
+    /// Refuses a write without the configured bearer token.
+    pub fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        use subtle::ConstantTimeEq;
+        if !given.is_empty() && bool::from(given.as_bytes().ct_eq(self.token.as_bytes())) {
+            return Ok(());
+        }
+        self.metrics.rejected_requests.inc();
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            if given.is_empty() {
+                "this endpoint changes the log or the policy and needs `Authorization: Bearer <token>` (the token is in the server's data directory, file `token`, unless --token-file was given)"
+            } else {
+                "the bearer token is not the server's write token"
+            },
+        ))
+    }
+}
+
+/// An error in OPA's shape: `{"code": …, "message": …}` with optional details.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub errors: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            errors: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "resource_not_found", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "internal_error", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"code": self.code, "message": self.message});
+        if let Some(errors) = self.errors {
+            body["errors"] = errors;
+        }
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<appender::AppendError> for ApiError {
+    fn from(e: appender::AppendError) -> ApiError {
+        match e {
+            appender::AppendError::Rejected(m) => ApiError::bad_request(m),
+            appender::AppendError::Unavailable(m) => ApiError::unavailable(m),
+        }
+    }
+}
+
+/// Reads the policy files and directories given on the command line (or the examples).
+pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<PolicySet> {
+    let mut set = PolicySet {
+        revision,
+        ..PolicySet::default()
+    };
+    if paths.is_empty() {
+        for p in examples::ALL {
+            set.modules.insert(p.id.to_string(), p.source.to_string());
+            merge_data(&mut set, p.data, Path::new(p.id))?;
+        }
+        return Ok(set);
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "rego" || x == "json"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading the policy file {}", file.display()))?;
+        match file.extension().and_then(|x| x.to_str()) {
+            Some("rego") => {
+                let id = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if set.modules.insert(id.clone(), text).is_some() {
+                    bail!("two policy files are named {id}; module ids must be unique");
+                }
+            }
+            Some("json") => merge_data(&mut set, &text, &file)?,
+            _ => bail!(
+                "{}: expected a .rego policy or a .json data file",
+                file.display()
+            ),
+        }
+    }
+    Ok(set)
+}
+
+fn merge_data(set: &mut PolicySet, text: &str, file: &Path) -> Result<()> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .with_context(|| format!("{} is not valid JSON", file.display()))?;
+    let serde_json::Value::Object(map) = value else {
+        bail!("{}: a data file must hold a JSON object", file.display());
+    };
+    for (k, v) in map {
+        if set.data.contains_key(&k) {
+            bail!(
+                "{}: data key {k:?} is already set by another data file",
+                file.display()
+            );
+        }
+        set.data.insert(k, v);
+    }
+    Ok(())
+}
+
+/// The policy-change record of log-format §4.4 for a full load.
+pub fn load_record(set: &PolicySet, version: &runtime::PolicyVersion) -> String {
+    json!({
+        "op": "load",
+        "modules": set.modules,
+        "data": set.data,
+        "policy_version": version_json(version),
+    })
+    .to_string()
+}
+
+pub fn version_json(version: &runtime::PolicyVersion) -> serde_json::Value {
+    match &version.revision {
+        Some(r) => json!({"digest": version.digest, "revision": r}),
+        None => json!({"digest": version.digest}),
+    }
+}
+
+fn read_or_create_token(dir: &Path) -> Result<String> {
+    let path = dir.join("token");
+    if path.exists() {
+        let token = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_string();
+        if token.len() < 16 {
+            bail!(
+                "{} holds a token shorter than 16 characters; replace it",
+                path.display()
+            );
+        }
+        return Ok(token);
+    }
+    let mut bytes = [0u8; 24];
+    rand::fill(&mut bytes);
+    let token = crate::log::hex(&bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
+    file.sync_all()?;
+    Ok(token)
+}
+
+/// A started server: its address, and a handle to stop it.
+pub struct Server {
+    pub addr: SocketAddr,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting, finishes in-flight requests, commits what is queued, and waits.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await.map_err(|e| anyhow!("server task: {e}"))?
+    }
+
+    /// Waits until the server stops by itself (a signal).
+    pub async fn wait(self) -> Result<()> {
+        let Server { shutdown, task, .. } = self;
+        let result = task.await.map_err(|e| anyhow!("server task: {e}"))?;
+        drop(shutdown);
+        result
+    }
+}
+
+/// Opens (or creates) the data directory and log, loads and seals the policy set, binds, and
+/// serves until `stop` or SIGINT/SIGTERM.
+pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server> {
+    let dir = &config.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key_path = dir.join("docket.key");
+    let key = if key_path.exists() {
+        read_secret_key(&key_path)?
+    } else {
+        let key = write_new_key(dir, "docket", "docket.serve")?;
+        tracing::info!(key = %key_path.display(), "created a signing key");
+        key
+    };
+    let genesis_key = read_public_key(&dir.join("docket.pub"))?;
+    let token = match &config.token {
+        Some(t) => t.clone(),
+        None => read_or_create_token(dir)?,
+    };
+    let log_dir = dir.join("log");
+    let rt = Arc::clone(&runtime);
+    let signing = config.signing;
+    let (log, view) = tokio::task::spawn_blocking(move || -> Result<(AuditLog, LogView)> {
+        if crate::store::is_log_dir(&log_dir) {
+            let opened = AuditLog::open_with_frames(&log_dir, &rt, &genesis_key, &key)?;
+            if opened.recovery.truncated_bytes > 0 {
+                tracing::warn!(
+                    bytes = opened.recovery.truncated_bytes,
+                    unsealed_entries = opened.recovery.unsealed_entries_dropped,
+                    "recovered the log: cut an unfinished commit (never acknowledged)"
+                );
+            }
+            let view = LogView::from_frames(&opened.frames)?;
+            Ok((opened.log, view))
+        } else {
+            let origin = format!(
+                "docket.serve/{}",
+                crate::log::hex(&key.public().bytes()[..6])
+            );
+            let log = AuditLog::create(&log_dir, &rt, &key, &origin, &instance_label(), signing)?;
+            let (frames, _) = crate::store::read_frames(&log_dir)?;
+            let view = LogView::from_frames(&frames)?;
+            Ok((log, view))
+        }
+    })
+    .await??;
+    tracing::info!(entries = view.tree.size(), dir = %dir.display(), "log open and verified");
+
+    let metrics = Arc::new(Metrics::new());
+    let set = load_policy_set(&config.policies, config.revision.clone())?;
+    let scratch = EvalPool::new(
+        Arc::clone(&runtime),
+        Generation {
+            number: 0,
+            set: PolicySet::default(),
+            version: runtime::PolicyVersion {
+                digest: String::new(),
+                revision: None,
+            },
+        },
+        config.workers,
+    );
+    let (version, warm) = scratch.check(&set)?.map_err(|e| {
+        anyhow!(
+            "the policies do not load: {}",
+            opa_api::describe_policy_error(&e)
+        )
+    })?;
+    let (appender, appender_thread) =
+        Appender::start(log, view, config.commit, Arc::clone(&metrics));
+    appender
+        .record(EntryKind::PolicyChange, load_record(&set, &version))
+        .await
+        .map_err(|e| anyhow!("sealing the policy load: {e}"))?;
+    metrics.policy_changes.inc();
+    tracing::info!(version = %version.digest, modules = set.modules.len(), "policies loaded and sealed");
+    let pool = Arc::new(scratch);
+    pool.publish(
+        Generation {
+            number: 1,
+            set,
+            version,
+        },
+        warm,
+    );
+
+    let state = Arc::new(AppState {
+        pool,
+        appender,
+        metrics,
+        policy_writer: Mutex::new(()),
+        token,
+        default_decision: config.default_decision.clone(),
+        genesis_key: read_public_key(&dir.join("docket.pub"))?.to_vkey(),
+        max_ingest_body: config.max_ingest_body,
+    });
+    let app = router(Arc::clone(&state), &config);
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = shutdown_signal() => {}
+                }
+                tracing::info!("shutting down: finishing requests, committing the queue");
+            })
+            .await
+            .context("serving HTTP")?;
+        // The router (and its appender handles) is gone; this is the last handle.
+        drop(state);
+        tokio::task::spawn_blocking(move || appender_thread.join())
+            .await
+            .map_err(|e| anyhow!("appender thread: {e}"))?;
+        tracing::info!("stopped; every acknowledged entry is committed");
+        Ok(())
+    });
+    Ok(Server {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn instance_label() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{}/serve", host.trim())
+}
+
+fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
+    let mut ingest = Router::new();
+    for path in &config.ingest_paths {
+        ingest = ingest.route(path, axum::routing::post(ingest::upload));
+    }
+    let ingest = ingest.layer(DefaultBodyLimit::max(config.max_ingest_body));
+    Router::new()
+        .merge(opa_api::routes())
+        .merge(log_api::routes())
+        .layer(DefaultBodyLimit::max(config.max_body))
+        .merge(ingest)
+        .with_state(state)
+}

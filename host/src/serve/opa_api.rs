@@ -1,0 +1,424 @@
+//! OPA's REST API, as existing OPA clients call it: the Data API (decisions), the Policy API,
+//! `POST /` and `GET /health`. Same paths, bodies, status codes and error shapes as OPA
+//! (docs/api.md lists the differences).
+
+use super::policies::{EvalError, Generation, PolicySet};
+use super::{ApiError, AppState, version_json};
+use crate::runtime::{EntryKind, PolicyError};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type AppResult<T> = Result<T, ApiError>;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", axum::routing::post(default_decision))
+        .route(
+            "/v1/data",
+            get(get_data_root)
+                .post(post_data_root)
+                .put(put_data_root)
+                .delete(delete_data_root),
+        )
+        .route(
+            "/v1/data/{*path}",
+            get(get_data)
+                .post(post_data)
+                .put(put_data)
+                .delete(delete_data),
+        )
+        .route("/v1/policies", get(list_policies))
+        .route(
+            "/v1/policies/{*id}",
+            put(put_policy).get(get_policy).delete(delete_policy),
+        )
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+}
+
+/// The one line that explains a policy error.
+pub fn describe_policy_error(e: &PolicyError) -> String {
+    match e {
+        PolicyError::Parse((id, message)) => format!("{id}: {message}"),
+        PolicyError::Data(m) => format!("data: {m}"),
+        PolicyError::Input(m) => format!("input: {m}"),
+        PolicyError::Evaluation(m) => format!("evaluation: {m}"),
+        PolicyError::NotFound(m) => format!("not found: {m}"),
+    }
+}
+
+fn eval_error(e: EvalError) -> ApiError {
+    match e {
+        EvalError::Policy(PolicyError::Input(m)) => {
+            ApiError::bad_request(format!("body contains malformed input document: {m}"))
+        }
+        EvalError::Policy(e) => ApiError::internal(describe_policy_error(&e)),
+        EvalError::Internal(e) => ApiError::internal(format!("{e:#}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct DataRequest<'a> {
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+}
+
+/// Evaluates, seals, waits for durability, and answers OPA's `{"result", "decision_id"}`.
+/// `wrap` false answers the bare result (for `POST /`).
+async fn decide(
+    state: &AppState,
+    path: &str,
+    input: Option<String>,
+    wrap: bool,
+    pretty: bool,
+) -> AppResult<Response> {
+    let decision = state
+        .pool
+        .evaluate(path.to_string(), input)
+        .await
+        .map_err(eval_error)?;
+    let sealed = state.appender.decision(decision).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "x-docket-decision-id",
+        HeaderValue::from_str(&sealed.decision_id).expect("a UUID is a header value"),
+    );
+    headers.insert("x-docket-seq", HeaderValue::from(sealed.seq));
+    headers.insert(
+        "x-docket-entry-hash",
+        HeaderValue::from_str(&sealed.entry_hash).expect("hex is a header value"),
+    );
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if !wrap {
+        let Some(result) = sealed.result else {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "undefined_document",
+                format!(
+                    "document missing: data.{} (the default decision; set it with --default-decision)",
+                    path.replace('/', ".")
+                ),
+            ));
+        };
+        return Ok((headers, format_json(&result, pretty)).into_response());
+    }
+    let id = serde_json::to_string(&sealed.decision_id).expect("strings serialize");
+    let body = match sealed.result {
+        Some(result) => format!(r#"{{"decision_id":{id},"result":{result}}}"#),
+        None => format!(r#"{{"decision_id":{id}}}"#),
+    };
+    Ok((headers, format_json(&body, pretty)).into_response())
+}
+
+fn format_json(text: &str, pretty: bool) -> String {
+    if !pretty {
+        return text.to_string();
+    }
+    serde_json::from_str::<Value>(text)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| text.to_string())
+}
+
+fn wants(params: &HashMap<String, String>, name: &str) -> bool {
+    params
+        .get(name)
+        .is_some_and(|v| v.is_empty() || v == "true")
+}
+
+fn input_from_body(body: &Bytes) -> AppResult<Option<String>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let request: DataRequest = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "body contains malformed input document: {e}; send {{\"input\": <JSON>}}"
+        ))
+    })?;
+    Ok(request.input.map(|raw| raw.get().to_string()))
+}
+
+async fn post_data(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let input = input_from_body(&body)?;
+    decide(&state, &path, input, true, wants(&params, "pretty")).await
+}
+
+async fn post_data_root(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let input = input_from_body(&body)?;
+    decide(&state, "", input, true, wants(&params, "pretty")).await
+}
+
+async fn get_data(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> AppResult<Response> {
+    let input = params.get("input").cloned();
+    decide(&state, &path, input, true, wants(&params, "pretty")).await
+}
+
+async fn get_data_root(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> AppResult<Response> {
+    let input = params.get("input").cloned();
+    decide(&state, "", input, true, wants(&params, "pretty")).await
+}
+
+/// `POST /`: the body is the input itself; the answer is the bare result.
+async fn default_decision(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> AppResult<Response> {
+    let input = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let raw: &RawValue = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!("body contains malformed input document: {e}"))
+        })?;
+        Some(raw.get().to_string())
+    };
+    let path = state.default_decision.clone();
+    decide(&state, &path, input, false, wants(&params, "pretty")).await
+}
+
+fn data_path(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Checks a changed policy set, seals the change, and publishes it: only a change that is in
+/// the log takes effect.
+async fn change_policy(
+    state: &AppState,
+    set: PolicySet,
+    record: impl FnOnce(&Value) -> Value,
+) -> AppResult<()> {
+    let pool = Arc::clone(&state.pool);
+    let checked = {
+        let set = set.clone();
+        tokio::task::spawn_blocking(move || pool.check(&set))
+            .await
+            .map_err(|e| ApiError::internal(format!("{e}")))?
+            .map_err(|e| ApiError::internal(format!("{e:#}")))?
+    };
+    let (version, warm) = checked.map_err(compile_error)?;
+    let record = record(&version_json(&version));
+    state
+        .appender
+        .record(EntryKind::PolicyChange, record.to_string())
+        .await?;
+    state.metrics.policy_changes.inc();
+    let number = state.pool.current().number + 1;
+    tracing::info!(version = %version.digest, generation = number, "policy change sealed");
+    state.pool.publish(
+        Generation {
+            number,
+            set,
+            version,
+        },
+        warm,
+    );
+    Ok(())
+}
+
+fn compile_error(e: PolicyError) -> ApiError {
+    let (code, module, message) = match &e {
+        PolicyError::Parse((id, m)) => ("rego_parse_error", Some(id.clone()), m.clone()),
+        other => ("rego_compile_error", None, describe_policy_error(other)),
+    };
+    let mut error = json!({"code": code, "message": message});
+    if let Some(module) = module {
+        error["location"] = json!({"file": module});
+    }
+    ApiError {
+        errors: Some(json!([error])),
+        ..ApiError::bad_request("error(s) occurred while compiling module(s)")
+    }
+}
+
+async fn put_data(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    put_data_at(&state, &headers, data_path(&path), &body).await
+}
+
+async fn put_data_root(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    put_data_at(&state, &headers, Vec::new(), &body).await
+}
+
+async fn put_data_at(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: Vec<String>,
+    body: &Bytes,
+) -> AppResult<Response> {
+    state.authorize(headers)?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("body contains malformed data document: {e}"))
+    })?;
+    let _writer = state.policy_writer.lock().await;
+    let mut set = state.pool.current().set.clone();
+    set.put_data(&path, value.clone())
+        .map_err(|m| ApiError::new(StatusCode::NOT_FOUND, "resource_conflict", m))?;
+    change_policy(state, set, |version| {
+        json!({"op": "put_data", "path": format!("/{}", path.join("/")), "value": value, "policy_version": version})
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_data(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    delete_data_at(&state, &headers, data_path(&path)).await
+}
+
+async fn delete_data_root(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    delete_data_at(&state, &headers, Vec::new()).await
+}
+
+async fn delete_data_at(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: Vec<String>,
+) -> AppResult<Response> {
+    state.authorize(headers)?;
+    let _writer = state.policy_writer.lock().await;
+    let mut set = state.pool.current().set.clone();
+    if !set.delete_data(&path) {
+        return Err(ApiError::not_found(format!(
+            "storage_not_found_error: /{}: document does not exist",
+            path.join("/")
+        )));
+    }
+    change_policy(state, set, |version| {
+        json!({"op": "delete_data", "path": format!("/{}", path.join("/")), "policy_version": version})
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn put_policy(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AppResult<Response> {
+    state.authorize(&headers)?;
+    let source = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the policy is not UTF-8 text"))?;
+    let _writer = state.policy_writer.lock().await;
+    let mut set = state.pool.current().set.clone();
+    set.modules.insert(id.clone(), source.clone());
+    change_policy(&state, set, |version| {
+        json!({"op": "put_policy", "id": id, "source": source, "policy_version": version})
+    })
+    .await?;
+    Ok(axum::Json(json!({})).into_response())
+}
+
+async fn get_policy(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AppResult<Response> {
+    let generation = state.pool.current();
+    let Some(source) = generation.set.modules.get(&id) else {
+        return Err(policy_not_found(&id));
+    };
+    Ok(axum::Json(json!({"result": {"id": id, "raw": source}})).into_response())
+}
+
+fn policy_not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("storage_not_found_error: policy id {id:?}"))
+}
+
+async fn list_policies(State(state): State<Arc<AppState>>) -> AppResult<Response> {
+    let generation = state.pool.current();
+    let result: Vec<Value> = generation
+        .set
+        .modules
+        .iter()
+        .map(|(id, raw)| json!({"id": id, "raw": raw}))
+        .collect();
+    Ok(axum::Json(json!({"result": result})).into_response())
+}
+
+async fn delete_policy(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    state.authorize(&headers)?;
+    let _writer = state.policy_writer.lock().await;
+    let mut set = state.pool.current().set.clone();
+    if set.modules.remove(&id).is_none() {
+        return Err(policy_not_found(&id));
+    }
+    change_policy(
+        &state,
+        set,
+        |version| json!({"op": "delete_policy", "id": id, "policy_version": version}),
+    )
+    .await?;
+    Ok(axum::Json(json!({})).into_response())
+}
+
+/// OPA's health check: 200 `{}` when the server can answer decisions. docket also answers 500
+/// when the log cannot be written, since then it cannot answer any.
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    match state.appender.failure() {
+        None => (StatusCode::OK, axum::Json(json!({}))).into_response(),
+        Some(why) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": format!("the log cannot be written: {why}")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}

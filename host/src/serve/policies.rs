@@ -1,0 +1,204 @@
+//! The policy set a server decides with, and the pool of component instances that evaluate it.
+//!
+//! Every change makes a new [`Generation`]: its modules and data are sealed into the log (by the
+//! caller, before the generation is published), and pooled instances built for an older
+//! generation are rebuilt before their next evaluation. A decision carries the policy version of
+//! the generation that made it, so the log ties every decision to the exact policy text.
+
+use crate::runtime::{Decision, Instance, PolicyError, PolicyVersion, Runtime};
+use anyhow::{Result, anyhow};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::Semaphore;
+
+/// Modules by id and one data document: what an engine loads.
+#[derive(Clone, Debug, Default)]
+pub struct PolicySet {
+    pub modules: BTreeMap<String, String>,
+    /// The whole `data` document (always an object). Loaded as a single document so every
+    /// instance computes the same policy version digest.
+    pub data: Map<String, Value>,
+    pub revision: Option<String>,
+}
+
+impl PolicySet {
+    /// Sets `value` at the slash-separated `path` under `data` (the root when empty), creating
+    /// objects on the way. Fails if the path runs through a non-object.
+    pub fn put_data(&mut self, path: &[String], value: Value) -> Result<(), String> {
+        let Some((last, parents)) = path.split_last() else {
+            let Value::Object(map) = value else {
+                return Err("the root data document must be a JSON object".into());
+            };
+            self.data = map;
+            return Ok(());
+        };
+        let mut node = &mut self.data;
+        for (depth, segment) in parents.iter().enumerate() {
+            let child = node
+                .entry(segment.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+            node = match child {
+                Value::Object(map) => map,
+                _ => {
+                    return Err(format!(
+                        "data/{} is not an object",
+                        path[..=depth].join("/")
+                    ));
+                }
+            };
+        }
+        node.insert(last.clone(), value);
+        Ok(())
+    }
+
+    /// Removes the document at `path`; `false` if there was none.
+    pub fn delete_data(&mut self, path: &[String]) -> bool {
+        let Some((last, parents)) = path.split_last() else {
+            let had = !self.data.is_empty();
+            self.data.clear();
+            return had;
+        };
+        let mut node = &mut self.data;
+        for segment in parents {
+            match node.get_mut(segment) {
+                Some(Value::Object(map)) => node = map,
+                _ => return false,
+            }
+        }
+        node.remove(last).is_some()
+    }
+
+    /// The document at `path`, if any.
+    pub fn get_data(&self, path: &[String]) -> Option<Value> {
+        let mut node = Value::Object(self.data.clone());
+        for segment in path {
+            node = match node {
+                Value::Object(mut map) => map.remove(segment)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
+    /// Loads the set into an instance's engine.
+    pub fn load_into(&self, instance: &mut Instance) -> Result<Result<PolicyVersion, PolicyError>> {
+        for (id, source) in &self.modules {
+            if let Err(e) = instance.add_policy(id, source)? {
+                return Ok(Err(e));
+            }
+        }
+        let data = serde_json::to_string(&self.data).expect("JSON values serialize");
+        if let Err(e) = instance.add_data(&data)? {
+            return Ok(Err(e));
+        }
+        instance.set_revision(self.revision.as_deref())?;
+        Ok(Ok(instance.policy_version()?))
+    }
+}
+
+/// One published policy set with the version its engines report.
+pub struct Generation {
+    pub number: u64,
+    pub set: PolicySet,
+    pub version: PolicyVersion,
+}
+
+/// Why an evaluation failed, in the terms a client can act on.
+#[derive(Debug)]
+pub enum EvalError {
+    /// The policy rejected the input or failed while evaluating it.
+    Policy(PolicyError),
+    /// The component or the host failed (a limit, a trap, an I/O error).
+    Internal(anyhow::Error),
+}
+
+/// A bounded pool of component instances loaded with the current generation.
+pub struct EvalPool {
+    runtime: Arc<Runtime>,
+    current: RwLock<Arc<Generation>>,
+    idle: Mutex<Vec<(u64, Instance)>>,
+    permits: Semaphore,
+}
+
+impl EvalPool {
+    /// A pool of at most `size` concurrent evaluations over `generation`.
+    pub fn new(runtime: Arc<Runtime>, generation: Generation, size: usize) -> EvalPool {
+        EvalPool {
+            runtime,
+            current: RwLock::new(Arc::new(generation)),
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(size.max(1)),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Generation> {
+        Arc::clone(&self.current.read().expect("generation lock"))
+    }
+
+    /// Compiles `set` in a fresh instance: its version, or the policy error that rejects it.
+    /// Nothing is published.
+    pub fn check(&self, set: &PolicySet) -> Result<Result<(PolicyVersion, Instance), PolicyError>> {
+        let mut instance = self.runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+        Ok(set.load_into(&mut instance)?.map(|v| (v, instance)))
+    }
+
+    /// Makes `generation` the one new evaluations use; `warm` (built by [`EvalPool::check`])
+    /// joins the pool.
+    pub fn publish(&self, generation: Generation, warm: Instance) {
+        let number = generation.number;
+        *self.current.write().expect("generation lock") = Arc::new(generation);
+        let mut idle = self.idle.lock().expect("pool lock");
+        idle.retain(|(n, _)| *n == number);
+        idle.push((number, warm));
+    }
+
+    /// Evaluates `data.<path>` on a pooled instance of the current generation.
+    pub async fn evaluate(
+        self: &Arc<Self>,
+        path: String,
+        input: Option<String>,
+    ) -> Result<Decision, EvalError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| EvalError::Internal(anyhow!("{e}")))?;
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || pool.evaluate_blocking(&path, input.as_deref()))
+            .await
+            .map_err(|e| EvalError::Internal(anyhow!("evaluation task failed: {e}")))?
+    }
+
+    fn evaluate_blocking(&self, path: &str, input: Option<&str>) -> Result<Decision, EvalError> {
+        let generation = self.current();
+        let pooled = {
+            let mut idle = self.idle.lock().expect("pool lock");
+            let at = idle.iter().rposition(|(n, _)| *n == generation.number);
+            at.map(|i| idle.swap_remove(i).1)
+        };
+        let mut instance = match pooled {
+            Some(instance) => instance,
+            None => {
+                let mut instance = self
+                    .runtime
+                    .instantiate()
+                    .map_err(|e| EvalError::Internal(anyhow!("{e}")))?;
+                generation
+                    .set
+                    .load_into(&mut instance)
+                    .map_err(EvalError::Internal)?
+                    .map_err(EvalError::Policy)?;
+                instance
+            }
+        };
+        let outcome = instance.evaluate(path, input);
+        // A trapped instance is broken (its error says so); it is dropped, not pooled.
+        let decision = outcome.map_err(|e| EvalError::Internal(anyhow!("{e}")))?;
+        self.idle
+            .lock()
+            .expect("pool lock")
+            .push((generation.number, instance));
+        decision.map_err(EvalError::Policy)
+    }
+}
