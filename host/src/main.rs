@@ -145,6 +145,9 @@ enum Command {
         /// Largest request body in bytes (decisions, policies, data).
         #[arg(long, default_value_t = 4 << 20)]
         max_body: usize,
+        /// Largest decision-log upload in bytes, compressed and decompressed.
+        #[arg(long, default_value_t = 64 << 20)]
+        max_ingest_body: usize,
         /// A revision label recorded with the policy version (e.g. a git commit).
         #[arg(long)]
         revision: Option<String>,
@@ -326,6 +329,7 @@ fn run(cli: Cli) -> Result<i32> {
             default_decision,
             ingest_paths,
             max_body,
+            max_ingest_body,
             revision,
             sign_entries,
         } => {
@@ -354,6 +358,7 @@ fn run(cli: Cli) -> Result<i32> {
                     max_delay: std::time::Duration::from_micros(commit_max_delay_us),
                 },
                 max_body,
+                max_ingest_body,
                 default_decision,
                 ingest_paths,
                 signing: if sign_entries {
@@ -382,16 +387,19 @@ fn serve_command(config: serve::ServeConfig) -> Result<i32> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let token_in_dir = config.token.is_none();
     tokio.block_on(async move {
         let dir = config.dir.clone();
         let server = serve::start(config, runtime).await?;
         // Tests and scripts wait for this line.
         println!("docket serve: listening on http://{}", server.addr);
-        println!(
-            "docket serve: data in {}; write token in {}",
-            dir.display(),
-            dir.join("token").display()
-        );
+        if token_in_dir {
+            println!(
+                "docket serve: data in {}; write token in {}",
+                dir.display(),
+                dir.join("token").display()
+            );
+        }
         std::io::stdout().flush()?;
         server.wait().await?;
         Ok(0)

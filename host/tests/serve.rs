@@ -1,0 +1,733 @@
+//! `docket serve` over real HTTP on loopback: the real binary, the real component, real files.
+//! Decisions are sealed before they are answered and can be proven; policy changes are sealed
+//! before they take effect; OPA decision-log uploads are sealed all-or-nothing; a restart
+//! continues the chain; a kill -9 under concurrent load loses no acknowledged decision.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use docket_ledger::checkpoint::SignedCheckpoint;
+use docket_ledger::merkle::{verify_consistency, verify_inclusion};
+use docket_ledger::{Hash, PublicKey};
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use reqwest::blocking::{Client, Response};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("docket-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A `docket serve` process.
+struct Server {
+    child: Child,
+    base: String,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let stderr = std::fs::File::create(dir.join("serve.stderr")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+            .arg(dir.join("data"))
+            .args(extra)
+            .env(
+                "DOCKET_CACHE_DIR",
+                std::env::temp_dir().join("docket-test-component-cache"),
+            )
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let log = std::fs::read_to_string(dir.join("serve.stderr")).unwrap_or_default();
+                panic!("docket serve exited before listening:\n{log}");
+            };
+            if let Some(url) = line.strip_prefix("docket serve: listening on ") {
+                break url.to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("data/token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn genesis_key(&self) -> PublicKey {
+        let text = std::fs::read_to_string(self.dir.join("data/docket.pub")).unwrap();
+        PublicKey::from_vkey(text.trim()).unwrap()
+    }
+
+    /// SIGTERM: a graceful stop; returns the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn json_of(response: Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+fn rbac_input(user: &str, action: &str, kind: &str) -> Value {
+    json!({"user": user, "action": action, "resource": {"type": kind, "id": format!("{kind}-1")}})
+}
+
+fn decide(c: &Client, s: &Server, path: &str, input: &Value) -> (u16, Value) {
+    json_of(
+        c.post(s.url(&format!("/v1/data/{path}")))
+            .json(&json!({ "input": input }))
+            .send()
+            .unwrap(),
+    )
+}
+
+fn b64_hash(text: &Value) -> Hash {
+    Hash(
+        B64.decode(text.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    )
+}
+
+/// Checks a decision's proof bundle the way an outside client would: the checkpoint's
+/// signature, then the entry's inclusion under its root.
+fn check_decision_proof(bundle: &Value, genesis: &PublicKey) -> u64 {
+    let note = bundle["checkpoint"].as_str().unwrap();
+    let checkpoint = SignedCheckpoint::parse(note).unwrap();
+    assert!(
+        checkpoint.is_signed_by(genesis),
+        "checkpoint not signed by the log key"
+    );
+    let encoded = B64
+        .decode(bundle["entry"]["encoded"].as_str().unwrap())
+        .unwrap();
+    let entry = docket_ledger::Entry::decode(&encoded).unwrap();
+    assert_eq!(entry.hash, entry.compute_hash());
+    let proof = &bundle["inclusion_proof"];
+    let hashes: Vec<Hash> = proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(b64_hash)
+        .collect();
+    assert_eq!(proof["tree_size"], checkpoint.checkpoint.size);
+    verify_inclusion(
+        &entry.hash,
+        entry.seq,
+        checkpoint.checkpoint.size,
+        &hashes,
+        &checkpoint.checkpoint.root,
+    )
+    .unwrap();
+    entry.seq
+}
+
+fn verify_dir(server_dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .arg("verify")
+        .arg(server_dir.join("data/log"))
+        .arg("--pub")
+        .arg(server_dir.join("data/docket.pub"))
+        .env(
+            "DOCKET_CACHE_DIR",
+            std::env::temp_dir().join("docket-test-component-cache"),
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "verify failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn decisions_are_answered_as_opa_does_and_each_is_provable() {
+    let dir = scratch("decisions");
+    let server = Server::start(&dir, &[]);
+    let c = client();
+    let genesis = server.genesis_key();
+
+    let (status, body) = decide(
+        &c,
+        &server,
+        "rbac/allow",
+        &rbac_input("alice", "read", "document"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"], json!(true));
+    let (_, denied) = decide(
+        &c,
+        &server,
+        "rbac/allow",
+        &rbac_input("mallory", "delete", "service"),
+    );
+    assert_eq!(denied["result"], json!(false));
+    // An undefined document: 200 with a decision_id and no result, as OPA answers.
+    let (status, undefined) = decide(&c, &server, "rbac/no_such_rule", &json!({}));
+    assert_eq!(status, 200);
+    assert!(undefined.get("result").is_none(), "{undefined}");
+    assert!(undefined["decision_id"].is_string());
+
+    // Headers name the entry.
+    let response = c
+        .get(server.url("/v1/data/rbac/allow"))
+        .query(&[("input", rbac_input("bob", "read", "document").to_string())])
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let seq: u64 = response.headers()["x-docket-seq"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let header_id = response.headers()["x-docket-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let (_, got) = json_of(response);
+    assert_eq!(got["decision_id"], json!(header_id));
+
+    // Every decision is in the log, provable against a signed checkpoint, and its record holds
+    // what was answered.
+    for (answer, input) in [
+        (&body, Some(rbac_input("alice", "read", "document"))),
+        (&denied, Some(rbac_input("mallory", "delete", "service"))),
+        (&undefined, Some(json!({}))),
+        (&got, Some(rbac_input("bob", "read", "document"))),
+    ] {
+        let id = answer["decision_id"].as_str().unwrap();
+        let (status, bundle) = json_of(
+            c.get(server.url(&format!("/v1/log/decisions/{id}")))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 200, "{bundle}");
+        check_decision_proof(&bundle, &genesis);
+        let record = &bundle["entry"]["record"];
+        assert_eq!(record["decision_id"], json!(id));
+        assert_eq!(record.get("result"), answer.get("result"));
+        assert_eq!(record.get("input"), input.as_ref());
+        assert_eq!(bundle["entry"]["kind"], "decision");
+    }
+    let (_, by_seq) = json_of(
+        c.get(server.url(&format!("/v1/log/entries/{seq}")))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(by_seq["decision_id"], json!(header_id));
+
+    // OPA's error shapes.
+    let (status, err) = json_of(
+        c.post(server.url("/v1/data/rbac/allow"))
+            .body("{\"input\": ")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(err["code"], "invalid_parameter");
+    assert!(
+        err["message"].as_str().unwrap().contains("malformed input"),
+        "{err}"
+    );
+    let (status, err) = json_of(c.post(server.url("/")).body("{}").send().unwrap());
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (404, Some("undefined_document"))
+    );
+    let (status, _) = json_of(c.get(server.url("/health")).send().unwrap());
+    assert_eq!(status, 200);
+
+    // Proofs between checkpoints, and C2SP tiles that agree with the entries.
+    let (_, summary) = json_of(c.get(server.url("/v1/log")).send().unwrap());
+    let latest = SignedCheckpoint::parse(summary["checkpoint"].as_str().unwrap()).unwrap();
+    let size = latest.checkpoint.size;
+    let (_, consistency) = json_of(
+        c.get(server.url(&format!("/v1/log/proof/consistency?from=2&to={size}")))
+            .send()
+            .unwrap(),
+    );
+    let (_, entries) = json_of(
+        c.get(server.url("/v1/log/entries?start=0&limit=1000"))
+            .send()
+            .unwrap(),
+    );
+    let leaves: Vec<Hash> = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let bytes = B64.decode(e["encoded"].as_str().unwrap()).unwrap();
+            docket_ledger::Entry::decode(&bytes).unwrap().hash
+        })
+        .collect();
+    assert_eq!(leaves.len() as u64, size);
+    let old_root = docket_ledger::merkle::root(&leaves[..2]);
+    let proof: Vec<Hash> = consistency["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(b64_hash)
+        .collect();
+    verify_consistency(2, size, &proof, &old_root, &latest.checkpoint.root).unwrap();
+
+    let tile = c
+        .get(server.url(&format!("/tile/0/000.p/{size}")))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let tile_hashes: Vec<Hash> = tile
+        .chunks(32)
+        .map(|c| Hash(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(tile_hashes, leaves);
+    let bundle = c
+        .get(server.url(&format!("/tile/entries/000.p/{size}")))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let mut at = 0;
+    let mut from_bundle = Vec::new();
+    while at < bundle.len() {
+        let len = u16::from_be_bytes([bundle[at], bundle[at + 1]]) as usize;
+        from_bundle.push(docket_ledger::hash::leaf_hash(
+            &bundle[at + 2..at + 2 + len],
+        ));
+        at += 2 + len;
+    }
+    assert_eq!(from_bundle, leaves);
+    assert_eq!(
+        c.get(server.url("/tile/0/000"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+    let key = c
+        .get(server.url("/v1/log/public-key"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(PublicKey::from_vkey(key.trim()).unwrap(), genesis);
+    assert!(!key.contains("PRIVATE"));
+
+    let metrics = c
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("docket_decisions_total{outcome=\"allow\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("docket_commit_batch_entries_count"));
+
+    assert!(server.stop().success());
+    let summary = verify_dir(&dir);
+    assert!(
+        summary.starts_with(&format!("verified: {size} entries")),
+        "{summary}"
+    );
+}
+
+#[test]
+fn policy_changes_need_the_token_and_are_sealed_before_they_take_effect() {
+    let dir = scratch("policies");
+    let server = Server::start(&dir, &[]);
+    let c = client();
+    let token = server.token();
+    let module = "package tenants\n\nallow if input.tenant in data.tenants.active\n";
+
+    let (status, err) = json_of(
+        c.put(server.url("/v1/policies/tenants.rego"))
+            .body(module)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!((status, err["code"].as_str()), (401, Some("unauthorized")));
+    let (status, _) = json_of(
+        c.put(server.url("/v1/policies/tenants.rego"))
+            .bearer_auth("not-the-token-at-all")
+            .body(module)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 401);
+
+    let (status, body) = json_of(
+        c.put(server.url("/v1/policies/tenants.rego"))
+            .bearer_auth(&token)
+            .body(module)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!((status, &body), (200, &json!({})));
+    let (status, _) = json_of(
+        c.put(server.url("/v1/data/tenants/active"))
+            .bearer_auth(&token)
+            .json(&json!(["acme"]))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 204);
+    let (_, yes) = decide(&c, &server, "tenants/allow", &json!({"tenant": "acme"}));
+    assert_eq!(yes["result"], json!(true));
+
+    // A module that does not compile is refused in OPA's shape and changes nothing.
+    let (status, err) = json_of(
+        c.put(server.url("/v1/policies/broken.rego"))
+            .bearer_auth(&token)
+            .body("package broken\nallow if {")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(err["code"], "invalid_parameter");
+    assert_eq!(err["errors"][0]["code"], "rego_parse_error");
+    let (_, still) = decide(&c, &server, "tenants/allow", &json!({"tenant": "acme"}));
+    assert_eq!(still["result"], json!(true));
+    let (status, _) = json_of(
+        c.get(server.url("/v1/policies/broken.rego"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 404);
+
+    // The decision's policy version is the one the last sealed change announced, and that
+    // change carries the policy text.
+    let (_, bundle) = json_of(
+        c.get(server.url(&format!(
+            "/v1/log/decisions/{}",
+            still["decision_id"].as_str().unwrap()
+        )))
+        .send()
+        .unwrap(),
+    );
+    let seq = bundle["entry"]["seq"].as_u64().unwrap();
+    let (_, page) = json_of(
+        c.get(server.url(&format!("/v1/log/entries?start=0&limit={seq}")))
+            .send()
+            .unwrap(),
+    );
+    let changes: Vec<&Value> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "policy-change")
+        .map(|e| &e["record"])
+        .collect();
+    let ops: Vec<&str> = changes.iter().map(|r| r["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["load", "put_policy", "put_data"]);
+    assert_eq!(changes[1]["source"], module);
+    assert_eq!(changes[2]["value"], json!(["acme"]));
+    assert_eq!(
+        changes[2]["policy_version"],
+        bundle["entry"]["record"]["policy_version"]
+    );
+
+    let (_, listed) = json_of(c.get(server.url("/v1/policies")).send().unwrap());
+    assert!(
+        listed["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == "tenants.rego")
+    );
+    let (status, _) = json_of(
+        c.delete(server.url("/v1/policies/tenants.rego"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
+    let (_, gone) = decide(&c, &server, "tenants/allow", &json!({"tenant": "acme"}));
+    assert!(gone.get("result").is_none(), "{gone}");
+    let (status, _) = json_of(
+        c.delete(server.url("/v1/policies/tenants.rego"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 404);
+    assert!(server.stop().success());
+    verify_dir(&dir);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = GzEncoder::new(Vec::new(), Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// Decision events as OPA's decision-log plugin writes them (docs: management-decision-logs).
+fn opa_events(n: usize, first: usize) -> Value {
+    (first..first + n)
+        .map(|i| {
+            json!({
+                "labels": {"app": "billing", "id": "2b4f5e0b-0e8a-4c3c-9a8e-opa-instance", "version": "1.20.2"},
+                "decision_id": format!("4ca636c1-55e4-417a-b1d8-{i:012}"),
+                "bundles": {"authz": {"revision": "v7"}},
+                "path": "rbac/allow",
+                "input": rbac_input("alice", "read", "document"),
+                "result": i % 3 != 0,
+                "requested_by": "127.0.0.1:53112",
+                "timestamp": "2026-11-23T20:00:00.123456789Z",
+                "metrics": {"timer_rego_query_eval_ns": 51000, "timer_server_handler_ns": 88000},
+                "req_id": i,
+            })
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
+#[test]
+fn opa_decision_log_uploads_are_sealed_all_or_nothing() {
+    let dir = scratch("ingest");
+    let server = Server::start(&dir, &["--max-ingest-body", "200000"]);
+    let c = client();
+    let token = server.token();
+    let upload = |body: Vec<u8>, gz: bool| {
+        let mut request = c.post(server.url("/logs")).bearer_auth(&token).body(body);
+        if gz {
+            request = request.header("content-encoding", "gzip");
+        }
+        json_of(request.send().unwrap())
+    };
+    let size = |c: &Client| {
+        let (_, s) = json_of(c.get(server.url("/v1/log")).send().unwrap());
+        s["size"].as_u64().unwrap()
+    };
+
+    let events = opa_events(50, 0);
+    let payload = serde_json::to_vec(&events).unwrap();
+    let (status, receipt) = upload(gzip(&payload), true);
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(
+        (receipt["sealed"].as_u64(), receipt["duplicates"].as_u64()),
+        (Some(50), Some(0))
+    );
+    let before = size(&c);
+
+    // OPA re-sends a chunk whose answer it lost: nothing is sealed twice.
+    let (status, receipt) = upload(gzip(&payload), true);
+    assert_eq!(
+        (
+            status,
+            receipt["sealed"].as_u64(),
+            receipt["duplicates"].as_u64()
+        ),
+        (200, Some(0), Some(50))
+    );
+    assert_eq!(size(&c), before);
+
+    // Bad bodies: a clear 4xx and nothing written.
+    let compressed = gzip(&serde_json::to_vec(&opa_events(10, 100)).unwrap());
+    for (body, gz, status, says) in [
+        (
+            compressed[..compressed.len() / 2].to_vec(),
+            true,
+            400,
+            "truncated",
+        ),
+        (b"definitely not gzip".to_vec(), true, 400, "gzip"),
+        (b"{\"not\": \"an array\"}".to_vec(), false, 400, "array"),
+        (
+            b"[{\"decision_id\": \"x\"}, 7]".to_vec(),
+            false,
+            400,
+            "event 1",
+        ),
+        (vec![b' '; 300_000], false, 413, "larger"),
+        (gzip(&[b' '; 300_000]), true, 413, "decompresses"),
+    ] {
+        let (got, err) = upload(body, gz);
+        assert_eq!(got, status, "{err}");
+        assert!(err["message"].as_str().unwrap().contains(says), "{err}");
+        assert_eq!(size(&c), before);
+    }
+    let (status, _) = json_of(
+        c.post(server.url("/logs"))
+            .body(payload.clone())
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 401);
+
+    // Each event is its own entry, stored as sent, findable by OPA's decision_id.
+    let (_, bundle) = json_of(
+        c.get(server.url("/v1/log/decisions/4ca636c1-55e4-417a-b1d8-000000000007"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(bundle["entry"]["kind"], "ingested");
+    assert_eq!(bundle["entry"]["record"], events[7]);
+    check_decision_proof(&bundle, &server.genesis_key());
+    assert!(server.stop().success());
+    verify_dir(&dir);
+}
+
+#[test]
+fn a_restart_continues_the_chain() {
+    let dir = scratch("restart");
+    let c = client();
+    let server = Server::start(&dir, &[]);
+    let (_, first) = decide(
+        &c,
+        &server,
+        "rbac/allow",
+        &rbac_input("alice", "read", "document"),
+    );
+    assert!(server.stop().success());
+    let server = Server::start(&dir, &[]);
+    let (_, second) = decide(
+        &c,
+        &server,
+        "rbac/allow",
+        &rbac_input("bob", "read", "document"),
+    );
+    for answer in [&first, &second] {
+        let (status, bundle) = json_of(
+            c.get(server.url(&format!(
+                "/v1/log/decisions/{}",
+                answer["decision_id"].as_str().unwrap()
+            )))
+            .send()
+            .unwrap(),
+        );
+        assert_eq!(status, 200);
+        check_decision_proof(&bundle, &server.genesis_key());
+    }
+    // Two loads (one per start), two decisions, genesis.
+    let (_, summary) = json_of(c.get(server.url("/v1/log")).send().unwrap());
+    assert_eq!(summary["size"], 5);
+    assert!(server.stop().success());
+    verify_dir(&dir);
+}
+
+#[test]
+fn kill_9_under_concurrent_load_loses_no_acknowledged_decision() {
+    let dir = scratch("kill9");
+    let server = Server::start(&dir, &[]);
+    let url = server.url("/v1/data/rbac/allow");
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop_at = Instant::now() + Duration::from_secs(20);
+    let clients: Vec<_> = (0..8)
+        .map(|t| {
+            let (url, acknowledged) = (url.clone(), Arc::clone(&acknowledged));
+            std::thread::spawn(move || {
+                let c = client();
+                for i in 0.. {
+                    if Instant::now() > stop_at {
+                        break;
+                    }
+                    let input = rbac_input(["alice", "bob", "carol"][i % 3], "read", "document");
+                    let Ok(response) = c.post(&url).json(&json!({ "input": input })).send() else {
+                        break; // the server is gone
+                    };
+                    if response.status().as_u16() != 200 {
+                        break;
+                    }
+                    let Ok(body) = response.json::<Value>() else {
+                        break;
+                    };
+                    acknowledged
+                        .lock()
+                        .unwrap()
+                        .push(body["decision_id"].as_str().unwrap().to_string());
+                    let _ = t;
+                }
+            })
+        })
+        .collect();
+    // Let the load build up, then kill the server without warning.
+    while acknowledged.lock().unwrap().len() < 2000 && Instant::now() < stop_at {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 2000,
+        "only {} decisions before the kill",
+        acknowledged.len()
+    );
+
+    let server = Server::start(&dir, &[]);
+    let c = client();
+    for id in &acknowledged {
+        let status = c
+            .get(server.url(&format!("/v1/log/decisions/{id}")))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16();
+        assert_eq!(
+            status, 200,
+            "acknowledged decision {id} is missing after the kill"
+        );
+    }
+    assert!(server.stop().success());
+    let summary = verify_dir(&dir);
+    assert!(summary.starts_with("verified:"), "{summary}");
+}
