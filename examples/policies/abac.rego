@@ -27,9 +27,10 @@ permitted if {
 
 denied if input.subject.suspended == true
 
+# Secret resources only from the office network; a request without an address is outside it.
 denied if {
 	input.resource.classification == "secret"
-	not net.cidr_contains(data.abac_data.office_network, input.context.ip)
+	not net.cidr_contains(data.abac_data.office_network, object.get(input, ["context", "ip"], "0.0.0.0"))
 }
 
 clearance := {"public": 0, "internal": 1, "confidential": 2, "secret": 3}

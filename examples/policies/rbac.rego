@@ -19,7 +19,10 @@ allow if {
 user_roles contains role if some role in data.rbac_data.user_roles[input.user]
 
 # Why a request was denied, for the audit record.
-reasons contains "unknown user" if not data.rbac_data.user_roles[input.user]
+# A request that names no user, or one without roles, comes from an unknown user. Written with
+# object.get so a missing input.user is a plain value: OPA and regorus disagree on `not` over a
+# reference whose key is undefined (docs/policy.md, "Known differences from OPA").
+reasons contains "unknown user" if not data.rbac_data.user_roles[object.get(input, "user", null)]
 
 reasons contains sprintf("no role of %s grants %s on %s", [input.user, input.action, input.resource.type]) if {
 	data.rbac_data.user_roles[input.user]
