@@ -1,0 +1,275 @@
+//! `docket-loadtest`: `docket serve` under concurrent clients on loopback, next to the real OPA
+//! engine behind the same Data API (tests/opa_server.py), driven by the same clients with the same
+//! requests in the same run. Bounded by count and by time. Prints a Markdown table for
+//! BENCHMARKS.md.
+//!
+//! Run: `cargo build --release -p docket -p docket-tests && target/release/docket-loadtest`
+//! Options: `--clients 16 --requests 20000 --seconds 20`.
+
+use docket::examples::Requests;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Options {
+    clients: usize,
+    requests: usize,
+    seconds: u64,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        clients: 16,
+        requests: 20_000,
+        seconds: 20,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let value = pair.get(1).and_then(|v| v.parse().ok());
+        match (pair[0].as_str(), value) {
+            ("--clients", Some(v)) => o.clients = v,
+            ("--requests", Some(v)) => o.requests = v,
+            ("--seconds", Some(v)) => o.seconds = v as u64,
+            _ => panic!("usage: docket-loadtest [--clients N] [--requests N] [--seconds N]"),
+        }
+    }
+    o
+}
+
+/// Spawns a server and waits for its "listening on" line.
+fn spawn(mut command: Command, marker: &str) -> (Child, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting a server");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before listening")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix(marker) {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, url)
+}
+
+struct Run {
+    done: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+/// `clients` threads post the same seeded requests until `requests` are done or time is up.
+fn drive(base: &str, o: &Options) -> Run {
+    let mut generator = Requests::new(7);
+    let work: Arc<Vec<(String, String)>> = Arc::new(
+        (0..o.requests)
+            .map(|_| {
+                let (path, input) = generator.next_request();
+                (
+                    format!("{base}/v1/data/{path}"),
+                    format!("{{\"input\":{input}}}"),
+                )
+            })
+            .collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(o.requests)));
+    let deadline = Instant::now() + Duration::from_secs(o.seconds);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..o.clients)
+        .map(|_| {
+            let (work, next, errors, latencies) = (
+                Arc::clone(&work),
+                Arc::clone(&next),
+                Arc::clone(&errors),
+                Arc::clone(&latencies),
+            );
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                let mut mine = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= work.len() || Instant::now() > deadline {
+                        break;
+                    }
+                    let (url, body) = &work[i];
+                    let t = Instant::now();
+                    let ok = client
+                        .post(url)
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .and_then(|r| r.bytes().ok())
+                        .is_some();
+                    mine.push(t.elapsed());
+                    if !ok {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                latencies.lock().unwrap().extend(mine);
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let elapsed = started.elapsed();
+    let mut latencies = std::mem::take(&mut *latencies.lock().unwrap());
+    latencies.sort();
+    Run {
+        done: latencies.len(),
+        errors: errors.load(Ordering::Relaxed),
+        elapsed,
+        latencies,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+fn rate(run: &Run) -> f64 {
+    run.done as f64 / run.elapsed.as_secs_f64()
+}
+
+/// µs per evaluation through the component (no sealing), best of 3.
+fn component_eval_us(sample: &[(&str, String)]) -> f64 {
+    let runtime =
+        docket::runtime::Runtime::new(Some(&std::env::temp_dir().join("docket-loadtest-cache")))
+            .unwrap();
+    let mut instance = runtime.instantiate().unwrap();
+    for p in docket::examples::ALL {
+        instance.add_policy(p.id, p.source).unwrap().unwrap();
+        instance.add_data(p.data).unwrap().unwrap();
+    }
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for (path, input) in sample {
+            instance.evaluate(path, Some(input)).unwrap().unwrap();
+        }
+        best = best.min(t.elapsed());
+    }
+    best.as_secs_f64() * 1e6 / sample.len() as f64
+}
+
+fn main() {
+    let o = options();
+    let bin_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let docket = std::env::var_os("DOCKET_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bin_dir.join("docket"));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let scratch = std::env::temp_dir().join(format!("docket-loadtest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    let mut command = Command::new(&docket);
+    command
+        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+        .arg(scratch.join("data"));
+    let (mut docket_server, docket_url) = spawn(command, "docket serve: listening on ");
+    let docket_run = drive(&docket_url, &o);
+    Command::new("kill")
+        .args(["-TERM", &docket_server.id().to_string()])
+        .status()
+        .unwrap();
+    docket_server.wait().unwrap();
+    let verify = Command::new(&docket)
+        .arg("verify")
+        .arg(scratch.join("data/log"))
+        .arg("--pub")
+        .arg(scratch.join("data/docket.pub"))
+        .output()
+        .unwrap();
+    let verified = String::from_utf8_lossy(&verify.stdout).trim().to_string();
+
+    let mut command = Command::new("python3");
+    command.arg(root.join("tests/opa_server.py"));
+    let (mut opa_server, opa_url) = spawn(command, "opa: listening on ");
+    let opa_run = drive(&opa_url, &o);
+    // Engine only, no HTTP: the same requests through docket's component and OPA's engine.
+    let mut generator = Requests::new(11);
+    let sample: Vec<(&str, String)> = (0..2000).map(|_| generator.next_request()).collect();
+    let opa_engine_us = {
+        let body = serde_json::to_string(
+            &sample
+                .iter()
+                .map(|(p, i)| (p, serde_json::from_str::<serde_json::Value>(i).unwrap()))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let answer: serde_json::Value = reqwest::blocking::Client::new()
+            .post(format!("{opa_url}/bench"))
+            .body(body)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        answer["seconds"].as_f64().unwrap() * 1e6 / sample.len() as f64
+    };
+    let docket_engine_us = component_eval_us(&sample);
+    let _ = opa_server.kill();
+    let _ = opa_server.wait();
+
+    println!(
+        "{} clients, up to {} requests or {} s each, RBAC and ABAC alternating",
+        o.clients, o.requests, o.seconds
+    );
+    println!();
+    println!("| server | decisions | errors | decisions/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    for (name, run) in [
+        (
+            "docket serve (eval + seal + fsync'd group commit)",
+            &docket_run,
+        ),
+        (
+            "OPA v1.20 engine behind Python http.server (no logging)",
+            &opa_run,
+        ),
+    ] {
+        println!(
+            "| {name} | {} | {} | {:.0} | {:.2} | {:.2} |",
+            run.done,
+            run.errors,
+            rate(run),
+            percentile(&run.latencies, 0.5),
+            percentile(&run.latencies, 0.99)
+        );
+    }
+    println!();
+    println!(
+        "docket / OPA throughput: {:.2}x; docket log: {verified}",
+        rate(&docket_run) / rate(&opa_run)
+    );
+    println!();
+    println!(
+        "Engine only, same {} requests in-process, best of 3: docket component {docket_engine_us:.1} µs/decision, OPA engine via ctypes {opa_engine_us:.1} µs/decision (OPA / docket: {:.2}x)",
+        sample.len(),
+        opa_engine_us / docket_engine_us
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    if docket_run.errors > 0 || !verify.status.success() {
+        std::process::exit(1);
+    }
+}

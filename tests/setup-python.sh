@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Python packages the tests need, installed idempotently:
+# - cryptography: Ed25519 for the independent verifier.
+# - opa-golib-python-bindings: the real OPA engine (v1.20 Go library via ctypes), the oracle.
+#   Its wheel declares Python >= 3.14 but runs on 3.11, so it is downloaded for 3.14 and
+#   installed ignoring that declaration.
+set -euo pipefail
+pip=(python3 -m pip --disable-pip-version-check --quiet)
+"${pip[@]}" install "cryptography>=42"
+if ! python3 -c "import opa_bindings" 2>/dev/null; then
+  wheels="$(mktemp -d)"
+  "${pip[@]}" download --no-deps --python-version 3.14 --only-binary=:all: \
+    "opa-golib-python-bindings==0.4.4" -d "$wheels"
+  "${pip[@]}" install --ignore-requires-python "$wheels"/opa_golib_python_bindings-*.whl
+  rm -rf "$wheels"
+fi
+python3 -c "import opa_bindings, cryptography"
