@@ -23,6 +23,16 @@ component:
 bench n="3000":
     cargo run --release -p docket-tests --bin docket-bench -- {{n}}
 
+# Serve OPA's API with every decision sealed (example policies, ./docket-data).
+serve *args:
+    cargo run --release -p docket -- serve {{args}}
+
+# Load test: docket serve vs the real OPA engine, same clients and requests (BENCHMARKS.md).
+loadtest *args:
+    bash tests/setup-python.sh
+    cargo build --release -p docket -p docket-tests
+    "${CARGO_TARGET_DIR:-target}/release/docket-loadtest" {{args}}
+
 # Format the code.
 fmt:
     cargo fmt --all
