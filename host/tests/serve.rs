@@ -3,8 +3,11 @@
 //! before they take effect; OPA decision-log uploads are sealed all-or-nothing; a restart
 //! continues the chain; a kill -9 under concurrent load loses no acknowledged decision.
 
+mod common;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use common::{Server, scratch, verify_dir};
 use docket_ledger::checkpoint::SignedCheckpoint;
 use docket_ledger::merkle::{verify_consistency, verify_inclusion};
 use docket_ledger::{Hash, PublicKey};
@@ -12,98 +15,11 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("docket-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A `docket serve` process.
-struct Server {
-    child: Child,
-    base: String,
-    dir: PathBuf,
-}
-
-impl Server {
-    fn start(dir: &Path, extra: &[&str]) -> Server {
-        let stderr = std::fs::File::create(dir.join("serve.stderr")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
-            .arg(dir.join("data"))
-            .args(extra)
-            .env(
-                "DOCKET_CACHE_DIR",
-                std::env::temp_dir().join("docket-test-component-cache"),
-            )
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = loop {
-            let Some(Ok(line)) = lines.next() else {
-                let log = std::fs::read_to_string(dir.join("serve.stderr")).unwrap_or_default();
-                panic!("docket serve exited before listening:\n{log}");
-            };
-            if let Some(url) = line.strip_prefix("docket serve: listening on ") {
-                break url.to_string();
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            base,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.dir.join("data/token"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    fn genesis_key(&self) -> PublicKey {
-        let text = std::fs::read_to_string(self.dir.join("data/docket.pub")).unwrap();
-        PublicKey::from_vkey(text.trim()).unwrap()
-    }
-
-    /// SIGTERM: a graceful stop; returns the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        self.child.wait().unwrap()
-    }
-
-    /// SIGKILL: no chance to flush anything.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn client() -> Client {
     Client::builder()
@@ -172,27 +88,6 @@ fn check_decision_proof(bundle: &Value, genesis: &PublicKey) -> u64 {
     )
     .unwrap();
     entry.seq
-}
-
-fn verify_dir(server_dir: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .arg("verify")
-        .arg(server_dir.join("data/log"))
-        .arg("--pub")
-        .arg(server_dir.join("data/docket.pub"))
-        .env(
-            "DOCKET_CACHE_DIR",
-            std::env::temp_dir().join("docket-test-component-cache"),
-        )
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "verify failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 #[test]

