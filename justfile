@@ -33,6 +33,18 @@ loadtest *args:
     cargo build --release -p docket -p docket-tests
     "${CARGO_TARGET_DIR:-target}/release/docket-loadtest" {{args}}
 
+# Build the Envoy filter (proxy-wasm, wasm32-wasip1).
+envoy-filter:
+    rustup target add wasm32-wasip1
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/wasm" cargo build -p docket-envoy --target wasm32-wasip1 --profile component
+    ls -l "${CARGO_TARGET_DIR:-target}/wasm/wasm32-wasip1/component/docket_envoy.wasm"
+
+# docket serve, an upstream and Envoy with the docket filter, with allowed and denied requests.
+envoy-demo: envoy-filter
+    bash tests/setup-python.sh
+    cargo build --release -p docket
+    python3 examples/envoy/run.py
+
 # Format the code.
 fmt:
     cargo fmt --all

@@ -346,13 +346,12 @@ fn run(cli: Cli) -> Result<i32> {
             if token.as_ref().is_some_and(|t| t.len() < 16) {
                 bail!("the write token must be at least 16 characters");
             }
-            let defaults = serve::ServeConfig::default();
             let config = serve::ServeConfig {
                 addr,
                 dir,
                 policies,
                 token,
-                workers: workers.unwrap_or(defaults.workers),
+                workers: workers.unwrap_or_else(|| serve::ServeConfig::default().workers),
                 commit: serve::appender::CommitPolicy {
                     max_entries: commit_max_entries.max(1),
                     max_delay: std::time::Duration::from_micros(commit_max_delay_us),
@@ -367,7 +366,6 @@ fn run(cli: Cli) -> Result<i32> {
                     runtime::SigningMode::Checkpoint
                 },
                 revision,
-                ..defaults
             };
             serve_command(config)
         }

@@ -333,3 +333,85 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
     drop(envoy);
     verify_dir(&dir);
 }
+
+/// Latencies of `count` GETs of `url` from `clients` threads; returns (requests/s, sorted).
+fn drive(url: &str, clients: usize, count: usize) -> (f64, Vec<Duration>, usize) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (url, next, failures) = (url.to_string(), Arc::clone(&next), Arc::clone(&failures));
+            std::thread::spawn(move || {
+                let c = Client::new();
+                let mut mine = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < count {
+                    let t = Instant::now();
+                    let ok = c
+                        .get(&url)
+                        .send()
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .and_then(|r| r.bytes().ok())
+                        .is_some();
+                    mine.push(t.elapsed());
+                    if !ok {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort();
+    (rate, latencies, failures.load(Ordering::Relaxed))
+}
+
+fn ms(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
+}
+
+/// The Envoy figures of BENCHMARKS.md: the same allowed request through Envoy with the docket
+/// filter (evaluate + sealed by docket serve before forwarding) and without it, same run.
+/// Run: cargo test --release -p docket --test envoy -- --ignored --nocapture
+#[test]
+#[ignore = "a benchmark; run with --ignored"]
+fn bench_envoy_with_and_without_the_filter() {
+    let dir = scratch("envoy-bench");
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let (clients, count) = (16, 10_000);
+    let with = envoy.url("/public/catalog");
+    let without = format!("http://127.0.0.1:{}/public/catalog", envoy.plain_port);
+    drive(&with, clients, 500);
+    drive(&without, clients, 500);
+    let (with_rate, with_lat, with_fail) = drive(&with, clients, count);
+    let (plain_rate, plain_lat, plain_fail) = drive(&without, clients, count);
+    let wasm = std::fs::metadata(filter_wasm()).unwrap().len();
+    println!("{clients} clients, {count} GETs each way, Envoy --concurrency 2, loopback");
+    println!("| route | requests/s | p50 ms | p99 ms | failures |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| Envoy + docket filter (decide, sealed by docket serve, forward) | {with_rate:.0} | {:.2} | {:.2} | {with_fail} |",
+        ms(&with_lat, 0.5),
+        ms(&with_lat, 0.99)
+    );
+    println!(
+        "| Envoy without the filter | {plain_rate:.0} | {:.2} | {:.2} | {plain_fail} |",
+        ms(&plain_lat, 0.5),
+        ms(&plain_lat, 0.99)
+    );
+    println!(
+        "with / without: {:.2}x throughput; filter .wasm {wasm} bytes",
+        with_rate / plain_rate
+    );
+    assert!(docket.stop().success());
+    drop(envoy);
+    verify_dir(&dir);
+}

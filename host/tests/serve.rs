@@ -16,8 +16,6 @@ use flate2::write::GzEncoder;
 use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 use std::io::Write;
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -271,7 +271,7 @@ impl RangeRoot for Tree {
             return self.levels[0][lo];
         }
         let height = n.trailing_zeros() as usize;
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             return self.levels[height][lo >> height];
         }
         let k = split_point(n);

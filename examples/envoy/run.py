@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""The Envoy example, end to end on loopback: docket serve, a small upstream, and Envoy with the
+docket filter (examples/envoy/envoy.yaml). Sends an allowed, a denied and an admin request, shows
+each answer and decision id, then the sealed entry of one of them.
+
+Usage (from the repository root, after `cargo build --release -p docket` and building the filter,
+which `just envoy-demo` does): python3 examples/envoy/run.py
+"""
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+DOCKET = TARGET / "release" / "docket"
+FILTER = TARGET / "wasm" / "wasm32-wasip1" / "component" / "docket_envoy.wasm"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Upstream(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = b"upstream says hello\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+
+def request(method, url, headers=None):
+    req = urllib.request.Request(url, method=method, headers=headers or {}, data=b"{}" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+def main():
+    for path, what in [(DOCKET, "cargo build --release -p docket"), (FILTER, "just envoy-filter")]:
+        if not path.exists():
+            sys.exit(f"{path} is missing: run {what}")
+    work = Path(tempfile.mkdtemp(prefix="docket-envoy-example-"))
+    docket = subprocess.Popen(
+        [DOCKET, "serve", "--addr", "127.0.0.1:0", "--dir", work / "data"],
+        stdout=subprocess.PIPE, stderr=open(work / "docket.log", "w"), text=True,
+    )
+    base = next(line.split()[-1] for line in docket.stdout if "listening on" in line)
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    ports = {name: free_port() for name in ["ADMIN_PORT", "LISTEN_PORT", "PLAIN_PORT"]}
+    policies = {p.name: p.read_text() for p in sorted((ROOT / "examples" / "envoy").glob("*.rego"))}
+    config = (ROOT / "examples" / "envoy" / "envoy.yaml").read_text()
+    for key, value in {
+        **{k: str(v) for k, v in ports.items()},
+        "UPSTREAM_PORT": str(upstream.server_address[1]),
+        "DOCKET_PORT": base.rsplit(":", 1)[1],
+        "DOCKET_TOKEN": (work / "data" / "token").read_text().strip(),
+        "FILTER_WASM": str(FILTER),
+        "POLICIES": json.dumps(policies),
+    }.items():
+        config = config.replace("{{" + key + "}}", value)
+    (work / "envoy.yaml").write_text(config)
+    envoy = subprocess.Popen(
+        ["envoy", "-c", work / "envoy.yaml", "--use-dynamic-base-id", "--concurrency", "2"],
+        stdout=subprocess.DEVNULL, stderr=open(work / "envoy.log", "w"),
+    )
+    try:
+        for _ in range(300):
+            try:
+                if request("GET", f"http://127.0.0.1:{ports['ADMIN_PORT']}/ready")[2].strip() == "LIVE":
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        front = f"http://127.0.0.1:{ports['LISTEN_PORT']}"
+        claims = base64.urlsafe_b64encode(json.dumps({"sub": "alice", "roles": ["admin"]}).encode()).rstrip(b"=")
+        admin_jwt = f"eyJhbGciOiJIUzI1NiJ9.{claims.decode()}.c2ln"
+        last_id = None
+        for method, path, headers in [
+            ("GET", "/public/catalog", {}),
+            ("POST", "/admin/users", {}),
+            ("POST", "/admin/users", {"Authorization": f"Bearer {admin_jwt}"}),
+        ]:
+            status, got, body = request(method, front + path, headers)
+            last_id = got.get("x-docket-decision-id") or last_id
+            print(f"{method} {path} {'(admin JWT)' if headers else ''}-> {status} {body.strip()!r}  decision {got.get('x-docket-decision-id')}")
+        status, _, body = request("GET", f"{base}/v1/log/decisions/{last_id}")
+        entry = json.loads(body)["entry"]
+        print(f"\nsealed as entry {entry['seq']} ({entry['kind']}): result {json.dumps(entry['record']['result'])}, policy {entry['record']['policy_version']['digest'][:19]}…")
+        print(f"\nfiles in {work}; verify with: {DOCKET} verify {work}/data/log --pub {work}/data/docket.pub")
+    finally:
+        envoy.terminate()
+        docket.terminate()
+        envoy.wait()
+        docket.wait()
+
+
+if __name__ == "__main__":
+    main()
