@@ -62,6 +62,15 @@ impl Default for Limits {
     }
 }
 
+/// Instances the pooling allocator keeps slots for. A server holds one per evaluation worker,
+/// one for the appender and one per policy check in flight; tests hold a few each. Slots cost
+/// address space only (memories are reserved, not committed), and an instance beyond the pool is
+/// refused with a clear error rather than slowing everything down.
+const POOL_SLOTS: u32 = 128;
+
+/// The largest linear memory any instance may have: the ceiling for `Limits::memory_bytes`.
+pub const MAX_MEMORY_BYTES: usize = 1 << 30;
+
 /// How often the engine's epoch advances: the granularity of `Limits::call_timeout`.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -99,6 +108,16 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // Pre-reserved slots make instantiation a few pointer bumps instead of mmaps; the
+        // component has a handful of core instances, memories and tables per instance.
+        let mut pooling = wasmtime::PoolingAllocationConfig::default();
+        pooling
+            .total_component_instances(POOL_SLOTS)
+            .total_core_instances(POOL_SLOTS * 8)
+            .total_memories(POOL_SLOTS * 2)
+            .total_tables(POOL_SLOTS * 4)
+            .max_memory_size(MAX_MEMORY_BYTES);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config)?;
         start_epoch_ticker(&engine);
         let started = std::time::Instant::now();
@@ -137,9 +156,13 @@ impl Runtime {
         })
     }
 
-    /// Replaces the limits applied to instances created from now on.
+    /// Replaces the limits applied to instances created from now on. Memory is capped at
+    /// [`MAX_MEMORY_BYTES`], the size of a pool slot.
     pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
+        self.limits = Limits {
+            memory_bytes: limits.memory_bytes.min(MAX_MEMORY_BYTES),
+            ..limits
+        };
     }
 
     pub fn load_info(&self) -> &LoadInfo {
