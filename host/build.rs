@@ -1,13 +1,16 @@
 //! Builds the docket component (crates/docket-component) for wasm32-wasip2 and hands its path
 //! to the host as DOCKET_COMPONENT_WASM, so `cargo build -p docket` alone yields a working
-//! binary. The nested cargo uses its own target directory (`<target>/wasm`) so it never waits
-//! on the lock of the build that runs this script.
+//! binary. It also builds the browser verifier (crates/docket-web) for wasm32-unknown-unknown
+//! and runs wasm-bindgen on it (DOCKET_WEB_DIR), for the page `docket serve` serves at /ui.
+//! The nested cargo uses its own target directory (`<target>/wasm`) so it never waits on the
+//! lock of the build that runs this script.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
+const WEB_TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "component";
 
 fn main() {
@@ -15,6 +18,8 @@ fn main() {
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
     for watched in [
         "crates/docket-component",
+        "crates/docket-web/src",
+        "crates/docket-web/Cargo.toml",
         "crates/docket-ledger",
         "crates/docket-policy",
         "wit",
@@ -26,10 +31,6 @@ fn main() {
         );
     }
     println!("cargo:rerun-if-env-changed=DOCKET_COMPONENT_WASM_OVERRIDE");
-    if let Ok(path) = env::var("DOCKET_COMPONENT_WASM_OVERRIDE") {
-        println!("cargo:rustc-env=DOCKET_COMPONENT_WASM={path}");
-        return;
-    }
 
     let target_root = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -42,22 +43,43 @@ fn main() {
         })
         .unwrap_or_else(|| workspace.join("target"));
     let wasm_target_dir = target_root.join("wasm");
+
+    let wasm = match env::var("DOCKET_COMPONENT_WASM_OVERRIDE") {
+        Ok(path) => PathBuf::from(path),
+        Err(_) => build_wasm(&workspace, &wasm_target_dir, "docket-component", TARGET),
+    };
+    println!("cargo:rustc-env=DOCKET_COMPONENT_WASM={}", wasm.display());
+
+    let web_wasm = build_wasm(&workspace, &wasm_target_dir, "docket-web", WEB_TARGET);
+    let web_dir = PathBuf::from(env::var("OUT_DIR").unwrap()).join("web");
+    std::fs::create_dir_all(&web_dir).unwrap();
+    wasm_bindgen_cli_support::Bindgen::new()
+        .input_path(&web_wasm)
+        .web(true)
+        .expect("wasm-bindgen web mode")
+        .typescript(false)
+        .generate(&web_dir)
+        .unwrap_or_else(|e| panic!("wasm-bindgen on {}: {e}", web_wasm.display()));
+    println!("cargo:rustc-env=DOCKET_WEB_DIR={}", web_dir.display());
+}
+
+/// `cargo build -p <package> --target <target> --profile component` in the nested target dir;
+/// returns the .wasm.
+fn build_wasm(workspace: &Path, wasm_target_dir: &Path, package: &str, target: &str) -> PathBuf {
+    ensure_target_installed(target);
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-
-    ensure_target_installed();
-
     let mut cmd = Command::new(&cargo);
-    cmd.current_dir(&workspace)
+    cmd.current_dir(workspace)
         .args([
             "build",
             "--package",
-            "docket-component",
+            package,
             "--target",
-            TARGET,
+            target,
             "--profile",
             PROFILE,
         ])
-        .env("CARGO_TARGET_DIR", &wasm_target_dir);
+        .env("CARGO_TARGET_DIR", wasm_target_dir);
     // Flags meant for the host build must not leak into the wasm build.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
@@ -78,29 +100,25 @@ fn main() {
     }
     let status = cmd
         .status()
-        .expect("failed to run cargo for the docket component");
-    assert!(
-        status.success(),
-        "building the docket component for {TARGET} failed"
-    );
-
+        .unwrap_or_else(|e| panic!("failed to run cargo for {package}: {e}"));
+    assert!(status.success(), "building {package} for {target} failed");
     let wasm = wasm_target_dir
-        .join(TARGET)
+        .join(target)
         .join(PROFILE)
-        .join("docket_component.wasm");
+        .join(format!("{}.wasm", package.replace('-', "_")));
     assert!(
         wasm.exists(),
-        "the component build did not produce {}",
+        "the {package} build did not produce {}",
         wasm.display()
     );
-    println!("cargo:rustc-env=DOCKET_COMPONENT_WASM={}", wasm.display());
+    wasm
 }
 
 /// rustup does not always install the targets named in rust-toolchain.toml; add it if missing.
-fn ensure_target_installed() {
+fn ensure_target_installed(target: &str) {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let libdir = Command::new(&rustc)
-        .args(["--print", "target-libdir", "--target", TARGET])
+        .args(["--print", "target-libdir", "--target", target])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -108,13 +126,13 @@ fn ensure_target_installed() {
     if libdir.as_deref().is_some_and(Path::exists) {
         return;
     }
-    println!("cargo:warning=installing the {TARGET} Rust target (rustup target add {TARGET})");
+    println!("cargo:warning=installing the {target} Rust target (rustup target add {target})");
     let status = Command::new("rustup")
-        .args(["target", "add", TARGET])
+        .args(["target", "add", target])
         .status();
     if !status.is_ok_and(|s| s.success()) {
         panic!(
-            "the {TARGET} target is missing and `rustup target add {TARGET}` failed; run it by hand"
+            "the {target} target is missing and `rustup target add {target}` failed; run it by hand"
         );
     }
 }

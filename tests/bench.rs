@@ -27,7 +27,50 @@ fn row(what: &str, value: String, baseline: String, ratio: String) {
     println!("| {what} | {value} | {baseline} | {ratio} |");
 }
 
+/// `docket-bench verify-export FILE PUB`: verifies an export natively (docket-ledger) and through
+/// the component, best of 3 each, and prints entries/s as JSON (the browser benchmark's baselines).
+fn verify_export(file: &str, public: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let vkey = std::fs::read_to_string(public).unwrap();
+    let key = docket_ledger::PublicKey::from_vkey(vkey.trim()).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut entries = 0;
+    let native_s = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let mut v = docket_ledger::export::ExportVerifier::new(Verifier::new(key.clone()));
+            for line in &lines {
+                v.push_line(line).unwrap();
+            }
+            entries = v.finish().unwrap().entries;
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min);
+    let runtime = Runtime::new(Some(&std::env::temp_dir().join("docket-bench-cache"))).unwrap();
+    let mut instance = runtime.instantiate().unwrap();
+    let component_s = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let mut v = instance.verifier(vkey.trim()).unwrap();
+            for line in &lines {
+                v.push_export_line(line).unwrap().unwrap();
+            }
+            v.finish().unwrap().unwrap();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::MAX, f64::min);
+    println!(
+        "{{\"entries\":{entries},\"native_entries_per_s\":{:.0},\"component_entries_per_s\":{:.0}}}",
+        entries as f64 / native_s,
+        entries as f64 / component_s
+    );
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("verify-export") {
+        return verify_export(&args[2], &args[3]);
+    }
     let n: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())

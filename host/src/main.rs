@@ -155,6 +155,14 @@ enum Command {
         #[arg(long)]
         sign_entries: bool,
     },
+    /// Write the browser log verifier (the page `docket serve` shows at /ui) as plain files,
+    /// for any static web server.
+    ///
+    /// Example: docket ui --out site && python3 -m http.server -d site
+    Ui {
+        #[arg(long, default_value = "docket-ui")]
+        out: PathBuf,
+    },
     /// The main job on embedded defaults: seal and verify thousands of decisions, then show
     /// that tampering is caught.
     ///
@@ -318,6 +326,11 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Log(cmd) => log_command(cmd),
         Command::Demo { dir, count, batch } => demo(dir, count, batch),
+        Command::Ui { out } => {
+            serve::ui::write_files(&out).with_context(|| format!("writing {}", out.display()))?;
+            println!("wrote the log verifier page to {}", out.display());
+            Ok(0)
+        }
         Command::Serve {
             addr,
             dir,

@@ -11,6 +11,7 @@ mod log_api;
 pub mod metrics;
 mod opa_api;
 pub mod policies;
+pub mod ui;
 
 use crate::examples;
 use crate::log::{AuditLog, read_public_key, read_secret_key, write_new_key};
@@ -454,6 +455,7 @@ fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
     Router::new()
         .merge(opa_api::routes())
         .merge(log_api::routes())
+        .merge(ui::routes())
         .layer(DefaultBodyLimit::max(config.max_body))
         .merge(ingest)
         .with_state(state)

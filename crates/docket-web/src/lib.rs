@@ -1,0 +1,289 @@
+//! docket's log verifier in the browser (and Node), built with wasm-bindgen over `docket-ledger`:
+//! the same streaming verifier, checkpoint parser and RFC 9162 proof checks the component and
+//! the host use, no logic of its own. Results cross to JavaScript as JSON text.
+//!
+//! Large exports stream through [`ExportVerifier::push_text`] in chunks of any size: only the
+//! unfinished last line of a chunk is kept between calls, never the whole file.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use docket_ledger::checkpoint::SignedCheckpoint;
+use docket_ledger::export::ExportVerifier as LedgerExportVerifier;
+use docket_ledger::merkle::{verify_consistency, verify_inclusion};
+use docket_ledger::verifier::{Location, Report, VerifyError};
+use docket_ledger::{EntryKind, Hash, PublicKey, Verifier};
+use serde_json::{Value, json};
+use wasm_bindgen::prelude::*;
+
+fn error(message: impl std::fmt::Display) -> JsError {
+    JsError::new(&message.to_string())
+}
+
+fn public_key(vkey: &str) -> Result<PublicKey, JsError> {
+    PublicKey::from_vkey(vkey.trim()).map_err(|e| {
+        error(format!(
+            "the public key is not a docket/C2SP verifier key: {e}"
+        ))
+    })
+}
+
+/// The JSON report of a finished verification: `{"ok": true, …}` or `{"ok": false, "failure": …}`.
+pub fn report_json(result: &Result<Report, VerifyError>) -> Value {
+    match result {
+        Ok(report) => {
+            let kinds: serde_json::Map<String, Value> = EntryKind::KNOWN
+                .iter()
+                .map(|k| (k.name().to_string(), json!(report.count(*k))))
+                .collect();
+            json!({
+                "ok": true,
+                "entries": report.entries,
+                "root": report.root.to_string(),
+                "checkpoints": report.checkpoints,
+                "last_checkpoint_size": report.last_checkpoint_size,
+                "first_timestamp": docket_ledger::record::rfc3339(report.first_timestamp_ns),
+                "last_timestamp": docket_ledger::record::rfc3339(report.last_timestamp_ns),
+                "kinds": kinds,
+                "keys": report.keys.iter().map(PublicKey::to_vkey).collect::<Vec<_>>(),
+                "origin": report.state.origin,
+            })
+        }
+        Err(e) => failure_json(e),
+    }
+}
+
+fn failure_json(e: &VerifyError) -> Value {
+    let (at, seq) = match e.location {
+        Location::Entry(seq) => ("entry", Some(seq)),
+        Location::Checkpoint(size) => ("checkpoint", Some(size)),
+        Location::End => ("end", None),
+    };
+    json!({
+        "ok": false,
+        "failure": e.failure.name(),
+        "location": at,
+        "seq": seq,
+        "detail": e.detail,
+        "message": e.to_string(),
+    })
+}
+
+/// Verifies a JSON Lines export (log-format §10) streamed in chunks.
+#[wasm_bindgen]
+pub struct ExportVerifier {
+    inner: LedgerExportVerifier,
+    partial: String,
+    failed: Option<VerifyError>,
+    lines: u64,
+}
+
+#[wasm_bindgen]
+impl ExportVerifier {
+    /// A verifier trusting `genesis_vkey` (the log's `.pub` file contents).
+    #[wasm_bindgen(constructor)]
+    pub fn new(genesis_vkey: &str) -> Result<ExportVerifier, JsError> {
+        Ok(ExportVerifier {
+            inner: LedgerExportVerifier::new(Verifier::new(public_key(genesis_vkey)?)),
+            partial: String::new(),
+            failed: None,
+            lines: 0,
+        })
+    }
+
+    /// Also require the log to reach this signed tree head (size and base64 root).
+    #[wasm_bindgen(js_name = expectTreeHead)]
+    pub fn expect_tree_head(&mut self, size: u64, root_base64: &str) -> Result<(), JsError> {
+        let root = decode_hash(root_base64)?;
+        self.inner.verifier_mut().expect_tree_head(size, root);
+        Ok(())
+    }
+
+    /// Feeds the next chunk of the export's text. Returns false once verification has failed
+    /// (the caller may stop reading).
+    #[wasm_bindgen(js_name = pushText)]
+    pub fn push_text(&mut self, chunk: &str) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        self.partial.push_str(chunk);
+        let mut consumed = 0;
+        while let Some(end) = self.partial[consumed..].find('\n') {
+            let line = &self.partial[consumed..consumed + end];
+            consumed += end + 1;
+            if let Err(e) = push_line(&mut self.inner, line) {
+                self.failed = Some(e);
+                self.partial.clear();
+                return false;
+            }
+            self.lines += 1;
+        }
+        self.partial.drain(..consumed);
+        true
+    }
+
+    /// Entries verified so far.
+    pub fn entries(&self) -> u64 {
+        self.inner.entries()
+    }
+
+    /// Ends the export and returns the report as JSON text.
+    pub fn finish(mut self) -> String {
+        if self.failed.is_none() && !self.partial.trim().is_empty() {
+            let last = std::mem::take(&mut self.partial);
+            if let Err(e) = push_line(&mut self.inner, &last) {
+                self.failed = Some(e);
+            }
+        }
+        let result = match self.failed {
+            Some(e) => Err(e),
+            None => self.inner.finish(),
+        };
+        report_json(&result).to_string()
+    }
+}
+
+fn push_line(verifier: &mut LedgerExportVerifier, line: &str) -> Result<(), VerifyError> {
+    let line = line.trim_end_matches('\r');
+    if line.trim().is_empty() {
+        return Ok(());
+    }
+    verifier.push_line(line)
+}
+
+/// Verifies a log fetched from a docket server: encoded entries (base64) and checkpoint notes
+/// pushed in log order.
+#[wasm_bindgen]
+pub struct LogVerifier {
+    inner: Verifier,
+    failed: Option<VerifyError>,
+}
+
+#[wasm_bindgen]
+impl LogVerifier {
+    #[wasm_bindgen(constructor)]
+    pub fn new(genesis_vkey: &str) -> Result<LogVerifier, JsError> {
+        Ok(LogVerifier {
+            inner: Verifier::new(public_key(genesis_vkey)?),
+            failed: None,
+        })
+    }
+
+    /// The next entry, as its binary encoding in base64 (the `encoded` field of docket's API).
+    #[wasm_bindgen(js_name = pushEntry)]
+    pub fn push_entry(&mut self, encoded_base64: &str) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        let outcome = match B64.decode(encoded_base64) {
+            Ok(bytes) => self.inner.push_entry_bytes(&bytes),
+            Err(e) => Err(self
+                .inner
+                .push_malformed(format!("the entry is not base64: {e}"))),
+        };
+        self.record(outcome)
+    }
+
+    /// A signed checkpoint note, after the entries it covers.
+    #[wasm_bindgen(js_name = pushCheckpoint)]
+    pub fn push_checkpoint(&mut self, note: &str) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        let outcome = self.inner.push_checkpoint(note);
+        self.record(outcome)
+    }
+
+    fn record(&mut self, outcome: Result<(), VerifyError>) -> bool {
+        match outcome {
+            Ok(()) => true,
+            Err(e) => {
+                self.failed = Some(e);
+                false
+            }
+        }
+    }
+
+    pub fn entries(&self) -> u64 {
+        self.inner.entries()
+    }
+
+    pub fn finish(self) -> String {
+        let result = match self.failed {
+            Some(e) => Err(e),
+            None => self.inner.finish(),
+        };
+        report_json(&result).to_string()
+    }
+}
+
+fn decode_hash(text: &str) -> Result<Hash, JsError> {
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|e| error(format!("a hash is not base64: {e}")))?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| error("a hash must be 32 bytes"))?;
+    Ok(Hash(bytes))
+}
+
+fn decode_hashes(list: &[String]) -> Result<Vec<Hash>, JsError> {
+    list.iter().map(|h| decode_hash(h)).collect()
+}
+
+/// Checks a checkpoint note's signature against a verifier key; returns
+/// `{"ok", "origin", "size", "root", "signer"}` as JSON text.
+#[wasm_bindgen(js_name = verifyCheckpoint)]
+pub fn verify_checkpoint(note: &str, vkey: &str) -> Result<String, JsError> {
+    let key = public_key(vkey)?;
+    let parsed =
+        SignedCheckpoint::parse(note).map_err(|e| error(format!("not a checkpoint: {e}")))?;
+    let ok = parsed.is_signed_by(&key);
+    Ok(json!({
+        "ok": ok,
+        "origin": parsed.checkpoint.origin,
+        "size": parsed.checkpoint.size,
+        "root": B64.encode(parsed.checkpoint.root.0),
+        "signer": if ok { Value::String(key.to_vkey()) } else { Value::Null },
+    })
+    .to_string())
+}
+
+/// Checks an RFC 9162 inclusion proof (hashes in base64, as docket's API gives them).
+#[wasm_bindgen(js_name = verifyInclusion)]
+pub fn verify_inclusion_proof(
+    leaf_base64: &str,
+    index: u64,
+    size: u64,
+    proof_base64: Vec<String>,
+    root_base64: &str,
+) -> Result<bool, JsError> {
+    let proof = decode_hashes(&proof_base64)?;
+    Ok(verify_inclusion(
+        &decode_hash(leaf_base64)?,
+        index,
+        size,
+        &proof,
+        &decode_hash(root_base64)?,
+    )
+    .is_ok())
+}
+
+/// Checks an RFC 9162 consistency proof between two tree heads.
+#[wasm_bindgen(js_name = verifyConsistency)]
+pub fn verify_consistency_proof(
+    old_size: u64,
+    new_size: u64,
+    proof_base64: Vec<String>,
+    old_root_base64: &str,
+    new_root_base64: &str,
+) -> Result<bool, JsError> {
+    let proof = decode_hashes(&proof_base64)?;
+    Ok(verify_consistency(
+        old_size,
+        new_size,
+        &proof,
+        &decode_hash(old_root_base64)?,
+        &decode_hash(new_root_base64)?,
+    )
+    .is_ok())
+}

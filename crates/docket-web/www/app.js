@@ -1,0 +1,246 @@
+// The docket log verifier page. Verification is docket-ledger's, compiled to WebAssembly
+// (docket_web.js); this file only reads files or a server, feeds the verifier, and shows the
+// report and the entries. It parses export lines for the table (display only, never a verdict).
+
+import init, { ExportVerifier, LogVerifier, verifyCheckpoint } from "./docket_web.js";
+
+const $ = (id) => document.getElementById(id);
+const ready = init({ module_or_path: new URL("docket_web_bg.wasm", import.meta.url) });
+let rows = [];
+let badSeq = null;
+
+function outcomeOf(kind, record) {
+  if (kind !== "decision" && kind !== "ingested") return "";
+  if (!record || !("result" in record)) return "undefined";
+  const r = record.result;
+  if (r === true || (r && r.allowed === true)) return "allow";
+  if (r === false || (r && r.allowed === false)) return "deny";
+  return "other";
+}
+
+function rowOf(seq, kind, timestamp, record) {
+  return {
+    seq,
+    kind,
+    time: timestamp,
+    path: (record && record.path) || "",
+    outcome: outcomeOf(kind, record),
+    id: (record && record.decision_id) || "",
+  };
+}
+
+function nsToIso(ns) {
+  // Nanoseconds as a decimal string: millisecond precision is enough for display.
+  return new Date(Number(BigInt(ns) / 1000000n)).toISOString();
+}
+
+function rowFromExportLine(line) {
+  let parsed;
+  try { parsed = JSON.parse(line); } catch { return null; }
+  if (typeof parsed.seq !== "number") return null;
+  let record = null;
+  try { record = JSON.parse(parsed.record); } catch { /* the verifier will say why */ }
+  return rowOf(parsed.seq, parsed.kind, nsToIso(parsed.timestamp), record);
+}
+
+function showReport(report, source) {
+  const box = $("result");
+  box.replaceChildren();
+  const title = document.createElement("strong");
+  const list = document.createElement("dl");
+  const add = (k, v) => {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = v;
+    list.append(dt, dd);
+  };
+  if (report.ok) {
+    box.className = "result ok";
+    title.textContent = `Verified: ${report.entries} entries, nothing changed, dropped or reordered`;
+    add("source", source);
+    add("origin", report.origin);
+    add("decisions", `${report.kinds.decision} sealed here, ${report.kinds.ingested} ingested`);
+    add("checkpoints", `${report.checkpoints} (last at size ${report.last_checkpoint_size})`);
+    add("time range", `${report.first_timestamp} … ${report.last_timestamp}`);
+    add("root", report.root);
+    add("signed by", report.keys.join(", "));
+    badSeq = null;
+  } else {
+    box.className = "result bad";
+    title.textContent = `Rejected: ${report.message}`;
+    add("source", source);
+    add("failure", report.failure);
+    add("where", report.seq === null ? report.location : `${report.location} ${report.seq}`);
+    badSeq = report.location === "entry" ? report.seq : null;
+  }
+  box.append(title, list);
+  box.dataset.verdict = report.ok ? "verified" : "rejected";
+  $("explore").hidden = rows.length === 0;
+  drawChart();
+  renderTable();
+}
+
+function showError(message) {
+  const box = $("result");
+  box.className = "result bad";
+  box.dataset.verdict = "error";
+  box.textContent = message;
+}
+
+async function publicKey() {
+  const file = $("key-file").files[0];
+  const text = file ? await file.text() : $("key-text").value;
+  if (!text.trim()) throw new Error("Give the log's public key (its .pub file).");
+  return text.trim();
+}
+
+async function verifyFile(event) {
+  event.preventDefault();
+  await ready;
+  const file = $("export-file").files[0];
+  if (!file) return showError("Choose a log export file.");
+  let verifier;
+  try {
+    verifier = new ExportVerifier(await publicKey());
+  } catch (e) {
+    return showError(String(e.message || e));
+  }
+  rows = [];
+  const progress = $("progress");
+  progress.hidden = false;
+  progress.max = file.size || 1;
+  progress.value = 0;
+  const started = performance.now();
+  const reader = file.stream().pipeThrough(new TextDecoderStream()).getReader();
+  let carry = "";
+  let read = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    read += value.length;
+    const text = carry + value;
+    const cut = text.lastIndexOf("\n");
+    carry = cut < 0 ? text : text.slice(cut + 1);
+    if (cut >= 0) {
+      for (const line of text.slice(0, cut).split("\n")) {
+        const row = rowFromExportLine(line);
+        if (row) rows.push(row);
+      }
+    }
+    const going = verifier.pushText(value);
+    progress.value = read;
+    if (!going) break;
+    // Let the page paint the progress bar on large files.
+    await new Promise((r) => setTimeout(r, 0));
+  }
+  if (carry) {
+    const row = rowFromExportLine(carry);
+    if (row) rows.push(row);
+  }
+  const report = JSON.parse(verifier.finish());
+  report.seconds = (performance.now() - started) / 1000;
+  progress.hidden = true;
+  window.lastReport = report;
+  showReport(report, `${file.name} (${file.size} bytes, ${report.seconds.toFixed(2)} s)`);
+}
+
+async function verifyServer(event) {
+  event.preventDefault();
+  await ready;
+  const base = ($("server-url").value || location.origin).replace(/\/$/, "");
+  try {
+    const key = $("server-key").value.trim() || (await (await fetch(`${base}/v1/log/public-key`)).text()).trim();
+    const note = await (await fetch(`${base}/v1/log/checkpoint`)).text();
+    const head = JSON.parse(verifyCheckpoint(note, key));
+    if (!head.ok) return showError("The server's checkpoint is not signed by this key.");
+    const verifier = new LogVerifier(key);
+    rows = [];
+    const progress = $("progress");
+    progress.hidden = false;
+    progress.max = head.size || 1;
+    let going = true;
+    for (let start = 0; start < head.size && going; start += 1000) {
+      const limit = Math.min(1000, head.size - start);
+      const page = await (await fetch(`${base}/v1/log/entries?start=${start}&limit=${limit}`)).json();
+      for (const e of page.entries) {
+        rows.push(rowOf(e.seq, e.kind, e.timestamp, e.record));
+        if (!(going = verifier.pushEntry(e.encoded))) break;
+      }
+      progress.value = start + limit;
+    }
+    if (going) verifier.pushCheckpoint(note);
+    const report = JSON.parse(verifier.finish());
+    progress.hidden = true;
+    window.lastReport = report;
+    showReport(report, `${base} (checkpoint at size ${head.size})`);
+  } catch (e) {
+    showError(`Could not read the server: ${e.message || e}`);
+  }
+}
+
+function filtered() {
+  const outcome = $("f-outcome").value;
+  const path = $("f-path").value.trim();
+  const id = $("f-id").value.trim();
+  const from = $("f-from").value ? new Date($("f-from").value + "Z").toISOString() : "";
+  const to = $("f-to").value ? new Date($("f-to").value + "Z").toISOString() : "";
+  return rows.filter((r) =>
+    (!outcome || r.outcome === outcome) &&
+    (!path || r.path.includes(path)) &&
+    (!id || r.id.includes(id)) &&
+    (!from || r.time >= from) &&
+    (!to || r.time <= to));
+}
+
+function renderTable() {
+  const limit = 500;
+  let list = filtered();
+  // The bad entry is always shown, first.
+  if (badSeq !== null) list = [...list.filter((r) => r.seq === badSeq), ...list.filter((r) => r.seq !== badSeq)];
+  const body = $("entries").tBodies[0];
+  body.replaceChildren(...list.slice(0, limit).map((r) => {
+    const tr = document.createElement("tr");
+    if (r.seq === badSeq) tr.className = "bad";
+    for (const [value, cls] of [[r.seq], [r.time.replace("T", " ").replace("Z", "")], [r.kind], [r.path], [r.outcome, r.outcome], [r.id]]) {
+      const td = document.createElement("td");
+      td.textContent = value;
+      if (cls) td.className = cls;
+      tr.append(td);
+    }
+    return tr;
+  }));
+  $("shown").textContent = `${Math.min(limit, list.length)} of ${list.length} matching entries shown (${rows.length} in the log)`;
+}
+
+function drawChart() {
+  const svg = $("chart");
+  const decisions = rows.filter((r) => r.outcome === "allow" || r.outcome === "deny");
+  svg.replaceChildren();
+  if (decisions.length === 0) return;
+  const times = decisions.map((r) => Date.parse(r.time));
+  const lo = Math.min(...times), hi = Math.max(...times) + 1;
+  const buckets = 40;
+  const counts = Array.from({ length: buckets }, () => ({ allow: 0, deny: 0 }));
+  decisions.forEach((r, i) => { counts[Math.min(buckets - 1, Math.floor(((times[i] - lo) / (hi - lo)) * buckets))][r.outcome]++; });
+  const max = Math.max(...counts.map((c) => c.allow + c.deny));
+  const w = 800 / buckets;
+  const ns = "http://www.w3.org/2000/svg";
+  counts.forEach((c, i) => {
+    let y = 160;
+    for (const [k, color] of [["allow", "#2e7d32"], ["deny", "#c62828"]]) {
+      const h = (c[k] / max) * 150;
+      const rect = document.createElementNS(ns, "rect");
+      rect.setAttribute("x", i * w + 1); rect.setAttribute("width", w - 2);
+      rect.setAttribute("y", y - h); rect.setAttribute("height", h); rect.setAttribute("fill", color);
+      const tip = document.createElementNS(ns, "title");
+      tip.textContent = `${c[k]} ${k}`;
+      rect.append(tip);
+      svg.append(rect);
+      y -= h;
+    }
+  });
+}
+
+$("file-form").addEventListener("submit", verifyFile);
+$("server-form").addEventListener("submit", verifyServer);
+$("filters").addEventListener("input", renderTable);
+if (location.protocol.startsWith("http")) $("server-url").placeholder = location.origin;

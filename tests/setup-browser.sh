@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# What the browser tests need, installed idempotently: Debian's Chromium (the browser the tests
+# drive; npm's own browser downloads do not work offline) and playwright-core from npm.
+set -euo pipefail
+cd "$(dirname "$0")/browser"
+if ! command -v chromium >/dev/null; then
+  echo "installing Debian's chromium (apt-get)"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  fi
+fi
+npm ci --no-audit --no-fund --silent
+chromium --version
