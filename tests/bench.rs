@@ -66,10 +66,60 @@ fn verify_export(file: &str, public: &str) {
     );
 }
 
+/// `docket-bench js-vectors OUT N`: the expected results of N decisions on the example policies
+/// made by the native crates with a fixed clock and key, for the JavaScript runs of the component
+/// (tests/browser/component_js.mjs) to compare byte for byte.
+fn js_vectors(out: &str, n: usize) {
+    const NOW_NS: u64 = 1_795_464_000_000_000_000;
+    let seed = [7u8; 32];
+    let mut engine = PolicyEngine::new();
+    for p in ALL {
+        engine.add_policy(p.id, p.source).unwrap();
+        engine.add_data(p.data).unwrap();
+    }
+    let key = SecretKey::from_seed("docket-js", &seed).unwrap();
+    let params = GenesisParams {
+        origin: "docket.test/js".into(),
+        instance_id: "js-1".into(),
+        signing: SigningMode::Checkpoint,
+    };
+    let (mut sealer, genesis) = Sealer::genesis(key, params, NOW_NS).unwrap();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut entries = vec![hex(&genesis.encode())];
+    let mut requests = Requests::new(5);
+    let mut asked = Vec::new();
+    let mut results = Vec::new();
+    for _ in 0..n {
+        let (path, input) = requests.next_request();
+        let decision = engine.evaluate(path, Some(&input)).unwrap();
+        results.push(decision.result.clone());
+        let (entry, _) = sealer.seal_decision(&decision, NOW_NS).unwrap();
+        entries.push(hex(&entry.encode()));
+        asked.push(serde_json::json!([path, input]));
+    }
+    let (_, note) = sealer.checkpoint();
+    let doc = serde_json::json!({
+        "now_ns": NOW_NS.to_string(),
+        "seed": hex(&seed),
+        "key_name": "docket-js",
+        "origin": "docket.test/js",
+        "instance_id": "js-1",
+        "policies": ALL.iter().map(|p| serde_json::json!({"id": p.id, "source": p.source, "data": p.data})).collect::<Vec<_>>(),
+        "requests": asked,
+        "results": results,
+        "entries": entries,
+        "checkpoint": note,
+    });
+    std::fs::write(out, doc.to_string()).unwrap();
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("verify-export") {
         return verify_export(&args[2], &args[3]);
+    }
+    if args.get(1).map(String::as_str) == Some("js-vectors") {
+        return js_vectors(&args[2], args.get(3).and_then(|n| n.parse().ok()).unwrap_or(50));
     }
     let n: usize = std::env::args()
         .nth(1)

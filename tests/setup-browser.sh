@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the browser tests need, installed idempotently: Debian's Chromium (the browser the tests
-# drive; npm's own browser downloads do not work offline) and playwright-core from npm.
+# drive; npm's own browser downloads do not work offline), and from npm playwright-core, jco
+# (transpiles the component to JavaScript) and preview2-shim (WASI for it in Node and browsers).
 set -euo pipefail
 cd "$(dirname "$0")/browser"
 if ! command -v chromium >/dev/null; then
