@@ -119,7 +119,10 @@ fn main() {
         return verify_export(&args[2], &args[3]);
     }
     if args.get(1).map(String::as_str) == Some("js-vectors") {
-        return js_vectors(&args[2], args.get(3).and_then(|n| n.parse().ok()).unwrap_or(50));
+        return js_vectors(
+            &args[2],
+            args.get(3).and_then(|n| n.parse().ok()).unwrap_or(50),
+        );
     }
     let n: usize = std::env::args()
         .nth(1)

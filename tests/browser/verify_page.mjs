@@ -102,6 +102,23 @@ try {
   const size = (await (await fetch(`${base}/v1/log`)).json()).size;
   assert.equal(server.report.entries, size);
   console.log(`browser: the server's log verified from the page (${size} entries)`);
+  // A decision's inclusion proof from the server, checked by the wasm bindings in the page.
+  const proof = await page.evaluate(async ({ base, vkey }) => {
+    const m = await import("./docket_web.js");
+    const page = await (await fetch(`${base}/v1/log/entries?start=5&limit=1`)).json();
+    const id = page.entries[0].decision_id;
+    const bundle = await (await fetch(`${base}/v1/log/decisions/${id}`)).json();
+    const head = JSON.parse(m.verifyCheckpoint(bundle.checkpoint, vkey));
+    const leaf = btoa(String.fromCharCode(...bundle.entry.hash.match(/../g).map((h) => parseInt(h, 16))));
+    const p = bundle.inclusion_proof;
+    return {
+      signed: head.ok,
+      included: m.verifyInclusion(leaf, BigInt(p.leaf_index), BigInt(p.tree_size), p.hashes, head.root),
+      wrongIndex: m.verifyInclusion(leaf, BigInt(p.leaf_index + 1), BigInt(p.tree_size), p.hashes, head.root),
+    };
+  }, { base, vkey });
+  assert.deepEqual(proof, { signed: true, included: true, wrongIndex: false });
+  console.log("browser: a decision's inclusion proof and its checkpoint check out in the page");
   assert.deepEqual(errors, []);
   console.log(`browser: screenshots in ${artifacts}`);
 } finally {

@@ -287,3 +287,134 @@ pub fn verify_consistency_proof(
     )
     .is_ok())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The bindings against the format's test vectors (tests/vectors), natively. Only success
+    //! paths are called here: creating a `JsError` needs a JavaScript host.
+    use super::*;
+
+    fn vectors() -> (String, String, Value) {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors");
+        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
+        let expected: Value = serde_json::from_str(&read("expected.json")).unwrap();
+        (read("log.jsonl"), read("genesis.pub"), expected)
+    }
+
+    fn b64_of_hex(hex: &str) -> String {
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        B64.encode(bytes)
+    }
+
+    #[test]
+    fn exports_verify_in_chunks_of_any_size_and_tampering_is_located() {
+        let (log, vkey, expected) = vectors();
+        for chunk in [1, 7, 64, 4096, log.len()] {
+            let mut v = ExportVerifier::new(&vkey).unwrap();
+            // The page hands over decoded text; split anywhere between characters.
+            let mut at = 0;
+            while at < log.len() {
+                let mut end = (at + chunk).min(log.len());
+                while !log.is_char_boundary(end) {
+                    end += 1;
+                }
+                assert!(v.push_text(&log[at..end]));
+                at = end;
+            }
+            let report: Value = serde_json::from_str(&v.finish()).unwrap();
+            assert_eq!(report["ok"], true, "{report}");
+            assert_eq!(
+                report["entries"],
+                expected["entries"].as_array().unwrap().len()
+            );
+        }
+        // Flip one record byte of entry 3 (as the vectors' first tampered case does).
+        let mut lines: Vec<String> = log.lines().map(str::to_string).collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("{\"seq\":3,"))
+            .unwrap();
+        lines[at] = lines[at].replacen("decision_id", "decision_iD", 1);
+        let mut v = ExportVerifier::new(&vkey).unwrap();
+        assert!(!v.push_text(&(lines.join("\n") + "\n")));
+        let report: Value = serde_json::from_str(&v.finish()).unwrap();
+        assert_eq!(
+            (&report["ok"], &report["failure"], &report["seq"]),
+            (&json!(false), &json!("bad-hash"), &json!(3))
+        );
+    }
+
+    #[test]
+    fn proofs_and_checkpoints_check_out_and_wrong_ones_do_not() {
+        let (_, vkey, expected) = vectors();
+        let roots: std::collections::HashMap<u64, String> = expected["roots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["size"].as_u64().unwrap(),
+                    b64_of_hex(r["root"].as_str().unwrap()),
+                )
+            })
+            .collect();
+        let leaves: Vec<String> = expected["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| b64_of_hex(e["hash"].as_str().unwrap()))
+            .collect();
+        for p in expected["inclusion"].as_array().unwrap() {
+            let (index, size) = (p["index"].as_u64().unwrap(), p["size"].as_u64().unwrap());
+            let proof: Vec<String> = p["proof"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| b64_of_hex(h.as_str().unwrap()))
+                .collect();
+            let leaf = &leaves[index as usize];
+            assert!(
+                verify_inclusion_proof(leaf, index, size, proof.clone(), &roots[&size]).unwrap()
+            );
+            let other = &leaves[(index as usize + 1) % leaves.len()];
+            if size > 1 {
+                assert!(!verify_inclusion_proof(other, index, size, proof, &roots[&size]).unwrap());
+            }
+        }
+        for p in expected["consistency"].as_array().unwrap() {
+            let (old, new) = (
+                p["old_size"].as_u64().unwrap(),
+                p["new_size"].as_u64().unwrap(),
+            );
+            let proof: Vec<String> = p["proof"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| b64_of_hex(h.as_str().unwrap()))
+                .collect();
+            assert!(
+                verify_consistency_proof(old, new, proof.clone(), &roots[&old], &roots[&new])
+                    .unwrap()
+            );
+            if old > 0 && old < new {
+                assert!(
+                    !verify_consistency_proof(old, new, proof, &roots[&new], &roots[&new]).unwrap()
+                );
+            }
+        }
+        let note = expected["checkpoints"][0]["note"].as_str().unwrap();
+        let head: Value = serde_json::from_str(&verify_checkpoint(note, &vkey).unwrap()).unwrap();
+        assert_eq!((&head["ok"], &head["size"]), (&json!(true), &json!(5)));
+        let rotated = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/vectors/rotated.pub"
+        ))
+        .unwrap();
+        let head: Value =
+            serde_json::from_str(&verify_checkpoint(note, &rotated).unwrap()).unwrap();
+        assert_eq!(head["ok"], false);
+    }
+}
