@@ -45,6 +45,10 @@ envoy-demo: envoy-filter
     cargo build --release -p docket
     python3 examples/envoy/run.py
 
+# The crash harness at full size: 100 SIGKILLs of a loaded server, 50 of the CLI writer.
+crash kills="100":
+    DOCKET_CRASH_KILLS={{kills}} cargo test --release -p docket --test crash -- --nocapture
+
 # Format the code.
 fmt:
     cargo fmt --all
