@@ -4,7 +4,7 @@
 //
 // Usage: node tests/browser/bench_verify.mjs <target dir (holding release/docket and release/docket-bench)> [count]
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.js";
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, statSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,11 +28,7 @@ const base = await new Promise((resolve) => {
     if (m) resolve(m[1]);
   });
 });
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   await page.goto(`${base}/ui/`);

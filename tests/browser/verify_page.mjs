@@ -5,7 +5,7 @@
 //
 // Usage: node tests/browser/verify_page.mjs <docket binary> <artifact dir>
 
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.js";
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,11 +33,7 @@ function startServer() {
 }
 
 const { child, base } = await startServer();
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   // Some decisions to verify.
   const users = ["alice", "bob", "carol", "mallory"];

@@ -309,6 +309,15 @@ mod tests {
         B64.encode(bytes)
     }
 
+    fn proof_b64(hashes: &Value) -> Vec<String> {
+        hashes
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| b64_of_hex(h.as_str().unwrap()))
+            .collect()
+    }
+
     #[test]
     fn exports_verify_in_chunks_of_any_size_and_tampering_is_located() {
         let (log, vkey, expected) = vectors();
@@ -369,12 +378,7 @@ mod tests {
             .collect();
         for p in expected["inclusion"].as_array().unwrap() {
             let (index, size) = (p["index"].as_u64().unwrap(), p["size"].as_u64().unwrap());
-            let proof: Vec<String> = p["proof"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| b64_of_hex(h.as_str().unwrap()))
-                .collect();
+            let proof = proof_b64(&p["proof"]);
             let leaf = &leaves[index as usize];
             assert!(
                 verify_inclusion_proof(leaf, index, size, proof.clone(), &roots[&size]).unwrap()
@@ -389,12 +393,7 @@ mod tests {
                 p["old_size"].as_u64().unwrap(),
                 p["new_size"].as_u64().unwrap(),
             );
-            let proof: Vec<String> = p["proof"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| b64_of_hex(h.as_str().unwrap()))
-                .collect();
+            let proof = proof_b64(&p["proof"]);
             assert!(
                 verify_consistency_proof(old, new, proof.clone(), &roots[&old], &roots[&new])
                     .unwrap()
