@@ -128,6 +128,8 @@ enum Mutation {
     CheckpointByte(usize, usize),
     RollBackLastCheckpoint,
     ReSignWithForeignKey(usize),
+    /// Replace an entry with the same-numbered entry of another log by the same key.
+    SpliceFromOtherLog(usize),
 }
 
 fn mutation(items: usize, entries: usize) -> impl Strategy<Value = Mutation> {
@@ -141,6 +143,7 @@ fn mutation(items: usize, entries: usize) -> impl Strategy<Value = Mutation> {
         (0..64usize, 0..400usize).prop_map(|(c, b)| Mutation::CheckpointByte(c, b)),
         Just(Mutation::RollBackLastCheckpoint),
         (1..entries).prop_map(Mutation::ReSignWithForeignKey),
+        (1..entries).prop_map(Mutation::SpliceFromOtherLog),
     ]
 }
 
@@ -299,6 +302,13 @@ fn check_mutation(mode: SigningMode, m: Mutation) {
             items[k] = Item::Entry(e);
             (Failure::BadSignature, Some(Location::Entry(seq as u64)))
         }
+        Mutation::SpliceFromOtherLog(seq) => {
+            let other = build("docket.test/other", "prop", mode, 30, 4, Some(13));
+            let (k, _) = entry_at(&items, seq);
+            let (_, foreign) = entry_at(&other.items, seq);
+            items[k] = Item::Entry(foreign);
+            (Failure::BrokenLink, Some(Location::Entry(seq as u64)))
+        }
     };
     let err = verify(&items, &built.genesis_key, head).expect_err("mutation must be detected");
     assert_eq!(err.failure, failure, "{err}");
@@ -307,8 +317,17 @@ fn check_mutation(mode: SigningMode, m: Mutation) {
     }
 }
 
+/// Cases per signing mode: 256 in the test command, more with DOCKET_TAMPER_CASES (`just tamper`
+/// runs 5,000 per mode: 10,000 mutations).
+fn cases() -> u32 {
+    std::env::var("DOCKET_TAMPER_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn structural_mutations_are_detected_and_named_checkpoint_mode(m in mutation(39, 31)) {
