@@ -483,7 +483,11 @@ impl Store {
         }
         self.segment_len += buf.len() as u64;
         self.entries += entries.len() as u64;
-        self.write_latest_checkpoint(checkpoint_note, false)?;
+        // The batch is durable now. The convenience copy failing (a full disk) must not turn a
+        // durable commit into a reported failure; open rewrites the copy anyway.
+        if let Err(e) = self.write_latest_checkpoint(checkpoint_note, false) {
+            tracing::warn!(error = %format!("{e:#}"), "could not update the checkpoint file; the log itself is intact");
+        }
         if self.segment_len >= SEGMENT_LIMIT {
             self.roll_segment()?;
         }

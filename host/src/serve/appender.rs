@@ -178,12 +178,17 @@ fn indexed_decision_id(entry: &Entry) -> Option<String> {
     }
 }
 
+/// Reopens the log after a failed commit: recovery cuts what never became durable and the
+/// component re-verifies the rest. Returns the log and a view built from its frames.
+pub type Reopen = Box<dyn FnMut() -> Result<(AuditLog, LogView)> + Send>;
+
 /// The handle requests use to append; cheap to clone.
 #[derive(Clone)]
 pub struct Appender {
     jobs: mpsc::Sender<Job>,
     view: Arc<RwLock<LogView>>,
-    reader: StoreReader,
+    /// Replaced when the log is reopened after a failed commit.
+    reader: Arc<RwLock<StoreReader>>,
     failure: Arc<RwLock<Option<String>>>,
 }
 
@@ -205,14 +210,17 @@ impl Appender {
         view: LogView,
         policy: CommitPolicy,
         metrics: Arc<Metrics>,
+        reopen: Reopen,
     ) -> (Appender, AppenderThread) {
         let (tx, rx) = mpsc::channel(policy.max_entries.max(1) * 4);
-        let reader = log.reader();
+        let reader = Arc::new(RwLock::new(log.reader()));
         let view = Arc::new(RwLock::new(view));
         metrics.observe_log(&view.read().expect("view lock"));
         let failure = Arc::new(RwLock::new(None));
         let writer = Writer {
-            log,
+            log: Some(log),
+            reopen,
+            reader: Arc::clone(&reader),
             view: Arc::clone(&view),
             policy,
             metrics,
@@ -237,8 +245,8 @@ impl Appender {
         self.view.read().expect("view lock")
     }
 
-    pub fn reader(&self) -> &StoreReader {
-        &self.reader
+    pub fn reader(&self) -> StoreReader {
+        self.reader.read().expect("reader lock").clone()
     }
 
     /// Why the log stopped accepting entries, if it did (a failed commit).
@@ -296,12 +304,16 @@ enum Reply {
 }
 
 struct Writer {
-    log: AuditLog,
+    /// `None` after a failed commit, until the log is reopened.
+    log: Option<AuditLog>,
+    reopen: Reopen,
+    reader: Arc<RwLock<StoreReader>>,
     view: Arc<RwLock<LogView>>,
     policy: CommitPolicy,
     metrics: Arc<Metrics>,
-    /// Set when a commit failed: the sealer is past entries that never reached the disk, so
-    /// nothing more may be appended until the log is reopened (a restart).
+    /// Set when a commit failed (a full disk, a read-only or failing device): the sealer is past
+    /// entries that may not be on disk, so the log is closed and nothing is appended until it has
+    /// been reopened from disk, which is tried again before each later batch.
     failed: Arc<RwLock<Option<String>>>,
 }
 
@@ -339,16 +351,50 @@ impl Writer {
         }
     }
 
+    /// After a failed commit: reopen the log from disk. On success the failure is cleared and
+    /// the view rebuilt (a batch whose commit failed may or may not have reached the disk; what
+    /// recovery keeps is sealed and verified, what it cuts was never acknowledged).
+    fn recover(&mut self) -> Result<(), String> {
+        if self.log.is_none() {
+            let why = self
+                .failed
+                .read()
+                .expect("failure lock")
+                .clone()
+                .unwrap_or_default();
+            match (self.reopen)() {
+                Ok((log, view)) => {
+                    tracing::warn!(
+                        entries = view.tree.size(),
+                        "the log was reopened after a failed commit; appending again"
+                    );
+                    *self.reader.write().expect("reader lock") = log.reader();
+                    *self.view.write().expect("view lock") = view;
+                    self.metrics
+                        .observe_log(&self.view.read().expect("view lock"));
+                    *self.failed.write().expect("failure lock") = None;
+                    self.log = Some(log);
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "the log is not accepting entries since a write failed ({why}); reopening it failed too ({e:#}); it is retried on the next request"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn commit_batch(&mut self, batch: Vec<Job>) {
-        if let Some(why) = self.failed.read().expect("failure lock").clone() {
-            let e = AppendError::Unavailable(format!(
-                "the log is not accepting entries since a write failed ({why}); restart docket serve to recover the log"
-            ));
+        if let Err(why) = self.recover() {
+            let e = AppendError::Unavailable(why);
             for job in batch {
                 job.fail(e.clone());
             }
             return;
         }
+        // Taken for the batch; put back only if the commit succeeds.
+        let mut log = self.log.take().expect("recovered");
         let mut replies = Vec::with_capacity(batch.len());
         let mut ingested_ids = Vec::new();
         for job in batch {
@@ -357,13 +403,13 @@ impl Writer {
                     decision,
                     queued,
                     reply,
-                } => match self.log.seal(&decision) {
+                } => match log.seal(&decision) {
                     Ok(sealed) => replies.push(Reply::Decision(reply, sealed, queued)),
                     Err(e) => {
                         let _ = reply.send(Err(AppendError::Rejected(format!("{e:#}"))));
                     }
                 },
-                Job::Record { kind, json, reply } => match self.log.record(kind, &json) {
+                Job::Record { kind, json, reply } => match log.record(kind, &json) {
                     Ok(seq) => replies.push(Reply::Record(reply, seq)),
                     Err(e) => {
                         let _ = reply.send(Err(AppendError::Rejected(format!("{e:#}"))));
@@ -386,7 +432,7 @@ impl Writer {
                                 continue;
                             }
                         }
-                        match self.log.record(EntryKind::Ingested, &event.json) {
+                        match log.record(EntryKind::Ingested, &event.json) {
                             Ok(seq) => {
                                 receipt.sealed.push(seq);
                                 if let Some(id) = event.decision_id {
@@ -411,8 +457,9 @@ impl Writer {
             }
         }
         let started = Instant::now();
-        match self.log.commit() {
+        match log.commit() {
             Ok(commit) => {
+                self.log = Some(log);
                 let Some(checkpoint) = commit.checkpoint else {
                     // Nothing was sealed (every job was rejected or a duplicate).
                     return self.answer(replies);
@@ -428,7 +475,7 @@ impl Writer {
             }
             Err(e) => {
                 let why = format!("{e:#}");
-                tracing::error!(error = %why, "commit failed; refusing further appends until restart");
+                tracing::error!(error = %why, "commit failed; the log is closed and will be reopened before the next batch");
                 self.metrics.commit_failures.inc();
                 let err = AppendError::Unavailable(format!(
                     "the decision could not be made durable ({why}); it was not logged, so it is not answered"
@@ -441,6 +488,8 @@ impl Writer {
                     };
                 }
                 *self.failed.write().expect("failure lock") = Some(why);
+                // Release the lock and the sealer; `recover` reopens from what is on disk.
+                drop(log);
             }
         }
     }

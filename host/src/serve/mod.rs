@@ -372,8 +372,18 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             opa_api::describe_policy_error(&e)
         )
     })?;
+    let reopen: appender::Reopen = {
+        let (runtime, log_dir) = (Arc::clone(&runtime), dir.join("log"));
+        let genesis_key = read_public_key(&dir.join("docket.pub"))?;
+        let key = read_secret_key(&key_path)?;
+        Box::new(move || {
+            let opened = AuditLog::open_with_frames(&log_dir, &runtime, &genesis_key, &key)?;
+            let view = LogView::from_frames(&opened.frames)?;
+            Ok((opened.log, view))
+        })
+    };
     let (appender, appender_thread) =
-        Appender::start(log, view, config.commit, Arc::clone(&metrics));
+        Appender::start(log, view, config.commit, Arc::clone(&metrics), reopen);
     appender
         .record(EntryKind::PolicyChange, load_record(&set, &version))
         .await
