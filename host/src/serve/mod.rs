@@ -326,6 +326,8 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
     let log_dir = dir.join("log");
     let rt = Arc::clone(&runtime);
     let signing = config.signing;
+    let (reopen_genesis, reopen_key) = (genesis_key.clone(), key.clone());
+    let genesis_vkey = genesis_key.to_vkey();
     let (log, view) = tokio::task::spawn_blocking(move || -> Result<(AuditLog, LogView)> {
         if crate::store::is_log_dir(&log_dir) {
             let opened = AuditLog::open_with_frames(&log_dir, &rt, &genesis_key, &key)?;
@@ -374,10 +376,9 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
     })?;
     let reopen: appender::Reopen = {
         let (runtime, log_dir) = (Arc::clone(&runtime), dir.join("log"));
-        let genesis_key = read_public_key(&dir.join("docket.pub"))?;
-        let key = read_secret_key(&key_path)?;
         Box::new(move || {
-            let opened = AuditLog::open_with_frames(&log_dir, &runtime, &genesis_key, &key)?;
+            let opened =
+                AuditLog::open_with_frames(&log_dir, &runtime, &reopen_genesis, &reopen_key)?;
             let view = LogView::from_frames(&opened.frames)?;
             Ok((opened.log, view))
         })
@@ -407,7 +408,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         policy_writer: Mutex::new(()),
         token,
         default_decision: config.default_decision.clone(),
-        genesis_key: read_public_key(&dir.join("docket.pub"))?.to_vkey(),
+        genesis_key: genesis_vkey,
         max_ingest_body: config.max_ingest_body,
     });
     let app = router(Arc::clone(&state), &config);
