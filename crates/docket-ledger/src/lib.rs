@@ -22,4 +22,4 @@ pub use hash::Hash;
 pub use keys::{KeyId, PublicKey, SecretKey};
 pub use record::{Decision, PolicyVersion, SigningMode};
 pub use sealer::{ChainState, GenesisParams, Sealer};
-pub use verifier::{Failure, Location, Report, Verifier, VerifyError};
+pub use verifier::{Failure, Location, Prechecked, Report, Verifier, VerifyError, precheck};

@@ -2,7 +2,7 @@
 //! state and reports the FIRST thing wrong, where it is and why. See `docs/log-format.md` §8.
 
 use crate::checkpoint::SignedCheckpoint;
-use crate::entry::{Entry, EntryKind, entry_signature_message};
+use crate::entry::{DecodeError, Entry, EntryKind, entry_signature_message};
 use crate::hash::Hash;
 use crate::keys::PublicKey;
 use crate::merkle::Frontier;
@@ -126,6 +126,52 @@ impl Report {
     }
 }
 
+/// The checks of one entry that do not depend on the entries before it: decoding, hashing the
+/// body, checking the record, and the entry's signature under the key the caller expects to be in
+/// force. They are most of the work of verifying a log, so a verifier with several cores can run
+/// [`precheck`] on many entries at once and push the results in order with
+/// [`Verifier::push_prechecked`]; the sequential part (sequence, links, keys in force,
+/// timestamps, the tree) stays in the [`Verifier`].
+#[derive(Clone, Debug)]
+pub struct Prechecked {
+    decoded: Result<Entry, DecodeError>,
+    computed_hash: Hash,
+    record_check: Result<(), String>,
+    /// The key the signature was checked under, and whether it verified.
+    signature_checked: Option<(PublicKey, bool)>,
+}
+
+/// Runs the independent checks of one binary entry. `key` is the key expected to be in force
+/// (the log's key); without one, or if the key in force turns out to differ, the signature is
+/// checked when the entry is pushed.
+pub fn precheck(bytes: &[u8], key: Option<&PublicKey>) -> Prechecked {
+    match Entry::decode(bytes) {
+        Ok(entry) => {
+            let computed_hash = entry.compute_hash();
+            let record_check = check_record(&entry.record);
+            let signature_checked = match (key, &entry.signature) {
+                (Some(key), Some(sig)) => Some((
+                    key.clone(),
+                    key.verify(&entry_signature_message(&entry.hash), sig),
+                )),
+                _ => None,
+            };
+            Prechecked {
+                decoded: Ok(entry),
+                computed_hash,
+                record_check,
+                signature_checked,
+            }
+        }
+        Err(e) => Prechecked {
+            decoded: Err(e),
+            computed_hash: Hash::ZERO,
+            record_check: Ok(()),
+            signature_checked: None,
+        },
+    }
+}
+
 /// A streaming verifier. Push entries and checkpoints in log order, then call [`Verifier::finish`].
 /// After the first failure every call returns that failure again.
 pub struct Verifier {
@@ -197,14 +243,21 @@ impl Verifier {
 
     /// Decodes a binary entry and pushes it.
     pub fn push_entry_bytes(&mut self, bytes: &[u8]) -> Result<(), VerifyError> {
+        self.push_prechecked(&precheck(bytes, None))
+    }
+
+    /// Pushes an entry whose independent checks [`precheck`] has already done (possibly on
+    /// another thread). The verdict is exactly that of [`Verifier::push_entry_bytes`] on the
+    /// same bytes: a signature checked under a key other than the one in force is checked again.
+    pub fn push_prechecked(&mut self, prechecked: &Prechecked) -> Result<(), VerifyError> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
-        match Entry::decode(bytes) {
-            Ok(entry) => self.push_entry(&entry),
+        match &prechecked.decoded {
+            Ok(entry) => self.accept(entry, Some(prechecked)),
             Err(e) => {
                 let at = Location::Entry(self.entries());
-                Err(self.fail(at, Failure::Malformed, e.0))
+                Err(self.fail(at, Failure::Malformed, e.0.clone()))
             }
         }
     }
@@ -222,6 +275,10 @@ impl Verifier {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
+        self.accept(entry, None)
+    }
+
+    fn accept(&mut self, entry: &Entry, pre: Option<&Prechecked>) -> Result<(), VerifyError> {
         let position = self.entries();
         let at = Location::Entry(position);
         // Order matters: structure first (sequence, link, hash), then meaning. A change to any
@@ -247,7 +304,7 @@ impl Verifier {
             };
             return Err(self.fail(at, Failure::BrokenLink, detail));
         }
-        let computed = entry.compute_hash();
+        let computed = pre.map_or_else(|| entry.compute_hash(), |p| p.computed_hash);
         if computed != entry.hash {
             let detail = format!(
                 "stored hash {} but the entry hashes to {computed}: its contents were altered",
@@ -255,13 +312,18 @@ impl Verifier {
             );
             return Err(self.fail(at, Failure::BadHash, detail));
         }
-        if let Err(why) = check_record(&entry.record) {
+        let record_check = match pre {
+            Some(p) => p.record_check.clone(),
+            None => check_record(&entry.record),
+        };
+        if let Err(why) = record_check {
             return Err(self.fail(at, Failure::BadRecord, why));
         }
+        let signature_checked = pre.and_then(|p| p.signature_checked.clone());
         if position == 0 {
-            self.accept_genesis(entry)?;
+            self.accept_genesis(entry, signature_checked)?;
         } else {
-            self.accept_next(entry)?;
+            self.accept_next(entry, signature_checked)?;
         }
         self.frontier.push(entry.hash);
         if let Some((size, _)) = self.trusted_checkpoint
@@ -288,10 +350,15 @@ impl Verifier {
         entry: &Entry,
         key: &PublicKey,
         required: bool,
+        checked: Option<(PublicKey, bool)>,
     ) -> Result<(), VerifyError> {
         let at = Location::Entry(entry.seq);
+        let verifies = |sig: &[u8; 64]| match &checked {
+            Some((checked_key, verdict)) if checked_key == key => *verdict,
+            _ => key.verify(&entry_signature_message(&entry.hash), sig),
+        };
         match &entry.signature {
-            Some(sig) if key.verify(&entry_signature_message(&entry.hash), sig) => Ok(()),
+            Some(sig) if verifies(sig) => Ok(()),
             Some(_) => {
                 let detail = format!(
                     "the signature does not verify under key {} ({})",
@@ -308,7 +375,11 @@ impl Verifier {
         }
     }
 
-    fn accept_genesis(&mut self, entry: &Entry) -> Result<(), VerifyError> {
+    fn accept_genesis(
+        &mut self,
+        entry: &Entry,
+        signature_checked: Option<(PublicKey, bool)>,
+    ) -> Result<(), VerifyError> {
         let at = Location::Entry(0);
         if entry.kind != EntryKind::Genesis {
             let detail = format!(
@@ -366,7 +437,7 @@ impl Verifier {
             );
             return Err(self.fail(at, Failure::UnknownKey, detail));
         }
-        self.check_signature(entry, &key, true)?;
+        self.check_signature(entry, &key, true, signature_checked)?;
         self.first_timestamp_ns = entry.timestamp_ns;
         self.keys.push(key.clone());
         self.state = Some(ChainState {
@@ -383,7 +454,11 @@ impl Verifier {
         Ok(())
     }
 
-    fn accept_next(&mut self, entry: &Entry) -> Result<(), VerifyError> {
+    fn accept_next(
+        &mut self,
+        entry: &Entry,
+        signature_checked: Option<(PublicKey, bool)>,
+    ) -> Result<(), VerifyError> {
         let at = Location::Entry(entry.seq);
         let state = self.state.as_ref().expect("genesis accepted");
         let key = state.key.clone();
@@ -412,7 +487,7 @@ impl Verifier {
             return Err(self.fail(at, Failure::UnknownKey, detail));
         }
         let required = entry.kind.always_signed() || signing == SigningMode::Entry;
-        self.check_signature(entry, &key, required)?;
+        self.check_signature(entry, &key, required, signature_checked)?;
         if entry.timestamp_ns < last_ts {
             let detail = format!(
                 "timestamp {} is earlier than the previous entry's {last_ts}",

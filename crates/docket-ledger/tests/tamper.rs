@@ -130,6 +130,12 @@ enum Mutation {
     ReSignWithForeignKey(usize),
     /// Replace an entry with the same-numbered entry of another log by the same key.
     SpliceFromOtherLog(usize),
+    /// Replace a checkpoint with the one the log's own key signed for a fork diverging at the
+    /// given entry (same origin, same key, a different history).
+    ForkedCheckpoint(usize, usize),
+    /// Present a whole fork, consistent in itself, to a verifier that holds the genuine log's
+    /// latest tree head (as a witness or an earlier reader would).
+    ForkAgainstTrustedHead(usize),
 }
 
 fn mutation(items: usize, entries: usize) -> impl Strategy<Value = Mutation> {
@@ -144,6 +150,8 @@ fn mutation(items: usize, entries: usize) -> impl Strategy<Value = Mutation> {
         Just(Mutation::RollBackLastCheckpoint),
         (1..entries).prop_map(Mutation::ReSignWithForeignKey),
         (1..entries).prop_map(Mutation::SpliceFromOtherLog),
+        (1..entries, 0..64usize).prop_map(|(seq, c)| Mutation::ForkedCheckpoint(seq, c)),
+        (1..entries).prop_map(Mutation::ForkAgainstTrustedHead),
     ]
 }
 
@@ -309,12 +317,58 @@ fn check_mutation(mode: SigningMode, m: Mutation) {
             items[k] = Item::Entry(foreign);
             (Failure::BrokenLink, Some(Location::Entry(seq as u64)))
         }
+        Mutation::ForkedCheckpoint(seq, c) => {
+            let fork = fork_of(mode, seq);
+            // A checkpoint of the fork at a size that includes the divergence.
+            let forked: Vec<&Item> = fork
+                .items
+                .iter()
+                .filter(|i| matches!(i, Item::Checkpoint { size, .. } if *size as usize > seq))
+                .collect();
+            let chosen = forked[c % forked.len()].clone();
+            let Item::Checkpoint { size, .. } = chosen else {
+                unreachable!()
+            };
+            let k = items
+                .iter()
+                .position(|i| matches!(i, Item::Checkpoint { size: s, .. } if *s == size))
+                .expect("both logs checkpoint at the same sizes");
+            items[k] = chosen;
+            (
+                Failure::CheckpointMismatch,
+                Some(Location::Checkpoint(size)),
+            )
+        }
+        Mutation::ForkAgainstTrustedHead(seq) => {
+            let fork = fork_of(mode, seq);
+            // On its own the fork is a valid log: only a tree head from the genuine history
+            // exposes it.
+            verify(&fork.items, &fork.genesis_key, None).expect("a fork verifies on its own");
+            items = fork.items;
+            (
+                Failure::CheckpointMismatch,
+                Some(Location::Checkpoint(built.final_size)),
+            )
+        }
     };
     let err = verify(&items, &built.genesis_key, head).expect_err("mutation must be detected");
     assert_eq!(err.failure, failure, "{err}");
     if let Some(location) = location {
         assert_eq!(err.location, location, "{err}");
     }
+}
+
+/// The same log as `check_mutation` builds (same origin, same keys), diverging at entry `seq`.
+fn fork_of(mode: SigningMode, seq: usize) -> Built {
+    build_fork(
+        "docket.test/prop",
+        "prop",
+        mode,
+        30,
+        4,
+        Some(13),
+        Some(seq as u64),
+    )
 }
 
 /// Cases per signing mode: 256 in the test command, more with DOCKET_TAMPER_CASES (`just tamper`

@@ -52,6 +52,20 @@ pub fn build(
     every: u64,
     rotate_at: Option<u64>,
 ) -> Built {
+    build_fork(origin, label, mode, n, every, rotate_at, None)
+}
+
+/// Like [`build`], but from entry `diverge_at` on the decisions differ: with the same origin and
+/// label (so the same keys) this is a fork, a second history the log's key has signed.
+pub fn build_fork(
+    origin: &str,
+    label: &str,
+    mode: SigningMode,
+    n: u64,
+    every: u64,
+    rotate_at: Option<u64>,
+    diverge_at: Option<u64>,
+) -> Built {
     let first = key("docket-test", label);
     let genesis_key = first.public().clone();
     let params = GenesisParams {
@@ -68,7 +82,11 @@ pub fn build(
                 .rotate_key(key("docket-test-2", &format!("{label}-rotated")), now)
                 .unwrap()
         } else {
-            sealer.seal_decision(&decision(i), now).unwrap().0
+            let which = match diverge_at {
+                Some(d) if i >= d => i + 1_000_000,
+                _ => i,
+            };
+            sealer.seal_decision(&decision(which), now).unwrap().0
         };
         items.push(Item::Entry(entry));
         if i.is_multiple_of(every) || i == n {
@@ -85,10 +103,27 @@ pub fn build(
     }
 }
 
+/// Verifies `items` entry by entry, and again with every entry prechecked up front (as a
+/// parallel verifier does, with the genesis key as the expected signing key); both must agree.
 pub fn verify(
     items: &[Item],
     trusted: &PublicKey,
     head: Option<(u64, docket_ledger::Hash)>,
+) -> Result<docket_ledger::Report, VerifyError> {
+    let sequential = verify_with(items, trusted, head, false);
+    let prechecked = verify_with(items, trusted, head, true);
+    assert_eq!(
+        sequential, prechecked,
+        "prechecked verification must give the same verdict"
+    );
+    sequential
+}
+
+fn verify_with(
+    items: &[Item],
+    trusted: &PublicKey,
+    head: Option<(u64, docket_ledger::Hash)>,
+    prechecked: bool,
 ) -> Result<docket_ledger::Report, VerifyError> {
     let mut verifier = Verifier::new(trusted.clone());
     if let Some((size, root)) = head {
@@ -96,6 +131,9 @@ pub fn verify(
     }
     for item in items {
         match item {
+            Item::Entry(e) if prechecked => {
+                verifier.push_prechecked(&docket_ledger::precheck(&e.encode(), Some(trusted)))?
+            }
             Item::Entry(e) => verifier.push_entry(e)?,
             Item::Checkpoint { note, .. } => verifier.push_checkpoint(note)?,
         }
