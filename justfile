@@ -49,10 +49,19 @@ envoy-demo: envoy-filter
 crash kills="100":
     DOCKET_CRASH_KILLS={{kills}} cargo test --release -p docket --test crash -- --nocapture
 
-# The tamper suite at full size: 10,000 seeded structural mutations (5,000 per signing mode)
-# besides every single-bit flip of every entry.
+# 10,000 seeded structural mutations of a ledger-built log (5,000 per signing mode) besides
+# every single-bit flip of every entry, then 10,000 seeded mutations of a log written by
+# docket serve, verified through the component.
+# The tamper suites at full size.
 tamper cases="5000":
     DOCKET_TAMPER_CASES={{cases}} cargo test --release -p docket-ledger --test tamper -- --nocapture
+    DOCKET_SERVED_TAMPER_CASES=$(( {{cases}} * 2 )) cargo test --release -p docket --test serve every_seeded_mutation -- --nocapture
+
+# docket's evaluators next to the real OPA engine, and verification on 1 and 2 cores.
+peers n="2000":
+    bash tests/setup-python.sh
+    cargo run --release -p docket-tests --bin docket-bench -- peers {{n}}
+    cargo run --release -p docket-tests --bin docket-bench -- verify-cores 50000
 
 # Format the code.
 fmt:
@@ -66,3 +75,22 @@ lint:
 # Regenerate the format's test vectors after a deliberate format change.
 vectors:
     DOCKET_REGENERATE_VECTORS=1 cargo test -p docket-ledger --test vectors
+
+# Targets: the log decoder and verifier, the export parser, the policy loader, the request
+# parsers of docket serve. Crashes land in tests/fuzz/artifacts/; copy each to
+# tests/fuzz/regressions/<target>/ once it is fixed (the test command replays them).
+# Fuzz every target for a bounded time each (cargo fuzz, nightly).
+fuzz seconds="60":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz
+    rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
+    DOCKET_FUZZ_SEEDS="$PWD/tests/fuzz/seeds" cargo test --release --manifest-path tests/fuzz/Cargo.toml \
+        --no-default-features -- --ignored write_seeds
+    for target in log_decoder export_parser policy_loader http_requests; do
+        corpus="tests/fuzz/corpus/$target"
+        mkdir -p "$corpus"
+        cargo +nightly fuzz run --fuzz-dir tests/fuzz -O "$target" "$corpus" \
+            tests/fuzz/seeds/$target -- -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=4096
+    done

@@ -1,11 +1,14 @@
 //! `docket-bench`: docket's figures, each as a ratio against a baseline measured in the same
 //! process and run (native vs component, group commit vs fsync per entry). Prints a Markdown
 //! table for BENCHMARKS.md. Run: `cargo run --release -p docket-tests --bin docket-bench`.
+//! Subcommands: `peers [N]` (docket's evaluators and the real OPA engine on the same inputs),
+//! `verify-cores [N]` (verification on 1 and 2 threads), `verify-export FILE PUB` and
+//! `js-vectors OUT N` (baselines and vectors for the browser tests).
 
-use docket::examples::{ALL, RBAC, Requests};
+use docket::examples::{ABAC, ALL, RBAC, Requests};
 use docket::log::AuditLog;
 use docket::runtime::{self, Runtime};
-use docket_ledger::record::SigningMode;
+use docket_ledger::record::{PolicyVersion, SigningMode};
 use docket_ledger::{GenesisParams, Sealer, SecretKey, Verifier};
 use docket_policy::PolicyEngine;
 use std::time::{Duration, Instant};
@@ -113,8 +116,257 @@ fn js_vectors(out: &str, n: usize) {
     std::fs::write(out, doc.to_string()).unwrap();
 }
 
+/// Times `f` over every input, best of `ROUNDS`; returns µs per input and the last answers.
+fn time_each<T>(inputs: &[String], mut f: impl FnMut(&str) -> T) -> (f64, Vec<T>) {
+    let mut answers = Vec::new();
+    let us = best_us(inputs.len(), || {
+        answers = inputs.iter().map(|input| f(input)).collect();
+    });
+    (us, answers)
+}
+
+/// An answer as JSON, for comparing engines that serialize differently.
+fn as_json(answer: Option<&str>) -> Option<serde_json::Value> {
+    answer.map(|text| serde_json::from_str(text).expect("engines answer JSON"))
+}
+
+/// `docket-bench peers [N]`: the RBAC and ABAC examples on the same N seeded inputs each, with
+/// native regorus (interpreter, as docket runs it, and the bytecode VM), the docket component in
+/// wasmtime, and the real OPA engine (tests/opa_engine_bench.py, which says how the Python
+/// overhead is kept out). Prints µs per decision, the ratios, and how often each engine agrees
+/// with OPA.
+fn peers(n: usize) {
+    use regorus::languages::rego::compiler::Compiler;
+    use regorus::rvm::vm::RegoVM;
+
+    let mut requests = Requests::new(4242);
+    let work: Vec<(&str, Vec<String>)> = vec![
+        (RBAC.path, (0..n).map(|_| requests.rbac()).collect()),
+        (ABAC.path, (0..n).map(|_| requests.abac()).collect()),
+    ];
+
+    // The real OPA engine, in a child process, on the same inputs.
+    let spec = serde_json::json!({
+        "policies": ALL.iter().map(|p| serde_json::json!({"id": p.id, "source": p.source, "data": p.data})).collect::<Vec<_>>(),
+        "work": work.iter().map(|(path, inputs)| (path.to_string(), serde_json::json!(inputs))).collect::<serde_json::Map<_, _>>(),
+    });
+    let spec_file = std::env::temp_dir().join(format!("docket-peers-{}.json", std::process::id()));
+    std::fs::write(&spec_file, spec.to_string()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/opa_engine_bench.py");
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&spec_file)
+        .output()
+        .expect("python3 runs (bash tests/setup-python.sh installs the OPA engine)");
+    let _ = std::fs::remove_file(&spec_file);
+    assert!(
+        output.status.success(),
+        "the OPA engine benchmark failed (bash tests/setup-python.sh installs it):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let opa: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    let mut interpreter = PolicyEngine::new();
+    let rt = Runtime::new(Some(&std::env::temp_dir().join("docket-bench-cache"))).unwrap();
+    let mut component = rt.instantiate().unwrap();
+    let mut data = serde_json::Map::new();
+    let mut vm_engine = regorus::Engine::new();
+    for p in ALL {
+        interpreter.add_policy(p.id, p.source).unwrap();
+        interpreter.add_data(p.data).unwrap();
+        component.add_policy(p.id, p.source).unwrap().unwrap();
+        component.add_data(p.data).unwrap().unwrap();
+        vm_engine
+            .add_policy(p.id.to_string(), p.source.to_string())
+            .unwrap();
+        let doc: serde_json::Map<String, serde_json::Value> = serde_json::from_str(p.data).unwrap();
+        data.extend(doc);
+    }
+    let data = regorus::Value::from_json_str(&serde_json::Value::Object(data).to_string()).unwrap();
+
+    println!(
+        "Measured {} on {}: {n} inputs per policy, µs per decision (input JSON in, result JSON out), best of {ROUNDS}.\n",
+        chrono_free_date(),
+        std::env::consts::ARCH
+    );
+    println!(
+        "| policy | regorus interpreter (docket's path) | regorus VM | docket component | OPA v1.20 engine | interpreter / OPA | VM / OPA | component / OPA | agree with OPA (interp., VM, comp.) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (path, inputs) in &work {
+        let (interp_us, interp) = time_each(inputs, |input| {
+            interpreter.evaluate(path, Some(input)).unwrap().result
+        });
+
+        let entry = docket_policy::data_ref(path);
+        let compiled = vm_engine
+            .compile_with_entrypoint(&entry.as_str().into())
+            .unwrap();
+        let program = Compiler::compile_from_policy(&compiled, &[entry.as_str()]).unwrap();
+        let mut vm = RegoVM::new();
+        vm.load_program(program);
+        vm.set_data(data.clone()).unwrap();
+        let (vm_us, vm_answers) = time_each(inputs, |input| {
+            vm.set_input(regorus::Value::from_json_str(input).unwrap());
+            match vm.execute().unwrap() {
+                regorus::Value::Undefined => None,
+                v => Some(serde_json::to_string(&v).unwrap()),
+            }
+        });
+
+        let (component_us, component_answers) = time_each(inputs, |input| {
+            component
+                .evaluate(path, Some(input))
+                .unwrap()
+                .unwrap()
+                .result
+        });
+
+        let opa_path = &opa[*path];
+        let opa_us = opa_path["us"].as_f64().unwrap();
+        let opa_answers: Vec<Option<serde_json::Value>> = opa_path["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| as_json(r.as_str()))
+            .collect();
+        let agree = |answers: &[Option<String>]| {
+            answers
+                .iter()
+                .zip(&opa_answers)
+                .filter(|(a, o)| as_json(a.as_deref()) == **o)
+                .count()
+        };
+        println!(
+            "| `{path}` | {interp_us:.1} | {vm_us:.1} | {component_us:.1} | {opa_us:.1} (gross {:.1}, Python {:.1}) | {:.2}× | {:.2}× | {:.2}× | {}, {}, {} of {} |",
+            opa_path["gross_us"].as_f64().unwrap(),
+            opa_path["overhead_us"].as_f64().unwrap(),
+            interp_us / opa_us,
+            vm_us / opa_us,
+            component_us / opa_us,
+            agree(&interp),
+            agree(&vm_answers),
+            agree(&component_answers),
+            inputs.len()
+        );
+    }
+}
+
+/// Verification of `log` (binary entries, then one checkpoint) on `threads` threads: windows of
+/// entries are prechecked in parallel (decode, hash, record, signature), then pushed in order.
+/// Returns µs per entry, best of `ROUNDS`.
+fn verify_on_threads(
+    threads: usize,
+    log: &[Vec<u8>],
+    note: &str,
+    key: &docket_ledger::PublicKey,
+) -> f64 {
+    const WINDOW: usize = 4096;
+    best_us(log.len(), || {
+        let mut verifier = Verifier::new(key.clone());
+        for window in log.chunks(WINDOW) {
+            let per_thread = window.len().div_ceil(threads);
+            let prechecked: Vec<docket_ledger::Prechecked> = std::thread::scope(|scope| {
+                let handles: Vec<_> = window
+                    .chunks(per_thread)
+                    .skip(1)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|e| docket_ledger::precheck(e, Some(key)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                let mut all: Vec<_> = window[..per_thread.min(window.len())]
+                    .iter()
+                    .map(|e| docket_ledger::precheck(e, Some(key)))
+                    .collect();
+                for h in handles {
+                    all.extend(h.join().unwrap());
+                }
+                all
+            });
+            for p in &prechecked {
+                verifier.push_prechecked(p).unwrap();
+            }
+        }
+        verifier.push_checkpoint(note).unwrap();
+        verifier.finish().unwrap();
+    })
+}
+
+/// `docket-bench verify-cores [N]`: native verification of an N-decision log on 1 and 2 threads,
+/// in both signing modes, against the plain one-entry-at-a-time verifier in the same run.
+fn verify_cores(n: usize) {
+    let decision = docket_ledger::Decision {
+        path: RBAC.path.into(),
+        input: Some(Requests::new(1).rbac()),
+        result: Some("true".into()),
+        policy_version: PolicyVersion {
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            revision: None,
+        },
+    };
+    println!(
+        "Measured {} on {} ({} cores available): a log of {n} decisions, µs per entry, best of {ROUNDS}.\n",
+        chrono_free_date(),
+        std::env::consts::ARCH,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "| signing mode | one entry at a time (push_entry_bytes) | prechecked, 1 thread | prechecked, 2 threads | 2 threads vs 1 | entries/s on 2 threads |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for mode in [SigningMode::Checkpoint, SigningMode::Entry] {
+        let key = SecretKey::from_seed("bench", &[9; 32]).unwrap();
+        let params = GenesisParams {
+            origin: "bench/verify".into(),
+            instance_id: "v".into(),
+            signing: mode,
+        };
+        let (mut sealer, genesis) = Sealer::genesis(key.clone(), params, 1).unwrap();
+        let mut log = vec![genesis.encode()];
+        for i in 0..n {
+            log.push(
+                sealer
+                    .seal_decision(&decision, 2 + i as u64)
+                    .unwrap()
+                    .0
+                    .encode(),
+            );
+        }
+        let (_, note) = sealer.checkpoint();
+        let public = key.public().clone();
+        let plain = best_us(log.len(), || {
+            let mut v = Verifier::new(public.clone());
+            for e in &log {
+                v.push_entry_bytes(e).unwrap();
+            }
+            v.push_checkpoint(&note).unwrap();
+            v.finish().unwrap();
+        });
+        let one = verify_on_threads(1, &log, &note, &public);
+        let two = verify_on_threads(2, &log, &note, &public);
+        println!(
+            "| {} | {plain:.2} | {one:.2} | {two:.2} | {:.2}× faster | {:.0} |",
+            mode.as_str(),
+            one / two,
+            1e6 / two
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let count =
+        |i: usize, default: usize| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
+    if args.get(1).map(String::as_str) == Some("peers") {
+        return peers(count(2, 2000));
+    }
+    if args.get(1).map(String::as_str) == Some("verify-cores") {
+        return verify_cores(count(2, 50_000));
+    }
     if args.get(1).map(String::as_str) == Some("verify-export") {
         return verify_export(&args[2], &args[3]);
     }

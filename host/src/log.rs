@@ -90,7 +90,7 @@ pub fn verify_frames(
 
 /// Renders a verification failure as one line: where, what, why.
 pub fn describe_failure(e: &VerifyError) -> String {
-    use runtime::bindings::exports::docket::audit::verification::Location;
+    use runtime::Location;
     let at = match e.location {
         Location::Entry(n) => format!("entry {n}"),
         Location::Checkpoint(n) => format!("checkpoint after {n} entries"),

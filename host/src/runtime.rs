@@ -27,7 +27,7 @@ pub mod bindings {
 use bindings::docket::audit::types as wit;
 pub use bindings::exports::docket::audit::policy::PolicyError;
 pub use bindings::exports::docket::audit::sealing::SealError;
-pub use bindings::exports::docket::audit::verification::{Report, VerifyError};
+pub use bindings::exports::docket::audit::verification::{Location, Report, VerifyError};
 pub use wit::{
     ChainState, Checkpoint, Decision, EntryKind, PolicyVersion, SealedEntry, SigningMode,
 };

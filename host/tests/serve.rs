@@ -624,3 +624,195 @@ fn kill_9_under_concurrent_load_loses_no_acknowledged_decision() {
     let summary = verify_dir(&dir);
     assert!(summary.starts_with("verified:"), "{summary}");
 }
+
+/// The tamper suite over a log that `docket serve` wrote (decisions, a policy change, ingested
+/// OPA events), exported by the CLI and verified through the component against the server's
+/// latest tree head. Seeded mutations of the export: bit flips anywhere, dropped, duplicated,
+/// swapped and truncated lines. Every mutation that changes what the export says is rejected,
+/// and a flip inside an entry's line is named at that entry. DOCKET_SERVED_TAMPER_CASES sets
+/// the count (400 in the test command).
+#[test]
+fn every_seeded_mutation_of_a_served_log_is_detected() {
+    use docket::runtime::{Location, Runtime};
+    use docket_ledger::export::{ExportLine, parse_line};
+    use rand::rngs::StdRng;
+    use rand::{RngExt, SeedableRng};
+
+    let dir = scratch("tamper");
+    let server = Server::start(&dir, &[]);
+    let c = client();
+    let token = server.token();
+    let mut requests = docket::examples::Requests::new(11);
+    for _ in 0..30 {
+        let (path, input) = requests.next_request();
+        let input: Value = serde_json::from_str(&input).unwrap();
+        assert_eq!(decide(&c, &server, path, &input).0, 200);
+    }
+    let module = "package extra\n\nallow if input.user == \"root\"\n";
+    let put = c
+        .put(server.url("/v1/policies/extra.rego"))
+        .bearer_auth(&token)
+        .body(module)
+        .send()
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let upload = c
+        .post(server.url("/logs"))
+        .bearer_auth(&token)
+        .header("content-encoding", "gzip")
+        .body(gzip(&serde_json::to_vec(&opa_events(5, 0)).unwrap()))
+        .send()
+        .unwrap();
+    assert_eq!(upload.status().as_u16(), 200);
+    let (_, d) = decide(&c, &server, "extra/allow", &json!({"user": "root"}));
+    assert_eq!(d["result"], json!(true));
+    assert!(server.stop().success());
+
+    let export = dir.join("served.jsonl");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(["log", "export"])
+        .arg(dir.join("data/log"))
+        .arg("-o")
+        .arg(&export)
+        .env(
+            "DOCKET_CACHE_DIR",
+            std::env::temp_dir().join("docket-test-component-cache"),
+        )
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lines: Vec<String> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let parsed: Vec<_> = lines.iter().map(|l| parse_line(l).ok()).collect();
+    let head = lines
+        .iter()
+        .rev()
+        .find_map(|l| match parse_line(l) {
+            Ok(ExportLine::Checkpoint(note)) => Some(SignedCheckpoint::parse(&note).unwrap()),
+            _ => None,
+        })
+        .unwrap()
+        .checkpoint;
+    let vkey = std::fs::read_to_string(dir.join("data/docket.pub")).unwrap();
+    let runtime = Runtime::new(Some(
+        &std::env::temp_dir().join("docket-test-component-cache"),
+    ))
+    .unwrap();
+    let mut instance = runtime.instantiate().unwrap();
+    let mut verify = |lines: &[String]| {
+        let mut v = instance.verifier(vkey.trim()).unwrap();
+        v.expect_tree_head(head.size, &head.root.0).unwrap();
+        for line in lines {
+            v.push_export_line(line).unwrap()?;
+        }
+        v.finish().unwrap().map(|report| report.entries)
+    };
+    assert_eq!(verify(&lines).unwrap(), head.size);
+    // Entry lines by their sequence number, for naming the entry a flip lands in.
+    let seq_of_line: Vec<Option<u64>> = parsed
+        .iter()
+        .map(|p| match p {
+            Some(ExportLine::Entry(e)) => Some(e.seq),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        seq_of_line.iter().flatten().count() >= 38,
+        "decisions, the policy load and change, and ingested events are all in the log"
+    );
+
+    // What an export says: its entries in order, and each checkpoint with the number of
+    // entries before it.
+    type Meaning = (Vec<docket_ledger::Entry>, Vec<(usize, String)>);
+    let meaning = |lines: &[String]| -> Option<Meaning> {
+        let mut entries = Vec::new();
+        let mut checkpoints = Vec::new();
+        for line in lines {
+            match parse_line(line).ok()? {
+                ExportLine::Entry(e) => entries.push(e),
+                ExportLine::Checkpoint(note) => checkpoints.push((entries.len(), note)),
+                ExportLine::Header { .. } => {}
+            }
+        }
+        Some((entries, checkpoints))
+    };
+    let (genuine_entries, genuine_checkpoints) = meaning(&lines).unwrap();
+    // The same entries, the same last checkpoint, and only genuine checkpoints at their genuine
+    // places: at most a checkpoint line dropped or repeated between others.
+    let same_entries = |mutated: &[String]| {
+        meaning(mutated).is_some_and(|(entries, checkpoints)| {
+            mutated.first() == lines.first()
+                && entries == genuine_entries
+                && checkpoints.last() == genuine_checkpoints.last()
+                && checkpoints.iter().all(|c| genuine_checkpoints.contains(c))
+        })
+    };
+    let cases: usize = std::env::var("DOCKET_SERVED_TAMPER_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(400);
+    let mut rng = StdRng::seed_from_u64(0x7a3e);
+    let (mut detected, mut unchanged) = (0, 0);
+    for case in 0..cases {
+        let mut mutated = lines.clone();
+        let k = rng.random_range(1..lines.len());
+        let mut flipped_entry = None;
+        let what = match rng.random_range(0..5u32) {
+            0 | 1 => {
+                let mut bytes = mutated[k].clone().into_bytes();
+                let at = rng.random_range(0..bytes.len());
+                bytes[at] ^= 1 << rng.random_range(0..8u32);
+                mutated[k] = String::from_utf8_lossy(&bytes).into_owned();
+                flipped_entry = seq_of_line[k];
+                format!("flip in line {k} at byte {at}")
+            }
+            2 => {
+                mutated.remove(k);
+                format!("drop line {k}")
+            }
+            3 => {
+                mutated.insert(k, lines[k].clone());
+                format!("duplicate line {k}")
+            }
+            _ if k + 1 < lines.len() => {
+                mutated.swap(k, k + 1);
+                format!("swap lines {k} and {}", k + 1)
+            }
+            _ => {
+                mutated.truncate(k);
+                format!("truncate to {k} lines")
+            }
+        };
+        let verdict = verify(&mutated);
+        if same_entries(&mutated) {
+            // A checkpoint line dropped or repeated between others: every entry is still there
+            // and signed by a later checkpoint, so the log must still verify.
+            assert!(
+                verdict.is_ok(),
+                "case {case} ({what}) changed no entry yet failed"
+            );
+            unchanged += 1;
+            continue;
+        }
+        let err = match verdict {
+            Ok(n) => panic!("case {case} ({what}) was not detected ({n} entries verified)"),
+            Err(err) => err,
+        };
+        if let Some(seq) = flipped_entry {
+            assert!(
+                matches!(err.location, Location::Entry(at) if at == seq),
+                "case {case} ({what}) was named at {:?}, not entry {seq}: {}",
+                err.location,
+                err.detail
+            );
+        }
+        detected += 1;
+    }
+    eprintln!(
+        "served-log tamper suite: {detected} of {cases} mutations detected; {unchanged} changed no entry (a checkpoint line dropped or repeated) and still verified"
+    );
+    assert_eq!(detected + unchanged, cases);
+}

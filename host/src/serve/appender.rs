@@ -63,10 +63,7 @@ pub struct IngestReceipt {
 }
 
 /// An ingested event: its compact JSON and its decision_id, if it has one.
-pub struct IngestEvent {
-    pub json: String,
-    pub decision_id: Option<String>,
-}
+pub use docket_wire::IngestEvent;
 
 enum Job {
     Decision {

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use docket_ledger::Entry;
 use docket_ledger::record::rfc3339;
+use docket_wire::{TILE_WIDTH, parse_tile};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -20,8 +21,6 @@ use std::sync::Arc;
 
 type AppResult<T> = Result<T, ApiError>;
 
-/// Hashes per tile and entries per bundle (C2SP tlog-tiles: tile height 8).
-const TILE_WIDTH: u64 = 256;
 /// At most this many entries per `GET /v1/log/entries`.
 const MAX_PAGE: u64 = 1000;
 
@@ -255,67 +254,6 @@ async fn consistency(
     .into_response())
 }
 
-/// A tile address: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`, with N written in groups of
-/// three digits, all but the last prefixed by `x` (C2SP tlog-tiles).
-#[derive(Debug, PartialEq, Eq)]
-struct TileAddress {
-    /// `None` for an entry bundle.
-    level: Option<u8>,
-    index: u64,
-    /// `None` for a full tile.
-    width: Option<u64>,
-}
-
-fn parse_tile(rest: &str) -> Option<TileAddress> {
-    let mut parts: Vec<&str> = rest.split('/').collect();
-    let level = match parts.first()? {
-        &"entries" => None,
-        l if !l.is_empty() && l.len() <= 2 && l.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(l.parse::<u8>().ok().filter(|l| *l <= 63)?)
-        }
-        _ => return None,
-    };
-    parts.remove(0);
-    let mut width = None;
-    if parts.len() >= 2 && parts[parts.len() - 2].ends_with(".p") {
-        let w = parts.pop()?;
-        if w.is_empty()
-            || w.len() > 3
-            || w.starts_with('0')
-            || !w.bytes().all(|b| b.is_ascii_digit())
-        {
-            return None;
-        }
-        let w: u64 = w.parse().ok()?;
-        if !(1..TILE_WIDTH).contains(&w) {
-            return None;
-        }
-        width = Some(w);
-        let last = parts.last_mut()?;
-        *last = last.strip_suffix(".p")?;
-    }
-    let (last, groups) = parts.split_last()?;
-    let mut index: u64 = 0;
-    for group in groups {
-        let digits = group.strip_prefix('x')?;
-        index = index
-            .checked_mul(1000)?
-            .checked_add(three_digits(digits)?)?;
-    }
-    index = index.checked_mul(1000)?.checked_add(three_digits(last)?)?;
-    Some(TileAddress {
-        level,
-        index,
-        width,
-    })
-}
-
-fn three_digits(s: &str) -> Option<u64> {
-    (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
-}
-
 async fn tile(State(state): State<Arc<AppState>>, Path(rest): Path<String>) -> AppResult<Response> {
     let address = parse_tile(&rest).ok_or_else(|| {
         ApiError::not_found(format!(
@@ -384,44 +322,4 @@ fn entry_bundle(state: &AppState, first: u64, count: u64) -> AppResult<Vec<u8>> 
         out.extend_from_slice(&body);
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tile_paths_parse_as_c2sp_writes_them() {
-        let t = |level, index, width| TileAddress {
-            level,
-            index,
-            width,
-        };
-        assert_eq!(parse_tile("0/000"), Some(t(Some(0), 0, None)));
-        assert_eq!(
-            parse_tile("1/x001/x234/067"),
-            Some(t(Some(1), 1_234_067, None))
-        );
-        assert_eq!(parse_tile("0/005.p/17"), Some(t(Some(0), 5, Some(17))));
-        assert_eq!(
-            parse_tile("entries/x001/002.p/255"),
-            Some(t(None, 1002, Some(255)))
-        );
-        for bad in [
-            "0/5",
-            "0/0005",
-            "0/x000",
-            "0/000.p/0",
-            "0/000.p/256",
-            "64/000",
-            "a/000",
-            "0/001/002",
-            "entries",
-            "0/000.p/",
-            "0/000.p/017",
-            "0/000.p/17x",
-        ] {
-            assert_eq!(parse_tile(bad), None, "{bad}");
-        }
-    }
 }

@@ -158,6 +158,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<docket_wire::WireError> for ApiError {
+    fn from(e: docket_wire::WireError) -> ApiError {
+        match e {
+            docket_wire::WireError::BadRequest(m) => ApiError::bad_request(m),
+            docket_wire::WireError::TooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_parameter", m)
+            }
+        }
+    }
+}
+
 impl From<appender::AppendError> for ApiError {
     fn from(e: appender::AppendError) -> ApiError {
         match e {

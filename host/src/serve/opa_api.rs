@@ -11,8 +11,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,12 +62,6 @@ fn eval_error(e: EvalError) -> ApiError {
         EvalError::Policy(e) => ApiError::internal(describe_policy_error(&e)),
         EvalError::Internal(e) => ApiError::internal(format!("{e:#}")),
     }
-}
-
-#[derive(Deserialize)]
-struct DataRequest<'a> {
-    #[serde(borrow)]
-    input: Option<&'a RawValue>,
 }
 
 /// Evaluates, seals, waits for durability, and answers OPA's `{"result", "decision_id"}`.
@@ -138,15 +130,7 @@ fn wants(params: &HashMap<String, String>, name: &str) -> bool {
 }
 
 fn input_from_body(body: &Bytes) -> AppResult<Option<String>> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
-    }
-    let request: DataRequest = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "body contains malformed input document: {e}; send {{\"input\": <JSON>}}"
-        ))
-    })?;
-    Ok(request.input.map(|raw| raw.get().to_string()))
+    Ok(docket_wire::data_request_input(body)?)
 }
 
 async fn post_data(
@@ -191,23 +175,9 @@ async fn default_decision(
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> AppResult<Response> {
-    let input = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let raw: &RawValue = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!("body contains malformed input document: {e}"))
-        })?;
-        Some(raw.get().to_string())
-    };
+    let input = docket_wire::default_decision_input(&body)?;
     let path = state.default_decision.clone();
     decide(&state, &path, input, false, wants(&params, "pretty")).await
-}
-
-fn data_path(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// Checks a changed policy set, seals the change, and publishes it: only a change that is in
@@ -266,7 +236,7 @@ async fn put_data(
     headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Response> {
-    put_data_at(&state, &headers, data_path(&path), &body).await
+    put_data_at(&state, &headers, docket_wire::data_path(&path), &body).await
 }
 
 async fn put_data_root(
@@ -303,7 +273,7 @@ async fn delete_data(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> AppResult<Response> {
-    delete_data_at(&state, &headers, data_path(&path)).await
+    delete_data_at(&state, &headers, docket_wire::data_path(&path)).await
 }
 
 async fn delete_data_root(

@@ -1,0 +1,305 @@
+//! The requests `docket serve` accepts, read without I/O: OPA's decision-log uploads, the Data
+//! API's bodies and paths, and C2SP tlog tile addresses (`docs/api.md`).
+//!
+//! Architecture invariant: this crate does no I/O. Everything a client sends is decoded and
+//! checked here before the server acts on it, which is also what makes these paths fuzzable
+//! without a server (`tests/fuzz`, target `http_requests`).
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::fmt;
+use std::io::Read;
+
+/// Why a request was refused; the message says what is wrong and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    /// 400: the request is malformed.
+    BadRequest(String),
+    /// 413: the request (or what it decompresses to) is larger than the server accepts.
+    TooLarge(String),
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::BadRequest(m) | WireError::TooLarge(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// One event of an OPA decision-log upload, ready to seal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestEvent {
+    /// The event as sent, minified (`docket_ledger::record::minify_json`).
+    pub json: String,
+    pub decision_id: Option<String>,
+}
+
+/// Decompresses a gzip body, refusing more than `limit` bytes of output (a gzip bomb) and any
+/// truncated or corrupt stream.
+pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::MultiGzDecoder::new(body).take(limit as u64 + 1);
+    decoder.read_to_end(&mut out).map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            "it is truncated".to_string()
+        } else {
+            e.to_string()
+        };
+        WireError::BadRequest(format!(
+            "the body is not a valid gzip stream ({why}); nothing was logged"
+        ))
+    })?;
+    if out.len() > limit {
+        return Err(WireError::TooLarge(format!(
+            "the upload decompresses to more than {limit} bytes; nothing was logged"
+        )));
+    }
+    Ok(out)
+}
+
+/// Checks a whole upload before anything is sealed: a JSON array of objects, each with an
+/// optional non-empty string `decision_id`.
+pub fn parse_events(json: &[u8]) -> Result<Vec<IngestEvent>, WireError> {
+    let items: Vec<&RawValue> = serde_json::from_slice(json).map_err(|e| {
+        WireError::BadRequest(format!(
+            "the body is not a JSON array of decision events ({e}); nothing was logged"
+        ))
+    })?;
+    #[derive(Deserialize)]
+    struct Event {
+        decision_id: Option<serde_json::Value>,
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let text = raw.get();
+            let fields: Event = serde_json::from_str(text)
+                .ok()
+                .filter(|_| text.trim_start().starts_with('{'))
+                .ok_or_else(|| {
+                    WireError::BadRequest(format!(
+                        "event {i} is not a JSON object; nothing was logged"
+                    ))
+                })?;
+            let decision_id = match fields.decision_id {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(id)) if !id.is_empty() => Some(id),
+                Some(_) => {
+                    return Err(WireError::BadRequest(format!(
+                        "event {i} has a decision_id that is not a non-empty string; nothing was logged"
+                    )));
+                }
+            };
+            Ok(IngestEvent {
+                json: docket_ledger::record::minify_json(text),
+                decision_id,
+            })
+        })
+        .collect()
+}
+
+/// The `input` of a Data API body (`{"input": …}`), as JSON text; `None` for an empty body or
+/// one without `input`.
+pub fn data_request_input(body: &[u8]) -> Result<Option<String>, WireError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    #[derive(Deserialize)]
+    struct DataRequest<'a> {
+        #[serde(borrow)]
+        input: Option<&'a RawValue>,
+    }
+    let request: DataRequest = serde_json::from_slice(body).map_err(|e| {
+        WireError::BadRequest(format!(
+            "body contains malformed input document: {e}; send {{\"input\": <JSON>}}"
+        ))
+    })?;
+    Ok(request.input.map(|raw| raw.get().to_string()))
+}
+
+/// The body of `POST /` (OPA's default decision): the input document itself.
+pub fn default_decision_input(body: &[u8]) -> Result<Option<String>, WireError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let raw: &RawValue = serde_json::from_slice(body).map_err(|e| {
+        WireError::BadRequest(format!("body contains malformed input document: {e}"))
+    })?;
+    Ok(Some(raw.get().to_string()))
+}
+
+/// A Data API path's segments (`a//b/` → `["a", "b"]`).
+pub fn data_path(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Entries per tile and per entry bundle (C2SP tlog-tiles).
+pub const TILE_WIDTH: u64 = 256;
+
+/// A tile address: `<L>/<N>[.p/<W>]` or `entries/<N>[.p/<W>]`, with N written in groups of
+/// three digits, all but the last prefixed by `x` (C2SP tlog-tiles).
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub struct TileAddress {
+    /// `None` for an entry bundle.
+    pub level: Option<u8>,
+    pub index: u64,
+    /// `None` for a full tile.
+    pub width: Option<u64>,
+}
+
+/// Parses the part of a tile URL after `tile/`; `None` if it is not a tile address.
+pub fn parse_tile(rest: &str) -> Option<TileAddress> {
+    let mut parts: Vec<&str> = rest.split('/').collect();
+    let level = match parts.first()? {
+        &"entries" => None,
+        l if !l.is_empty() && l.len() <= 2 && l.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(l.parse::<u8>().ok().filter(|l| *l <= 63)?)
+        }
+        _ => return None,
+    };
+    parts.remove(0);
+    let mut width = None;
+    if parts.len() >= 2 && parts[parts.len() - 2].ends_with(".p") {
+        let w = parts.pop()?;
+        if w.is_empty()
+            || w.len() > 3
+            || w.starts_with('0')
+            || !w.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let w: u64 = w.parse().ok()?;
+        if !(1..TILE_WIDTH).contains(&w) {
+            return None;
+        }
+        width = Some(w);
+        let last = parts.last_mut()?;
+        *last = last.strip_suffix(".p")?;
+    }
+    let (last, groups) = parts.split_last()?;
+    let mut index: u64 = 0;
+    for group in groups {
+        let digits = group.strip_prefix('x')?;
+        index = index
+            .checked_mul(1000)?
+            .checked_add(three_digits(digits)?)?;
+    }
+    index = index.checked_mul(1000)?.checked_add(three_digits(last)?)?;
+    Some(TileAddress {
+        level,
+        index,
+        width,
+    })
+}
+
+fn three_digits(s: &str) -> Option<u64> {
+    (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzip_is_bounded_and_truncation_is_named() {
+        let body = gz(&[b' '; 10_000]);
+        assert_eq!(gunzip(&body, 10_000).unwrap().len(), 10_000);
+        let err = gunzip(&body, 9_999).unwrap_err();
+        assert!(matches!(err, WireError::TooLarge(_)), "{err}");
+        let err = gunzip(&body[..body.len() - 6], 10_000).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+        assert!(gunzip(b"not gzip", 100).is_err());
+    }
+
+    #[test]
+    fn events_must_be_objects_with_string_ids() {
+        let ok = parse_events(br#"[{"decision_id":"a","result": true}, {"x":1}]"#).unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[0].json, r#"{"decision_id":"a","result":true}"#);
+        assert_eq!(ok[0].decision_id.as_deref(), Some("a"));
+        assert_eq!(ok[1].decision_id, None);
+        for bad in [
+            &b"{}"[..],
+            b"[1]",
+            b"[{\"decision_id\":5}]",
+            b"[{}",
+            b"[[]]",
+        ] {
+            assert!(
+                parse_events(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn data_api_bodies() {
+        assert_eq!(data_request_input(b"  ").unwrap(), None);
+        assert_eq!(data_request_input(b"{}").unwrap(), None);
+        assert_eq!(
+            data_request_input(br#"{"input": {"a": 1}}"#).unwrap(),
+            Some(r#"{"a": 1}"#.to_string())
+        );
+        assert!(data_request_input(b"{\"input\":").is_err());
+        assert_eq!(
+            default_decision_input(b" [1] ").unwrap(),
+            Some("[1]".to_string())
+        );
+        assert!(default_decision_input(b"nope").is_err());
+        assert_eq!(data_path("/a//b/"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn tile_paths() {
+        let t = |level, index, width| TileAddress {
+            level,
+            index,
+            width,
+        };
+        assert_eq!(parse_tile("0/000"), Some(t(Some(0), 0, None)));
+        assert_eq!(
+            parse_tile("1/x001/x234/067"),
+            Some(t(Some(1), 1_234_067, None))
+        );
+        assert_eq!(parse_tile("0/005.p/17"), Some(t(Some(0), 5, Some(17))));
+        assert_eq!(
+            parse_tile("entries/x001/002.p/255"),
+            Some(t(None, 1002, Some(255)))
+        );
+        for bad in [
+            "0/5",
+            "0/0005",
+            "0/x000",
+            "0/000.p/0",
+            "0/000.p/256",
+            "64/000",
+            "a/000",
+            "0/001/002",
+            "entries",
+            "0/000.p/",
+            "0/000.p/017",
+            "0/000.p/17x",
+        ] {
+            assert_eq!(parse_tile(bad), None, "{bad}");
+        }
+    }
+}
