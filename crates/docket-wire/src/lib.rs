@@ -184,6 +184,11 @@ pub fn parse_tile(rest: &str) -> Option<TileAddress> {
         *last = last.strip_suffix(".p")?;
     }
     let (last, groups) = parts.split_last()?;
+    // One spelling per tile: no leading all-zero group (`x000/x001/002` is `x001/002`), or the
+    // same tile would be served, and cached, under two paths. Found by the fuzzer.
+    if groups.first().is_some_and(|g| *g == "x000") {
+        return None;
+    }
     let mut index: u64 = 0;
     for group in groups {
         let digits = group.strip_prefix('x')?;
@@ -298,6 +303,8 @@ mod tests {
             "0/000.p/",
             "0/000.p/017",
             "0/000.p/17x",
+            "1/x000/x234/067.p/17",
+            "entries/x000/001",
         ] {
             assert_eq!(parse_tile(bad), None, "{bad}");
         }
