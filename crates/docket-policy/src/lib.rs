@@ -412,10 +412,15 @@ allow if { some g in data.grants[input.user]; g == input.action }
             .unwrap_err();
         assert!(matches!(err, PolicyError::Parse { .. }), "{err}");
         assert!(matches!(engine.add_data("[1]"), Err(PolicyError::Data(_))));
-        assert!(matches!(
-            engine.evaluate("rbac/allow", Some("{")),
-            Err(PolicyError::Input(_))
-        ));
+        for bad_input in ["{", "77e777", r#"{"n": -1e400}"#] {
+            assert!(
+                matches!(
+                    engine.evaluate("rbac/allow", Some(bad_input)),
+                    Err(PolicyError::Input(_))
+                ),
+                "{bad_input}"
+            );
+        }
         assert_eq!(engine.version(), &before);
         assert!(
             engine
