@@ -258,11 +258,8 @@ fn check_nesting(source: &str) -> Result<(), String> {
     while let Some(c) = chars.next() {
         match c {
             '\n' => line += 1,
-            '#' => {
-                if chars.by_ref().any(|c| c == '\n') {
-                    line += 1;
-                }
-            }
+            // A comment runs to the end of its line.
+            '#' => line += usize::from(chars.by_ref().any(|c| c == '\n')),
             '"' => {
                 while let Some(c) = chars.next() {
                     match c {

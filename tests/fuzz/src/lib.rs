@@ -393,7 +393,10 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    const TARGETS: [(&str, fn(&[u8])); 4] = [
+    /// A fuzz target's check.
+    type Check = fn(&[u8]);
+
+    const TARGETS: [(&str, Check); 4] = [
         ("log_decoder", log_decoder),
         ("export_parser", export_parser),
         ("policy_loader", policy_loader),
