@@ -129,6 +129,18 @@ fn verify_log(
     one
 }
 
+/// Reads the first byte of a log target's input: bit 0 says whether the rest edits a genuine
+/// log (or is raw material), bit 1 picks the genuine log's signing mode.
+fn select_log(data: &[u8]) -> Option<(bool, &[u8], &'static GenuineLog)> {
+    let (&selector, rest) = data.split_first()?;
+    let mode = if selector & 2 == 0 {
+        SigningMode::Checkpoint
+    } else {
+        SigningMode::Entry
+    };
+    Some((selector & 1 == 1, rest, genuine(mode)))
+}
+
 /// Target `log_decoder`: binary entries and the verifier.
 ///
 /// First byte even: the rest is one entry's bytes. If it decodes, it must encode back to the
@@ -136,16 +148,10 @@ fn verify_log(
 /// First byte odd: the rest are edits to a genuine log's entries (mode by the second bit). If
 /// any byte changed, the log must not verify.
 pub fn log_decoder(data: &[u8]) {
-    let Some((&selector, rest)) = data.split_first() else {
+    let Some((edit_genuine, rest, log)) = select_log(data) else {
         return;
     };
-    let mode = if selector & 2 == 0 {
-        SigningMode::Checkpoint
-    } else {
-        SigningMode::Entry
-    };
-    let log = genuine(mode);
-    if selector & 1 == 0 {
+    if !edit_genuine {
         if let Ok(entry) = Entry::decode(rest) {
             assert_eq!(
                 entry.encode(),
@@ -182,16 +188,10 @@ pub fn log_decoder(data: &[u8]) {
 /// way, parsing must not panic, and if the text verifies under the genuine key it must describe
 /// a prefix of the genuine log: its root is the genuine root at that size.
 pub fn export_parser(data: &[u8]) {
-    let Some((&selector, rest)) = data.split_first() else {
+    let Some((edit_genuine, rest, log)) = select_log(data) else {
         return;
     };
-    let mode = if selector & 2 == 0 {
-        SigningMode::Checkpoint
-    } else {
-        SigningMode::Entry
-    };
-    let log = genuine(mode);
-    let text = if selector & 1 == 0 {
+    let text = if !edit_genuine {
         String::from_utf8_lossy(rest).into_owned()
     } else {
         let mut bytes = log.export.clone().into_bytes();
