@@ -2,8 +2,12 @@
 //! process and run (native vs component, group commit vs fsync per entry). Prints a Markdown
 //! table for BENCHMARKS.md. Run: `cargo run --release -p docket-tests --bin docket-bench`.
 //! Subcommands: `peers [N]` (docket's evaluators and the real OPA engine on the same inputs),
+//! `conformance` (the conformance suite natively, through the component and in OPA),
 //! `verify-cores [N]` (verification on 1 and 2 threads), `verify-export FILE PUB` and
 //! `js-vectors OUT N` (baselines and vectors for the browser tests).
+
+#[path = "conformance/suite.rs"]
+mod suite;
 
 use docket::examples::{ABAC, ALL, RBAC, Requests};
 use docket::log::AuditLog;
@@ -357,8 +361,94 @@ fn verify_cores(n: usize) {
     }
 }
 
+/// `docket-bench conformance`: the conformance suite (tests/conformance/) with docket natively,
+/// through the component, and with the real OPA engine in the same run; µs per decision over
+/// all of its decisions (errors and undefined answers included, as in the suite).
+fn conformance() {
+    let suite = suite::Suite::load();
+    let mut work: Vec<(String, Vec<String>)> = Vec::new();
+    for policy in &suite.policies {
+        for (query, _) in &policy.cases[0].expect {
+            work.push((
+                query.clone(),
+                policy.cases.iter().map(|c| c.input.clone()).collect(),
+            ));
+        }
+    }
+    let decisions: usize = work.iter().map(|(_, inputs)| inputs.len()).sum();
+    let spec = serde_json::json!({
+        "policies": suite.modules.iter().enumerate().map(|(i, (id, source))| serde_json::json!({
+            "id": id, "source": source, "data": if i == 0 { suite.data.as_str() } else { "{}" },
+        })).collect::<Vec<_>>(),
+        "work": work.iter().map(|(path, inputs)| (path.clone(), serde_json::json!(inputs))).collect::<serde_json::Map<_, _>>(),
+    });
+    let spec_file =
+        std::env::temp_dir().join(format!("docket-conformance-{}.json", std::process::id()));
+    std::fs::write(&spec_file, spec.to_string()).unwrap();
+    let output = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/opa_engine_bench.py"))
+        .arg(&spec_file)
+        .output()
+        .expect("python3 runs (bash tests/setup-python.sh installs the OPA engine)");
+    let _ = std::fs::remove_file(&spec_file);
+    assert!(
+        output.status.success(),
+        "the OPA engine benchmark failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let opa: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // OPA's figure per path is µs per decision; weight by decisions for the suite's total.
+    let opa_total_us: f64 = work
+        .iter()
+        .map(|(path, inputs)| opa[path]["us"].as_f64().unwrap() * inputs.len() as f64)
+        .sum();
+
+    let mut native = PolicyEngine::new();
+    let rt = Runtime::new(Some(&std::env::temp_dir().join("docket-bench-cache"))).unwrap();
+    let mut component = rt.instantiate().unwrap();
+    for (id, source) in &suite.modules {
+        native.add_policy(id, source).unwrap();
+        component.add_policy(id, source).unwrap().unwrap();
+    }
+    native.add_data(&suite.data).unwrap();
+    component.add_data(&suite.data).unwrap().unwrap();
+    let native_us = best_us(decisions, || {
+        for (path, inputs) in &work {
+            for input in inputs {
+                let _ = native.evaluate(path, Some(input));
+            }
+        }
+    });
+    let component_us = best_us(decisions, || {
+        for (path, inputs) in &work {
+            for input in inputs {
+                let _ = component.evaluate(path, Some(input)).unwrap();
+            }
+        }
+    });
+    let opa_us = opa_total_us / decisions as f64;
+    println!(
+        "Measured {} on {}: the conformance suite, {decisions} decisions, µs per decision, best of {ROUNDS}.\n",
+        chrono_free_date(),
+        std::env::consts::ARCH
+    );
+    println!(
+        "| docket native (interpreter) | docket component | OPA v1.20 engine | native / OPA | component / OPA | component / native |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {native_us:.1} | {component_us:.1} | {opa_us:.1} | {:.2}× | {:.2}× | {:.2}× |",
+        native_us / opa_us,
+        component_us / opa_us,
+        component_us / native_us
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("conformance") {
+        return conformance();
+    }
     let count =
         |i: usize, default: usize| args.get(i).and_then(|n| n.parse().ok()).unwrap_or(default);
     if args.get(1).map(String::as_str) == Some("peers") {

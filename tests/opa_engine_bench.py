@@ -22,7 +22,7 @@ import json
 import sys
 import time
 
-from opa_bindings import OpaEngine, OpaUndefinedError
+from opa_bindings import OpaEngine, OpaError, OpaUndefinedError
 
 ROUNDS = 5
 
@@ -53,6 +53,8 @@ def main():
                 value = engine.eval_document(dotted, json.loads(text))
                 results.append(json.dumps(value, separators=(",", ":"), sort_keys=True))
             except OpaUndefinedError:
+                results.append(None)
+            except OpaError:  # an evaluation error (the conformance suite has them)
                 results.append(None)
         query = dotted.encode()
         encoded = [text.encode() for text in inputs]

@@ -11,6 +11,9 @@
 //! units), without `http.send` (I/O), `crypto` (not in regorus by design) and `jsonschema`/`yaml`
 //! (large, rarely used in authorization).
 
+pub mod analysis;
+pub mod builtins;
+
 use docket_ledger::Decision;
 use docket_ledger::hash::sha256;
 use docket_ledger::record::PolicyVersion;
@@ -72,7 +75,7 @@ impl Default for PolicyEngine {
 impl PolicyEngine {
     pub fn new() -> PolicyEngine {
         let mut engine = PolicyEngine {
-            engine: Engine::new(),
+            engine: new_regorus_engine(),
             modules: BTreeMap::new(),
             data: Vec::new(),
             revision: None,
@@ -101,9 +104,13 @@ impl PolicyEngine {
             self.modules = modules;
             packages.get(id).cloned().unwrap_or_default()
         } else {
+            let prepared = analysis::prepare(id, source).map_err(|message| PolicyError::Parse {
+                id: id.to_string(),
+                message,
+            })?;
             let package = self
                 .engine
-                .add_policy(id.to_string(), source.to_string())
+                .add_policy(id.to_string(), prepared)
                 .map_err(|e| PolicyError::Parse {
                     id: id.to_string(),
                     message: e.to_string(),
@@ -216,20 +223,30 @@ impl PolicyEngine {
     }
 }
 
+/// A regorus engine with docket's own builtins in place of regorus's where they differ from OPA.
+fn new_regorus_engine() -> Engine {
+    let mut engine = Engine::new();
+    builtins::register(&mut engine);
+    engine
+}
+
 fn build_engine(
     modules: &BTreeMap<String, String>,
     data: &[String],
 ) -> Result<(Engine, BTreeMap<String, String>), PolicyError> {
-    let mut engine = Engine::new();
+    let mut engine = new_regorus_engine();
     let mut packages = BTreeMap::new();
     for (id, source) in modules {
-        let package =
-            engine
-                .add_policy(id.clone(), source.clone())
-                .map_err(|e| PolicyError::Parse {
-                    id: id.clone(),
-                    message: e.to_string(),
-                })?;
+        let prepared = analysis::prepare(id, source).map_err(|message| PolicyError::Parse {
+            id: id.clone(),
+            message,
+        })?;
+        let package = engine
+            .add_policy(id.clone(), prepared)
+            .map_err(|e| PolicyError::Parse {
+                id: id.clone(),
+                message: e.to_string(),
+            })?;
         packages.insert(id.clone(), package);
     }
     for doc in data {
@@ -471,5 +488,68 @@ allow if { some g in data.grants[input.user]; g == input.action }
         assert_eq!(data_ref("rbac/allow"), "data.rbac.allow");
         assert_eq!(data_ref("/a/b-c/"), r#"data.a["b-c"]"#);
         assert_eq!(data_ref(""), "data");
+    }
+}
+
+#[cfg(test)]
+mod load_checks {
+    use super::*;
+
+    #[test]
+    fn unsupported_builtins_are_refused_at_load_naming_them() {
+        for (name, _) in analysis::UNSUPPORTED_BUILTINS {
+            let mut engine = PolicyEngine::new();
+            let source = format!("package p\n\nx if {{\n\t{name}(input.a)\n}}\n");
+            let err = engine.add_policy("p.rego", &source).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("line 4 calls `{name}`")),
+                "{name}: {text}"
+            );
+            assert_eq!(engine.modules().count(), 0);
+        }
+        // A module's own function or import of that name is not the builtin.
+        let mut engine = PolicyEngine::new();
+        engine
+            .add_policy(
+                "own.rego",
+                "package own\n\nany(xs) := count(xs) > 0\n\nx := any([1])\n",
+            )
+            .unwrap();
+        assert_eq!(
+            engine.evaluate("own/x", None).unwrap().result.as_deref(),
+            Some("true")
+        );
+    }
+
+    #[test]
+    fn iterating_a_non_collection_is_undefined_as_in_opa() {
+        let mut engine = PolicyEngine::new();
+        engine
+            .add_policy(
+                "it.rego",
+                "package it\n\nfirst_big := x if { some x in input.xs; x > 1 }\n\nall := [x | some x in input.xs]\n\nnested := [x | some x in [y | some y in input.xs]]\n",
+            )
+            .unwrap();
+        for (input, first_big, all) in [
+            (r#"{"xs": [1, 5]}"#, Some("5"), "[1,5]"),
+            (r#"{"xs": "str"}"#, None, "[]"),
+            (r#"{"xs": 7}"#, None, "[]"),
+        ] {
+            let d = engine.evaluate("it/first_big", Some(input)).unwrap();
+            assert_eq!(d.result.as_deref(), first_big, "{input}");
+            let d = engine.evaluate("it/all", Some(input)).unwrap();
+            assert_eq!(d.result.as_deref(), Some(all), "{input}");
+            let d = engine.evaluate("it/nested", Some(input)).unwrap();
+            assert_eq!(d.result.as_deref(), Some(all), "{input}");
+        }
+        // The version digest is over the source as written, not docket's adjusted text.
+        let mut other = PolicyEngine::new();
+        other.add_policy("it.rego", "package it\n\nfirst_big := x if { some x in input.xs; x > 1 }\n\nall := [x | some x in input.xs]\n\nnested := [x | some x in [y | some y in input.xs]]\n").unwrap();
+        assert_eq!(engine.version(), other.version());
+        assert_eq!(
+            engine.modules().next().unwrap().1.contains("__docket"),
+            false
+        );
     }
 }

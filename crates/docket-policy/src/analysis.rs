@@ -1,0 +1,340 @@
+//! What docket checks and adjusts in a module before regorus sees it.
+//!
+//! - A call to an OPA builtin that docket does not support is refused at load, naming it, so a
+//!   policy never evaluates to a silently different answer (or fails only at decision time).
+//! - `some x in <collection>` over a value that is not a collection iterates nothing in OPA
+//!   (the body is undefined); regorus raises an error. The collection is wrapped in a call to
+//!   docket's `__docket_iterable`, which passes collections through and turns anything else
+//!   into an empty array, so regorus iterates nothing as well.
+//!
+//! The module's digest and stored text stay the original source; only the engine gets the
+//! adjusted text. regorus's own parser (`regorus::unstable`, pinned with the crate's version)
+//! gives the syntax tree; a module it cannot parse is passed through untouched so regorus's
+//! error message reaches the user.
+
+use regorus::unstable::{Expr, Literal, Module, Parser, Query, Rule, RuleHead, Source};
+use regorus::utils::get_path_string;
+
+/// The name of docket's iteration guard (an extension registered in `builtins`).
+pub(crate) const ITERABLE_GUARD: &str = "__docket_iterable";
+
+/// OPA v1.20 builtins that docket does not support, with the reason. Everything OPA has that
+/// is neither here nor unsupported is evaluated (docs/conformance.md lists both sides).
+pub const UNSUPPORTED_BUILTINS: &[(&str, &str)] = &[
+    ("crypto.hmac.equal", CRYPTO),
+    ("crypto.hmac.md5", CRYPTO),
+    ("crypto.hmac.sha1", CRYPTO),
+    ("crypto.hmac.sha256", CRYPTO),
+    ("crypto.hmac.sha512", CRYPTO),
+    ("crypto.md5", CRYPTO),
+    ("crypto.sha1", CRYPTO),
+    ("crypto.sha256", CRYPTO),
+    ("crypto.parse_private_keys", CRYPTO),
+    ("crypto.x509.parse_and_verify_certificates", CRYPTO),
+    (
+        "crypto.x509.parse_and_verify_certificates_with_options",
+        CRYPTO,
+    ),
+    ("crypto.x509.parse_certificate_request", CRYPTO),
+    ("crypto.x509.parse_certificates", CRYPTO),
+    ("crypto.x509.parse_keypair", CRYPTO),
+    ("crypto.x509.parse_rsa_private_key", CRYPTO),
+    ("io.jwt.decode", CRYPTO),
+    ("io.jwt.decode_verify", CRYPTO),
+    ("io.jwt.encode_sign", CRYPTO),
+    ("io.jwt.encode_sign_raw", CRYPTO),
+    ("io.jwt.verify_eddsa", CRYPTO),
+    ("io.jwt.verify_es256", CRYPTO),
+    ("io.jwt.verify_es384", CRYPTO),
+    ("io.jwt.verify_es512", CRYPTO),
+    ("io.jwt.verify_hs256", CRYPTO),
+    ("io.jwt.verify_hs384", CRYPTO),
+    ("io.jwt.verify_hs512", CRYPTO),
+    ("io.jwt.verify_ps256", CRYPTO),
+    ("io.jwt.verify_ps384", CRYPTO),
+    ("io.jwt.verify_ps512", CRYPTO),
+    ("io.jwt.verify_rs256", CRYPTO),
+    ("io.jwt.verify_rs384", CRYPTO),
+    ("io.jwt.verify_rs512", CRYPTO),
+    ("http.send", IO),
+    ("net.lookup_ip_addr", IO),
+    ("providers.aws.sign_req", CRYPTO),
+    ("net.cidr_merge", MISSING),
+    ("net.cidr_intersects", MISSING),
+    ("net.cidr_overlap", MISSING),
+    ("net.cidr_contains_matches", MISSING),
+    ("graphql.is_valid", MISSING),
+    ("graphql.parse", MISSING),
+    ("graphql.parse_and_verify", MISSING),
+    ("graphql.parse_query", MISSING),
+    ("graphql.parse_schema", MISSING),
+    ("graphql.schema_is_valid", MISSING),
+    ("rego.metadata.chain", MISSING),
+    ("rego.metadata.rule", MISSING),
+    ("rego.parse_module", MISSING),
+    ("json.match_schema", OFF),
+    ("json.verify_schema", OFF),
+    ("yaml.marshal", OFF),
+    ("yaml.unmarshal", OFF),
+    ("yaml.is_valid", OFF),
+    ("strings.render_template", MISSING),
+    ("regex.globs_match", MISSING),
+    ("all", DEPRECATED),
+    ("any", DEPRECATED),
+    ("re_match", DEPRECATED),
+    ("set_diff", DEPRECATED),
+    ("plus", OPERATOR),
+    ("minus", OPERATOR),
+    ("mul", OPERATOR),
+    ("div", OPERATOR),
+    ("rem", OPERATOR),
+    ("and", OPERATOR),
+    ("or", OPERATOR),
+    ("eq", OPERATOR),
+    ("equal", OPERATOR),
+    ("neq", OPERATOR),
+    ("lt", OPERATOR),
+    ("lte", OPERATOR),
+    ("gt", OPERATOR),
+    ("gte", OPERATOR),
+    ("assign", OPERATOR),
+    ("internal.member_2", OPERATOR),
+    ("internal.member_3", OPERATOR),
+];
+
+const CRYPTO: &str = "regorus leaves cryptography out by design";
+const IO: &str = "a decision that does I/O could not be reproduced from its sealed entry";
+const MISSING: &str = "regorus does not implement it";
+const OFF: &str = "docket builds regorus without JSON Schema and YAML";
+const DEPRECATED: &str = "it is deprecated in OPA; use the Rego v1 form";
+const OPERATOR: &str =
+    "write the operator itself (`+`, `==`, `in`, ...) instead of its function name";
+
+/// The source regorus should compile, or an error naming the first unsupported builtin call.
+pub(crate) fn prepare(id: &str, source: &str) -> Result<String, String> {
+    let Ok(parsed) = Source::from_contents(id.to_string(), source.to_string()) else {
+        return Ok(source.to_string());
+    };
+    // Rego v1, as regorus's engine parses it (and OPA 1.x).
+    let Ok(module) = Parser::new(&parsed).and_then(|mut p| {
+        p.enable_rego_v1()?;
+        p.parse()
+    }) else {
+        return Ok(source.to_string());
+    };
+    let mut walk = Walk::default();
+    walk.module(&module);
+    let local_names = local_names(&module);
+    for (name, line) in &walk.calls {
+        let first = name.split('.').next().unwrap_or_default();
+        if local_names.iter().any(|n| n == first) {
+            continue; // the module's own rule, function or import shadows the builtin
+        }
+        if let Some((_, why)) = UNSUPPORTED_BUILTINS.iter().find(|(n, _)| n == name) {
+            return Err(format!(
+                "line {line} calls `{name}`, an OPA builtin docket does not support ({why}); \
+                 docs/conformance.md lists the builtins docket evaluates"
+            ));
+        }
+    }
+    Ok(guard_iterations(source, &walk.iterated))
+}
+
+/// Wraps each iterated collection (byte ranges, possibly nested) in the iteration guard.
+fn guard_iterations(source: &str, ranges: &[(usize, usize)]) -> String {
+    let mut inserts: Vec<(usize, bool)> = Vec::new();
+    for &(start, end) in ranges {
+        if start < end && end <= source.len() {
+            inserts.push((start, true));
+            inserts.push((end, false));
+        }
+    }
+    // Back to front, so earlier offsets stay valid; at one offset a closing parenthesis goes
+    // before an opening call.
+    inserts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut out = source.to_string();
+    for (at, open) in inserts {
+        if open {
+            out.insert_str(at, &format!("{ITERABLE_GUARD}("));
+        } else {
+            out.insert(at, ')');
+        }
+    }
+    out
+}
+
+/// First path segments of everything the module defines or imports under a local name.
+fn local_names(module: &Module) -> Vec<String> {
+    let mut names = Vec::new();
+    for rule in &module.policy {
+        let refr = match rule.as_ref() {
+            Rule::Spec { head, .. } => match head {
+                RuleHead::Compr { refr, .. }
+                | RuleHead::Set { refr, .. }
+                | RuleHead::Func { refr, .. } => refr,
+            },
+            Rule::Default { refr, .. } => refr,
+        };
+        if let Ok(path) = get_path_string(refr, None) {
+            names.push(path.split('.').next().unwrap_or_default().to_string());
+        }
+    }
+    for import in &module.imports {
+        match &import.r#as {
+            Some(alias) => names.push(alias.text().to_string()),
+            None => {
+                if let Ok(path) = get_path_string(&import.refr, None) {
+                    names.push(path.rsplit('.').next().unwrap_or_default().to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+#[derive(Default)]
+struct Walk {
+    /// Called function names, with the line of the call.
+    calls: Vec<(String, u32)>,
+    /// Byte ranges of the collections of `some .. in` literals.
+    iterated: Vec<(usize, usize)>,
+}
+
+impl Walk {
+    fn module(&mut self, module: &Module) {
+        for rule in &module.policy {
+            match rule.as_ref() {
+                Rule::Spec { head, bodies, .. } => {
+                    match head {
+                        RuleHead::Compr { refr, assign, .. } => {
+                            self.expr(refr);
+                            if let Some(a) = assign {
+                                self.expr(&a.value);
+                            }
+                        }
+                        RuleHead::Set { refr, key, .. } => {
+                            self.expr(refr);
+                            if let Some(k) = key {
+                                self.expr(k);
+                            }
+                        }
+                        RuleHead::Func {
+                            refr, args, assign, ..
+                        } => {
+                            self.expr(refr);
+                            args.iter().for_each(|a| self.expr(a));
+                            if let Some(a) = assign {
+                                self.expr(&a.value);
+                            }
+                        }
+                    }
+                    for body in bodies {
+                        if let Some(a) = &body.assign {
+                            self.expr(&a.value);
+                        }
+                        self.query(&body.query);
+                    }
+                }
+                Rule::Default { value, args, .. } => {
+                    args.iter().for_each(|a| self.expr(a));
+                    self.expr(value);
+                }
+            }
+        }
+    }
+
+    fn query(&mut self, query: &Query) {
+        for stmt in &query.stmts {
+            for w in &stmt.with_mods {
+                self.expr(&w.refr);
+                self.expr(&w.r#as);
+            }
+            match &stmt.literal {
+                Literal::SomeVars { .. } => {}
+                Literal::SomeIn {
+                    key,
+                    value,
+                    collection,
+                    ..
+                } => {
+                    if let Some(k) = key {
+                        self.expr(k);
+                    }
+                    self.expr(value);
+                    let span = collection.span();
+                    self.iterated.push((span.start as usize, span.end as usize));
+                    self.expr(collection);
+                }
+                Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
+                Literal::Every { domain, query, .. } => {
+                    self.expr(domain);
+                    self.query(query);
+                }
+            }
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr) {
+        match expr {
+            Expr::String { .. }
+            | Expr::RawString { .. }
+            | Expr::Number { .. }
+            | Expr::Bool { .. }
+            | Expr::Null { .. }
+            | Expr::Var { .. } => {}
+            Expr::Array { items, .. } | Expr::Set { items, .. } => {
+                items.iter().for_each(|i| self.expr(i))
+            }
+            Expr::Object { fields, .. } => {
+                for (_, k, v) in fields {
+                    self.expr(k);
+                    self.expr(v);
+                }
+            }
+            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+                self.expr(term);
+                self.query(query);
+            }
+            Expr::ObjectCompr {
+                key, value, query, ..
+            } => {
+                self.expr(key);
+                self.expr(value);
+                self.query(query);
+            }
+            Expr::Call {
+                span, fcn, params, ..
+            } => {
+                if let Ok(name) = get_path_string(fcn, None) {
+                    self.calls.push((name, span.line));
+                }
+                params.iter().for_each(|p| self.expr(p));
+            }
+            Expr::UnaryExpr { expr, .. } => self.expr(expr),
+            Expr::RefDot { refr, .. } => self.expr(refr),
+            Expr::RefBrack { refr, index, .. } => {
+                self.expr(refr);
+                self.expr(index);
+            }
+            Expr::BinExpr { lhs, rhs, .. }
+            | Expr::BoolExpr { lhs, rhs, .. }
+            | Expr::ArithExpr { lhs, rhs, .. }
+            | Expr::AssignExpr { lhs, rhs, .. } => {
+                self.expr(lhs);
+                self.expr(rhs);
+            }
+            Expr::Membership {
+                key,
+                value,
+                collection,
+                ..
+            } => {
+                if let Some(k) = key {
+                    self.expr(k);
+                }
+                self.expr(value);
+                self.expr(collection);
+            }
+        }
+    }
+}
