@@ -221,7 +221,7 @@ fn base64_is_valid(args: &[Value]) -> Result<Value> {
         return Ok(Value::from(false));
     };
     let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'\r' && *b != b'\n').collect();
-    let valid = bytes.len() % 4 == 0 && {
+    let valid = bytes.len().is_multiple_of(4) && {
         let body_len = bytes.len() - bytes.iter().rev().take_while(|b| **b == b'=').count();
         bytes.len() - body_len <= 2
             && bytes[..body_len]

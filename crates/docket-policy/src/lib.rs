@@ -547,9 +547,6 @@ mod load_checks {
         let mut other = PolicyEngine::new();
         other.add_policy("it.rego", "package it\n\nfirst_big := x if { some x in input.xs; x > 1 }\n\nall := [x | some x in input.xs]\n\nnested := [x | some x in [y | some y in input.xs]]\n").unwrap();
         assert_eq!(engine.version(), other.version());
-        assert_eq!(
-            engine.modules().next().unwrap().1.contains("__docket"),
-            false
-        );
+        assert!(!engine.modules().next().unwrap().1.contains("__docket"));
     }
 }
