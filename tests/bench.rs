@@ -134,6 +134,26 @@ fn as_json(answer: Option<&str>) -> Option<serde_json::Value> {
     answer.map(|text| serde_json::from_str(text).expect("engines answer JSON"))
 }
 
+/// Runs the real OPA engine on `spec` in a child process (tests/opa_engine_bench.py, which
+/// documents the spec and its answer).
+fn run_opa_engine_bench(spec: &serde_json::Value) -> serde_json::Value {
+    let spec_file =
+        std::env::temp_dir().join(format!("docket-opa-bench-{}.json", std::process::id()));
+    std::fs::write(&spec_file, spec.to_string()).unwrap();
+    let output = std::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/opa_engine_bench.py"))
+        .arg(&spec_file)
+        .output()
+        .expect("python3 runs (bash tests/setup-python.sh installs the OPA engine)");
+    let _ = std::fs::remove_file(&spec_file);
+    assert!(
+        output.status.success(),
+        "the OPA engine benchmark failed (bash tests/setup-python.sh installs it):\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// `docket-bench peers [N]`: the RBAC and ABAC examples on the same N seeded inputs each, with
 /// native regorus (interpreter, as docket runs it, and the bytecode VM), the docket component in
 /// wasmtime, and the real OPA engine (tests/opa_engine_bench.py, which says how the Python
@@ -154,21 +174,7 @@ fn peers(n: usize) {
         "policies": ALL.iter().map(|p| serde_json::json!({"id": p.id, "source": p.source, "data": p.data})).collect::<Vec<_>>(),
         "work": work.iter().map(|(path, inputs)| (path.to_string(), serde_json::json!(inputs))).collect::<serde_json::Map<_, _>>(),
     });
-    let spec_file = std::env::temp_dir().join(format!("docket-peers-{}.json", std::process::id()));
-    std::fs::write(&spec_file, spec.to_string()).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/opa_engine_bench.py");
-    let output = std::process::Command::new("python3")
-        .arg(script)
-        .arg(&spec_file)
-        .output()
-        .expect("python3 runs (bash tests/setup-python.sh installs the OPA engine)");
-    let _ = std::fs::remove_file(&spec_file);
-    assert!(
-        output.status.success(),
-        "the OPA engine benchmark failed (bash tests/setup-python.sh installs it):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let opa: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let opa = run_opa_engine_bench(&spec);
 
     let mut interpreter = PolicyEngine::new();
     let rt = Runtime::new(Some(&std::env::temp_dir().join("docket-bench-cache"))).unwrap();
@@ -382,21 +388,7 @@ fn conformance() {
         })).collect::<Vec<_>>(),
         "work": work.iter().map(|(path, inputs)| (path.clone(), serde_json::json!(inputs))).collect::<serde_json::Map<_, _>>(),
     });
-    let spec_file =
-        std::env::temp_dir().join(format!("docket-conformance-{}.json", std::process::id()));
-    std::fs::write(&spec_file, spec.to_string()).unwrap();
-    let output = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/opa_engine_bench.py"))
-        .arg(&spec_file)
-        .output()
-        .expect("python3 runs (bash tests/setup-python.sh installs the OPA engine)");
-    let _ = std::fs::remove_file(&spec_file);
-    assert!(
-        output.status.success(),
-        "the OPA engine benchmark failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let opa: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let opa = run_opa_engine_bench(&spec);
     // OPA's figure per path is µs per decision; weight by decisions for the suite's total.
     let opa_total_us: f64 = work
         .iter()

@@ -42,14 +42,6 @@ const OVERRIDES: &[Builtin] = &[
     (crate::analysis::ITERABLE_GUARD, 1, iterable),
 ];
 
-/// The names docket implements itself, for docs/conformance.md and the load-time check.
-pub fn overridden() -> impl Iterator<Item = &'static str> {
-    OVERRIDES
-        .iter()
-        .map(|(name, _, _)| *name)
-        .filter(|name| *name != crate::analysis::ITERABLE_GUARD)
-}
-
 pub(crate) fn register(engine: &mut Engine) {
     for (name, nargs, f) in OVERRIDES {
         let f = *f;
