@@ -6,6 +6,8 @@
 //!   (the body is undefined); regorus raises an error. The collection is wrapped in a call to
 //!   docket's `__docket_iterable`, which passes collections through and turns anything else
 //!   into an empty array, so regorus iterates nothing as well.
+//! - The dynamic operands of a negated literal are bound before it, as OPA's compiler does
+//!   (`negation`), so `not f(input.missing)` is undefined as in OPA, not `true`.
 //!
 //! The module's digest and stored text stay the original source; only the engine gets the
 //! adjusted text. regorus's own parser (`regorus::unstable`, pinned with the crate's version)
@@ -14,6 +16,8 @@
 
 use regorus::unstable::{Expr, Literal, Module, Parser, Query, Rule, RuleHead, Source};
 use regorus::utils::get_path_string;
+
+mod negation;
 
 /// The name of docket's iteration guard (an extension registered in `builtins`).
 pub(crate) const ITERABLE_GUARD: &str = "__docket_iterable";
@@ -112,17 +116,13 @@ const OPERATOR: &str =
 
 /// The source regorus should compile, or an error naming the first unsupported builtin call.
 pub(crate) fn prepare(id: &str, source: &str) -> Result<String, String> {
-    let Ok(parsed) = Source::from_contents(id.to_string(), source.to_string()) else {
+    let Some(module) = parse(id, source) else {
         return Ok(source.to_string());
     };
-    // Rego v1, as regorus's engine parses it (and OPA 1.x).
-    let Ok(module) = Parser::new(&parsed).and_then(|mut p| {
-        p.enable_rego_v1()?;
-        p.parse()
-    }) else {
-        return Ok(source.to_string());
+    let mut walk = Walk {
+        source,
+        ..Walk::default()
     };
-    let mut walk = Walk::default();
     walk.module(&module);
     let local_names = local_names(&module);
     for (name, line) in &walk.calls {
@@ -137,7 +137,47 @@ pub(crate) fn prepare(id: &str, source: &str) -> Result<String, String> {
             ));
         }
     }
-    Ok(guard_iterations(source, &walk.iterated))
+    let guarded = guard_iterations(source, &walk.iterated);
+    Ok(bind_negated_operands(id, guarded))
+}
+
+/// The module as regorus parses it (Rego v1, as regorus's engine and OPA 1.x do); `None` when
+/// it does not parse, so that regorus reports the error itself.
+fn parse(id: &str, source: &str) -> Option<Module> {
+    let parsed = Source::from_contents(id.to_string(), source.to_string()).ok()?;
+    Parser::new(&parsed)
+        .and_then(|mut p| {
+            p.enable_rego_v1()?;
+            p.parse()
+        })
+        .ok()
+}
+
+/// Binds the operands of negated literals before them (see `negation`), pass after pass: a
+/// negation inside an operand of another (in a comprehension) is rewritten on the next pass.
+fn bind_negated_operands(id: &str, mut text: String) -> String {
+    let mut counter = 0;
+    // Each pass rewrites at least one literal, and nesting is shallow; the bound is a backstop.
+    for _ in 0..64 {
+        let Some(module) = parse(id, &text) else {
+            return text;
+        };
+        let mut walk = Walk {
+            source: &text,
+            ..Walk::default()
+        };
+        walk.module(&module);
+        if walk.negations.is_empty() {
+            return text;
+        }
+        let rewritten = negation::rewrite(&text, &walk.negations, &mut counter);
+        if parse(id, &rewritten).is_none() {
+            debug_assert!(false, "the negation rewrite broke the module:\n{rewritten}");
+            return text;
+        }
+        text = rewritten;
+    }
+    text
 }
 
 /// Wraps each iterated collection (byte ranges, possibly nested) in the iteration guard.
@@ -193,14 +233,18 @@ fn local_names(module: &Module) -> Vec<String> {
 }
 
 #[derive(Default)]
-struct Walk {
+struct Walk<'a> {
+    /// The text the module was parsed from.
+    source: &'a str,
     /// Called function names, with the line of the call.
     calls: Vec<(String, u32)>,
     /// Byte ranges of the collections of `some .. in` literals.
     iterated: Vec<(usize, usize)>,
+    /// Negated literals whose operands must be bound before them.
+    negations: Vec<negation::Negation>,
 }
 
-impl Walk {
+impl Walk<'_> {
     fn module(&mut self, module: &Module) {
         for rule in &module.policy {
             match rule.as_ref() {
@@ -232,7 +276,8 @@ impl Walk {
                         if let Some(a) = &body.assign {
                             self.expr(&a.value);
                         }
-                        self.query(&body.query);
+                        let unbraced = negation::unbraced(self.source, &body.query);
+                        self.query(&body.query, unbraced);
                     }
                 }
                 Rule::Default { value, args, .. } => {
@@ -243,8 +288,11 @@ impl Walk {
         }
     }
 
-    fn query(&mut self, query: &Query) {
+    /// `unbraced_rule_body`: a rule body written as one literal after `if`.
+    fn query(&mut self, query: &Query, unbraced_rule_body: bool) {
         for stmt in &query.stmts {
+            self.negations
+                .extend(negation::negation(stmt, unbraced_rule_body));
             for w in &stmt.with_mods {
                 self.expr(&w.refr);
                 self.expr(&w.r#as);
@@ -268,7 +316,7 @@ impl Walk {
                 Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => self.expr(expr),
                 Literal::Every { domain, query, .. } => {
                     self.expr(domain);
-                    self.query(query);
+                    self.query(query, false);
                 }
             }
         }
@@ -293,14 +341,14 @@ impl Walk {
             }
             Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
                 self.expr(term);
-                self.query(query);
+                self.query(query, false);
             }
             Expr::ObjectCompr {
                 key, value, query, ..
             } => {
                 self.expr(key);
                 self.expr(value);
-                self.query(query);
+                self.query(query, false);
             }
             Expr::Call {
                 span, fcn, params, ..

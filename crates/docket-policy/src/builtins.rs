@@ -12,6 +12,8 @@ use anyhow::{Result, anyhow, bail};
 use regorus::{Engine, Value};
 use std::fmt::Write as _;
 
+mod json_patch;
+
 /// (name, number of arguments, implementation).
 type Builtin = (&'static str, u8, fn(&[Value]) -> Result<Value>);
 
@@ -38,6 +40,8 @@ const OVERRIDES: &[Builtin] = &[
     ("semver.compare", 2, semver_compare),
     // Go's ParseFloat refuses surrounding spaces; regorus trimmed them.
     ("to_number", 1, to_number),
+    // OPA raises an error where a patch cannot be applied; regorus answered undefined.
+    ("json.patch", 2, json_patch::json_patch),
     // Not a builtin: the guard `analysis` wraps around iterated collections.
     (crate::analysis::ITERABLE_GUARD, 1, iterable),
 ];

@@ -549,4 +549,70 @@ mod load_checks {
         assert_eq!(engine.version(), other.version());
         assert!(!engine.modules().next().unwrap().1.contains("__docket"));
     }
+
+    /// Each expectation was printed by the real OPA engine (v1.20), with `input.x` undefined,
+    /// `input.m` = `{}` and `data.users` = `{"a": true}`: OPA binds a negated expression's
+    /// dynamic operands outside the negation.
+    #[test]
+    fn a_negation_over_an_undefined_operand_is_as_in_opa() {
+        let cases = [
+            ("not input.x", Some("true")),
+            ("not input.x == 1", Some("true")),
+            ("not input.x = 1", Some("true")),
+            ("not 1 == input.x", Some("true")),
+            ("not input.a.b", Some("true")),
+            ("not g", Some("true")),
+            ("not h(1)", Some("true")),
+            ("not count([y | y := input.x]) > 0", Some("true")),
+            (r#"not object.get(input, "x", 1) == 2"#, Some("true")),
+            (r#"not startswith(input.x, "a")"#, None),
+            ("not data.users[input.x]", None),
+            ("not count(input.x) > 0", None),
+            ("not f(input.x)", None),
+            ("not input.m[input.x]", None),
+            ("not data.users[input.x].admin", None),
+            (r#"not lower(input.x) == "a""#, None),
+            ("not input.x != 1", None),
+            ("not input.x in {1}", None),
+            ("not 0 in input.x", None),
+            ("not [input.x] == [1]", None),
+            (r#"not {"k": input.x} == {}"#, None),
+            ("not input.x + 1 > 2", None),
+            ("not data.users[lower(input.x)]", None),
+            (r#"not startswith(data.users[input.x], "a")"#, None),
+            ("not true == input.m[input.x]", None),
+            ("not f(input.x) with input.x as 1", None),
+            ("not f(input.x) with input.x as 2", Some("true")),
+        ];
+        for (literal, expected) in cases {
+            for body in [format!("{{\n\t{literal}\n}}"), literal.to_string()] {
+                let source = format!(
+                    "package p\n\nf(v) if v == 1\n\ng if input.x == 1\n\nh(_) := input.x\n\nx if {body}\n"
+                );
+                let mut engine = PolicyEngine::new();
+                engine.add_policy("p.rego", &source).unwrap();
+                engine.add_data(r#"{"users": {"a": true}}"#).unwrap();
+                let d = engine.evaluate("p/x", Some(r#"{"m": {}}"#)).unwrap();
+                assert_eq!(d.result.as_deref(), expected, "{source}");
+            }
+        }
+        // Inside comprehensions and `every` too (answers printed by OPA): the bodies are
+        // undefined, so `nested` counts an empty comprehension.
+        let source = "package q\n\nxs := [y | some y in input.l; not startswith(y, input.p)]\n\nall if every y in input.l { not startswith(y, input.p) }\n\nnested := [y | some y in input.l; not count([z | z := y; not startswith(z, input.p)]) > 0]\n";
+        let mut engine = PolicyEngine::new();
+        engine.add_policy("q.rego", source).unwrap();
+        let input = Some(r#"{"l": ["ab", "cd"]}"#);
+        let xs = engine.evaluate("q/xs", input).unwrap();
+        assert_eq!(xs.result.as_deref(), Some("[]"));
+        assert_eq!(engine.evaluate("q/all", input).unwrap().result, None);
+        let nested = engine.evaluate("q/nested", input).unwrap();
+        assert_eq!(nested.result.as_deref(), Some(r#"["ab","cd"]"#));
+        // With every operand defined, the answers are the usual ones.
+        let input = Some(r#"{"l": ["ab", "cd"], "p": "a"}"#);
+        let xs = engine.evaluate("q/xs", input).unwrap();
+        assert_eq!(xs.result.as_deref(), Some(r#"["cd"]"#));
+        assert_eq!(engine.evaluate("q/all", input).unwrap().result, None);
+        let nested = engine.evaluate("q/nested", input).unwrap();
+        assert_eq!(nested.result.as_deref(), Some(r#"["ab"]"#));
+    }
 }
