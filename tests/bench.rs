@@ -100,7 +100,11 @@ fn js_vectors(out: &str, n: usize) {
         let (path, input) = requests.next_request();
         let decision = engine.evaluate(path, Some(&input)).unwrap();
         results.push(decision.result.clone());
-        let (entry, _) = sealer.seal_decision(&decision, NOW_NS).unwrap();
+        let entry = sealer
+            .seal_decision(&decision, NOW_NS, &mut no_masking)
+            .unwrap()
+            .into_entry()
+            .unwrap();
         entries.push(hex(&entry.encode()));
         asked.push(serde_json::json!([path, input]));
     }
@@ -308,6 +312,11 @@ fn verify_on_threads(
 
 /// `docket-bench verify-cores [N]`: native verification of an N-decision log on 1 and 2 threads,
 /// in both signing modes, against the plain one-entry-at-a-time verifier in the same run.
+/// The salt source for decisions without mask rules: never called.
+fn no_masking() -> [u8; 32] {
+    unreachable!("the benchmarks' decisions mask nothing")
+}
+
 fn verify_cores(n: usize) {
     let decision = docket_ledger::Decision {
         path: RBAC.path.into(),
@@ -317,6 +326,7 @@ fn verify_cores(n: usize) {
             digest: format!("sha256:{}", "ab".repeat(32)),
             revision: None,
         },
+        log: Default::default(),
     };
     println!(
         "Measured {} on {} ({} cores available): a log of {n} decisions, µs per entry, best of {ROUNDS}.\n",
@@ -340,9 +350,10 @@ fn verify_cores(n: usize) {
         for i in 0..n {
             log.push(
                 sealer
-                    .seal_decision(&decision, 2 + i as u64)
+                    .seal_decision(&decision, 2 + i as u64, &mut no_masking)
                     .unwrap()
-                    .0
+                    .into_entry()
+                    .unwrap()
                     .encode(),
             );
         }
@@ -517,7 +528,7 @@ fn main() {
     let (mut sealer, _) = Sealer::genesis(key.clone(), params(), 1).unwrap();
     let native_seal = best_us(n, || {
         for _ in 0..n {
-            sealer.seal_decision(&decision, 2).unwrap();
+            sealer.seal_decision(&decision, 2, &mut no_masking).unwrap();
         }
     });
     wasm.start_log(
@@ -553,7 +564,14 @@ fn main() {
     let (mut sealer, genesis) = Sealer::genesis(key.clone(), params(), 1).unwrap();
     let mut log = vec![genesis.encode()];
     for _ in 0..n {
-        log.push(sealer.seal_decision(&decision, 2).unwrap().0.encode());
+        log.push(
+            sealer
+                .seal_decision(&decision, 2, &mut no_masking)
+                .unwrap()
+                .into_entry()
+                .unwrap()
+                .encode(),
+        );
     }
     let (_, note) = sealer.checkpoint();
     let native_verify = best_us(n, || {

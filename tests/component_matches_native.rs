@@ -5,7 +5,7 @@
 use docket::examples::{ALL, Requests};
 use docket::runtime::{self, FixedClock, Runtime};
 use docket_ledger::record::SigningMode;
-use docket_ledger::{Decision, GenesisParams, Sealer, SecretKey, Verifier};
+use docket_ledger::{Decision, GenesisParams, SealedDecision, Sealer, SecretKey, Verifier};
 use docket_policy::PolicyEngine;
 use std::time::Duration;
 
@@ -26,6 +26,11 @@ fn to_wit(d: &Decision) -> runtime::Decision {
         policy_version: runtime::PolicyVersion {
             digest: d.policy_version.digest.clone(),
             revision: d.policy_version.revision.clone(),
+        },
+        log: runtime::LogRules {
+            drop: d.log.drop,
+            mask: Vec::new(),
+            retention_ns: d.log.retention_ns,
         },
     }
 }
@@ -100,8 +105,17 @@ fn component_and_native_give_identical_decisions_entries_and_checkpoints() {
                 Some("true") => allowed += 1,
                 _ => denied += 1,
             }
-            let (entry, id) = sealer.seal_decision(&n, NOW_NS).unwrap();
-            let sealed = wasm.seal_decision(&to_wit(&n)).unwrap().unwrap();
+            let SealedDecision::Sealed {
+                entry,
+                decision_id: id,
+                ..
+            } = sealer
+                .seal_decision(&n, NOW_NS, &mut || unreachable!("nothing is masked"))
+                .unwrap()
+            else {
+                panic!("the example policies drop no access decision");
+            };
+            let sealed = wasm.seal_decision(&to_wit(&n)).unwrap().unwrap().unwrap();
             assert_eq!(
                 sealed.encoded,
                 entry.encode(),
@@ -185,7 +199,7 @@ fn component_rejects_a_tampered_log_naming_the_entry() {
             .evaluate(ALL[0].path, Some(&requests.rbac()))
             .unwrap()
             .unwrap();
-        log.push(wasm.seal_decision(&d).unwrap().unwrap().encoded);
+        log.push(wasm.seal_decision(&d).unwrap().unwrap().unwrap().encoded);
     }
     let vkey = SecretKey::from_seed("docket-test", &seed)
         .unwrap()

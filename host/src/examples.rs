@@ -27,7 +27,28 @@ pub const ABAC: ExamplePolicy = ExamplePolicy {
     path: "abac/allow",
 };
 
+/// The access policies.
 pub const ALL: [ExamplePolicy; 2] = [RBAC, ABAC];
+
+/// A liveness probe, which the logging rules drop from the log.
+pub const HEALTH: ExamplePolicy = ExamplePolicy {
+    id: "health.rego",
+    source: include_str!("../../examples/policies/health.rego"),
+    data: "{}",
+    path: "health/live",
+};
+
+/// The logging rules (`system.log`): mask the request's address, drop health checks, keep
+/// denials for a year.
+pub const LOGGING_RULES: ExamplePolicy = ExamplePolicy {
+    id: "system-log.rego",
+    source: include_str!("../../examples/policies/system-log.rego"),
+    data: "{}",
+    path: "system/log",
+};
+
+/// Everything `docket demo` and `docket serve` load by default.
+pub const DEFAULTS: [ExamplePolicy; 4] = [RBAC, ABAC, HEALTH, LOGGING_RULES];
 
 /// Seeded request generator: the same seed gives the same requests on every machine.
 pub struct Requests {

@@ -6,5 +6,6 @@
 pub mod examples;
 pub mod log;
 pub mod runtime;
+pub mod salts;
 pub mod serve;
 pub mod store;

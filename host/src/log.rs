@@ -5,6 +5,7 @@
 use crate::runtime::{
     self, Checkpoint, Decision, Instance, Report, Runtime, SealedEntry, VerifyError,
 };
+use crate::salts::{self, SaltFile, SaltLine};
 use crate::store::{Frame, LogBackend, Recovery, Store};
 use anyhow::{Context, Result, anyhow, bail};
 use docket_ledger::{PublicKey, SecretKey};
@@ -118,13 +119,21 @@ pub fn failure_name(e: &VerifyError) -> &'static str {
     }
 }
 
-/// A sealed decision, durable once its batch is committed.
+/// A decision handed to the log, acted on only once its batch is committed.
 #[derive(Debug, Clone)]
 pub struct Sealed {
+    pub result: Option<String>,
+    /// Its entry; `None` when the logging rules dropped it (it is counted in a tally entry of
+    /// the same commit).
+    pub entry: Option<EntryRef>,
+}
+
+/// Where a decision was sealed.
+#[derive(Debug, Clone)]
+pub struct EntryRef {
     pub seq: u64,
     pub decision_id: String,
     pub entry_hash: String,
-    pub result: Option<String>,
 }
 
 /// What one commit made durable.
@@ -148,6 +157,10 @@ pub struct AuditLog<B: LogBackend = Store> {
     store: B,
     instance: Instance,
     pending: Vec<SealedEntry>,
+    /// Where mask salts are kept; `None` discards them (masked values can then never be
+    /// revealed, which is a valid choice).
+    salt_file: Option<SaltFile>,
+    pending_salts: Vec<SaltLine>,
 }
 
 impl AuditLog<Store> {
@@ -178,6 +191,8 @@ impl AuditLog<Store> {
             store,
             instance,
             pending: Vec::new(),
+            salt_file: None,
+            pending_salts: Vec::new(),
         })
     }
 
@@ -219,6 +234,8 @@ impl AuditLog<Store> {
                 store,
                 instance,
                 pending: Vec::new(),
+                salt_file: None,
+                pending_salts: Vec::new(),
             },
             recovery,
             report,
@@ -241,6 +258,11 @@ impl<B: LogBackend> AuditLog<B> {
         self.store.entries() + self.pending.len() as u64
     }
 
+    /// Keeps the salts of masked values in `file` (appended, fsync'd before each commit).
+    pub fn keep_salts_in(&mut self, file: SaltFile) {
+        self.salt_file = Some(file);
+    }
+
     /// Evaluates and seals one decision into the pending batch. Not durable until `commit`.
     pub fn decide(&mut self, path: &str, input: Option<&str>) -> Result<Sealed> {
         let decision = self
@@ -251,22 +273,41 @@ impl<B: LogBackend> AuditLog<B> {
         self.seal(&decision)
     }
 
-    /// Seals a decision evaluated elsewhere (e.g. by a pool of instances) into the pending batch.
+    /// Seals a decision evaluated elsewhere (e.g. by a pool of instances) into the pending
+    /// batch, as its logging rules say: masked, or dropped and counted in the commit's tally.
     pub fn seal(&mut self, decision: &Decision) -> Result<Sealed> {
         let result = decision.result.clone();
-        let entry = self
+        let Some(entry) = self
             .instance
             .seal_decision(decision)
             .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("sealing failed: {e:?}"))?;
-        let sealed = Sealed {
+            .map_err(|e| anyhow!("sealing failed: {e:?}"))?
+        else {
+            return Ok(Sealed {
+                result,
+                entry: None,
+            });
+        };
+        let entry_ref = EntryRef {
             seq: entry.seq,
             decision_id: entry.decision_id.clone().unwrap_or_default(),
             entry_hash: hex(&entry.hash),
-            result,
         };
+        if self.salt_file.is_some() {
+            self.pending_salts
+                .extend(entry.salts.iter().map(|s| SaltLine {
+                    seq: entry_ref.seq,
+                    entry_hash: entry_ref.entry_hash.clone(),
+                    decision_id: entry_ref.decision_id.clone(),
+                    path: s.path.clone(),
+                    salt: salts::encode_salt(&s.salt),
+                }));
+        }
         self.pending.push(entry);
-        Ok(sealed)
+        Ok(Sealed {
+            result,
+            entry: Some(entry_ref),
+        })
     }
 
     /// Seals a caller-made record (e.g. a policy change) into the pending batch.
@@ -304,6 +345,11 @@ impl<B: LogBackend> AuditLog<B> {
     /// when nothing was pending). On error nothing of the batch may be acknowledged, and the
     /// sealer has moved past entries that are not on disk: the log must be reopened.
     pub fn commit(&mut self) -> Result<Commit> {
+        // Decisions dropped since the last commit are answered only with this commit, so their
+        // tally is in it.
+        if let Some(tally) = self.instance.seal_tally().map_err(|e| anyhow!("{e}"))? {
+            self.pending.push(tally);
+        }
         if self.pending.is_empty() {
             return Ok(Commit {
                 entries: Vec::new(),
@@ -311,6 +357,12 @@ impl<B: LogBackend> AuditLog<B> {
             });
         }
         let checkpoint = self.instance.checkpoint().map_err(|e| anyhow!("{e}"))?;
+        // Salts first: a salt whose entry never lands is harmless (see `salts`), an entry whose
+        // salt was lost could never be revealed.
+        if let Some(file) = &mut self.salt_file {
+            file.append(&self.pending_salts)?;
+        }
+        self.pending_salts.clear();
         let encoded: Vec<&[u8]> = self.pending.iter().map(|e| e.encoded.as_slice()).collect();
         self.store.commit(&encoded, &checkpoint.note)?;
         Ok(Commit {

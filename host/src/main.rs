@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use docket::examples::{ALL, Requests};
+use docket::examples::{DEFAULTS, HEALTH, Requests};
 use docket::log::{
     AuditLog, describe_failure, failure_name, hex, read_public_key, read_secret_key, verify_frames,
     write_new_key,
@@ -67,6 +67,10 @@ enum Command {
         /// Input JSON file; `-` or absent reads standard input.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// Keep the salts of values masked by the logging rules in this file (appended), apart
+        /// from the log; without it they are discarded and masked values cannot be revealed.
+        #[arg(long)]
+        salts: Option<PathBuf>,
     },
     /// Verify a log directory or an export file against the log's genesis public key.
     ///
@@ -154,6 +158,10 @@ enum Command {
         /// Sign every entry, not only each commit's checkpoint (fixed when the log is created).
         #[arg(long)]
         sign_entries: bool,
+        /// Keep the salts of values masked by the logging rules here (default:
+        /// <dir>/mask-salts.jsonl, apart from the log); `docket log reveal` reads them.
+        #[arg(long)]
+        salts: Option<PathBuf>,
     },
     /// Write the browser log verifier (the page `docket serve` shows at /ui) as plain files,
     /// for any static web server.
@@ -213,6 +221,31 @@ enum LogCommand {
         #[arg(long)]
         decision_id: Option<String>,
     },
+    /// Prove what a masked value was: the log verifies, and the value with its salt gives the
+    /// commitment sealed in the entry. Exit 0 when it proves out, 1 when it does not.
+    /// Example: docket log reveal log --pub docket.pub --seq 7 --path /input/user/email
+    /// --value '"alice@example.com"' --salts mask-salts.jsonl
+    Reveal {
+        dir: PathBuf,
+        /// The log's genesis public key.
+        #[arg(long = "pub")]
+        public: PathBuf,
+        /// The decision entry's sequence number.
+        #[arg(long)]
+        seq: u64,
+        /// The JSON Pointer that was masked (as in the record's `commitments`).
+        #[arg(long)]
+        path: String,
+        /// The value, as JSON text (a string needs its quotes: '"alice@example.com"').
+        #[arg(long)]
+        value: String,
+        /// The salt, base64.
+        #[arg(long, conflicts_with = "salts", required_unless_present = "salts")]
+        salt: Option<String>,
+        /// Or the mask-salt file to look the salt up in.
+        #[arg(long)]
+        salts: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -247,6 +280,7 @@ fn run(cli: Cli) -> Result<i32> {
             data,
             path,
             input,
+            salts,
         } => {
             let secret = read_secret_key(&key)?;
             let genesis = match public {
@@ -255,6 +289,9 @@ fn run(cli: Cli) -> Result<i32> {
             };
             let runtime = load_runtime()?;
             let mut log = open_or_create(&dir, &runtime, &genesis, &secret)?;
+            if let Some(salts) = &salts {
+                log.keep_salts_in(docket::salts::SaltFile::open(salts)?);
+            }
             for p in &policies {
                 let source = std::fs::read_to_string(p)
                     .with_context(|| format!("reading {}", p.display()))?;
@@ -290,7 +327,14 @@ fn run(cli: Cli) -> Result<i32> {
                 Some(r) => serde_json::from_str(r)?,
                 None => serde_json::Value::Null,
             };
-            let mut out = serde_json::json!({"decision_id": sealed.decision_id, "seq": sealed.seq, "entry_hash": sealed.entry_hash});
+            let mut out = match &sealed.entry {
+                Some(e) => {
+                    serde_json::json!({"decision_id": e.decision_id, "seq": e.seq, "entry_hash": e.entry_hash})
+                }
+                None => {
+                    serde_json::json!({"dropped": "by the logging rules; counted in a tally entry"})
+                }
+            };
             if sealed.result.is_some() {
                 out["result"] = result;
             }
@@ -345,6 +389,7 @@ fn run(cli: Cli) -> Result<i32> {
             max_ingest_body,
             revision,
             sign_entries,
+            salts,
         } => {
             let token = match (token_file, std::env::var("DOCKET_TOKEN").ok()) {
                 (Some(path), _) => Some(
@@ -373,6 +418,7 @@ fn run(cli: Cli) -> Result<i32> {
                 max_ingest_body,
                 default_decision,
                 ingest_paths,
+                salts,
                 signing: if sign_entries {
                     runtime::SigningMode::Entry
                 } else {
@@ -657,11 +703,90 @@ fn log_command(cmd: LogCommand) -> Result<i32> {
             seq,
             decision_id,
         } => prove(&dir, seq, decision_id.as_deref()),
+        LogCommand::Reveal {
+            dir,
+            public,
+            seq,
+            path,
+            value,
+            salt,
+            salts,
+        } => reveal(
+            &dir,
+            &public,
+            seq,
+            &path,
+            &value,
+            salt.as_deref(),
+            salts.as_deref(),
+        ),
         LogCommand::Checkpoint { dir } => {
             let note = store::latest_checkpoint(&dir)?
                 .with_context(|| format!("{} has no checkpoint yet", dir.display()))?;
             print!("{note}");
             Ok(0)
+        }
+    }
+}
+
+fn reveal(
+    dir: &Path,
+    public: &Path,
+    seq: u64,
+    pointer: &str,
+    value: &str,
+    salt: Option<&str>,
+    salt_file: Option<&Path>,
+) -> Result<i32> {
+    let genesis = read_public_key(public)?;
+    let (frames, _) = store::read_frames(dir)?;
+    let runtime = load_runtime()?;
+    let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+    // The whole log first: a value proved against an entry of a tampered log proves nothing.
+    let report = verify_frames(&mut instance, &genesis, &frames, None, |_| {})?.map_err(|e| {
+        anyhow!(
+            "the log does not verify ({}); nothing in it can be proved",
+            describe_failure(&e)
+        )
+    })?;
+    let entry = frames
+        .iter()
+        .filter_map(|f| match f {
+            store::Frame::Entry(b) => Some(b),
+            store::Frame::Checkpoint(_) => None,
+        })
+        .nth(seq as usize)
+        .map(|b| decode_entry(b))
+        .transpose()?
+        .ok_or_else(|| {
+            anyhow!(
+                "the log has {} entries; there is no entry {seq}",
+                report.entries
+            )
+        })?;
+    if entry.kind != docket_ledger::EntryKind::Decision {
+        bail!("entry {seq} is a {} entry, not a decision", entry.kind);
+    }
+    let salt = match (salt, salt_file) {
+        (Some(text), _) => docket::salts::decode_salt(text)?,
+        (None, Some(file)) => docket::salts::find(file, seq, &entry.hash.to_hex(), pointer)?,
+        (None, None) => bail!("give --salt or --salts"),
+    };
+    match instance
+        .check_reveal(&entry.record, pointer, value, &salt)
+        .map_err(|e| anyhow!("{e}"))?
+    {
+        Ok(()) => {
+            println!(
+                "proved: entry {seq} (hash {}) of a log that verifies ({} entries) committed {pointer} = {value}",
+                entry.hash.to_hex(),
+                report.entries
+            );
+            Ok(0)
+        }
+        Err(why) => {
+            println!("not proved: {why}");
+            Ok(1)
         }
     }
 }
@@ -761,6 +886,7 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
         runtime::COMPONENT_WASM.len() / 1024
     );
     let key = write_new_key(&dir, "demo", "docket.demo")?;
+    let salt_path = dir.join("mask-salts.jsonl");
     println!(
         "  key: {} (secret, 0600) and demo.pub",
         dir.join("demo.key").display()
@@ -775,7 +901,8 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
         &instance_id(),
         runtime::SigningMode::Checkpoint,
     )?;
-    for p in ALL {
+    log.keep_salts_in(docket::salts::SaltFile::open(&salt_path)?);
+    for p in DEFAULTS {
         log.instance()
             .add_policy(p.id, p.source)
             .map_err(|e| anyhow!("{e}"))?
@@ -789,23 +916,39 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
         .instance()
         .policy_version()
         .map_err(|e| anyhow!("{e}"))?;
-    let change = serde_json::json!({"policy_version": {"digest": version.digest}, "modules": ALL.iter().map(|p| p.id).collect::<Vec<_>>()});
+    let change = serde_json::json!({"policy_version": {"digest": version.digest}, "modules": DEFAULTS.iter().map(|p| p.id).collect::<Vec<_>>()});
     log.record(runtime::EntryKind::PolicyChange, &change.to_string())?;
     log.commit()?;
     println!(
-        "  policies: rbac.rego, abac.rego with data, version {}",
+        "  policies: rbac.rego, abac.rego with data, health.rego, and the logging rules system-log.rego (mask the request's address, drop health checks); version {}",
         version.digest
     );
 
     let mut requests = Requests::new(2026);
-    let (mut allowed, mut denied, mut commits) = (0u64, 0u64, 0u64);
+    let (mut allowed, mut denied, mut dropped, mut commits) = (0u64, 0u64, 0u64, 0u64);
+    // The first masked decision, to reveal after the run: (seq, the address masked out).
+    let mut masked_example: Option<(u64, String)> = None;
     let sealing = Instant::now();
     for i in 0..count {
-        let (path, input) = requests.next_request();
-        let sealed = log.decide(path, Some(&input))?;
-        match sealed.result.as_deref() {
-            Some("true") => allowed += 1,
-            _ => denied += 1,
+        // One request in ten is a liveness probe, which the logging rules drop.
+        let sealed = if i % 10 == 9 {
+            log.decide(HEALTH.path, None)?
+        } else {
+            let (path, input) = requests.next_request();
+            let sealed = log.decide(path, Some(&input))?;
+            if let (None, Some(entry)) = (&masked_example, &sealed.entry) {
+                let ip =
+                    serde_json::from_str::<serde_json::Value>(&input)?["context"]["ip"].clone();
+                if !ip.is_null() {
+                    masked_example = Some((entry.seq, ip.to_string()));
+                }
+            }
+            sealed
+        };
+        match (&sealed.entry, sealed.result.as_deref()) {
+            (None, _) => dropped += 1,
+            (Some(_), Some("true")) => allowed += 1,
+            (Some(_), _) => denied += 1,
         }
         if ((i + 1) as usize).is_multiple_of(batch) {
             log.commit()?;
@@ -818,7 +961,7 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
     let entries = log.entries();
     drop(log);
     println!(
-        "  decided, sealed and durably appended {count} requests in {:.2} s: {:.0} decisions/s ({allowed} allowed, {denied} denied; {commits} group commits, one fsync and one signed checkpoint each)",
+        "  decided, sealed and durably appended {count} requests in {:.2} s: {:.0} decisions/s ({allowed} allowed, {denied} denied, {dropped} health checks dropped and counted in signed tally entries; {commits} group commits, one fsync and one signed checkpoint each)",
         sealing.as_secs_f64(),
         count as f64 / sealing.as_secs_f64()
     );
@@ -842,6 +985,47 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
         report.entries as f64 / verify_time.as_secs_f64(),
         hex(&report.root)
     );
+
+    // Masking: the address is not in the log, only a commitment; its salt is in the salt file.
+    if let Some((seq, ip)) = &masked_example {
+        let entry = frames
+            .iter()
+            .filter_map(|f| match f {
+                store::Frame::Entry(b) => Some(b),
+                store::Frame::Checkpoint(_) => None,
+            })
+            .nth(*seq as usize)
+            .map(|b| decode_entry(b))
+            .transpose()?
+            .ok_or_else(|| anyhow!("entry {seq} is missing"))?;
+        let salt =
+            docket::salts::find(&salt_path, *seq, &entry.hash.to_hex(), "/input/context/ip")?;
+        let right = instance
+            .check_reveal(&entry.record, "/input/context/ip", ip, &salt)
+            .map_err(|e| anyhow!("{e}"))?;
+        let wrong = instance
+            .check_reveal(&entry.record, "/input/context/ip", "\"10.0.0.1\"", &salt)
+            .map_err(|e| anyhow!("{e}"))?;
+        println!(
+            "  masked: entry {seq} holds a salted commitment, not the address {ip}; revealed with its salt it {}, a wrong address {}",
+            if right.is_ok() {
+                "proves out"
+            } else {
+                "FAILS (a bug)"
+            },
+            if wrong.is_err() {
+                "does not"
+            } else {
+                "ALSO PROVES (a bug)"
+            },
+        );
+        println!(
+            "          try: docket log reveal {} --pub {} --seq {seq} --path /input/context/ip --value '{ip}' --salts {}",
+            log_dir.display(),
+            dir.join("demo.pub").display(),
+            salt_path.display()
+        );
+    }
 
     // Tamper with a copy: flip one byte inside a decision record in the middle of the log.
     let tampered = dir.join("tampered");

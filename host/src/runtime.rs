@@ -29,7 +29,8 @@ pub use bindings::exports::docket::audit::policy::PolicyError;
 pub use bindings::exports::docket::audit::sealing::SealError;
 pub use bindings::exports::docket::audit::verification::{Location, Report, VerifyError};
 pub use wit::{
-    ChainState, Checkpoint, Decision, EntryKind, PolicyVersion, SealedEntry, SigningMode,
+    ChainState, Checkpoint, Decision, EntryKind, LogRules, MaskRule, MaskSalt, PolicyVersion,
+    SealedEntry, SigningMode,
 };
 
 /// The component, built by `host/build.rs` from `crates/docket-component`.
@@ -455,12 +456,36 @@ impl Instance {
         Ok(())
     }
 
-    pub fn seal_decision(&mut self, decision: &Decision) -> Result<Result<SealedEntry, SealError>> {
+    /// Seals a decision as its logging rules say; `None` when they dropped it.
+    pub fn seal_decision(
+        &mut self,
+        decision: &Decision,
+    ) -> Result<Result<Option<SealedEntry>, SealError>> {
         let r = self.sealer()?;
         self.call(|b, s| {
             b.docket_audit_sealing()
                 .sealer()
                 .call_seal_decision(s, r, decision)
+        })
+    }
+
+    /// Seals the tally of decisions dropped since the last one, if any.
+    pub fn seal_tally(&mut self) -> Result<Option<SealedEntry>> {
+        let r = self.sealer()?;
+        self.call(|b, s| b.docket_audit_sealing().sealer().call_seal_tally(s, r))
+    }
+
+    /// Checks a revealed masked value against a decision record, inside the component.
+    pub fn check_reveal(
+        &mut self,
+        record: &[u8],
+        path: &str,
+        value: &str,
+        salt: &[u8],
+    ) -> Result<Result<(), String>> {
+        self.call(|b, s| {
+            b.docket_audit_verification()
+                .call_check_reveal(s, record, path, value, salt)
         })
     }
 

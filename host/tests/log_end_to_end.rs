@@ -50,7 +50,13 @@ fn seed_log(dir: &Path, n: usize) -> (docket_ledger::SecretKey, Vec<String>) {
     let mut requests = Requests::new(3);
     for i in 0..n {
         let (path, input) = requests.next_request();
-        ids.push(log.decide(path, Some(&input)).unwrap().decision_id);
+        ids.push(
+            log.decide(path, Some(&input))
+                .unwrap()
+                .entry
+                .unwrap()
+                .decision_id,
+        );
         if i % 10 == 9 {
             log.commit().unwrap();
         }
@@ -110,7 +116,7 @@ fn decisions_are_sealed_persisted_and_verify_then_the_chain_continues_after_reop
     for _ in 0..5 {
         let (path, input) = requests.next_request();
         let sealed = log.decide(path, Some(&input)).unwrap();
-        ids.push(sealed.decision_id);
+        ids.push(sealed.entry.unwrap().decision_id);
     }
     log.commit().unwrap();
     drop(log);

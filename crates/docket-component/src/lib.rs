@@ -14,11 +14,15 @@ wit_bindgen::generate!({
 
 use docket::audit::types as wit;
 use docket_ledger::export::ExportVerifier;
+use docket_ledger::masking;
 use docket_ledger::merkle::{self, Frontier};
 use docket_ledger::record::{PolicyVersion, SigningMode};
 use docket_ledger::sealer::{ChainState, GenesisParams, SealError, Sealer};
 use docket_ledger::verifier::{Failure, Location, Report, VerifyError};
-use docket_ledger::{Decision, Entry, EntryKind, Hash, PublicKey, SecretKey, Verifier};
+use docket_ledger::{
+    Decision, Entry, EntryKind, Hash, LogRules, MaskRule, PublicKey, SealedDecision, SecretKey,
+    Verifier,
+};
 use docket_policy::{PolicyEngine, PolicyError};
 use exports::docket::audit::{policy, sealing, verification};
 use std::cell::RefCell;
@@ -107,7 +111,32 @@ impl policy::GuestEngine for EngineResource {
             input: d.input,
             result: d.result,
             policy_version: to_wit_version(&d.policy_version),
+            log: wit::LogRules {
+                drop: d.log.drop,
+                mask: d.log.mask.into_iter().map(mask_rule_to_wit).collect(),
+                retention_ns: d.log.retention_ns,
+            },
         })
+    }
+}
+
+fn mask_rule_to_wit(rule: MaskRule) -> wit::MaskRule {
+    match rule {
+        MaskRule::Remove { path } => wit::MaskRule { path, upsert: None },
+        MaskRule::Upsert { path, value } => wit::MaskRule {
+            path,
+            upsert: Some(value),
+        },
+    }
+}
+
+fn mask_rule_from_wit(rule: wit::MaskRule) -> MaskRule {
+    match rule.upsert {
+        None => MaskRule::Remove { path: rule.path },
+        Some(value) => MaskRule::Upsert {
+            path: rule.path,
+            value,
+        },
     }
 }
 
@@ -146,7 +175,16 @@ fn sealed(entry: &Entry, decision_id: Option<String>) -> wit::SealedEntry {
         encoded: entry.encode(),
         decision_id,
         timestamp_ns: entry.timestamp_ns,
+        salts: Vec::new(),
     }
+}
+
+/// A mask salt: 32 bytes from the `wasi:random` import. A failing source of randomness must
+/// not produce a guessable salt, so it stops the call (a trap the host reports).
+fn random_salt() -> [u8; 32] {
+    let mut salt = [0u8; 32];
+    getrandom::fill(&mut salt).expect("wasi:random provides randomness");
+    salt
 }
 
 fn mode_from_wit(m: wit::SigningMode) -> SigningMode {
@@ -249,7 +287,7 @@ impl sealing::GuestSealer for SealerResource {
     fn seal_decision(
         &self,
         decision: wit::Decision,
-    ) -> Result<wit::SealedEntry, sealing::SealError> {
+    ) -> Result<Option<wit::SealedEntry>, sealing::SealError> {
         let decision = Decision {
             path: decision.path,
             input: decision.input,
@@ -258,13 +296,44 @@ impl sealing::GuestSealer for SealerResource {
                 digest: decision.policy_version.digest,
                 revision: decision.policy_version.revision,
             },
+            log: LogRules {
+                drop: decision.log.drop,
+                mask: decision
+                    .log
+                    .mask
+                    .into_iter()
+                    .map(mask_rule_from_wit)
+                    .collect(),
+                retention_ns: decision.log.retention_ns,
+            },
         };
-        let (entry, id) = self
+        let outcome = self
             .sealer
             .borrow_mut()
-            .seal_decision(&decision, now_ns())
+            .seal_decision(&decision, now_ns(), &mut random_salt)
             .map_err(seal_error)?;
-        Ok(sealed(&entry, Some(id)))
+        Ok(match outcome {
+            SealedDecision::Sealed {
+                entry,
+                decision_id,
+                salts,
+            } => Some(wit::SealedEntry {
+                salts: salts
+                    .into_iter()
+                    .map(|s| wit::MaskSalt {
+                        path: s.path,
+                        salt: s.salt.to_vec(),
+                    })
+                    .collect(),
+                ..sealed(&entry, Some(decision_id))
+            }),
+            SealedDecision::Dropped => None,
+        })
+    }
+
+    fn seal_tally(&self) -> Option<wit::SealedEntry> {
+        let entry = self.sealer.borrow_mut().seal_tally(now_ns())?;
+        Some(sealed(&entry, None))
     }
 
     fn seal_record(
@@ -313,6 +382,19 @@ impl sealing::GuestSealer for SealerResource {
 
 impl verification::Guest for Component {
     type Verifier = VerifierResource;
+
+    fn check_reveal(
+        record: Vec<u8>,
+        path: String,
+        value: String,
+        salt: Vec<u8>,
+    ) -> Result<(), String> {
+        let salt: [u8; 32] = salt
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("a mask salt is 32 bytes, got {}", salt.len()))?;
+        masking::check_reveal(&record, &path, &value, &salt).map_err(|e| e.to_string())
+    }
 
     fn verify_inclusion(
         leaf: Vec<u8>,

@@ -249,6 +249,7 @@ impl HttpContext for Filter {
                     input: Some(input),
                     result: None,
                     policy_version: self.shared.engine.borrow().version().clone(),
+                    log: Default::default(),
                 }
             }
         };

@@ -4,6 +4,7 @@
 //! ever re-serializes them. Decision records use OPA's decision-log field names.
 
 use crate::hash::{Hash, sha256};
+use crate::masking::{self, LogRules, MaskSalt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -74,6 +75,8 @@ pub struct Decision {
     pub input: Option<String>,
     pub result: Option<String>,
     pub policy_version: PolicyVersion,
+    /// What the logging rules (`data.system.log`) decided for it: none by default.
+    pub log: LogRules,
 }
 
 #[derive(Serialize)]
@@ -85,8 +88,36 @@ struct DecisionRecordOut<'a> {
     input: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    erased: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    masked: &'a [String],
+    #[serde(skip_serializing_if = "Commitments::is_empty")]
+    commitments: Commitments<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retain_until: Option<String>,
     labels: &'a Labels,
     policy_version: &'a PolicyVersion,
+}
+
+/// (path, commitment) pairs written as one JSON object, in the order the rules applied.
+struct Commitments<'a>(&'a [(String, String)]);
+
+impl Commitments<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Commitments<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (path, commitment) in self.0 {
+            map.serialize_entry(path, commitment)?;
+        }
+        map.end()
+    }
 }
 
 /// Why a record could not be built.
@@ -107,13 +138,16 @@ fn raw_json<'a>(what: &str, text: &'a str) -> Result<&'a RawValue, RecordError> 
 }
 
 /// Writes a decision record. The input and result texts are validated and re-emitted without
-/// insignificant whitespace, so the record is compact however the caller formatted them.
+/// insignificant whitespace, so the record is compact however the caller formatted them. The
+/// decision's mask rules are applied (with salts from `salt`, returned for the caller to keep
+/// apart) and its retention becomes `retain_until`.
 pub fn decision_record(
     decision: &Decision,
     decision_id: &str,
     timestamp_ns: u64,
     labels: &Labels,
-) -> Result<Vec<u8>, RecordError> {
+    salt: &mut dyn FnMut() -> [u8; 32],
+) -> Result<(Vec<u8>, Vec<MaskSalt>), RecordError> {
     let compact =
         |what: &str, text: &Option<String>| -> Result<Option<Box<RawValue>>, RecordError> {
             text.as_deref()
@@ -124,8 +158,24 @@ pub fn decision_record(
                 })
                 .transpose()
         };
-    let input = compact("input", &decision.input)?;
-    let result = compact("result", &decision.result)?;
+    let mut input = compact("input", &decision.input)?;
+    let mut result = compact("result", &decision.result)?;
+    let mut masked = masking::Masked::default();
+    if !decision.log.mask.is_empty() {
+        masked = masking::apply(
+            input.as_deref().map(RawValue::get),
+            result.as_deref().map(RawValue::get),
+            &decision.log.mask,
+            salt,
+        )
+        .map_err(|e| RecordError(e.0))?;
+        let raw = |text: &Option<String>| {
+            text.clone()
+                .map(|t| RawValue::from_string(t).expect("masking keeps JSON valid"))
+        };
+        input = raw(&masked.input);
+        result = raw(&masked.result);
+    }
     let timestamp = rfc3339(timestamp_ns);
     let record = DecisionRecordOut {
         decision_id,
@@ -133,10 +183,20 @@ pub fn decision_record(
         path: &decision.path,
         input: input.as_deref(),
         result: result.as_deref(),
+        erased: &masked.erased,
+        masked: &masked.masked,
+        commitments: Commitments(&masked.commitments),
+        retain_until: decision
+            .log
+            .retention_ns
+            .map(|r| rfc3339(timestamp_ns.saturating_add(r))),
         labels,
         policy_version: &decision.policy_version,
     };
-    Ok(serde_json::to_vec(&record).expect("records serialize"))
+    Ok((
+        serde_json::to_vec(&record).expect("records serialize"),
+        masked.salts,
+    ))
 }
 
 /// Removes insignificant whitespace from valid JSON text, keeping everything else (key order,
@@ -265,8 +325,11 @@ mod tests {
                 digest: "sha256:00".into(),
                 revision: None,
             },
+            log: LogRules::default(),
         };
-        let record = decision_record(&decision, "id", 0, &labels).unwrap();
+        let no_salt = &mut || unreachable!("nothing is masked");
+        let (record, salts) = decision_record(&decision, "id", 0, &labels, no_salt).unwrap();
+        assert!(salts.is_empty());
         assert_eq!(
             String::from_utf8(record).unwrap(),
             r#"{"decision_id":"id","timestamp":"1970-01-01T00:00:00.000000000Z","path":"rbac/allow","input":{"user":"alice"},"labels":{"id":"i","version":"0.1.0"},"policy_version":{"digest":"sha256:00"}}"#
@@ -276,7 +339,7 @@ mod tests {
             ..decision
         };
         assert!(
-            decision_record(&bad, "id", 0, &labels)
+            decision_record(&bad, "id", 0, &labels, no_salt)
                 .unwrap_err()
                 .0
                 .contains("input")

@@ -7,11 +7,13 @@ use crate::checkpoint::Checkpoint;
 use crate::entry::{Entry, EntryKind, MAX_RECORD_LEN, entry_signature_message};
 use crate::hash::Hash;
 use crate::keys::{PublicKey, SecretKey};
+use crate::masking::MaskSalt;
 use crate::merkle::Frontier;
 use crate::record::{
     Decision, GenesisRecord, KeyRotationRecord, LOG_FORMAT, Labels, SigningMode, decision_id,
-    decision_record,
+    decision_record, rfc3339,
 };
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// The version label docket writes into records.
@@ -96,6 +98,51 @@ pub struct Sealer {
     key: SecretKey,
     state: ChainState,
     labels: Labels,
+    /// Decisions the logging rules dropped since the last tally entry.
+    dropped: Tally,
+}
+
+/// What [`Sealer::seal_decision`] did with a decision.
+#[derive(Debug)]
+pub enum SealedDecision {
+    Sealed {
+        entry: Entry,
+        decision_id: String,
+        /// One per value masked out of the record, for the caller to keep apart from the log.
+        salts: Vec<MaskSalt>,
+    },
+    /// The logging rules dropped it: not sealed, counted in the next tally entry.
+    Dropped,
+}
+
+impl SealedDecision {
+    /// The sealed entry; `None` for a dropped decision.
+    pub fn into_entry(self) -> Option<Entry> {
+        match self {
+            SealedDecision::Sealed { entry, .. } => Some(entry),
+            SealedDecision::Dropped => None,
+        }
+    }
+}
+
+/// Dropped decisions not yet sealed in a tally entry (docs/log-format.md §4.7).
+#[derive(Debug, Default)]
+struct Tally {
+    count: u64,
+    paths: BTreeMap<String, u64>,
+    policy_versions: BTreeSet<String>,
+    first_ns: u64,
+    last_ns: u64,
+}
+
+#[derive(serde::Serialize)]
+struct TallyRecord<'a> {
+    tally: &'static str,
+    count: u64,
+    paths: &'a BTreeMap<String, u64>,
+    policy_versions: &'a BTreeSet<String>,
+    first: String,
+    last: String,
 }
 
 impl fmt::Debug for Sealer {
@@ -136,7 +183,12 @@ impl Sealer {
             key: key.public().clone(),
             frontier: Frontier::new(),
         };
-        let mut sealer = Sealer { key, state, labels };
+        let mut sealer = Sealer {
+            key,
+            state,
+            labels,
+            dropped: Tally::default(),
+        };
         let record = serde_json::to_vec(&record).expect("records serialize");
         let entry = sealer.append(EntryKind::Genesis, record, now_ns);
         sealer.state.chain_id = entry.hash;
@@ -162,7 +214,12 @@ impl Sealer {
             id: state.instance_id.clone(),
             version: DOCKET_VERSION.to_string(),
         };
-        Ok(Sealer { key, state, labels })
+        Ok(Sealer {
+            key,
+            state,
+            labels,
+            dropped: Tally::default(),
+        })
     }
 
     pub fn state(&self) -> &ChainState {
@@ -173,19 +230,67 @@ impl Sealer {
         self.key.public()
     }
 
-    /// Seals a decision: writes its record (assigning its decision id) and appends the entry.
-    /// Returns the entry and the decision id.
+    /// Seals a decision as its logging rules say: writes its record (assigning its decision id,
+    /// masking what the rules mask, with salts drawn from `salt`) and appends the entry, or, if
+    /// the rules drop it, counts it for the next tally entry.
     pub fn seal_decision(
         &mut self,
         decision: &Decision,
         now_ns: u64,
-    ) -> Result<(Entry, String), SealError> {
+        salt: &mut dyn FnMut() -> [u8; 32],
+    ) -> Result<SealedDecision, SealError> {
         let timestamp_ns = self.next_timestamp(now_ns);
+        if decision.log.drop {
+            let tally = &mut self.dropped;
+            if tally.count == 0 {
+                tally.first_ns = timestamp_ns;
+            }
+            tally.count += 1;
+            tally.last_ns = timestamp_ns;
+            *tally.paths.entry(decision.path.clone()).or_default() += 1;
+            if !tally
+                .policy_versions
+                .contains(&decision.policy_version.digest)
+            {
+                let digest = decision.policy_version.digest.clone();
+                tally.policy_versions.insert(digest);
+            }
+            return Ok(SealedDecision::Dropped);
+        }
         let id = decision_id(&self.state.chain_id, self.state.size, timestamp_ns);
-        let record = decision_record(decision, &id, timestamp_ns, &self.labels)
+        let (record, salts) = decision_record(decision, &id, timestamp_ns, &self.labels, salt)
             .map_err(|e| SealError::InvalidRecord(e.0))?;
         let entry = self.append(EntryKind::Decision, record, timestamp_ns);
-        Ok((entry, id))
+        Ok(SealedDecision::Sealed {
+            entry,
+            decision_id: id,
+            salts,
+        })
+    }
+
+    /// Seals the tally of decisions dropped since the last one, if any were: a writer calls
+    /// this before every commit, so a dropped decision is answered only once its count is as
+    /// durable as an entry would have been.
+    pub fn seal_tally(&mut self, now_ns: u64) -> Option<Entry> {
+        if self.dropped.count == 0 {
+            return None;
+        }
+        let tally = std::mem::take(&mut self.dropped);
+        let record = TallyRecord {
+            tally: "dropped",
+            count: tally.count,
+            paths: &tally.paths,
+            policy_versions: &tally.policy_versions,
+            first: rfc3339(tally.first_ns),
+            last: rfc3339(tally.last_ns),
+        };
+        let record = serde_json::to_vec(&record).expect("records serialize");
+        Some(self.append(EntryKind::Tally, record, now_ns))
+    }
+
+    /// The number of dropped decisions waiting for a tally entry.
+    pub fn dropped_pending(&self) -> u64 {
+        self.dropped.count
     }
 
     /// Seals a caller-made record of a kind that needs no special handling (policy changes,

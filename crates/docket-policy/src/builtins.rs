@@ -417,6 +417,12 @@ fn parse_duration_ns(args: &[Value]) -> Result<Value> {
     Ok(Value::from(if negative { -ns } else { ns }))
 }
 
+/// A Go duration (and `d` for days), in nanoseconds: `time.parse_duration_ns` for docket's own
+/// use (the logging rules' retention).
+pub(crate) fn duration_ns(text: &Value) -> Result<i64> {
+    parse_duration_ns(std::slice::from_ref(text))?.as_i64()
+}
+
 fn to_number(args: &[Value]) -> Result<Value> {
     match &args[0] {
         Value::Null => Ok(Value::from(0u64)),

@@ -13,12 +13,13 @@
 
 pub mod analysis;
 pub mod builtins;
+pub mod log_rules;
 
-use docket_ledger::Decision;
 use docket_ledger::hash::sha256;
 use docket_ledger::record::PolicyVersion;
+use docket_ledger::{Decision, LogRules};
 use regorus::{Engine, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Domain tag of the policy version digest.
@@ -64,6 +65,8 @@ pub struct PolicyEngine {
     data: Vec<String>,
     revision: Option<String>,
     version: PolicyVersion,
+    /// Ids of the modules in the logging rules' package (`system.log`).
+    log_rule_modules: BTreeSet<String>,
 }
 
 impl Default for PolicyEngine {
@@ -83,6 +86,7 @@ impl PolicyEngine {
                 digest: String::new(),
                 revision: None,
             },
+            log_rule_modules: BTreeSet::new(),
         };
         engine.refresh_version();
         engine
@@ -118,6 +122,11 @@ impl PolicyEngine {
             self.modules.insert(id.to_string(), source.to_string());
             package
         };
+        if package == log_rules::PACKAGE {
+            self.log_rule_modules.insert(id.to_string());
+        } else {
+            self.log_rule_modules.remove(id);
+        }
         self.refresh_version();
         Ok(package)
     }
@@ -131,6 +140,7 @@ impl PolicyEngine {
         let (engine, _) = build_engine(&modules, &self.data)?;
         self.engine = engine;
         self.modules = modules;
+        self.log_rule_modules.remove(id);
         self.refresh_version();
         Ok(())
     }
@@ -171,7 +181,8 @@ impl PolicyEngine {
 
     /// Evaluates the document at `path` (slash-separated under `data`, as in OPA's Data API:
     /// `rbac/allow` is `data.rbac.allow`) against `input` (JSON text), giving the decision to
-    /// seal. An undefined document gives a decision without a result.
+    /// seal. An undefined document gives a decision without a result. If logging rules are
+    /// loaded (the `system.log` package), they are evaluated on the decision too.
     pub fn evaluate(&mut self, path: &str, input: Option<&str>) -> Result<Decision, PolicyError> {
         let input_value = match input {
             Some(text) => {
@@ -179,37 +190,52 @@ impl PolicyEngine {
             }
             None => Value::Undefined,
         };
-        self.engine.set_input(input_value);
-        let query = data_ref(path);
-        // eval_rule is the fast path; it refuses packages, unknown paths and ref-head rules,
-        // which the general query handles.
-        let value = match self.engine.eval_rule(query.clone()) {
-            Ok(value) => value,
-            Err(_) => {
-                let results = self
-                    .engine
-                    .eval_query(query, false)
-                    .map_err(|e| PolicyError::Evaluation(e.to_string()))?;
-                results
-                    .result
-                    .into_iter()
-                    .next()
-                    .and_then(|r| r.expressions.into_iter().next())
-                    .map_or(Value::Undefined, |e| e.value)
+        self.engine.set_input(input_value.clone());
+        let value = self.document(data_ref(path))?;
+        let result = match &value {
+            Value::Undefined => None,
+            v => {
+                Some(serde_json::to_string(v).map_err(|e| PolicyError::Evaluation(e.to_string()))?)
             }
         };
-        let result = match value {
-            Value::Undefined => None,
-            v => Some(
-                serde_json::to_string(&v).map_err(|e| PolicyError::Evaluation(e.to_string()))?,
-            ),
+        let path = path.trim_matches('/').to_string();
+        let log = if self.log_rule_modules.is_empty() {
+            LogRules::default()
+        } else {
+            self.engine
+                .set_input(log_rules::event(&path, &input_value, &value));
+            let rule = |name: &str| format!("{}.{name}", log_rules::PACKAGE);
+            let drop = self.document(rule("drop"))?;
+            let mask = self.document(rule("mask"))?;
+            let retention = self.document(rule("retention"))?;
+            log_rules::interpret(&drop, &mask, &retention)?
         };
         Ok(Decision {
-            path: path.trim_matches('/').to_string(),
+            path,
             input: input.map(str::to_string),
             result,
             policy_version: self.version.clone(),
+            log,
         })
+    }
+
+    /// The value of a document under `data` for the current input; undefined if it has none.
+    fn document(&mut self, query: String) -> Result<Value, PolicyError> {
+        // eval_rule is the fast path; it refuses packages, unknown paths and ref-head rules,
+        // which the general query handles.
+        if let Ok(value) = self.engine.eval_rule(query.clone()) {
+            return Ok(value);
+        }
+        let results = self
+            .engine
+            .eval_query(query, false)
+            .map_err(|e| PolicyError::Evaluation(e.to_string()))?;
+        Ok(results
+            .result
+            .into_iter()
+            .next()
+            .and_then(|r| r.expressions.into_iter().next())
+            .map_or(Value::Undefined, |e| e.value))
     }
 
     fn refresh_version(&mut self) {

@@ -16,6 +16,7 @@ pub mod ui;
 use crate::examples;
 use crate::log::{AuditLog, read_public_key, read_secret_key, write_new_key};
 use crate::runtime::{self, EntryKind, Runtime};
+use crate::salts::SaltFile;
 use anyhow::{Context, Result, anyhow, bail};
 use appender::{Appender, CommitPolicy, LogView};
 use axum::Router;
@@ -53,6 +54,9 @@ pub struct ServeConfig {
     pub ingest_paths: Vec<String>,
     pub signing: runtime::SigningMode,
     pub revision: Option<String>,
+    /// Where the salts of masked values are kept; `None`: `<dir>/mask-salts.jsonl`, beside the
+    /// key and apart from the log.
+    pub salts: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -70,6 +74,7 @@ impl Default for ServeConfig {
             ingest_paths: vec!["/logs".into()],
             signing: runtime::SigningMode::Checkpoint,
             revision: None,
+            salts: None,
         }
     }
 }
@@ -185,7 +190,7 @@ pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<Po
         ..PolicySet::default()
     };
     if paths.is_empty() {
-        for p in examples::ALL {
+        for p in examples::DEFAULTS {
             set.modules.insert(p.id.to_string(), p.source.to_string());
             merge_data(&mut set, p.data, Path::new(p.id))?;
         }
@@ -335,6 +340,11 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         None => read_or_create_token(dir)?,
     };
     let log_dir = dir.join("log");
+    let salt_path = config
+        .salts
+        .clone()
+        .unwrap_or_else(|| dir.join("mask-salts.jsonl"));
+    let reopen_salt_path = salt_path.clone();
     let rt = Arc::clone(&runtime);
     let signing = config.signing;
     let (reopen_genesis, reopen_key) = (genesis_key.clone(), key.clone());
@@ -350,13 +360,17 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
                 );
             }
             let view = LogView::from_frames(&opened.frames)?;
-            Ok((opened.log, view))
+            let mut log = opened.log;
+            log.keep_salts_in(SaltFile::open(&salt_path)?);
+            Ok((log, view))
         } else {
             let origin = format!(
                 "docket.serve/{}",
                 crate::log::hex(&key.public().bytes()[..6])
             );
-            let log = AuditLog::create(&log_dir, &rt, &key, &origin, &instance_label(), signing)?;
+            let mut log =
+                AuditLog::create(&log_dir, &rt, &key, &origin, &instance_label(), signing)?;
+            log.keep_salts_in(SaltFile::open(&salt_path)?);
             let (frames, _) = crate::store::read_frames(&log_dir)?;
             let view = LogView::from_frames(&frames)?;
             Ok((log, view))
@@ -391,7 +405,9 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             let opened =
                 AuditLog::open_with_frames(&log_dir, &runtime, &reopen_genesis, &reopen_key)?;
             let view = LogView::from_frames(&opened.frames)?;
-            Ok((opened.log, view))
+            let mut log = opened.log;
+            log.keep_salts_in(SaltFile::open(&reopen_salt_path)?);
+            Ok((log, view))
         })
     };
     let (appender, appender_thread) =

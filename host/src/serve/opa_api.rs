@@ -80,15 +80,19 @@ async fn decide(
         .map_err(eval_error)?;
     let sealed = state.appender.decision(decision).await?;
     let mut headers = HeaderMap::new();
-    headers.insert(
-        "x-docket-decision-id",
-        HeaderValue::from_str(&sealed.decision_id).expect("a UUID is a header value"),
-    );
-    headers.insert("x-docket-seq", HeaderValue::from(sealed.seq));
-    headers.insert(
-        "x-docket-entry-hash",
-        HeaderValue::from_str(&sealed.entry_hash).expect("hex is a header value"),
-    );
+    // A decision the logging rules dropped has no entry (it is counted in a tally entry), and,
+    // as in OPA when a decision is not logged, no decision_id.
+    if let Some(entry) = &sealed.entry {
+        headers.insert(
+            "x-docket-decision-id",
+            HeaderValue::from_str(&entry.decision_id).expect("a UUID is a header value"),
+        );
+        headers.insert("x-docket-seq", HeaderValue::from(entry.seq));
+        headers.insert(
+            "x-docket-entry-hash",
+            HeaderValue::from_str(&entry.entry_hash).expect("hex is a header value"),
+        );
+    }
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -106,10 +110,15 @@ async fn decide(
         };
         return Ok((headers, format_json(&result, pretty)).into_response());
     }
-    let id = serde_json::to_string(&sealed.decision_id).expect("strings serialize");
-    let body = match sealed.result {
-        Some(result) => format!(r#"{{"decision_id":{id},"result":{result}}}"#),
-        None => format!(r#"{{"decision_id":{id}}}"#),
+    let id = sealed.entry.as_ref().map(|e| {
+        let id = serde_json::to_string(&e.decision_id).expect("strings serialize");
+        format!(r#""decision_id":{id}"#)
+    });
+    let body = match (id, sealed.result) {
+        (Some(id), Some(result)) => format!(r#"{{{id},"result":{result}}}"#),
+        (Some(id), None) => format!("{{{id}}}"),
+        (None, Some(result)) => format!(r#"{{"result":{result}}}"#),
+        (None, None) => "{}".to_string(),
     };
     Ok((headers, format_json(&body, pretty)).into_response())
 }

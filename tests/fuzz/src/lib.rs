@@ -50,6 +50,7 @@ fn build_log(mode: SigningMode) -> GenuineLog {
                 digest: format!("sha256:{}", "cd".repeat(32)),
                 revision: Some("r7".into()),
             },
+            log: Default::default(),
         };
         let entry = if i == 7 {
             sealer
@@ -59,7 +60,11 @@ fn build_log(mode: SigningMode) -> GenuineLog {
                 )
                 .expect("rotation")
         } else {
-            sealer.seal_decision(&decision, t0 + i).expect("seal").0
+            sealer
+                .seal_decision(&decision, t0 + i, &mut || [0; 32])
+                .expect("seal")
+                .into_entry()
+                .expect("nothing is dropped")
         };
         entries.push(entry);
         if i % 5 == 0 || i == 12 {

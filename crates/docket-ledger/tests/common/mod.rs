@@ -32,6 +32,7 @@ pub fn decision(i: u64) -> Decision {
             digest: format!("sha256:{}", "ab".repeat(32)),
             revision: Some("r1".into()),
         },
+        log: Default::default(),
     }
 }
 
@@ -86,7 +87,11 @@ pub fn build_fork(
                 Some(d) if i >= d => i + 1_000_000,
                 _ => i,
             };
-            sealer.seal_decision(&decision(which), now).unwrap().0
+            sealer
+                .seal_decision(&decision(which), now, &mut || [0; 32])
+                .unwrap()
+                .into_entry()
+                .expect("nothing is dropped")
         };
         items.push(Item::Entry(entry));
         if i.is_multiple_of(every) || i == n {
