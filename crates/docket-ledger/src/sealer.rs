@@ -103,6 +103,9 @@ pub struct Sealer {
 }
 
 /// What [`Sealer::seal_decision`] did with a decision.
+// Returned by value once per decision and matched at once; boxing the entry would add an
+// allocation to the sealing hot path to shrink a value that never sits in a collection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum SealedDecision {
     Sealed {
