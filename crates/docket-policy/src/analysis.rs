@@ -137,6 +137,10 @@ pub(crate) fn prepare(id: &str, source: &str) -> Result<String, String> {
             ));
         }
     }
+    // Most modules need neither rewrite: then the first parse is the only one.
+    if walk.iterated.is_empty() && walk.negations.is_empty() {
+        return Ok(source.to_string());
+    }
     let guarded = guard_iterations(source, &walk.iterated);
     Ok(bind_negated_operands(id, guarded))
 }
@@ -157,10 +161,16 @@ fn parse(id: &str, source: &str) -> Option<Module> {
 /// negation inside an operand of another (in a comprehension) is rewritten on the next pass.
 fn bind_negated_operands(id: &str, mut text: String) -> String {
     let mut counter = 0;
+    // The text before the last rewrite: the fallback should a rewrite not parse (a bug).
+    let mut previous: Option<String> = None;
     // Each pass rewrites at least one literal, and nesting is shallow; the bound is a backstop.
     for _ in 0..64 {
         let Some(module) = parse(id, &text) else {
-            return text;
+            debug_assert!(
+                previous.is_none(),
+                "the negation rewrite broke the module:\n{text}"
+            );
+            return previous.unwrap_or(text);
         };
         let mut walk = Walk {
             source: &text,
@@ -171,11 +181,7 @@ fn bind_negated_operands(id: &str, mut text: String) -> String {
             return text;
         }
         let rewritten = negation::rewrite(&text, &walk.negations, &mut counter);
-        if parse(id, &rewritten).is_none() {
-            debug_assert!(false, "the negation rewrite broke the module:\n{rewritten}");
-            return text;
-        }
-        text = rewritten;
+        previous = Some(std::mem::replace(&mut text, rewritten));
     }
     text
 }
