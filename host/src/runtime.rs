@@ -130,7 +130,11 @@ impl Runtime {
                     None => {
                         let component = Component::new(&engine, wasm)
                             .context("compiling the docket component")?;
-                        store_cached(&component, dir, &file)?;
+                        // The cache only saves the next start a compile: failing to write it
+                        // (a read-only or full disk) must not stop this one.
+                        if let Err(e) = store_cached(&component, dir, &file) {
+                            tracing::warn!(error = %format!("{e:#}"), "could not cache the compiled component");
+                        }
                         (component, false, Some(file))
                     }
                 }
@@ -281,7 +285,11 @@ fn store_cached(component: &Component, dir: &Path, file: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the cache directory {}", dir.display()))?;
     let bytes = component.serialize()?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per writer, threads included: two runtimes compiling at once (parallel tests, a
+    // server and a CLI) each write their own file and the last rename wins.
+    static WRITERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let writer = WRITERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = file.with_extension(format!("tmp{}-{writer}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, file)?;
     Ok(())
