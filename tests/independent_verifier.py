@@ -16,8 +16,36 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-KINDS = {"genesis": 0, "decision": 1, "key-rotation": 2, "policy-change": 3, "ingested": 4, "tally": 5}
-ALWAYS_SIGNED = {"genesis", "key-rotation"}
+KINDS = {"genesis": 0, "decision": 1, "key-rotation": 2, "policy-change": 3, "ingested": 4, "tally": 5,
+         "prune": 6}
+ALWAYS_SIGNED = {"genesis", "key-rotation", "prune"}
+
+
+def rfc3339_ns(ns):
+    """§4.2's timestamp form: RFC 3339 UTC with nine fraction digits (fixed width)."""
+    import datetime
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    t = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
+
+
+def check_prune_record(rec, seq, timestamp):
+    """§4.8: scope, a range of earlier entries, ordered disjoint runs, retention passed."""
+    if rec.get("prune") != "decision-payloads":
+        return "scope"
+    first, last, ranges = rec["first"], rec["last"], rec["ranges"]
+    if not (first <= last < seq):
+        return "range"
+    nxt, total = first, 0
+    for a, b in ranges:
+        if a < nxt or a > b or b > last:
+            return "runs"
+        nxt, total = b + 1, total + b - a + 1
+    if total != rec["entries"]:
+        return "count"
+    if len(rec["latest_retain_until"]) != 30 or rec["latest_retain_until"] > rfc3339_ns(timestamp):
+        return "pruned under retention"
+    return None
 
 
 class Rejected(Exception):
@@ -68,6 +96,9 @@ def verify_export(lines, trusted_vkey):
     header = json.loads(lines[0])
     assert header["docket_export"] == "v1"
     leaves, key, signing, origin, prev_hash, last_ts, covered = [], None, None, None, b"\0" * 32, 0, True
+    # §8: pruned entries wait for a later prune entry to authorize them, and for a checkpoint
+    # to bind their hashes (which can no longer be recomputed).
+    unauthorized, unbound, prunes = set(), False, []
     for line in lines[1:]:
         obj = json.loads(line)
         if "checkpoint" in obj:
@@ -86,22 +117,30 @@ def verify_export(lines, trusted_vkey):
                     ok = True
             if not ok:
                 raise Rejected(where, "bad-signature")
-            covered = True
+            covered, unbound = True, False
             continue
         p = len(leaves)
         where = f"entry {p}"
-        record = obj["record"].encode("utf-8")
-        body = (b"docket/entry/v1\0" + struct.pack(">Q", obj["seq"]) + bytes.fromhex(obj["prev"])
-                + struct.pack(">Q", int(obj["timestamp"])) + bytes([KINDS[obj["kind"]]])
-                + bytes.fromhex(obj["key_id"]) + struct.pack(">I", len(record)) + record)
+        pruned = "pruned" in obj
         if obj["seq"] != p:
             raise Rejected(where, "wrong-sequence")
         if bytes.fromhex(obj["prev"]) != prev_hash:
             raise Rejected(where, "broken-link")
-        entry_hash = sha256(b"\x00", body)
-        if entry_hash.hex() != obj["hash"]:
-            raise Rejected(where, "bad-hash")
-        rec = json.loads(record)
+        if pruned:  # §3.5: only the stored hash is left; only decisions are ever pruned
+            entry_hash, rec = bytes.fromhex(obj["hash"]), None
+            if obj["kind"] != "decision":
+                raise Rejected(where, "bad-record")
+            unauthorized.add(p)
+            unbound = True
+        else:
+            record = obj["record"].encode("utf-8")
+            body = (b"docket/entry/v1\0" + struct.pack(">Q", obj["seq"]) + bytes.fromhex(obj["prev"])
+                    + struct.pack(">Q", int(obj["timestamp"])) + bytes([KINDS[obj["kind"]]])
+                    + bytes.fromhex(obj["key_id"]) + struct.pack(">I", len(record)) + record)
+            entry_hash = sha256(b"\x00", body)
+            if entry_hash.hex() != obj["hash"]:
+                raise Rejected(where, "bad-hash")
+            rec = json.loads(record)
         if p == 0:
             origin, signing = rec["origin"], rec["signing"]
             key = parse_vkey(rec["key"])
@@ -122,11 +161,21 @@ def verify_export(lines, trusted_vkey):
             raise Rejected(where, "timestamp-regression")
         if obj["kind"] == "key-rotation":
             key = parse_vkey(rec["new_key"])
+        if obj["kind"] == "prune":
+            why = check_prune_record(rec, p, int(obj["timestamp"]))
+            if why:
+                raise Rejected(where, "bad-record", why)
+            found = {s for a, b in rec["ranges"] for s in range(a, b + 1)} & unauthorized
+            unauthorized -= found
+            prunes.append({"seq": p, "first": rec["first"], "last": rec["last"], "entries": rec["entries"],
+                           "pruned_found": len(found), "policy_versions": rec["policy_versions"]})
         leaves.append(entry_hash)
         prev_hash, last_ts = entry_hash, int(obj["timestamp"])
-    if not covered:
+    if not covered or unbound:
         raise Rejected("end of log", "truncated")
-    return len(leaves), merkle_root(leaves)
+    if unauthorized:
+        raise Rejected(f"entry {min(unauthorized)}", "unauthorized-prune")
+    return len(leaves), merkle_root(leaves), prunes
 
 
 def main():
@@ -135,7 +184,7 @@ def main():
     expected = json.loads((vectors / "expected.json").read_text())
     for name in ["log.jsonl", "log-entry-mode.jsonl"]:
         lines = (vectors / name).read_text().splitlines()
-        size, root = verify_export(lines, vkey)
+        size, root, _ = verify_export(lines, vkey)
         print(f"{name}: verified {size} entries, root {root.hex()}")
         if name == "log.jsonl":
             assert root.hex() == expected["roots"][-1]["root"], "root differs from expected.json"
@@ -150,12 +199,42 @@ def main():
         except Rejected as e:
             assert (e.where, e.failure) == ("entry 4", "bad-hash"), str(e)
             print(f"{name}: tampered copy rejected: {e}")
+    check_pruned(vectors, vkey)
     print("independent verifier: all checks passed")
+
+
+def check_pruned(vectors, vkey):
+    """The pruned log verifies with the prune the vectors expect; an entry made to look pruned
+    without a prune entry authorizing it is tampering."""
+    expected = json.loads((vectors / "pruned.json").read_text())
+    lines = (vectors / "log-pruned.jsonl").read_text().splitlines()
+    size, root, prunes = verify_export(lines, vkey)
+    assert (size, root.hex()) == (expected["entries"], expected["root"]), "pruned log: size or root differs"
+    assert prunes == expected["prunes"], f"pruned log: prunes {prunes} differ from pruned.json"
+    for p in prunes:
+        print(f"log-pruned.jsonl: entries {p['first']}..={p['last']}: {p['pruned_found']} payloads pruned under "
+              f"retention policy version {', '.join(p['policy_versions'])} (prune entry {p['seq']})")
+    for case in expected["tampered"]:
+        tampered = list(lines)
+        index = next(i for i, line in enumerate(tampered) if json.loads(line).get("seq") == case["seq"])
+        obj = json.loads(tampered[index])
+        obj["pruned"] = len(obj.pop("record").encode("utf-8"))
+        obj["kind"] = "decision"
+        tampered[index] = json.dumps(obj)
+        try:
+            verify_export(tampered, vkey)
+            sys.exit(f"log-pruned.jsonl: {case['mutation']} was not detected")
+        except Rejected as e:
+            assert (e.where, e.failure) == (f"entry {case['seq']}", case["failure"]), str(e)
+            print(f"log-pruned.jsonl: {case['mutation']}: rejected: {e}")
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 3:  # independent_verifier.py EXPORT.jsonl KEY.pub
-        size, root = verify_export(Path(sys.argv[1]).read_text().splitlines(), Path(sys.argv[2]).read_text())
+        size, root, prunes = verify_export(Path(sys.argv[1]).read_text().splitlines(), Path(sys.argv[2]).read_text())
         print(f"verified {size} entries, root {root.hex()}")
+        for p in prunes:
+            print(f"pruned: entries {p['first']}..={p['last']}: {p['pruned_found']} payloads removed under "
+                  f"retention policy version {', '.join(p['policy_versions'])} (prune entry {p['seq']})")
     else:
         main()

@@ -6,9 +6,10 @@ use crate::runtime::{
     self, Checkpoint, Decision, Instance, Report, Runtime, SealedEntry, VerifyError,
 };
 use crate::salts::{self, SaltFile, SaltLine};
-use crate::store::{Frame, LogBackend, Recovery, Store};
+use crate::store::{Frame, LogBackend, Recovery, SegmentInfo, Store};
 use anyhow::{Context, Result, anyhow, bail};
 use docket_ledger::{PublicKey, SecretKey};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Reads a `.key` file (C2SP signer key).
@@ -116,6 +117,7 @@ pub fn failure_name(e: &VerifyError) -> &'static str {
         F::TimestampRegression => "timestamp-regression",
         F::CheckpointMismatch => "checkpoint-mismatch",
         F::Truncated => "truncated",
+        F::UnauthorizedPrune => "unauthorized-prune",
     }
 }
 
@@ -247,6 +249,187 @@ impl AuditLog<Store> {
     pub fn reader(&self) -> crate::store::StoreReader {
         self.store.reader()
     }
+
+    /// Rolls segments over once they pass `bytes`: the unit pruning works in.
+    pub fn set_segment_limit(&mut self, bytes: u64) {
+        self.store.set_segment_limit(bytes);
+    }
+
+    /// Prunes the payloads of expired decisions, one sealed segment at a time
+    /// (docs/log-format.md §4.8, docs/store-format.md "Pruning"). For each segment the component
+    /// seals a prune entry, which it refuses if any decision in the segment is still under
+    /// retention or has none; the prune entries are committed (durable, checkpointed) first,
+    /// then each segment is rewritten with pruned entries in place of the full ones.
+    ///
+    /// `through`: prune exactly the segments holding entries up to this seq, and refuse (with
+    /// nothing changed) if any of them may not be pruned. Without it, every sealed segment that
+    /// may be pruned is, and the others are reported as kept, with the reason.
+    ///
+    /// `report` is the verification report of this log as opened: a prune entry committed
+    /// before an interrupted rewrite is found there, and its rewrite is completed. On error the
+    /// log must be reopened, as after a failed commit.
+    pub fn prune(&mut self, report: &Report, through: Option<u64>) -> Result<Vec<SegmentPrune>> {
+        if !self.pending.is_empty() {
+            bail!("commit the pending entries before pruning");
+        }
+        let segments = self.store.segments();
+        let (active, sealed) = segments.split_last().expect("a log has a segment");
+        if let Some(seq) = through {
+            if seq >= self.store.entries() {
+                bail!(
+                    "the log has {} entries; there is no entry {seq}",
+                    self.store.entries()
+                );
+            }
+            if seq >= active.first_seq {
+                bail!(
+                    "entry {seq} is in the segment still being written ({}); only sealed \
+                     segments can be pruned. Nothing was changed",
+                    segment_file_name(active)
+                );
+            }
+        }
+        let reader = self.store.reader();
+        let mut outcomes = Vec::new();
+        let mut rewrites: Vec<(SegmentInfo, BTreeMap<u64, Vec<u8>>)> = Vec::new();
+        for segment in sealed.iter().filter(|s| s.entries > 0) {
+            if through.is_some_and(|seq| segment.first_seq > seq) {
+                break;
+            }
+            let last = segment.first_seq + segment.entries - 1;
+            let encoded = (segment.first_seq..=last)
+                .map(|seq| {
+                    reader
+                        .read_entry(seq)?
+                        .with_context(|| format!("entry {seq} is missing from the store"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let name = segment_file_name(segment);
+            // A prune entry already authorizes this segment: complete its rewrite if a crash
+            // interrupted it, else there is nothing left to do.
+            if let Some(earlier) = report
+                .prunes
+                .iter()
+                .find(|p| p.first == segment.first_seq && p.last == last)
+            {
+                if earlier.pruned_found == earlier.entries {
+                    outcomes.push(SegmentPrune::kept(segment, &name, "already pruned"));
+                    continue;
+                }
+                let prune_entry = reader
+                    .read_entry(earlier.seq)?
+                    .with_context(|| format!("prune entry {} is missing", earlier.seq))?;
+                let replacements = authorized_replacements(&prune_entry, &encoded)?;
+                outcomes.push(SegmentPrune {
+                    segment: name,
+                    first: segment.first_seq,
+                    last,
+                    pruned: replacements.len() as u64,
+                    prune_entry: Some(earlier.seq),
+                    kept_because: None,
+                });
+                rewrites.push((segment.clone(), replacements));
+                continue;
+            }
+            match self
+                .instance
+                .seal_prune(&encoded)
+                .map_err(|e| anyhow!("{e}"))?
+            {
+                Ok(sealed_prune) => {
+                    outcomes.push(SegmentPrune {
+                        segment: name,
+                        first: segment.first_seq,
+                        last,
+                        pruned: sealed_prune.pruned.len() as u64,
+                        prune_entry: Some(sealed_prune.entry.seq),
+                        kept_because: None,
+                    });
+                    let replacements = sealed_prune
+                        .pruned_seqs
+                        .into_iter()
+                        .zip(sealed_prune.pruned)
+                        .collect();
+                    rewrites.push((segment.clone(), replacements));
+                    self.pending.push(sealed_prune.entry);
+                }
+                Err(runtime::SealError::Refused(why)) if through.is_some() => bail!(
+                    "cannot prune through entry {}: in {name}, {why}. Nothing was changed",
+                    through.unwrap_or_default()
+                ),
+                Err(runtime::SealError::Refused(why)) => {
+                    outcomes.push(SegmentPrune::kept(segment, &name, &why));
+                }
+                Err(e) => bail!("sealing a prune entry for {name} failed: {e:?}"),
+            }
+        }
+        // The authority first: only once the prune entries are durable may payloads go.
+        self.commit()?;
+        for (segment, replacements) in &rewrites {
+            self.store.replace_entries(segment, replacements)?;
+        }
+        Ok(outcomes)
+    }
+}
+
+/// What `prune` did with one sealed segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentPrune {
+    /// The segment file's name.
+    pub segment: String,
+    pub first: u64,
+    pub last: u64,
+    /// Decision payloads removed.
+    pub pruned: u64,
+    /// The prune entry that authorizes it (sealed now, or by an interrupted earlier prune).
+    pub prune_entry: Option<u64>,
+    /// Why the segment was kept whole.
+    pub kept_because: Option<String>,
+}
+
+impl SegmentPrune {
+    fn kept(segment: &SegmentInfo, name: &str, why: &str) -> SegmentPrune {
+        SegmentPrune {
+            segment: name.to_string(),
+            first: segment.first_seq,
+            last: segment.first_seq + segment.entries - 1,
+            pruned: 0,
+            prune_entry: None,
+            kept_because: Some(why.to_string()),
+        }
+    }
+}
+
+fn segment_file_name(segment: &SegmentInfo) -> String {
+    segment
+        .path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+/// The pruned forms of the entries (of one segment, as stored) that a committed prune entry
+/// authorizes and that are not pruned yet.
+fn authorized_replacements(
+    prune_entry: &[u8],
+    encoded: &[Vec<u8>],
+) -> Result<BTreeMap<u64, Vec<u8>>> {
+    let prune_entry = docket_ledger::Entry::decode(prune_entry)
+        .map_err(|e| anyhow!("the prune entry cannot be read: {e}"))?;
+    let record: docket_ledger::prune::PruneRecord = serde_json::from_slice(&prune_entry.record)
+        .context("the prune entry's record cannot be read")?;
+    let mut replacements = BTreeMap::new();
+    for bytes in encoded {
+        let entry =
+            docket_ledger::Entry::decode(bytes).map_err(|e| anyhow!("undecodable entry: {e}"))?;
+        let authorized = record
+            .ranges
+            .iter()
+            .any(|&(a, b)| (a..=b).contains(&entry.seq));
+        if authorized && !entry.is_pruned() {
+            replacements.insert(entry.seq, entry.pruned().encode());
+        }
+    }
+    Ok(replacements)
 }
 
 impl<B: LogBackend> AuditLog<B> {

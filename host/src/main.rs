@@ -162,6 +162,10 @@ enum Command {
         /// <dir>/mask-salts.jsonl, apart from the log); `docket log reveal` reads them.
         #[arg(long)]
         salts: Option<PathBuf>,
+        /// Roll log segments over past this many bytes. Retention prunes whole sealed
+        /// segments (`docket log prune`), so smaller segments let expired entries go sooner.
+        #[arg(long, default_value_t = docket::store::SEGMENT_LIMIT)]
+        segment_bytes: u64,
     },
     /// Write the browser log verifier (the page `docket serve` shows at /ui) as plain files,
     /// for any static web server.
@@ -220,6 +224,28 @@ enum LogCommand {
         /// Or the decision id of a decision entry.
         #[arg(long)]
         decision_id: Option<String>,
+    },
+    /// Remove the payloads of decisions whose retention has passed, keeping their hashes, so the
+    /// log and every checkpoint still verify ("pruned under retention policy version X").
+    ///
+    /// Works one sealed segment at a time: a segment is pruned only when every decision in it
+    /// has passed its `retain_until` (set by the logging rules, data.system.log.retention); a
+    /// decision sealed without retention is kept for ever. Each prune is first sealed as a
+    /// signed prune entry, then the segment is rewritten. Needs the log's key and the log
+    /// directory to itself (stop `docket serve` first).
+    /// Example: docket log prune docket-data/log --key docket-data/docket.key
+    Prune {
+        dir: PathBuf,
+        /// The log's current key (the prune entry is signed).
+        #[arg(long)]
+        key: PathBuf,
+        /// The log's genesis public key (defaults to the current key's).
+        #[arg(long = "pub")]
+        public: Option<PathBuf>,
+        /// Prune exactly the segments holding entries up to this seq, and refuse, changing
+        /// nothing, if any of them is still under retention.
+        #[arg(long)]
+        through: Option<u64>,
     },
     /// Prove what a masked value was: the log verifies, and the value with its salt gives the
     /// commitment sealed in the entry. Exit 0 when it proves out, 1 when it does not.
@@ -390,6 +416,7 @@ fn run(cli: Cli) -> Result<i32> {
             revision,
             sign_entries,
             salts,
+            segment_bytes,
         } => {
             let token = match (token_file, std::env::var("DOCKET_TOKEN").ok()) {
                 (Some(path), _) => Some(
@@ -419,6 +446,7 @@ fn run(cli: Cli) -> Result<i32> {
                 default_decision,
                 ingest_paths,
                 salts,
+                segment_bytes,
                 signing: if sign_entries {
                     runtime::SigningMode::Entry
                 } else {
@@ -592,7 +620,14 @@ fn verify(path: &Path, public: &Path, checkpoint: Option<&Path>, json: bool) -> 
                     serde_json::json!({
                         "ok": true, "entries": report.entries, "decisions": report.decisions,
                         "checkpoints": report.checkpoints, "root": hex(&report.root),
-                        "keys": report.keys, "seconds": elapsed.as_secs_f64(), "notes": notes,
+                        "keys": report.keys, "pruned_entries": report.pruned_entries,
+                        "prunes": report.prunes.iter().map(|p| serde_json::json!({
+                            "seq": p.seq, "first": p.first, "last": p.last,
+                            "entries": p.entries, "pruned_found": p.pruned_found,
+                            "policy_versions": p.policy_versions,
+                            "at": docket_ledger::record::rfc3339(p.timestamp_ns),
+                        })).collect::<Vec<_>>(),
+                        "seconds": elapsed.as_secs_f64(), "notes": notes,
                     })
                 );
             } else {
@@ -605,6 +640,17 @@ fn verify(path: &Path, public: &Path, checkpoint: Option<&Path>, json: bool) -> 
                     report.keys.join(", "),
                     elapsed.as_secs_f64()
                 );
+                for p in &report.prunes {
+                    println!(
+                        "pruned: entries {}..={}: {} payloads removed under retention policy version {} (prune entry {}, {})",
+                        p.first,
+                        p.last,
+                        p.pruned_found,
+                        p.policy_versions.join(", "),
+                        p.seq,
+                        docket_ledger::record::rfc3339(p.timestamp_ns)
+                    );
+                }
                 for note in notes {
                     println!("note: {note}");
                 }
@@ -720,6 +766,12 @@ fn log_command(cmd: LogCommand) -> Result<i32> {
             salt.as_deref(),
             salts.as_deref(),
         ),
+        LogCommand::Prune {
+            dir,
+            key,
+            public,
+            through,
+        } => prune(&dir, &key, public.as_deref(), through),
         LogCommand::Checkpoint { dir } => {
             let note = store::latest_checkpoint(&dir)?
                 .with_context(|| format!("{} has no checkpoint yet", dir.display()))?;
@@ -727,6 +779,45 @@ fn log_command(cmd: LogCommand) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn prune(dir: &Path, key: &Path, public: Option<&Path>, through: Option<u64>) -> Result<i32> {
+    let secret = read_secret_key(key)?;
+    let genesis = match public {
+        Some(p) => read_public_key(p)?,
+        None => secret.public().clone(),
+    };
+    let runtime = load_runtime()?;
+    let (mut log, _, report) = AuditLog::open(dir, &runtime, &genesis, &secret)?;
+    let outcomes = log.prune(&report, through)?;
+    let mut pruned = 0;
+    for o in &outcomes {
+        match (&o.kept_because, o.prune_entry) {
+            (None, Some(entry)) => {
+                pruned += o.pruned;
+                println!(
+                    "pruned {}: entries {}..={}, {} decision payloads removed (prune entry {entry})",
+                    o.segment, o.first, o.last, o.pruned
+                );
+            }
+            (why, _) => println!(
+                "kept {}: entries {}..={}: {}",
+                o.segment,
+                o.first,
+                o.last,
+                why.as_deref().unwrap_or("")
+            ),
+        }
+    }
+    println!(
+        "{pruned} payloads pruned; the segment being written is never pruned{}",
+        if outcomes.is_empty() {
+            " (no sealed segment yet)"
+        } else {
+            ""
+        }
+    );
+    Ok(0)
 }
 
 fn reveal(
@@ -766,6 +857,12 @@ fn reveal(
         })?;
     if entry.kind != docket_ledger::EntryKind::Decision {
         bail!("entry {seq} is a {} entry, not a decision", entry.kind);
+    }
+    if entry.is_pruned() {
+        bail!(
+            "entry {seq} was pruned under retention: its record, and the commitment a value \
+             could be proved against, are gone"
+        );
     }
     let salt = match (salt, salt_file) {
         (Some(text), _) => docket::salts::decode_salt(text)?,

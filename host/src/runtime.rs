@@ -27,10 +27,12 @@ pub mod bindings {
 use bindings::docket::audit::types as wit;
 pub use bindings::exports::docket::audit::policy::PolicyError;
 pub use bindings::exports::docket::audit::sealing::SealError;
-pub use bindings::exports::docket::audit::verification::{Location, Report, VerifyError};
+pub use bindings::exports::docket::audit::verification::{
+    Location, PruneSummary, Report, VerifyError,
+};
 pub use wit::{
     ChainState, Checkpoint, Decision, EntryKind, LogRules, MaskRule, MaskSalt, PolicyVersion,
-    SealedEntry, SigningMode,
+    SealedEntry, SealedPrune, SigningMode,
 };
 
 /// The component, built by `host/build.rs` from `crates/docket-component`.
@@ -507,6 +509,17 @@ impl Instance {
             b.docket_audit_sealing()
                 .sealer()
                 .call_seal_record(s, r, kind, json)
+        })
+    }
+
+    /// Seals a prune entry for a run of consecutive encoded entries; refused (nothing sealed)
+    /// if any decision among them is still under retention.
+    pub fn seal_prune(&mut self, entries: &[Vec<u8>]) -> Result<Result<SealedPrune, SealError>> {
+        let r = self.sealer()?;
+        self.call(|b, s| {
+            b.docket_audit_sealing()
+                .sealer()
+                .call_seal_prune(s, r, entries)
         })
     }
 

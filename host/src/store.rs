@@ -12,7 +12,8 @@ use std::sync::{Arc, RwLock};
 
 pub const FRAME_ENTRY: u8 = 1;
 pub const FRAME_CHECKPOINT: u8 = 2;
-/// Segments roll over (after a checkpoint) once they pass this size.
+/// Segments roll over (after a checkpoint) once they pass this size, unless the writer sets
+/// another ([`Store::set_segment_limit`]).
 pub const SEGMENT_LIMIT: u64 = 64 << 20;
 /// No single frame may exceed this (an entry's record is at most 16 MiB).
 const MAX_FRAME: usize = 17 << 20;
@@ -60,6 +61,8 @@ pub struct Store {
     _lock: File,
     segment: File,
     segment_len: u64,
+    /// The size after which the segment rolls over: the unit `docket log prune` works in.
+    segment_limit: u64,
     /// Entries in the store (the next entry's seq).
     entries: u64,
     locations: Arc<RwLock<Locations>>,
@@ -73,6 +76,16 @@ struct Locations {
     segments: Vec<PathBuf>,
     /// Per entry: (segment index, payload offset, payload length).
     entries: Vec<(u32, u64, u32)>,
+}
+
+/// One segment file and the entries it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub path: PathBuf,
+    /// The seq of its first entry (its name).
+    pub first_seq: u64,
+    /// How many entries it holds.
+    pub entries: u64,
 }
 
 /// A read-only view of a store's durable entries, safe to use from any thread while the writer
@@ -327,6 +340,7 @@ impl Store {
             _lock: lock,
             segment,
             segment_len: 0,
+            segment_limit: SEGMENT_LIMIT,
             entries: 0,
             locations: Arc::new(RwLock::new(Locations {
                 segments: vec![path],
@@ -424,6 +438,7 @@ impl Store {
             _lock: lock,
             segment,
             segment_len: last_len,
+            segment_limit: SEGMENT_LIMIT,
             entries,
             locations: Arc::new(RwLock::new(locations)),
         };
@@ -441,6 +456,12 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Rolls segments over once they pass `bytes` (at least one commit per segment). Smaller
+    /// segments let retention prune sooner; nothing else depends on the size.
+    pub fn set_segment_limit(&mut self, bytes: u64) {
+        self.segment_limit = bytes.max(1);
     }
 
     pub fn entries(&self) -> u64 {
@@ -488,8 +509,119 @@ impl Store {
         if let Err(e) = self.write_latest_checkpoint(checkpoint_note, false) {
             tracing::warn!(error = %format!("{e:#}"), "could not update the checkpoint file; the log itself is intact");
         }
-        if self.segment_len >= SEGMENT_LIMIT {
+        if self.segment_len >= self.segment_limit {
             self.roll_segment()?;
+        }
+        Ok(())
+    }
+
+    /// The segment files in order with the entries each holds. The last one is being written;
+    /// every other one is sealed (it ends with a checkpoint frame and is never appended to).
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let locations = self.locations.read().expect("locations lock");
+        let mut counts = vec![0u64; locations.segments.len()];
+        for &(segment, _, _) in &locations.entries {
+            counts[segment as usize] += 1;
+        }
+        let mut first_seq = 0;
+        locations
+            .segments
+            .iter()
+            .zip(counts)
+            .map(|(path, entries)| {
+                let info = SegmentInfo {
+                    path: path.clone(),
+                    first_seq,
+                    entries,
+                };
+                first_seq += entries;
+                info
+            })
+            .collect()
+    }
+
+    /// Replaces entries of a sealed segment by other encodings of the same entries (pruned
+    /// forms, docs/log-format.md §3.5): writes the whole segment anew beside the old one, fsyncs
+    /// it, renames it over the old one and fsyncs the directory, so a crash leaves either the
+    /// old segment or the new one, never a mix. The caller has made the authority for the
+    /// change (a prune entry) durable first.
+    pub fn replace_entries(
+        &mut self,
+        segment: &SegmentInfo,
+        replacements: &std::collections::BTreeMap<u64, Vec<u8>>,
+    ) -> Result<()> {
+        let index = {
+            let locations = self.locations.read().expect("locations lock");
+            let index = locations
+                .segments
+                .iter()
+                .position(|p| *p == segment.path)
+                .with_context(|| {
+                    format!("{} is not a segment of this log", segment.path.display())
+                })?;
+            if index + 1 == locations.segments.len() {
+                bail!(
+                    "{} is the segment being written; only sealed segments are rewritten",
+                    segment.path.display()
+                );
+            }
+            index
+        };
+        let bytes = fs::read(&segment.path)
+            .with_context(|| format!("reading {}", segment.path.display()))?;
+        let (frames, good, problem) = scan_segment(&bytes);
+        if let Some(problem) = problem {
+            bail!(
+                "{} is damaged at byte {good} ({problem}); it was not rewritten",
+                segment.path.display()
+            );
+        }
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut seq = segment.first_seq;
+        for frame in &frames {
+            match frame {
+                Frame::Entry(original) => {
+                    let encoded = match replacements.get(&seq) {
+                        // The same entry, seq to record length (bytes 16..73 of either
+                        // encoding), or the caller mixed entries up.
+                        Some(other) if other.get(16..73) == original.get(16..73) => other,
+                        Some(_) => bail!(
+                            "the replacement for entry {seq} describes another entry; {} was not                              rewritten",
+                            segment.path.display()
+                        ),
+                        None => original,
+                    };
+                    encode_frame(FRAME_ENTRY, encoded, &mut out);
+                    seq += 1;
+                }
+                Frame::Checkpoint(note) => {
+                    encode_frame(FRAME_CHECKPOINT, note.as_bytes(), &mut out)
+                }
+            }
+        }
+        if let Some((&beyond, _)) = replacements.range(seq..).next() {
+            bail!("entry {beyond} is not in {}", segment.path.display());
+        }
+        let tmp = segment.path.with_extension("seg.rewrite");
+        let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(&out)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &segment.path)
+            .with_context(|| format!("replacing {}", segment.path.display()))?;
+        sync_dir(&segments_dir(&self.dir))?;
+        let (frames, _, _) = scan_segment(&out);
+        let mut locations = self.locations.write().expect("locations lock");
+        let offsets = frames
+            .iter()
+            .zip(frame_offsets(&frames))
+            .filter_map(|(frame, offset)| match frame {
+                Frame::Entry(bytes) => Some((offset, bytes.len() as u32)),
+                Frame::Checkpoint(_) => None,
+            });
+        let first = segment.first_seq as usize;
+        for (slot, (offset, len)) in locations.entries[first..].iter_mut().zip(offsets) {
+            *slot = (index as u32, offset, len);
         }
         Ok(())
     }

@@ -158,6 +158,7 @@ fn seal_error(e: SealError) -> sealing::SealError {
         SealError::InvalidOrigin(m) => sealing::SealError::InvalidOrigin(m),
         SealError::InvalidRecord(m) => sealing::SealError::InvalidRecord(m),
         SealError::InvalidState(m) => sealing::SealError::InvalidState(m),
+        SealError::Refused(m) => sealing::SealError::Refused(m),
     }
 }
 
@@ -242,6 +243,7 @@ fn kind_from_wit(k: wit::EntryKind) -> EntryKind {
         wit::EntryKind::PolicyChange => EntryKind::PolicyChange,
         wit::EntryKind::Ingested => EntryKind::Ingested,
         wit::EntryKind::Tally => EntryKind::Tally,
+        wit::EntryKind::Prune => EntryKind::Prune,
     }
 }
 
@@ -347,6 +349,24 @@ impl sealing::GuestSealer for SealerResource {
             .seal_record(kind_from_wit(kind), record.into_bytes(), now_ns())
             .map_err(seal_error)?;
         Ok(sealed(&entry, None))
+    }
+
+    fn seal_prune(&self, entries: Vec<Vec<u8>>) -> Result<wit::SealedPrune, sealing::SealError> {
+        let entries = entries
+            .iter()
+            .map(|bytes| Entry::decode(bytes))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| sealing::SealError::InvalidRecord(format!("an entry to prune: {e}")))?;
+        let (entry, pruned) = self
+            .sealer
+            .borrow_mut()
+            .seal_prune(&entries, now_ns())
+            .map_err(seal_error)?;
+        Ok(wit::SealedPrune {
+            entry: sealed(&entry, None),
+            pruned_seqs: pruned.iter().map(|e| e.seq).collect(),
+            pruned: pruned.iter().map(Entry::encode).collect(),
+        })
     }
 
     fn rotate_key(
@@ -466,6 +486,7 @@ fn verify_error(e: VerifyError) -> verification::VerifyError {
             Failure::TimestampRegression => W::TimestampRegression,
             Failure::CheckpointMismatch => W::CheckpointMismatch,
             Failure::Truncated => W::Truncated,
+            Failure::UnauthorizedPrune => W::UnauthorizedPrune,
         },
         detail: e.detail,
     }
@@ -479,6 +500,20 @@ fn report_to_wit(r: Report) -> verification::Report {
         first_timestamp_ns: r.first_timestamp_ns,
         last_timestamp_ns: r.last_timestamp_ns,
         decisions: r.count(EntryKind::Decision),
+        pruned_entries: r.pruned_entries,
+        prunes: r
+            .prunes
+            .into_iter()
+            .map(|p| verification::PruneSummary {
+                seq: p.seq,
+                timestamp_ns: p.timestamp_ns,
+                first: p.first,
+                last: p.last,
+                entries: p.entries,
+                pruned_found: p.pruned_found,
+                policy_versions: p.policy_versions,
+            })
+            .collect(),
         keys: r.keys.iter().map(PublicKey::to_vkey).collect(),
         state: state_to_wit(&r.state),
     }

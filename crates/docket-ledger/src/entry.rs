@@ -6,6 +6,9 @@ use std::fmt;
 
 /// Domain tag at the start of every entry body (the RFC 6962 leaf input).
 pub const ENTRY_TAG: &[u8; 16] = b"docket/entry/v1\0";
+/// Tag at the start of a pruned entry's encoding (§3.5): the header of the entry it stands for,
+/// without its record. Never hashed: a pruned entry keeps the hash the full entry had.
+pub const PRUNED_TAG: &[u8; 16] = b"docket/pruned/v1";
 /// Domain tag prefixed to an entry hash to form the message an entry signature signs.
 pub const ENTRY_SIGNATURE_TAG: &[u8; 26] = b"docket/entry-signature/v1\0";
 /// Byte length of the fixed part of an entry body, before the record.
@@ -22,18 +25,21 @@ pub enum EntryKind {
     PolicyChange,
     Ingested,
     Tally,
+    /// Authorizes removing the payloads of expired decision entries (§4.8).
+    Prune,
     /// A kind byte this version does not know; verification rejects it.
     Unknown(u8),
 }
 
 impl EntryKind {
-    pub const KNOWN: [EntryKind; 6] = [
+    pub const KNOWN: [EntryKind; 7] = [
         EntryKind::Genesis,
         EntryKind::Decision,
         EntryKind::KeyRotation,
         EntryKind::PolicyChange,
         EntryKind::Ingested,
         EntryKind::Tally,
+        EntryKind::Prune,
     ];
 
     pub fn byte(self) -> u8 {
@@ -44,6 +50,7 @@ impl EntryKind {
             EntryKind::PolicyChange => 3,
             EntryKind::Ingested => 4,
             EntryKind::Tally => 5,
+            EntryKind::Prune => 6,
             EntryKind::Unknown(b) => b,
         }
     }
@@ -64,6 +71,7 @@ impl EntryKind {
             EntryKind::PolicyChange => "policy-change",
             EntryKind::Ingested => "ingested",
             EntryKind::Tally => "tally",
+            EntryKind::Prune => "prune",
             EntryKind::Unknown(_) => "unknown",
         }
     }
@@ -72,9 +80,13 @@ impl EntryKind {
         EntryKind::KNOWN.into_iter().find(|k| k.name() == name)
     }
 
-    /// Genesis and key-rotation entries hand over trust, so they are always signed on their own.
+    /// Genesis and key-rotation entries hand over trust, and a prune entry authorizes removing
+    /// payloads, so they are always signed on their own.
     pub fn always_signed(self) -> bool {
-        matches!(self, EntryKind::Genesis | EntryKind::KeyRotation)
+        matches!(
+            self,
+            EntryKind::Genesis | EntryKind::KeyRotation | EntryKind::Prune
+        )
     }
 }
 
@@ -96,10 +108,13 @@ pub struct Entry {
     pub timestamp_ns: u64,
     pub kind: EntryKind,
     pub key_id: KeyId,
-    /// The record's exact bytes (a UTF-8 JSON object).
+    /// The record's exact bytes (a UTF-8 JSON object); empty when the entry is pruned.
     pub record: Vec<u8>,
     pub hash: Hash,
     pub signature: Option<[u8; 64]>,
+    /// `Some(length of the record it had)` when the record was pruned (§3.5): the entry then
+    /// stands only for its stored hash, which can no longer be recomputed.
+    pub pruned: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,8 +138,27 @@ impl Entry {
         h[56..64].copy_from_slice(&self.timestamp_ns.to_be_bytes());
         h[64] = self.kind.byte();
         h[65..69].copy_from_slice(&self.key_id.0.to_be_bytes());
-        h[69..73].copy_from_slice(&(self.record.len() as u32).to_be_bytes());
+        h[69..73].copy_from_slice(&self.record_len().to_be_bytes());
         h
+    }
+
+    /// The length of the record the entry was sealed with (also for a pruned entry).
+    pub fn record_len(&self) -> u32 {
+        self.pruned.unwrap_or(self.record.len() as u32)
+    }
+
+    pub fn is_pruned(&self) -> bool {
+        self.pruned.is_some()
+    }
+
+    /// The pruned form of this entry (§3.5): everything but the record, which is dropped. Its
+    /// hash and signature are the full entry's.
+    pub fn pruned(&self) -> Entry {
+        Entry {
+            record: Vec::new(),
+            pruned: Some(self.record_len()),
+            ..self.clone()
+        }
     }
 
     /// The entry body: the exact bytes the entry hash covers (the RFC 6962 leaf input).
@@ -132,7 +166,8 @@ impl Entry {
         [&self.body_header()[..], &self.record].concat()
     }
 
-    /// SHA-256(0x00 ‖ body): the entry hash, which is also the entry's Merkle leaf hash.
+    /// SHA-256(0x00 ‖ body): the entry hash, which is also the entry's Merkle leaf hash. A
+    /// pruned entry has no body left to hash: callers check [`Entry::is_pruned`] first.
     pub fn compute_hash(&self) -> Hash {
         sha256(&[&[LEAF_PREFIX], &self.body_header(), &self.record])
     }
@@ -145,9 +180,17 @@ impl Entry {
         out
     }
 
+    /// A pruned entry is encoded as its body header with the pruned tag in place of the entry
+    /// tag and no record, then hash and signature as usual (§3.5).
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.body_header());
-        out.extend_from_slice(&self.record);
+        let header = self.body_header();
+        if self.is_pruned() {
+            out.extend_from_slice(PRUNED_TAG);
+            out.extend_from_slice(&header[16..]);
+        } else {
+            out.extend_from_slice(&header);
+            out.extend_from_slice(&self.record);
+        }
         out.extend_from_slice(&self.hash.0);
         match &self.signature {
             Some(sig) => {
@@ -178,11 +221,15 @@ impl Entry {
                 bytes.len()
             )));
         }
-        if &bytes[..16] != ENTRY_TAG {
-            return Err(DecodeError(
-                "entry does not start with the docket/entry/v1 tag".into(),
-            ));
-        }
+        let pruned = match &bytes[..16] {
+            tag if tag == ENTRY_TAG => false,
+            tag if tag == PRUNED_TAG => true,
+            _ => {
+                return Err(DecodeError(
+                    "entry does not start with the docket/entry/v1 or docket/pruned/v1 tag".into(),
+                ));
+            }
+        };
         let u64_at = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let u32_at = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         let seq = u64_at(16);
@@ -196,11 +243,11 @@ impl Entry {
                 "record length {record_len} exceeds the {MAX_RECORD_LEN}-byte limit"
             )));
         }
-        let record_end = BODY_HEADER_LEN + record_len;
+        let record_end = BODY_HEADER_LEN + if pruned { 0 } else { record_len };
         let hash_end = record_end + 32;
         if bytes.len() < hash_end + 1 {
             return Err(DecodeError(format!(
-                "entry truncated: record of {record_len} bytes plus hash needs {} bytes, have {}",
+                "entry truncated: it needs {} bytes with its hash, has {}",
                 hash_end + 1,
                 bytes.len()
             )));
@@ -232,6 +279,7 @@ impl Entry {
                 record,
                 hash,
                 signature,
+                pruned: pruned.then_some(record_len as u32),
             },
             used,
         ))

@@ -39,8 +39,13 @@ struct EntryLine {
     timestamp: String,
     kind: String,
     key_id: String,
-    /// The record's exact bytes, as a JSON string: UTF-8-encoding the decoded string gives them back.
-    record: String,
+    /// The record's exact bytes, as a JSON string: UTF-8-encoding the decoded string gives them
+    /// back. Absent when the entry is pruned.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    record: Option<String>,
+    /// For a pruned entry (§3.5), in place of `record`: the length of the record it had.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pruned: Option<u32>,
     hash: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     signature: Option<String>,
@@ -81,7 +86,8 @@ pub fn entry_line(entry: &Entry) -> String {
             k => k.name().to_string(),
         },
         key_id: entry.key_id.to_hex(),
-        record: String::from_utf8_lossy(&entry.record).into_owned(),
+        record: (!entry.is_pruned()).then(|| String::from_utf8_lossy(&entry.record).into_owned()),
+        pruned: entry.pruned,
         hash: entry.hash.to_hex(),
         signature: entry.signature.map(|s| BASE64.encode(s)),
     };
@@ -150,15 +156,22 @@ pub fn parse_line(line: &str) -> Result<ExportLine, DecodeError> {
                 .ok_or_else(|| bad("signature is not 64 bytes of base64"))?,
         ),
     };
+    let record = match (e.record, e.pruned) {
+        (Some(record), None) => record.into_bytes(),
+        (None, Some(_)) => Vec::new(),
+        (Some(_), Some(_)) => return Err(bad("an entry line has `record` or `pruned`, not both")),
+        (None, None) => return Err(bad("an entry line needs `record` (or `pruned`)")),
+    };
     Ok(ExportLine::Entry(Entry {
         seq: e.seq,
         prev: hash_field("prev", &e.prev)?,
         timestamp_ns,
         kind,
         key_id,
-        record: e.record.into_bytes(),
+        record,
         hash: hash_field("hash", &e.hash)?,
         signature,
+        pruned: e.pruned,
     }))
 }
 

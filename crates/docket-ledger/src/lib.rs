@@ -13,6 +13,7 @@ pub mod hash;
 pub mod keys;
 pub mod masking;
 pub mod merkle;
+pub mod prune;
 pub mod record;
 pub mod sealer;
 pub mod verifier;

@@ -49,6 +49,8 @@ pub enum SealError {
     InvalidOrigin(String),
     InvalidRecord(String),
     InvalidState(String),
+    /// The log's own rules forbid it (e.g. pruning an entry still under retention).
+    Refused(String),
 }
 
 impl fmt::Display for SealError {
@@ -62,6 +64,7 @@ impl fmt::Display for SealError {
             SealError::InvalidOrigin(why) => write!(f, "invalid log origin: {why}"),
             SealError::InvalidRecord(why) => write!(f, "invalid record: {why}"),
             SealError::InvalidState(why) => write!(f, "invalid chain state: {why}"),
+            SealError::Refused(why) => write!(f, "refused: {why}"),
         }
     }
 }
@@ -335,6 +338,31 @@ impl Sealer {
         Ok(entry)
     }
 
+    /// Seals a prune entry authorizing the removal of the payloads of the expired decisions in
+    /// `entries` (a run of this log's consecutive entries, as stored), and returns it with the
+    /// pruned forms of those entries for the caller to store in their place. Retention is
+    /// checked against the prune entry's own timestamp, as a verifier checks it. Refused, with
+    /// nothing sealed, if any decision in the run is still under retention or has none.
+    pub fn seal_prune(
+        &mut self,
+        entries: &[Entry],
+        now_ns: u64,
+    ) -> Result<(Entry, Vec<Entry>), SealError> {
+        if let Some(last) = entries.last()
+            && last.seq >= self.state.size
+        {
+            return Err(SealError::InvalidRecord(format!(
+                "entry {} is not in the log (it has {} entries)",
+                last.seq, self.state.size
+            )));
+        }
+        let timestamp_ns = self.next_timestamp(now_ns);
+        let plan = crate::prune::plan(entries, timestamp_ns)
+            .map_err(|refusal| SealError::Refused(refusal.to_string()))?;
+        let record = serde_json::to_vec(&plan.record).expect("records serialize");
+        Ok((self.append(EntryKind::Prune, record, now_ns), plan.pruned))
+    }
+
     /// The current tree head, signed by the key in force, as a C2SP signed note.
     pub fn checkpoint(&self) -> (Checkpoint, String) {
         let checkpoint = Checkpoint {
@@ -362,6 +390,7 @@ impl Sealer {
             record,
             hash: Hash::ZERO,
             signature: None,
+            pruned: None,
         };
         entry.hash = entry.compute_hash();
         if kind.always_signed() || self.state.signing == SigningMode::Entry {

@@ -6,6 +6,7 @@ use crate::entry::{DecodeError, Entry, EntryKind, entry_signature_message};
 use crate::hash::Hash;
 use crate::keys::PublicKey;
 use crate::merkle::Frontier;
+use crate::prune::check_prune_record;
 use crate::record::{GenesisRecord, KeyRotationRecord, LOG_FORMAT, SigningMode};
 use crate::sealer::{ChainState, check_record};
 use std::fmt;
@@ -40,6 +41,8 @@ pub enum Failure {
     CheckpointMismatch,
     /// The log ends before everything in it is signed, or before a trusted checkpoint's size.
     Truncated,
+    /// An entry's payload was removed but no prune entry of the log authorizes it.
+    UnauthorizedPrune,
 }
 
 impl Failure {
@@ -58,6 +61,7 @@ impl Failure {
             Failure::TimestampRegression => "timestamp-regression",
             Failure::CheckpointMismatch => "checkpoint-mismatch",
             Failure::Truncated => "truncated",
+            Failure::UnauthorizedPrune => "unauthorized-prune",
         }
     }
 }
@@ -109,12 +113,34 @@ pub struct Report {
     pub last_checkpoint_size: u64,
     pub first_timestamp_ns: u64,
     pub last_timestamp_ns: u64,
-    /// Entries per kind, in `EntryKind::KNOWN` order.
-    pub kinds: [u64; 6],
+    /// Entries per kind, in `EntryKind::KNOWN` order (pruned entries included).
+    pub kinds: [u64; 7],
+    /// Entries whose payload was pruned.
+    pub pruned_entries: u64,
+    /// The log's prune entries, in order, with what each authorized.
+    pub prunes: Vec<PruneSummary>,
     /// Every key the log has used, the genesis key first.
     pub keys: Vec<PublicKey>,
     /// The state to continue the log from.
     pub state: ChainState,
+}
+
+/// A prune entry as the verifier found it: signed, within retention, and the pruned entries it
+/// accounts for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PruneSummary {
+    /// The prune entry's own position and timestamp.
+    pub seq: u64,
+    pub timestamp_ns: u64,
+    /// The range it examined, inclusive; it authorizes the pruned entries within its runs.
+    pub first: u64,
+    pub last: u64,
+    /// The payloads it says it removed, and how many of them the log shows pruned (fewer when a
+    /// prune was interrupted after its entry was sealed, or the log was copied in between).
+    pub entries: u64,
+    pub pruned_found: u64,
+    /// The policy versions whose retention rules allowed it.
+    pub policy_versions: Vec<String>,
 }
 
 impl Report {
@@ -147,8 +173,13 @@ pub struct Prechecked {
 pub fn precheck(bytes: &[u8], key: Option<&PublicKey>) -> Prechecked {
     match Entry::decode(bytes) {
         Ok(entry) => {
-            let computed_hash = entry.compute_hash();
-            let record_check = check_record(&entry.record);
+            // A pruned entry has no body left: its hash is taken as stored and bound by the
+            // checkpoints after it (see `Verifier::accept`).
+            let (computed_hash, record_check) = if entry.is_pruned() {
+                (entry.hash, Ok(()))
+            } else {
+                (entry.compute_hash(), check_record(&entry.record))
+            };
             let signature_checked = match (key, &entry.signature) {
                 (Some(key), Some(sig)) => Some((
                     key.clone(),
@@ -186,7 +217,15 @@ pub struct Verifier {
     checkpoints: u64,
     last_checkpoint_size: u64,
     first_timestamp_ns: u64,
-    kinds: [u64; 6],
+    kinds: [u64; 7],
+    /// Runs (first, last) of pruned entries that no prune entry has authorized yet. A prune
+    /// entry always follows the entries it prunes, so the check is deferred to it.
+    unauthorized_pruned: Vec<(u64, u64)>,
+    /// The first pruned entry no checkpoint has bound yet (its hash cannot be recomputed, so
+    /// only a Merkle root over it can vouch for it).
+    first_unbound_pruned: Option<u64>,
+    pruned_entries: u64,
+    prunes: Vec<PruneSummary>,
     failed: Option<VerifyError>,
 }
 
@@ -205,7 +244,11 @@ impl Verifier {
             checkpoints: 0,
             last_checkpoint_size: 0,
             first_timestamp_ns: 0,
-            kinds: [0; 6],
+            kinds: [0; 7],
+            unauthorized_pruned: Vec::new(),
+            first_unbound_pruned: None,
+            pruned_entries: 0,
+            prunes: Vec::new(),
             failed: None,
         }
     }
@@ -304,20 +347,33 @@ impl Verifier {
             };
             return Err(self.fail(at, Failure::BrokenLink, detail));
         }
-        let computed = pre.map_or_else(|| entry.compute_hash(), |p| p.computed_hash);
-        if computed != entry.hash {
-            let detail = format!(
-                "stored hash {} but the entry hashes to {computed}: its contents were altered",
-                entry.hash
-            );
-            return Err(self.fail(at, Failure::BadHash, detail));
-        }
-        let record_check = match pre {
-            Some(p) => p.record_check.clone(),
-            None => check_record(&entry.record),
-        };
-        if let Err(why) = record_check {
-            return Err(self.fail(at, Failure::BadRecord, why));
+        if entry.is_pruned() {
+            // Nothing left to hash. The stored hash stands in the chain (the next full entry's
+            // prev commits to it) and in the tree (every later checkpoint's root does); a prune
+            // entry later in the log must authorize it (see `finish`).
+            if entry.kind != EntryKind::Decision {
+                let detail = format!(
+                    "a {} entry's record was removed; only decision payloads are ever pruned",
+                    entry.kind
+                );
+                return Err(self.fail(at, Failure::BadRecord, detail));
+            }
+        } else {
+            let computed = pre.map_or_else(|| entry.compute_hash(), |p| p.computed_hash);
+            if computed != entry.hash {
+                let detail = format!(
+                    "stored hash {} but the entry hashes to {computed}: its contents were altered",
+                    entry.hash
+                );
+                return Err(self.fail(at, Failure::BadHash, detail));
+            }
+            let record_check = match pre {
+                Some(p) => p.record_check.clone(),
+                None => check_record(&entry.record),
+            };
+            if let Err(why) = record_check {
+                return Err(self.fail(at, Failure::BadRecord, why));
+            }
         }
         let signature_checked = pre.and_then(|p| p.signature_checked.clone());
         if position == 0 {
@@ -336,6 +392,14 @@ impl Verifier {
             .position(|k| *k == entry.kind)
             .expect("checked");
         self.kinds[kind_index] += 1;
+        if entry.is_pruned() {
+            self.pruned_entries += 1;
+            self.first_unbound_pruned.get_or_insert(position);
+            match self.unauthorized_pruned.last_mut() {
+                Some((_, last)) if *last + 1 == position => *last = position,
+                _ => self.unauthorized_pruned.push((position, position)),
+            }
+        }
         if entry.signature.is_some() {
             // A signed entry commits, through its prev link, to every entry before it.
             self.first_unsigned = None;
@@ -495,6 +559,12 @@ impl Verifier {
             );
             return Err(self.fail(at, Failure::TimestampRegression, detail));
         }
+        if entry.kind == EntryKind::Prune {
+            match check_prune_record(&entry.record, entry.seq, entry.timestamp_ns) {
+                Ok(record) => self.authorize_prune(entry, record),
+                Err(why) => return Err(self.fail(at, Failure::BadRecord, why)),
+            }
+        }
         let mut next_key = None;
         if entry.kind == EntryKind::KeyRotation {
             let parsed = serde_json::from_slice::<KeyRotationRecord>(&entry.record)
@@ -516,6 +586,37 @@ impl Verifier {
             self.keys.push(k);
         }
         Ok(())
+    }
+
+    /// Takes the pruned entries within a prune entry's range off the unauthorized list.
+    fn authorize_prune(&mut self, entry: &Entry, record: crate::prune::PruneRecord) {
+        let mut found = 0;
+        for &(first, last) in &record.ranges {
+            let mut remaining = Vec::with_capacity(self.unauthorized_pruned.len() + 1);
+            for &(run_first, run_last) in &self.unauthorized_pruned {
+                if run_last < first || run_first > last {
+                    remaining.push((run_first, run_last));
+                    continue;
+                }
+                found += run_last.min(last) - run_first.max(first) + 1;
+                if run_first < first {
+                    remaining.push((run_first, first - 1));
+                }
+                if run_last > last {
+                    remaining.push((last + 1, run_last));
+                }
+            }
+            self.unauthorized_pruned = remaining;
+        }
+        self.prunes.push(PruneSummary {
+            seq: entry.seq,
+            timestamp_ns: entry.timestamp_ns,
+            first: record.first,
+            last: record.last,
+            entries: record.entries,
+            pruned_found: found,
+            policy_versions: record.policy_versions,
+        });
     }
 
     /// Pushes a signed checkpoint note. It must describe the log exactly as pushed so far.
@@ -572,6 +673,7 @@ impl Verifier {
         self.checkpoints += 1;
         self.last_checkpoint_size = size;
         self.first_unsigned = None;
+        self.first_unbound_pruned = None;
         Ok(())
     }
 
@@ -591,6 +693,20 @@ impl Verifier {
                 entries - 1
             );
             return Err(self.fail(Location::Entry(first), Failure::Truncated, detail));
+        }
+        if let Some(first) = self.first_unbound_pruned {
+            let detail = format!(
+                "entry {first} is pruned and no checkpoint after it binds its hash: the log was \
+                 cut after it, or its checkpoints are missing"
+            );
+            return Err(self.fail(Location::Entry(first), Failure::Truncated, detail));
+        }
+        if let Some(&(first, last)) = self.unauthorized_pruned.first() {
+            let detail = format!(
+                "entries {first} to {last} have had their payloads removed, but no prune entry \
+                 authorizes it: the log was tampered with"
+            );
+            return Err(self.fail(Location::Entry(first), Failure::UnauthorizedPrune, detail));
         }
         if let Some((size, root)) = self.trusted_checkpoint {
             match self.root_at_trusted_size {
@@ -622,6 +738,8 @@ impl Verifier {
             first_timestamp_ns: self.first_timestamp_ns,
             last_timestamp_ns: state.last_timestamp_ns,
             kinds: self.kinds,
+            pruned_entries: self.pruned_entries,
+            prunes: self.prunes,
             keys: self.keys,
             state,
         })

@@ -72,6 +72,29 @@ fn produce() -> Vec<(&'static str, String)> {
         "checkpoints": checkpoints.iter().map(|(s, note)| json!({"size": s, "note": note})).collect::<Vec<_>>(),
         "tampered": tampered,
     });
+    let (pruned_items, pruned_key) = pruned_log();
+    let (pruned_entries, pruned_checkpoints) = split(&pruned_items);
+    let pruned_export = write_export(PRUNED_ORIGIN, &pruned_entries, &pruned_checkpoints);
+    let report = verify(&pruned_items, &pruned_key, None).unwrap();
+    let pruned_tampered: Vec<serde_json::Value> = [3u64, 6]
+        .iter()
+        .map(|&seq| {
+            let err = verify(&falsely_pruned(&pruned_items, seq), &pruned_key, None).unwrap_err();
+            json!({"mutation": format!("entry {seq} made to look like a pruned decision"),
+                   "seq": seq, "failure": err.failure.name(), "location": format!("{:?}", err.location)})
+        })
+        .collect();
+    let pruned_expected = json!({
+        "origin": PRUNED_ORIGIN,
+        "entries": report.entries,
+        "root": report.root.to_hex(),
+        "pruned_entries": report.pruned_entries,
+        "prunes": report.prunes.iter().map(|p| json!({
+            "seq": p.seq, "first": p.first, "last": p.last, "entries": p.entries,
+            "pruned_found": p.pruned_found, "policy_versions": p.policy_versions,
+        })).collect::<Vec<_>>(),
+        "tampered": pruned_tampered,
+    });
     let genesis_secret = key("docket-test", "vectors");
     let rotated = key("docket-test-2", "vectors-rotated");
     vec![
@@ -90,7 +113,87 @@ fn produce() -> Vec<(&'static str, String)> {
             "expected.json",
             format!("{}\n", serde_json::to_string_pretty(&expected).unwrap()),
         ),
+        ("log-pruned.jsonl", pruned_export),
+        (
+            "pruned.json",
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&pruned_expected).unwrap()
+            ),
+        ),
     ]
+}
+
+const PRUNED_ORIGIN: &str = "docket.example/vectors-pruned";
+
+/// A log whose expired decisions were pruned (log-format §3.5, §4.8): decisions 1, 2, 4, 5 kept
+/// one second, a policy change at 3, decision 6 kept a year; ten seconds later a prune entry
+/// (7) removes the payloads of 1..=5 that expired.
+fn pruned_log() -> (Vec<Item>, docket_ledger::PublicKey) {
+    let signer = key("docket-test", "vectors");
+    let genesis_key = signer.public().clone();
+    let params = docket_ledger::GenesisParams {
+        origin: PRUNED_ORIGIN.into(),
+        instance_id: "instance-vectors".into(),
+        signing: SigningMode::Checkpoint,
+    };
+    let (mut sealer, genesis) = docket_ledger::Sealer::genesis(signer, params, T0).unwrap();
+    let mut items = vec![Item::Entry(genesis)];
+    let ms = 1_000_000;
+    for i in 1..=6u64 {
+        let now = T0 + i * ms;
+        let entry = if i == 3 {
+            sealer
+                .seal_record(
+                    docket_ledger::EntryKind::PolicyChange,
+                    br#"{"policy_change":"vectors"}"#.to_vec(),
+                    now,
+                )
+                .unwrap()
+        } else {
+            let mut d = decision(i);
+            d.log.retention_ns = Some(if i == 6 { 365 * 86_400 } else { 1 } * 1_000_000_000);
+            sealer
+                .seal_decision(&d, now, &mut || [9; 32])
+                .unwrap()
+                .into_entry()
+                .unwrap()
+        };
+        items.push(Item::Entry(entry));
+        if i == 5 || i == 6 {
+            let (c, note) = sealer.checkpoint();
+            items.push(Item::Checkpoint { size: c.size, note });
+        }
+    }
+    let (to_prune, _) = split(&items);
+    let (prune, pruned) = sealer
+        .seal_prune(&to_prune[1..=5], T0 + 10_000 * ms)
+        .unwrap();
+    items.push(Item::Entry(prune));
+    let (c, note) = sealer.checkpoint();
+    items.push(Item::Checkpoint { size: c.size, note });
+    for item in &mut items {
+        if let Item::Entry(e) = item
+            && let Some(p) = pruned.iter().find(|p| p.seq == e.seq)
+        {
+            *e = p.clone();
+        }
+    }
+    (items, genesis_key)
+}
+
+/// The pruned log with one more entry made to look pruned: `seq`, as a decision.
+fn falsely_pruned(items: &[Item], seq: u64) -> Vec<Item> {
+    let mut items = items.to_vec();
+    for item in &mut items {
+        if let Item::Entry(e) = item
+            && e.seq == seq
+        {
+            *e = e.pruned();
+            e.kind = docket_ledger::EntryKind::Decision;
+        }
+    }
+    items
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -182,4 +285,14 @@ fn the_stored_export_verifies_with_the_stored_key() {
         assert_eq!(report.entries, 10, "{file}");
         assert_eq!(report.keys.len(), 2, "{file}");
     }
+    let text = std::fs::read_to_string(dir.join("log-pruned.jsonl")).unwrap();
+    let mut verifier = ExportVerifier::new(Verifier::new(
+        docket_ledger::PublicKey::from_vkey(&vkey).unwrap(),
+    ));
+    for line in text.lines() {
+        verifier.push_line(line).unwrap();
+    }
+    let report = verifier.finish().unwrap();
+    assert_eq!((report.entries, report.pruned_entries), (8, 4));
+    assert_eq!(report.prunes[0].pruned_found, 4);
 }

@@ -44,6 +44,16 @@ pub fn report_json(result: &Result<Report, VerifyError>) -> Value {
                 "first_timestamp": docket_ledger::record::rfc3339(report.first_timestamp_ns),
                 "last_timestamp": docket_ledger::record::rfc3339(report.last_timestamp_ns),
                 "kinds": kinds,
+                "pruned_entries": report.pruned_entries,
+                "prunes": report.prunes.iter().map(|p| json!({
+                    "seq": p.seq,
+                    "at": docket_ledger::record::rfc3339(p.timestamp_ns),
+                    "first": p.first,
+                    "last": p.last,
+                    "entries": p.entries,
+                    "pruned_found": p.pruned_found,
+                    "policy_versions": p.policy_versions,
+                })).collect::<Vec<_>>(),
                 "keys": report.keys.iter().map(PublicKey::to_vkey).collect::<Vec<_>>(),
                 "origin": report.state.origin,
             })

@@ -9,7 +9,8 @@ const ready = init({ module_or_path: new URL("docket_web_bg.wasm", import.meta.u
 let rows = [];
 let badSeq = null;
 
-function outcomeOf(kind, record) {
+function outcomeOf(kind, record, pruned) {
+  if (pruned) return "pruned";
   if (kind !== "decision" && kind !== "ingested") return "";
   if (!record || !("result" in record)) return "undefined";
   const r = record.result;
@@ -18,13 +19,14 @@ function outcomeOf(kind, record) {
   return "other";
 }
 
-function rowOf(seq, kind, timestamp, record) {
+// `pruned`: the entry's record was removed under retention (log-format §3.5); only its hash is left.
+function rowOf(seq, kind, timestamp, record, pruned) {
   return {
     seq,
     kind,
     time: timestamp,
     path: (record && record.path) || "",
-    outcome: outcomeOf(kind, record),
+    outcome: outcomeOf(kind, record, pruned),
     id: (record && record.decision_id) || "",
   };
 }
@@ -39,8 +41,8 @@ function rowFromExportLine(line) {
   try { parsed = JSON.parse(line); } catch { return null; }
   if (typeof parsed.seq !== "number") return null;
   let record = null;
-  try { record = JSON.parse(parsed.record); } catch { /* the verifier will say why */ }
-  return rowOf(parsed.seq, parsed.kind, nsToIso(parsed.timestamp), record);
+  try { record = JSON.parse(parsed.record); } catch { /* pruned, or the verifier will say why */ }
+  return rowOf(parsed.seq, parsed.kind, nsToIso(parsed.timestamp), record, "pruned" in parsed);
 }
 
 function showReport(report, source) {
@@ -60,6 +62,10 @@ function showReport(report, source) {
     add("origin", report.origin);
     add("decisions", `${report.kinds.decision} sealed here, ${report.kinds.ingested} ingested`);
     add("checkpoints", `${report.checkpoints} (last at size ${report.last_checkpoint_size})`);
+    for (const p of report.prunes) {
+      add("pruned", `entries ${p.first}..=${p.last}: ${p.pruned_found} payloads removed under retention ` +
+        `policy version ${p.policy_versions.join(", ")} (prune entry ${p.seq}, ${p.at})`);
+    }
     add("time range", `${report.first_timestamp} … ${report.last_timestamp}`);
     add("root", report.root);
     add("signed by", report.keys.join(", "));
@@ -162,7 +168,7 @@ async function verifyServer(event) {
       const limit = Math.min(1000, head.size - start);
       const page = await (await fetch(`${base}/v1/log/entries?start=${start}&limit=${limit}`)).json();
       for (const e of page.entries) {
-        rows.push(rowOf(e.seq, e.kind, e.timestamp, e.record));
+        rows.push(rowOf(e.seq, e.kind, e.timestamp, e.record, e.pruned === true));
         if (!(going = verifier.pushEntry(e.encoded))) break;
       }
       progress.value = start + limit;

@@ -84,6 +84,11 @@ fn entry_json(bytes: &[u8], entry: &Entry) -> Value {
     if let Some(id) = record_decision_id(&out["record"]) {
         out["decision_id"] = Value::String(id);
     }
+    if let Some(length) = entry.pruned {
+        // Pruned under retention (log-format §3.5): the hash stays, the record is gone.
+        out["pruned"] = Value::Bool(true);
+        out["record_length"] = length.into();
+    }
     out
 }
 
@@ -307,6 +312,16 @@ fn entry_bundle(state: &AppState, first: u64, count: u64) -> AppResult<Vec<u8>> 
     for seq in first..first + count {
         let (_, entry) = read_entry(state, seq)?
             .ok_or_else(|| ApiError::internal(format!("entry {seq} is missing")))?;
+        if entry.is_pruned() {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "entry_pruned",
+                format!(
+                    "entry {seq} was pruned under retention: its hash is in the tree (hash \
+                     tiles), its body is gone; read what is left at /v1/log/entries/{seq}"
+                ),
+            ));
+        }
         let body = entry.body();
         let len = u16::try_from(body.len()).map_err(|_| {
             ApiError::new(

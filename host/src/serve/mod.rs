@@ -57,6 +57,8 @@ pub struct ServeConfig {
     /// Where the salts of masked values are kept; `None`: `<dir>/mask-salts.jsonl`, beside the
     /// key and apart from the log.
     pub salts: Option<PathBuf>,
+    /// Log segments roll over past this many bytes: the unit `docket log prune` works in.
+    pub segment_bytes: u64,
 }
 
 impl Default for ServeConfig {
@@ -74,6 +76,7 @@ impl Default for ServeConfig {
             ingest_paths: vec!["/logs".into()],
             signing: runtime::SigningMode::Checkpoint,
             revision: None,
+            segment_bytes: crate::store::SEGMENT_LIMIT,
             salts: None,
         }
     }
@@ -345,6 +348,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         .clone()
         .unwrap_or_else(|| dir.join("mask-salts.jsonl"));
     let reopen_salt_path = salt_path.clone();
+    let segment_bytes = config.segment_bytes;
     let rt = Arc::clone(&runtime);
     let signing = config.signing;
     let (reopen_genesis, reopen_key) = (genesis_key.clone(), key.clone());
@@ -362,6 +366,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             let view = LogView::from_frames(&opened.frames)?;
             let mut log = opened.log;
             log.keep_salts_in(SaltFile::open(&salt_path)?);
+            log.set_segment_limit(segment_bytes);
             Ok((log, view))
         } else {
             let origin = format!(
@@ -371,6 +376,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             let mut log =
                 AuditLog::create(&log_dir, &rt, &key, &origin, &instance_label(), signing)?;
             log.keep_salts_in(SaltFile::open(&salt_path)?);
+            log.set_segment_limit(segment_bytes);
             let (frames, _) = crate::store::read_frames(&log_dir)?;
             let view = LogView::from_frames(&frames)?;
             Ok((log, view))
@@ -407,6 +413,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             let view = LogView::from_frames(&opened.frames)?;
             let mut log = opened.log;
             log.keep_salts_in(SaltFile::open(&reopen_salt_path)?);
+            log.set_segment_limit(segment_bytes);
             Ok((log, view))
         })
     };

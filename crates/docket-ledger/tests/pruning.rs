@@ -1,0 +1,301 @@
+//! Pruning under retention: a prune entry authorizes removing the payloads of expired
+//! decisions; the pruned log still verifies, and reports the prune. Payloads removed without
+//! authority, or entries passed off as pruned decisions, are caught.
+
+mod common;
+
+use common::{Item, T0, decision, key, verify};
+use docket_ledger::export::{ExportLine, ExportVerifier, entry_line, parse_line, write_export};
+use docket_ledger::record::SigningMode;
+use docket_ledger::sealer::SealError;
+use docket_ledger::{
+    Entry, EntryKind, Failure, GenesisParams, Location, LogRules, Sealer, Verifier,
+};
+
+const SECOND: u64 = 1_000_000_000;
+
+struct Log {
+    sealer: Sealer,
+    items: Vec<Item>,
+    genesis_key: docket_ledger::PublicKey,
+}
+
+impl Log {
+    fn new(mode: SigningMode) -> Log {
+        let signer = key("docket-test", "prune");
+        let genesis_key = signer.public().clone();
+        let params = GenesisParams {
+            origin: "docket.test/prune".into(),
+            instance_id: "prune".into(),
+            signing: mode,
+        };
+        let (sealer, genesis) = Sealer::genesis(signer, params, T0).unwrap();
+        Log {
+            sealer,
+            items: vec![Item::Entry(genesis)],
+            genesis_key,
+        }
+    }
+
+    /// Seals a decision at `now` kept for `retention` (none: kept for ever).
+    fn decide(&mut self, i: u64, now: u64, retention: Option<u64>) {
+        let mut d = decision(i);
+        d.log = LogRules {
+            retention_ns: retention,
+            ..LogRules::default()
+        };
+        let entry = self
+            .sealer
+            .seal_decision(&d, now, &mut || [7; 32])
+            .unwrap()
+            .into_entry()
+            .unwrap();
+        self.items.push(Item::Entry(entry));
+    }
+
+    fn checkpoint(&mut self) {
+        let (c, note) = self.sealer.checkpoint();
+        self.items.push(Item::Checkpoint { size: c.size, note });
+    }
+
+    fn entries(&self, first: u64, last: u64) -> Vec<Entry> {
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Entry(e) if (first..=last).contains(&e.seq) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Puts pruned entries in place of the full ones.
+    fn replace(&mut self, pruned: &[Entry]) {
+        for item in &mut self.items {
+            if let Item::Entry(e) = item
+                && let Some(p) = pruned.iter().find(|p| p.seq == e.seq)
+            {
+                *e = p.clone();
+            }
+        }
+    }
+}
+
+/// Entries 1..=6: decisions kept 10 s (1, 2, 4, 5), a policy change (3) and a decision kept
+/// a year (6), committed in two checkpoints.
+fn sample(mode: SigningMode) -> Log {
+    let mut log = Log::new(mode);
+    log.decide(1, T0 + 1, Some(10 * SECOND));
+    log.decide(2, T0 + 2, Some(10 * SECOND));
+    let change = log
+        .sealer
+        .seal_record(
+            EntryKind::PolicyChange,
+            br#"{"policy":"changed"}"#.to_vec(),
+            T0 + 3,
+        )
+        .unwrap();
+    log.items.push(Item::Entry(change));
+    log.decide(4, T0 + 4, Some(10 * SECOND));
+    log.checkpoint();
+    log.decide(5, T0 + 5, Some(10 * SECOND));
+    log.decide(6, T0 + 6, Some(365 * 24 * 3600 * SECOND));
+    log.checkpoint();
+    log
+}
+
+#[test]
+fn expired_payloads_are_pruned_and_the_log_verifies_with_the_prune_reported() {
+    for mode in [SigningMode::Checkpoint, SigningMode::Entry] {
+        let mut log = sample(mode);
+        let later = T0 + 60 * SECOND;
+        let (prune, pruned) = log.sealer.seal_prune(&log.entries(1, 5), later).unwrap();
+        assert_eq!(prune.kind, EntryKind::Prune);
+        assert!(prune.signature.is_some(), "a prune entry is always signed");
+        let record: serde_json::Value = serde_json::from_slice(&prune.record).unwrap();
+        assert_eq!(record["first"], 1);
+        assert_eq!(record["last"], 5);
+        assert_eq!(record["entries"], 4);
+        assert_eq!(record["ranges"], serde_json::json!([[1, 2], [4, 5]]));
+        assert_eq!(
+            pruned.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 4, 5]
+        );
+        log.items.push(Item::Entry(prune));
+        log.checkpoint();
+        log.replace(&pruned);
+
+        let report = verify(&log.items, &log.genesis_key, None).unwrap();
+        assert_eq!(report.entries, 8);
+        assert_eq!(report.pruned_entries, 4);
+        assert_eq!(report.count(EntryKind::Prune), 1);
+        assert_eq!(report.prunes.len(), 1);
+        let summary = &report.prunes[0];
+        assert_eq!((summary.seq, summary.first, summary.last), (7, 1, 5));
+        assert_eq!((summary.entries, summary.pruned_found), (4, 4));
+        assert_eq!(summary.policy_versions, [decision(1).policy_version.digest]);
+
+        // The encodings round-trip, on disk and in an export, and the export verifies too.
+        for item in &log.items {
+            if let Item::Entry(e) = item {
+                assert_eq!(&Entry::decode(&e.encode()).unwrap(), e);
+                assert_eq!(
+                    parse_line(&entry_line(e)).unwrap(),
+                    ExportLine::Entry(e.clone())
+                );
+            }
+        }
+        let report = verify_export(&log).unwrap();
+        assert_eq!(report.pruned_entries, 4);
+    }
+}
+
+fn verify_export(log: &Log) -> Result<docket_ledger::Report, docket_ledger::VerifyError> {
+    let entries: Vec<Entry> = log.entries(0, u64::MAX);
+    let checkpoints: Vec<(u64, String)> = log
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Checkpoint { size, note } => Some((*size, note.clone())),
+            _ => None,
+        })
+        .collect();
+    let export = write_export("docket.test/prune", &entries, &checkpoints);
+    let mut verifier = ExportVerifier::new(Verifier::new(log.genesis_key.clone()));
+    for line in export.lines() {
+        verifier.push_line(line)?;
+    }
+    verifier.finish()
+}
+
+#[test]
+fn an_entry_under_retention_or_without_one_refuses_the_prune() {
+    let mut log = sample(SigningMode::Checkpoint);
+    let size = log.sealer.state().size;
+    // Entry 6 is kept a year.
+    let refused = log.sealer.seal_prune(&log.entries(1, 6), T0 + 60 * SECOND);
+    let Err(SealError::Refused(why)) = refused else {
+        panic!("expected a refusal, got {refused:?}");
+    };
+    assert!(why.contains("entry 6 is under retention until"), "{why}");
+    assert_eq!(log.sealer.state().size, size, "nothing was sealed");
+    // Ten seconds have not passed for entry 1.
+    let refused = log.sealer.seal_prune(&log.entries(1, 1), T0 + 5 * SECOND);
+    assert!(matches!(refused, Err(SealError::Refused(_))), "{refused:?}");
+
+    let mut forever = Log::new(SigningMode::Checkpoint);
+    forever.decide(1, T0 + 1, None);
+    let refused = forever
+        .sealer
+        .seal_prune(&forever.entries(1, 1), u64::MAX / 2);
+    let Err(SealError::Refused(why)) = refused else {
+        panic!("expected a refusal, got {refused:?}");
+    };
+    assert!(why.contains("no retention rule"), "{why}");
+}
+
+#[test]
+fn payloads_removed_without_a_prune_entry_are_tampering() {
+    let mut log = sample(SigningMode::Checkpoint);
+    let pruned = log.entries(2, 2)[0].pruned();
+    log.replace(&[pruned]);
+    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    assert_eq!(error.failure, Failure::UnauthorizedPrune);
+    assert_eq!(error.location, Location::Entry(2));
+    assert!(error.detail.contains("tampered"), "{}", error.detail);
+    assert_eq!(
+        verify_export(&log).unwrap_err().failure,
+        Failure::UnauthorizedPrune
+    );
+}
+
+#[test]
+fn an_entry_outside_the_pruned_ranges_cannot_pass_as_pruned() {
+    let mut log = sample(SigningMode::Checkpoint);
+    let (prune, pruned) = log
+        .sealer
+        .seal_prune(&log.entries(1, 5), T0 + 60 * SECOND)
+        .unwrap();
+    log.items.push(Item::Entry(prune));
+    log.checkpoint();
+    log.replace(&pruned);
+    // The policy change at 3 lies inside the examined range but was not pruned: disguised as
+    // a pruned decision (its kind is no longer bound by a hash), it is still caught.
+    let mut disguised = log.entries(3, 3)[0].pruned();
+    disguised.kind = EntryKind::Decision;
+    log.replace(&[disguised]);
+    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    assert_eq!(
+        (error.failure, error.location),
+        (Failure::UnauthorizedPrune, Location::Entry(3))
+    );
+    // Undisguised, a pruned policy change is refused at once.
+    let mut log = sample(SigningMode::Checkpoint);
+    let change = log.entries(3, 3)[0].pruned();
+    log.replace(&[change]);
+    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    assert_eq!(
+        (error.failure, error.location),
+        (Failure::BadRecord, Location::Entry(3))
+    );
+}
+
+#[test]
+fn a_pruned_entry_with_another_hash_breaks_the_tree() {
+    let mut log = sample(SigningMode::Checkpoint);
+    let (prune, pruned) = log
+        .sealer
+        .seal_prune(&log.entries(1, 5), T0 + 60 * SECOND)
+        .unwrap();
+    log.items.push(Item::Entry(prune));
+    log.checkpoint();
+    log.replace(&pruned);
+    let mut forged = log.entries(1, 1)[0].clone();
+    forged.hash.0[0] ^= 1;
+    log.replace(&[forged]);
+    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    // Entry 2's prev still names the true hash.
+    assert_eq!(
+        (error.failure, error.location),
+        (Failure::BrokenLink, Location::Entry(2))
+    );
+
+    // Inside a run of pruned entries no link is left to break: the checkpoint's root is.
+    let mut log = sample(SigningMode::Checkpoint);
+    let (prune, pruned) = log
+        .sealer
+        .seal_prune(&log.entries(1, 5), T0 + 60 * SECOND)
+        .unwrap();
+    log.items.push(Item::Entry(prune));
+    log.checkpoint();
+    log.replace(&pruned);
+    let mut first = log.entries(1, 1)[0].clone();
+    let mut second = log.entries(2, 2)[0].clone();
+    first.hash.0[0] ^= 1;
+    second.prev = first.hash;
+    log.replace(&[first, second]);
+    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    assert_eq!(error.failure, Failure::CheckpointMismatch);
+}
+
+#[test]
+fn a_prune_entry_dated_before_the_retention_passed_is_refused() {
+    let mut log = sample(SigningMode::Checkpoint);
+    let (mut prune, _) = log
+        .sealer
+        .seal_prune(&log.entries(1, 2), T0 + 60 * SECOND)
+        .unwrap();
+    // The same record, signed by the log's key but dated before entries 1 and 2 expired.
+    prune.timestamp_ns = T0 + 7;
+    prune.hash = prune.compute_hash();
+    prune.signature = Some(
+        key("docket-test", "prune")
+            .sign(&docket_ledger::entry::entry_signature_message(&prune.hash)),
+    );
+    log.items.push(Item::Entry(prune));
+    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    assert_eq!(
+        (error.failure, error.location),
+        (Failure::BadRecord, Location::Entry(7))
+    );
+    assert!(error.detail.contains("under retention"), "{}", error.detail);
+}
