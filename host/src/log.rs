@@ -90,6 +90,24 @@ pub fn verify_frames(
     verifier.finish().map_err(|e| anyhow!("{e}"))
 }
 
+/// The policy version digest the last policy-change entry among `frames` recorded: what the log
+/// says is in force, so a writer seals a change only when it has one.
+pub fn last_policy_version(frames: &[Frame]) -> Option<String> {
+    frames.iter().rev().find_map(|frame| {
+        let Frame::Entry(bytes) = frame else {
+            return None;
+        };
+        let entry = docket_ledger::Entry::decode(bytes).ok()?;
+        if entry.kind != docket_ledger::EntryKind::PolicyChange {
+            return None;
+        }
+        let record: serde_json::Value = serde_json::from_slice(&entry.record).ok()?;
+        record["policy_version"]["digest"]
+            .as_str()
+            .map(str::to_string)
+    })
+}
+
 /// Renders a verification failure as one line: where, what, why.
 pub fn describe_failure(e: &VerifyError) -> String {
     use runtime::Location;

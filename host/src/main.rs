@@ -314,10 +314,11 @@ fn run(cli: Cli) -> Result<i32> {
                 None => secret.public().clone(),
             };
             let runtime = load_runtime()?;
-            let mut log = open_or_create(&dir, &runtime, &genesis, &secret)?;
+            let (mut log, recorded_version) = open_or_create(&dir, &runtime, &genesis, &secret)?;
             if let Some(salts) = &salts {
                 log.keep_salts_in(docket::salts::SaltFile::open(salts)?);
             }
+            let mut modules = serde_json::Map::new();
             for p in &policies {
                 let source = std::fs::read_to_string(p)
                     .with_context(|| format!("reading {}", p.display()))?;
@@ -329,7 +330,9 @@ fn run(cli: Cli) -> Result<i32> {
                     .add_policy(&id, &source)
                     .map_err(|e| anyhow!("{e}"))?
                     .map_err(|e| anyhow!("{}: {e:?}; fix the policy and retry", p.display()))?;
+                modules.insert(id, source.into());
             }
+            let mut documents = Vec::new();
             for d in &data {
                 let text = std::fs::read_to_string(d)
                     .with_context(|| format!("reading {}", d.display()))?;
@@ -337,6 +340,22 @@ fn run(cli: Cli) -> Result<i32> {
                     .add_data(&text)
                     .map_err(|e| anyhow!("{e}"))?
                     .map_err(|e| anyhow!("{}: {e:?}", d.display()))?;
+                documents.push(serde_json::Value::String(text));
+            }
+            // A policy set the log has not seen (first use, or the files changed since the
+            // last eval) is itself an entry, sealed before the decision it governs.
+            let version = log
+                .instance()
+                .policy_version()
+                .map_err(|e| anyhow!("{e}"))?;
+            if recorded_version.as_deref() != Some(version.digest.as_str()) {
+                let record = serde_json::json!({
+                    "op": "load",
+                    "modules": modules,
+                    "data_documents": documents,
+                    "policy_version": serve::version_json(&version),
+                });
+                log.record(runtime::EntryKind::PolicyChange, &record.to_string())?;
             }
             let input_text = match input.as_deref() {
                 Some(p) if p != Path::new("-") => std::fs::read_to_string(p)
@@ -504,14 +523,18 @@ fn load_runtime() -> Result<Runtime> {
     Runtime::new(Some(&cache_dir())).map_err(|e| anyhow!("loading the docket component: {e}"))
 }
 
+/// Opens the log in `dir` (or starts one), with the policy version its last policy-change entry
+/// recorded, if any.
 fn open_or_create(
     dir: &Path,
     runtime: &Runtime,
     genesis: &PublicKey,
     secret: &docket_ledger::SecretKey,
-) -> Result<AuditLog> {
+) -> Result<(AuditLog, Option<String>)> {
     if store::is_log_dir(dir) {
-        let (log, recovery, _) = AuditLog::open(dir, runtime, genesis, secret)?;
+        let opened = AuditLog::open_with_frames(dir, runtime, genesis, secret)?;
+        let recorded = docket::log::last_policy_version(&opened.frames);
+        let (log, recovery) = (opened.log, opened.recovery);
         if recovery.truncated_bytes > 0 {
             eprintln!(
                 "recovered {}: cut {} bytes of an unfinished commit ({} unacknowledged entries)",
@@ -520,17 +543,18 @@ fn open_or_create(
                 recovery.unsealed_entries_dropped
             );
         }
-        Ok(log)
+        Ok((log, recorded))
     } else {
         let origin = format!("docket.local/{}", &hex(&genesis.bytes()[..8]));
-        AuditLog::create(
+        let log = AuditLog::create(
             dir,
             runtime,
             secret,
             &origin,
             &instance_id(),
             runtime::SigningMode::Checkpoint,
-        )
+        )?;
+        Ok((log, None))
     }
 }
 

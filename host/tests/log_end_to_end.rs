@@ -374,12 +374,20 @@ fn keygen_eval_and_verify_from_the_command_line() {
     assert_eq!(code, 0, "{out}");
     let decision: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(decision["result"], true);
-    assert_eq!(decision["seq"], 1);
+    // Entry 1 records the policy set the decision (entry 2) was made under.
+    assert_eq!(decision["seq"], 2);
     // Bad input: a clear error, and the log stays intact.
+    let good = std::fs::read(&input).unwrap();
     std::fs::write(&input, "{not json").unwrap();
     let (code, out) = run(args(input.to_str().unwrap()));
     assert_eq!(code, 2);
     assert!(out.contains("Input"), "{out}");
+    // The same policy set again: no second policy-change entry.
+    std::fs::write(&input, good).unwrap();
+    let (code, out) = run(args(input.to_str().unwrap()));
+    assert_eq!(code, 0, "{out}");
+    let decision: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(decision["seq"], 3);
     let public = read_public_key(&dir.join("docket.pub")).unwrap();
     let (frames, torn) = store::read_frames(&log_dir).unwrap();
     assert!(torn.is_none());
@@ -387,7 +395,24 @@ fn keygen_eval_and_verify_from_the_command_line() {
     let report = verify_frames(&mut instance, &public, &frames, None, |_| {})
         .unwrap()
         .unwrap();
-    assert_eq!(report.entries, 2);
+    assert_eq!(report.entries, 4);
+    let Frame::Entry(bytes) = &frames[2] else {
+        panic!("entry 1 follows the genesis checkpoint")
+    };
+    let change = docket_ledger::Entry::decode(bytes).unwrap();
+    assert_eq!(change.kind, docket_ledger::EntryKind::PolicyChange);
+    let record: serde_json::Value = serde_json::from_slice(&change.record).unwrap();
+    assert_eq!(record["op"], "load");
+    assert!(
+        record["modules"]["rbac.rego"]
+            .as_str()
+            .unwrap()
+            .contains("package rbac")
+    );
+    assert_eq!(
+        record["data_documents"][0],
+        std::fs::read_to_string(examples.join("rbac.json")).unwrap()
+    );
 }
 
 #[test]
@@ -475,7 +500,8 @@ fn the_signing_key_is_rotated_from_the_command_line() {
     let (code, out) = docket(&["verify", log_dir.to_str().unwrap(), "--pub", &path("k.pub")]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("verified: 8 entries") && out.contains("docket.next+"),
+        // Seeded 5, the rotation, then eval's policy set and its decision.
+        out.contains("verified: 9 entries") && out.contains("docket.next+"),
         "{out}"
     );
 }
