@@ -257,7 +257,28 @@ impl HttpContext for Filter {
             .get_current_time()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let event = decision_event(&id, config, &decision, now, source.as_deref());
+        let mut salt = || {
+            let mut salt = [0u8; 32];
+            // No salt, no mask: a failing source of randomness must not produce a guessable
+            // commitment, so it stops the filter (Envoy reports the panic) rather than send one.
+            getrandom::fill(&mut salt).expect("the proxy provides randomness");
+            salt
+        };
+        let event = match decision_event(&id, config, &decision, now, source.as_deref(), &mut salt)
+        {
+            Ok(event) => event,
+            Err(why) => {
+                // Never send what the logging rules say must not leave the proxy.
+                self.pending = Some(Pending {
+                    verdict: verdict(decision.result.as_deref()),
+                });
+                return if self.unrecorded(&why) {
+                    Action::Continue
+                } else {
+                    Action::Pause
+                };
+            }
+        };
         let body = serde_json::to_vec(&[event]).expect("JSON values serialize");
         let authorization = format!("Bearer {}", config.docket.token);
         let call = self.dispatch_http_call(

@@ -324,16 +324,37 @@ pub fn decision_id(random: [u8; 16]) -> String {
 
 /// The decision event sent to docket's ingestion endpoint: OPA's decision-log event fields, so
 /// docket seals it as an `ingested` entry (log-format §4.5) exactly as it seals real OPA's.
+///
+/// The logging rules' masks (`data.system.log.mask`, when the filter's policies include them)
+/// are applied here, in the proxy, as OPA applies them before it uploads: a masked value never
+/// leaves the proxy. Each leaves a salted commitment (log-format §4.6) in the event's
+/// `commitments`, beside OPA's `erased` and `masked`; the salt comes from `salt` and the filter
+/// keeps none, so such values cannot be revealed later. An error here means the event cannot be
+/// sent without the values it must not carry.
 pub fn decision_event(
     id: &str,
     config: &Config,
     decision: &docket_ledger::record::Decision,
     timestamp_ns: u64,
     source: Option<&str>,
-) -> Value {
+    salt: &mut dyn FnMut() -> [u8; 32],
+) -> Result<Value, String> {
     let parse = |t: &Option<String>| {
         t.as_deref()
             .and_then(|t| serde_json::from_str::<Value>(t).ok())
+    };
+    let mut masked = docket_ledger::masking::Masked::default();
+    let (input, result) = if decision.log.mask.is_empty() {
+        (parse(&decision.input), parse(&decision.result))
+    } else {
+        masked = docket_ledger::masking::apply(
+            decision.input.as_deref(),
+            decision.result.as_deref(),
+            &decision.log.mask,
+            salt,
+        )
+        .map_err(|e| format!("masking the decision: {e}"))?;
+        (parse(&masked.input), parse(&masked.result))
     };
     let mut labels = config.labels.clone();
     labels
@@ -350,17 +371,31 @@ pub fn decision_event(
         "decision_id": id,
         "labels": labels,
         "path": decision.path,
-        "input": parse(&decision.input),
+        "input": input,
         "timestamp": docket_ledger::record::rfc3339(timestamp_ns),
         "policy_version": version,
     });
-    if let Some(result) = parse(&decision.result) {
+    if let Some(result) = result {
         event["result"] = result;
+    }
+    if !masked.erased.is_empty() {
+        event["erased"] = json!(masked.erased);
+    }
+    if !masked.masked.is_empty() {
+        event["masked"] = json!(masked.masked);
+    }
+    if !masked.commitments.is_empty() {
+        let commitments: serde_json::Map<String, Value> = masked
+            .commitments
+            .iter()
+            .map(|(path, c)| (path.clone(), json!(c)))
+            .collect();
+        event["commitments"] = Value::Object(commitments);
     }
     if let Some(source) = source {
         event["requested_by"] = json!(source);
     }
-    event
+    Ok(event)
 }
 
 #[cfg(test)]
@@ -451,5 +486,49 @@ mod tests {
             panic!("a module that does not parse was accepted");
         };
         assert!(e.contains("a.rego"), "{e}");
+    }
+
+    #[test]
+    fn the_logging_rules_masks_are_applied_before_the_event_leaves_the_proxy() {
+        let config = serde_json::json!({
+            "policies": {
+                "a.rego": "package a\nallow := true",
+                "log.rego": "package system.log\nmask contains \"/input/attributes/source/address\"",
+            },
+            "query": "a/allow",
+            "docket": {"cluster": "docket", "token": "0123456789abcdef0123"},
+        });
+        let config = Config::parse(config.to_string().as_bytes()).unwrap();
+        let mut engine = config.engine().unwrap();
+        let input = r#"{"attributes":{"source":{"address":"203.0.113.9"},"request":{"http":{"method":"GET"}}}}"#;
+        let decision = engine.evaluate("a/allow", Some(input)).unwrap();
+        assert_eq!(decision.log.mask.len(), 1);
+        let event = decision_event("id", &config, &decision, 0, None, &mut || [5; 32]).unwrap();
+        let text = event.to_string();
+        assert!(!text.contains("203.0.113.9"), "{text}");
+        assert_eq!(
+            event["input"]["attributes"]["request"]["http"]["method"],
+            "GET"
+        );
+        assert_eq!(
+            event["erased"],
+            serde_json::json!(["/input/attributes/source/address"])
+        );
+        let commitment = docket_ledger::masking::commitment(&[5; 32], r#""203.0.113.9""#);
+        assert_eq!(
+            event["commitments"]["/input/attributes/source/address"],
+            commitment
+        );
+        assert_eq!(event["result"], true);
+
+        // Without logging rules the event carries the decision as made.
+        let mut plain = decision.clone();
+        plain.log = Default::default();
+        let event = decision_event("id", &config, &plain, 0, None, &mut || [5; 32]).unwrap();
+        assert_eq!(
+            event["input"]["attributes"]["source"]["address"],
+            "203.0.113.9"
+        );
+        assert!(event.get("erased").is_none());
     }
 }
