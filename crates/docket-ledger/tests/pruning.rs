@@ -68,6 +68,18 @@ impl Log {
             .collect()
     }
 
+    /// A minute after `sample`: prunes entries 1..=5 (the expired decisions among them), as a
+    /// writer does: the prune entry, a checkpoint, then the pruned entries in place.
+    fn prune_expired(&mut self) {
+        let (prune, pruned) = self
+            .sealer
+            .seal_prune(&self.entries(1, 5), T0 + 60 * SECOND)
+            .unwrap();
+        self.items.push(Item::Entry(prune));
+        self.checkpoint();
+        self.replace(&pruned);
+    }
+
     /// Puts pruned entries in place of the full ones.
     fn replace(&mut self, pruned: &[Entry]) {
         for item in &mut self.items {
@@ -211,13 +223,7 @@ fn payloads_removed_without_a_prune_entry_are_tampering() {
 #[test]
 fn an_entry_outside_the_pruned_ranges_cannot_pass_as_pruned() {
     let mut log = sample(SigningMode::Checkpoint);
-    let (prune, pruned) = log
-        .sealer
-        .seal_prune(&log.entries(1, 5), T0 + 60 * SECOND)
-        .unwrap();
-    log.items.push(Item::Entry(prune));
-    log.checkpoint();
-    log.replace(&pruned);
+    log.prune_expired();
     // The policy change at 3 lies inside the examined range but was not pruned: disguised as
     // a pruned decision (its kind is no longer bound by a hash), it is still caught.
     let mut disguised = log.entries(3, 3)[0].pruned();
@@ -242,13 +248,7 @@ fn an_entry_outside_the_pruned_ranges_cannot_pass_as_pruned() {
 #[test]
 fn a_pruned_entry_with_another_hash_breaks_the_tree() {
     let mut log = sample(SigningMode::Checkpoint);
-    let (prune, pruned) = log
-        .sealer
-        .seal_prune(&log.entries(1, 5), T0 + 60 * SECOND)
-        .unwrap();
-    log.items.push(Item::Entry(prune));
-    log.checkpoint();
-    log.replace(&pruned);
+    log.prune_expired();
     let mut forged = log.entries(1, 1)[0].clone();
     forged.hash.0[0] ^= 1;
     log.replace(&[forged]);
@@ -261,13 +261,7 @@ fn a_pruned_entry_with_another_hash_breaks_the_tree() {
 
     // Inside a run of pruned entries no link is left to break: the checkpoint's root is.
     let mut log = sample(SigningMode::Checkpoint);
-    let (prune, pruned) = log
-        .sealer
-        .seal_prune(&log.entries(1, 5), T0 + 60 * SECOND)
-        .unwrap();
-    log.items.push(Item::Entry(prune));
-    log.checkpoint();
-    log.replace(&pruned);
+    log.prune_expired();
     let mut first = log.entries(1, 1)[0].clone();
     let mut second = log.entries(2, 2)[0].clone();
     first.hash.0[0] ^= 1;
