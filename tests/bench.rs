@@ -181,6 +181,8 @@ fn peers(n: usize) {
     let opa = run_opa_engine_bench(&spec);
 
     let mut interpreter = PolicyEngine::new();
+    interpreter.set_vm_enabled(false);
+    let mut chosen = PolicyEngine::new();
     let rt = Runtime::new(Some(&std::env::temp_dir().join("docket-bench-cache"))).unwrap();
     let mut component = rt.instantiate().unwrap();
     let mut data = serde_json::Map::new();
@@ -188,6 +190,8 @@ fn peers(n: usize) {
     for p in ALL {
         interpreter.add_policy(p.id, p.source).unwrap();
         interpreter.add_data(p.data).unwrap();
+        chosen.add_policy(p.id, p.source).unwrap();
+        chosen.add_data(p.data).unwrap();
         component.add_policy(p.id, p.source).unwrap().unwrap();
         component.add_data(p.data).unwrap().unwrap();
         vm_engine
@@ -204,12 +208,20 @@ fn peers(n: usize) {
         std::env::consts::ARCH
     );
     println!(
-        "| policy | regorus interpreter (docket's path) | regorus VM | docket component | OPA v1.20 engine | interpreter / OPA | VM / OPA | component / OPA | agree with OPA (interp., VM, comp.) |"
+        "| policy | docket, interpreter only | docket (VM path) | regorus VM alone | docket component (VM path) | OPA v1.20 engine | interpreter / OPA | VM path / OPA | component / OPA | component / native | agree with OPA (interp., VM path, comp.) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (path, inputs) in &work {
         let (interp_us, interp) = time_each(inputs, |input| {
             interpreter.evaluate(path, Some(input)).unwrap().result
+        });
+        assert_eq!(
+            chosen.evaluation_path(path),
+            docket_policy::EvaluationPath::Vm,
+            "{path} should run on the VM"
+        );
+        let (chosen_us, chosen_answers) = time_each(inputs, |input| {
+            chosen.evaluate(path, Some(input)).unwrap().result
         });
 
         let entry = docket_policy::data_ref(path);
@@ -252,14 +264,15 @@ fn peers(n: usize) {
                 .count()
         };
         println!(
-            "| `{path}` | {interp_us:.1} | {vm_us:.1} | {component_us:.1} | {opa_us:.1} (gross {:.1}, Python {:.1}) | {:.2}× | {:.2}× | {:.2}× | {}, {}, {} of {} |",
+            "| `{path}` | {interp_us:.1} | {chosen_us:.1} | {vm_us:.1} | {component_us:.1} | {opa_us:.1} (gross {:.1}, Python {:.1}) | {:.2}× | {:.2}× | {:.2}× | {:.2}× | {}, {}, {} of {} |",
             opa_path["gross_us"].as_f64().unwrap(),
             opa_path["overhead_us"].as_f64().unwrap(),
             interp_us / opa_us,
-            vm_us / opa_us,
+            chosen_us / opa_us,
             component_us / opa_us,
+            component_us / chosen_us,
             agree(&interp),
-            agree(&vm_answers),
+            agree(&chosen_answers),
             agree(&component_answers),
             inputs.len()
         );
@@ -407,14 +420,25 @@ fn conformance() {
         .sum();
 
     let mut native = PolicyEngine::new();
+    let mut interpreter = PolicyEngine::new();
+    interpreter.set_vm_enabled(false);
     let rt = Runtime::new(Some(&std::env::temp_dir().join("docket-bench-cache"))).unwrap();
     let mut component = rt.instantiate().unwrap();
     for (id, source) in &suite.modules {
         native.add_policy(id, source).unwrap();
+        interpreter.add_policy(id, source).unwrap();
         component.add_policy(id, source).unwrap().unwrap();
     }
     native.add_data(&suite.data).unwrap();
+    interpreter.add_data(&suite.data).unwrap();
     component.add_data(&suite.data).unwrap().unwrap();
+    let interpreter_us = best_us(decisions, || {
+        for (path, inputs) in &work {
+            for input in inputs {
+                let _ = interpreter.evaluate(path, Some(input));
+            }
+        }
+    });
     let native_us = best_us(decisions, || {
         for (path, inputs) in &work {
             for input in inputs {
@@ -436,14 +460,23 @@ fn conformance() {
         std::env::consts::ARCH
     );
     println!(
-        "| docket native (interpreter) | docket component | OPA v1.20 engine | native / OPA | component / OPA | component / native |"
+        "| docket native, interpreter only | docket native (VM path) | docket component (VM path) | OPA v1.20 engine | interpreter only / OPA | native / OPA | component / OPA | component / native |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
+    let paths = native.path_counts();
     println!(
-        "| {native_us:.1} | {component_us:.1} | {opa_us:.1} | {:.2}× | {:.2}× | {:.2}× |",
+        "| {interpreter_us:.1} | {native_us:.1} | {component_us:.1} | {opa_us:.1} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
+        interpreter_us / opa_us,
         native_us / opa_us,
         component_us / opa_us,
         component_us / native_us
+    );
+    let total = (paths.vm + paths.interpreter + paths.fallback).max(1) as f64;
+    println!(
+        "\nPaths natively: VM {:.1}%, interpreter {:.1}%, VM error then interpreter {:.1}% of documents.",
+        100.0 * paths.vm as f64 / total,
+        100.0 * paths.interpreter as f64 / total,
+        100.0 * paths.fallback as f64 / total
     );
 }
 

@@ -11,12 +11,13 @@
 mod suite;
 
 use docket::runtime::Runtime;
-use docket_policy::PolicyEngine;
+use docket_policy::{PathCounts, PolicyEngine};
 use serde_json::{Value, json};
 use suite::{Outcome, Report, Suite};
 
-fn native_engine(suite: &Suite) -> PolicyEngine {
+fn native_engine(suite: &Suite, vm: bool) -> PolicyEngine {
     let mut engine = PolicyEngine::new();
+    engine.set_vm_enabled(vm);
     for (id, source) in &suite.modules {
         engine.add_policy(id, source).unwrap();
     }
@@ -24,22 +25,90 @@ fn native_engine(suite: &Suite) -> PolicyEngine {
     engine
 }
 
-fn run_native(suite: &Suite) -> Report {
-    let mut engine = native_engine(suite);
-    suite::run(suite, |path, input| {
+/// The native run's report, every answer in the suite's order, and which path gave them.
+struct NativeRun {
+    report: Report,
+    answers: Vec<(String, String, Outcome)>,
+    paths: PathCounts,
+}
+
+/// Through the policy crate natively: on the VM path where docket chooses it (`vm`), or on the
+/// interpreter alone.
+fn run_native(suite: &Suite, vm: bool) -> NativeRun {
+    let mut engine = native_engine(suite, vm);
+    let mut answers = Vec::new();
+    let mut paths = PathCounts::default();
+    let report = suite::run(suite, |path, input| {
         // A panic inside regorus is a trap in the component; natively it is caught here so the
         // suite reports it as a difference instead of stopping.
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             engine.evaluate(path, Some(input))
         }));
-        match answer {
+        let outcome = match answer {
             Ok(answer) => Outcome::from_docket(answer.map(|d| d.result).map_err(|e| e.to_string())),
             Err(_) => {
-                engine = native_engine(suite);
+                let counts = engine.path_counts();
+                paths.vm += counts.vm;
+                paths.interpreter += counts.interpreter;
+                paths.fallback += counts.fallback;
+                engine = native_engine(suite, vm);
                 Outcome::Error("panic in the policy engine".into())
             }
+        };
+        answers.push((path.to_string(), input.to_string(), outcome.clone()));
+        outcome
+    });
+    let counts = engine.path_counts();
+    paths.vm += counts.vm;
+    paths.interpreter += counts.interpreter;
+    paths.fallback += counts.fallback;
+    NativeRun {
+        report,
+        answers,
+        paths,
+    }
+}
+
+/// The VM path is used only where it answers as the interpreter does: on every decision of the
+/// suite, docket with the VM path gives exactly the interpreter's answer (values, undefined,
+/// and errors with their messages), and the VM answers most of them.
+#[test]
+fn the_vm_path_answers_exactly_as_the_interpreter() {
+    let suite = Suite::load();
+    let interpreter = run_native(&suite, false);
+    let with_vm = run_native(&suite, true);
+    assert_eq!(interpreter.paths.vm, 0);
+    let mut differences = Vec::new();
+    for ((path, input, expected), (_, _, got)) in interpreter.answers.iter().zip(&with_vm.answers) {
+        if expected != got {
+            differences.push(format!(
+                "{path} on {}\n    interpreter: {}\n    with VM:     {}",
+                suite::truncate(input, 160),
+                expected.short(),
+                got.short()
+            ));
         }
-    })
+    }
+    let PathCounts {
+        vm,
+        interpreter: interp,
+        fallback,
+    } = with_vm.paths;
+    let total = (vm + interp + fallback).max(1);
+    println!(
+        "evaluation paths over {} documents: VM {vm} ({:.1}%), interpreter {interp} ({:.1}%), \
+         VM error then interpreter {fallback} ({:.1}%)",
+        total,
+        100.0 * vm as f64 / total as f64,
+        100.0 * interp as f64 / total as f64,
+        100.0 * fallback as f64 / total as f64,
+    );
+    assert!(
+        differences.is_empty(),
+        "{} decisions differ between the VM path and the interpreter:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
 }
 
 fn run_component(suite: &Suite) -> Report {
@@ -111,7 +180,7 @@ fn docket_agrees_with_opa_on_the_conformance_suite() {
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_else(|| json!({}));
 
-    let native = run_native(&suite);
+    let native = run_native(&suite, true).report;
     native.print("native");
     let component = run_component(&suite);
     component.print("component");

@@ -18,6 +18,9 @@ use regorus::unstable::{Expr, Literal, Module, Parser, Query, Rule, RuleHead, So
 use regorus::utils::get_path_string;
 
 mod negation;
+mod vm_fragment;
+
+pub(crate) use vm_fragment::{VmModule, VmRule};
 
 /// The name of docket's iteration guard (an extension registered in `builtins`).
 pub(crate) const ITERABLE_GUARD: &str = "__docket_iterable";
@@ -114,10 +117,27 @@ const DEPRECATED: &str = "it is deprecated in OPA; use the Rego v1 form";
 const OPERATOR: &str =
     "write the operator itself (`+`, `==`, `in`, ...) instead of its function name";
 
+/// A module as docket hands it to regorus's two evaluators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Prepared {
+    /// For the interpreter: iterated collections guarded, negated operands bound.
+    pub interpreter: String,
+    /// For the bytecode VM's engine: the source as written when the module is in the VM
+    /// fragment (the VM iterates a non-collection as nothing by itself, and the fragment has
+    /// no negation the rewrite would change), the interpreter's text otherwise.
+    pub vm_text: String,
+    /// Whether the module's rules may run on the VM (`vm_fragment`).
+    pub vm: VmModule,
+}
+
 /// The source regorus should compile, or an error naming the first unsupported builtin call.
-pub(crate) fn prepare(id: &str, source: &str) -> Result<String, String> {
+pub(crate) fn prepare(id: &str, source: &str) -> Result<Prepared, String> {
     let Some(module) = parse(id, source) else {
-        return Ok(source.to_string());
+        return Ok(Prepared {
+            interpreter: source.to_string(),
+            vm_text: source.to_string(),
+            vm: VmModule::unparsed(),
+        });
     };
     let mut walk = Walk {
         source,
@@ -137,12 +157,25 @@ pub(crate) fn prepare(id: &str, source: &str) -> Result<String, String> {
             ));
         }
     }
+    let vm = vm_fragment::check(&module, &local_names);
     // Most modules need neither rewrite: then the first parse is the only one.
-    if walk.iterated.is_empty() && walk.negations.is_empty() {
-        return Ok(source.to_string());
-    }
-    let guarded = guard_iterations(source, &walk.iterated);
-    Ok(bind_negated_operands(id, guarded))
+    let interpreter = if walk.iterated.is_empty() && walk.negations.is_empty() {
+        source.to_string()
+    } else {
+        bind_negated_operands(id, guard_iterations(source, &walk.iterated), false)
+    };
+    let vm_text = if !vm.any_rule_in_fragment() {
+        interpreter.clone()
+    } else if walk.negations.is_empty() {
+        source.to_string()
+    } else {
+        bind_negated_operands(id, source.to_string(), true)
+    };
+    Ok(Prepared {
+        interpreter,
+        vm_text,
+        vm,
+    })
 }
 
 /// The module as regorus parses it (Rego v1, as regorus's engine and OPA 1.x do); `None` when
@@ -159,7 +192,8 @@ fn parse(id: &str, source: &str) -> Option<Module> {
 
 /// Binds the operands of negated literals before them (see `negation`), pass after pass: a
 /// negation inside an operand of another (in a comprehension) is rewritten on the next pass.
-fn bind_negated_operands(id: &str, mut text: String) -> String {
+/// `checked`: for the bytecode VM (`negation::rewrite`).
+fn bind_negated_operands(id: &str, mut text: String, checked: bool) -> String {
     let mut counter = 0;
     // The text before the last rewrite: the fallback should a rewrite not parse (a bug).
     let mut previous: Option<String> = None;
@@ -180,7 +214,7 @@ fn bind_negated_operands(id: &str, mut text: String) -> String {
         if walk.negations.is_empty() {
             return text;
         }
-        let rewritten = negation::rewrite(&text, &walk.negations, &mut counter);
+        let rewritten = negation::rewrite(&text, &walk.negations, &mut counter, checked);
         previous = Some(std::mem::replace(&mut text, rewritten));
     }
     text

@@ -59,6 +59,36 @@ pub(crate) fn register(engine: &mut Engine) {
     }
 }
 
+/// The builtins docket answers itself, with their number of arguments (the iteration guard,
+/// which is docket's own rewrite and not a builtin, left out).
+pub(crate) fn override_names() -> impl Iterator<Item = &'static str> {
+    overrides().map(|(name, _, _)| *name)
+}
+
+/// (name, number of arguments) of each builtin docket answers itself: the bytecode VM hands
+/// these calls back to docket (`crate::vm`).
+pub(crate) fn override_arities() -> impl Iterator<Item = (&'static str, usize)> {
+    overrides().map(|(name, nargs, _)| (*name, usize::from(*nargs)))
+}
+
+/// Calls docket's own implementation of `name`; `None` if docket has none.
+pub(crate) fn call_override(name: &str, args: &[Value]) -> Option<Result<Value>> {
+    overrides()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, nargs, f)| {
+            if args.len() != usize::from(*nargs) {
+                bail!("{name}: expected {nargs} arguments, got {}", args.len());
+            }
+            f(args)
+        })
+}
+
+fn overrides() -> impl Iterator<Item = &'static Builtin> {
+    OVERRIDES
+        .iter()
+        .filter(|(name, _, _)| *name != crate::analysis::ITERABLE_GUARD)
+}
+
 /// Collections pass through; anything else iterates as nothing, as in OPA.
 fn iterable(args: &[Value]) -> Result<Value> {
     Ok(match &args[0] {

@@ -14,6 +14,9 @@
 pub mod analysis;
 pub mod builtins;
 pub mod log_rules;
+mod vm;
+
+pub use vm::{EvaluationPath, PathCounts};
 
 use docket_ledger::hash::sha256;
 use docket_ledger::record::PolicyVersion;
@@ -67,6 +70,8 @@ pub struct PolicyEngine {
     version: PolicyVersion,
     /// Ids of the modules in the logging rules' package (`system.log`).
     log_rule_modules: BTreeSet<String>,
+    /// The bytecode VM, for the queries it answers as the interpreter does (`vm`).
+    vm: vm::VmPath,
 }
 
 impl Default for PolicyEngine {
@@ -87,6 +92,7 @@ impl PolicyEngine {
                 revision: None,
             },
             log_rule_modules: BTreeSet::new(),
+            vm: vm::VmPath::new(),
         };
         engine.refresh_version();
         engine
@@ -95,6 +101,10 @@ impl PolicyEngine {
     /// Adds (or replaces) a Rego v1 module. Returns its package, e.g. `data.rbac`.
     pub fn add_policy(&mut self, id: &str, source: &str) -> Result<String, PolicyError> {
         check_nesting(source).map_err(|message| PolicyError::Parse {
+            id: id.to_string(),
+            message,
+        })?;
+        let prepared = analysis::prepare(id, source).map_err(|message| PolicyError::Parse {
             id: id.to_string(),
             message,
         })?;
@@ -108,13 +118,9 @@ impl PolicyEngine {
             self.modules = modules;
             packages.get(id).cloned().unwrap_or_default()
         } else {
-            let prepared = analysis::prepare(id, source).map_err(|message| PolicyError::Parse {
-                id: id.to_string(),
-                message,
-            })?;
             let package = self
                 .engine
-                .add_policy(id.to_string(), prepared)
+                .add_policy(id.to_string(), prepared.interpreter.clone())
                 .map_err(|e| PolicyError::Parse {
                     id: id.to_string(),
                     message: e.to_string(),
@@ -122,6 +128,7 @@ impl PolicyEngine {
             self.modules.insert(id.to_string(), source.to_string());
             package
         };
+        self.vm.set_module(id, &prepared);
         if package == log_rules::PACKAGE {
             self.log_rule_modules.insert(id.to_string());
         } else {
@@ -141,6 +148,7 @@ impl PolicyEngine {
         self.engine = engine;
         self.modules = modules;
         self.log_rule_modules.remove(id);
+        self.vm.remove_module(id);
         self.refresh_version();
         Ok(())
     }
@@ -155,8 +163,9 @@ impl PolicyEngine {
             ));
         }
         self.engine
-            .add_data(value)
+            .add_data(value.clone())
             .map_err(|e| PolicyError::Data(e.to_string()))?;
+        self.vm.add_data(value);
         self.data.push(json.to_string());
         self.refresh_version();
         Ok(())
@@ -190,8 +199,7 @@ impl PolicyEngine {
             }
             None => Value::Undefined,
         };
-        self.engine.set_input(input_value.clone());
-        let value = self.document(data_ref(path))?;
+        let value = self.document(data_ref(path), &input_value)?;
         let result = match &value {
             Value::Undefined => None,
             v => {
@@ -202,12 +210,11 @@ impl PolicyEngine {
         let log = if self.log_rule_modules.is_empty() {
             LogRules::default()
         } else {
-            self.engine
-                .set_input(log_rules::event(&path, &input_value, &value));
+            let event = log_rules::event(&path, &input_value, &value);
             let rule = |name: &str| format!("{}.{name}", log_rules::PACKAGE);
-            let drop = self.document(rule("drop"))?;
-            let mask = self.document(rule("mask"))?;
-            let retention = self.document(rule("retention"))?;
+            let drop = self.document(rule("drop"), &event)?;
+            let mask = self.document(rule("mask"), &event)?;
+            let retention = self.document(rule("retention"), &event)?;
             log_rules::interpret(&drop, &mask, &retention)?
         };
         Ok(Decision {
@@ -219,8 +226,30 @@ impl PolicyEngine {
         })
     }
 
-    /// The value of a document under `data` for the current input; undefined if it has none.
-    fn document(&mut self, query: String) -> Result<Value, PolicyError> {
+    /// Whether evaluations of `path` run on the bytecode VM or the interpreter, and why not
+    /// the VM. Compiles the path's VM program if this is its first use.
+    pub fn evaluation_path(&mut self, path: &str) -> EvaluationPath {
+        self.vm.path(&data_ref(path))
+    }
+
+    /// Switches the bytecode VM path on (the default) or off: off, every query is answered by
+    /// the interpreter. The answers are the same either way; benchmarks and the conformance
+    /// test compare the two.
+    pub fn set_vm_enabled(&mut self, enabled: bool) {
+        self.vm.set_enabled(enabled);
+    }
+
+    /// How many documents each path answered since the policies or data last changed.
+    pub fn path_counts(&self) -> PathCounts {
+        self.vm.counts
+    }
+
+    /// The value of a document under `data` for `input`; undefined if it has none.
+    fn document(&mut self, query: String, input: &Value) -> Result<Value, PolicyError> {
+        if let vm::VmAnswer::Value(value) = self.vm.evaluate(&query, input) {
+            return Ok(value);
+        }
+        self.engine.set_input(input.clone());
         // eval_rule is the fast path; it refuses packages, unknown paths and ref-head rules,
         // which the general query handles.
         if let Ok(value) = self.engine.eval_rule(query.clone()) {
@@ -268,7 +297,7 @@ fn build_engine(
             message,
         })?;
         let package = engine
-            .add_policy(id.clone(), prepared)
+            .add_policy(id.clone(), prepared.interpreter)
             .map_err(|e| PolicyError::Parse {
                 id: id.clone(),
                 message: e.to_string(),

@@ -74,7 +74,16 @@ pub(super) fn unbraced(source: &str, query: &Query) -> bool {
 
 /// Rewrites the negations whose literals do not overlap (an inner one inside an operand of an
 /// outer one waits for the next pass); `counter` numbers the variables across passes.
-pub(super) fn rewrite(source: &str, negations: &[Negation], counter: &mut usize) -> String {
+///
+/// `checked`: each binding is followed by a check that it holds a value (`x == x`). The
+/// interpreter does not need it; regorus's bytecode VM does, because its `x := <undefined>`
+/// succeeds when `x` is used only inside the negation.
+pub(super) fn rewrite(
+    source: &str,
+    negations: &[Negation],
+    counter: &mut usize,
+    checked: bool,
+) -> String {
     let mut chosen: Vec<&Negation> = Vec::new();
     for n in negations {
         let overlaps = chosen
@@ -101,6 +110,9 @@ pub(super) fn rewrite(source: &str, negations: &[Negation], counter: &mut usize)
             *counter += 1;
             let name = format!("{BOUND_OPERAND}{counter}");
             bindings.push_str(&format!("{name} := {}{with}; ", &source[s..e]));
+            if checked {
+                bindings.push_str(&format!("{name} == {name}; "));
+            }
             literal.push_str(&source[at..s]);
             literal.push_str(&name);
             at = e;
