@@ -227,10 +227,10 @@ fn reach(modules: &BTreeMap<String, (String, VmModule)>, query: &str) -> Result<
             }
             for reference in &rule.refs {
                 for (other, ..) in &rules {
-                    if covers(reference, other) || covers(other, reference) {
-                        if seen.insert(other.clone()) {
-                            work.push(other.clone());
-                        }
+                    if (covers(reference, other) || covers(other, reference))
+                        && seen.insert(other.clone())
+                    {
+                        work.push(other.clone());
                     }
                 }
             }

@@ -81,8 +81,7 @@ pub(crate) fn check(module: &Module, local_names: &[String]) -> VmModule {
         (!allowed).then(|| outside(import.span.line, "an import other than rego.v1"))
     });
     let mut rules: BTreeMap<String, VmRule> = BTreeMap::new();
-    // Complete rules: name → (each definition's constant value or None, line, iterates).
-    let mut complete: BTreeMap<String, Vec<(Option<String>, u32, bool)>> = BTreeMap::new();
+    let mut complete = CompleteRules::new();
     for rule in &module.policy {
         let Some(name) = rule_name(rule) else {
             return VmModule {
@@ -139,6 +138,10 @@ pub(crate) fn check(module: &Module, local_names: &[String]) -> VmModule {
     }
 }
 
+/// Complete rules by name: each definition's value if constant, its line, and whether its body
+/// iterates.
+type CompleteRules = BTreeMap<String, Vec<(Option<String>, u32, bool)>>;
+
 /// The one-segment name of a rule; `None` for a ref head (`a.b := ..`).
 fn rule_name(rule: &Rule) -> Option<String> {
     let refr = match rule {
@@ -184,7 +187,7 @@ impl Check<'_> {
         &mut self,
         rule: &Rule,
         name: &str,
-        complete: &mut BTreeMap<String, Vec<(Option<String>, u32, bool)>>,
+        complete: &mut CompleteRules,
     ) -> Result<(), String> {
         match rule {
             Rule::Default {
