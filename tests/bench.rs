@@ -232,7 +232,7 @@ fn peers(n: usize) {
         let mut vm = RegoVM::new();
         vm.load_program(program);
         vm.set_data(data.clone()).unwrap();
-        let (vm_us, vm_answers) = time_each(inputs, |input| {
+        let (vm_us, _) = time_each(inputs, |input| {
             vm.set_input(regorus::Value::from_json_str(input).unwrap());
             match vm.execute().unwrap() {
                 regorus::Value::Undefined => None,
