@@ -292,6 +292,9 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .with_context(|| format!("fsync of directory {}", dir.display()))
 }
 
+/// How long a held lock is waited for before the log is called in use by another writer.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn take_lock(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");
     let mut file = OpenOptions::new()
@@ -301,7 +304,15 @@ fn take_lock(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    if file.try_lock().is_err() {
+    // A lock is also held, for a moment, by a child process this one is starting: between
+    // fork and exec the child shares the open lock file. A writer is only refused once the
+    // lock stays held past that window.
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    while file.try_lock().is_err() {
+        if std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            continue;
+        }
         let mut holder = String::new();
         let _ = file.read_to_string(&mut holder);
         bail!(

@@ -219,7 +219,14 @@ fn reach(modules: &BTreeMap<String, (String, VmModule)>, query: &str) -> Result<
     let mut seen = BTreeSet::from([query.to_string()]);
     let mut work = vec![query.to_string()];
     while let Some(path) = work.pop() {
-        for (_, id, module, rule) in rules.iter().filter(|(p, ..)| *p == path) {
+        let definitions: Vec<_> = rules.iter().filter(|(p, ..)| *p == path).collect();
+        if definitions.len() > 1 && definitions.iter().any(|(.., rule)| rule.complete) {
+            return Err(format!(
+                "{path} (reached from {query}) is a complete rule defined in more than one \
+                 module, whose values could conflict"
+            ));
+        }
+        for (_, id, module, rule) in definitions {
             if let Some(reason) = module.refusal.as_ref().or(rule.refusal.as_ref()) {
                 return Err(format!(
                     "{path} (reached from {query}) is outside the VM fragment: module {id:?}, {reason}"
@@ -542,6 +549,39 @@ mod tests {
             panic!("app/allow reaches arithmetic");
         };
         assert!(reason.contains("data.lib.n"), "{reason}");
+        // A package split over modules: a rule reached in the other module counts, and a
+        // complete rule defined in both modules could conflict.
+        let mut split = self::engine(
+            &[
+                (
+                    "a.rego",
+                    "package p
+
+allow if helper
+
+both := true if input.a
+",
+                ),
+                (
+                    "b.rego",
+                    "package p
+
+helper if input.x + 1 > 2
+
+both := 1 if input.b
+",
+                ),
+            ],
+            &[],
+        );
+        let EvaluationPath::Interpreter { reason } = split.evaluation_path("p/allow") else {
+            panic!("p/allow reaches arithmetic in b.rego");
+        };
+        assert!(reason.contains("arithmetic"), "{reason}");
+        let EvaluationPath::Interpreter { reason } = split.evaluation_path("p/both") else {
+            panic!("p/both is defined in two modules");
+        };
+        assert!(reason.contains("more than one module"), "{reason}");
         // Packages and values inside rules are not rules.
         assert!(matches!(
             engine.evaluation_path("app"),

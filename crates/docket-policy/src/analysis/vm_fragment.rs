@@ -45,9 +45,12 @@ pub(crate) struct VmRule {
     /// Why the rule stays with the interpreter; `None` if every definition is in the fragment.
     pub refusal: Option<String>,
     /// What its definitions refer to, as data references: the constant prefixes of references
-    /// under `data` (`data.rbac_data.roles`) and the package's rules it names
-    /// (`data.rbac.user_roles`).
+    /// under `data` (`data.rbac_data.roles`) and each variable as a rule of the package
+    /// (`data.rbac.user_roles`; a variable that names no rule reaches nothing). The package's
+    /// other modules are not known here, so every variable is kept.
     pub refs: BTreeSet<String>,
+    /// A complete rule (or default): one defined in two modules could conflict unseen.
+    pub complete: bool,
 }
 
 impl VmModule {
@@ -97,6 +100,14 @@ pub(crate) fn check(module: &Module, local_names: &[String]) -> VmModule {
         check.vars.clear();
         let verdict = check.rule(rule, &name, &mut complete);
         let entry = rules.entry(name).or_default();
+        entry.complete |= matches!(
+            rule.as_ref(),
+            Rule::Default { .. }
+                | Rule::Spec {
+                    head: RuleHead::Compr { .. },
+                    ..
+                }
+        );
         if let Err(reason) = verdict {
             entry.refusal.get_or_insert(reason);
         }
@@ -121,15 +132,6 @@ pub(crate) fn check(module: &Module, local_names: &[String]) -> VmModule {
         if let (Some(why), Some(rule)) = (conflict, rules.get_mut(name)) {
             rule.refusal.get_or_insert(outside(*line, &why));
         }
-    }
-    // Only references to the package's own rules count among the variables.
-    let names: BTreeSet<String> = rules.keys().cloned().collect();
-    for rule in rules.values_mut() {
-        rule.refs.retain(|r| {
-            r.strip_prefix(&package)
-                .and_then(|rest| rest.strip_prefix('.'))
-                .is_none_or(|name| name.contains('.') || names.contains(name))
-        });
     }
     VmModule {
         package,
