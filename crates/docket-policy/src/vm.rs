@@ -27,6 +27,7 @@ use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::Instruction;
 use regorus::rvm::program::Program;
 use regorus::rvm::vm::{ExecutionMode, ExecutionState, RegoVM, SuspendReason};
+use regorus::unstable::{Expr, Ref, Source, Span};
 use regorus::{Engine, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -62,7 +63,7 @@ pub(crate) struct VmPath {
 }
 
 enum Query {
-    Vm(Box<RegoVM>),
+    Vm(Box<VmQuery>),
     Interpreter(String),
 }
 
@@ -141,7 +142,7 @@ impl VmPath {
         }
         let answer = match self.query(query) {
             Query::Interpreter(_) => None,
-            Query::Vm(vm) => Some(run(vm, input)),
+            Query::Vm(compiled) => Some(compiled.run(input)),
         };
         match answer {
             None => {
@@ -271,14 +272,14 @@ fn build_engine(
 }
 
 /// The VM for `query`, or why the query stays with the interpreter.
-fn compile(engine: &mut Engine, query: &str) -> Result<Box<RegoVM>, String> {
+fn compile(engine: &mut Engine, query: &str) -> Result<Box<VmQuery>, String> {
     let compiled = engine
         .compile_with_entrypoint(&query.into())
         .map_err(|e| format!("regorus does not compile {query} for the VM: {e}"))?;
     let host_calls = host_calls();
     let program = Compiler::compile_from_policy_with_host_await(&compiled, &[query], &host_calls)
         .map_err(|e| format!("the VM's compiler refuses {query}: {e}"))?;
-    let mut vm = Box::new(RegoVM::new());
+    let mut vm = RegoVM::new();
     vm.set_max_instructions(MAX_INSTRUCTIONS);
     // Every builtin is a host call, so this flag no longer concerns builtins. What it still
     // changes is how the VM compares values of different types and treats `null` as a
@@ -293,7 +294,10 @@ fn compile(engine: &mut Engine, query: &str) -> Result<Box<RegoVM>, String> {
     vm.load_program(program);
     vm.set_data(engine.get_data())
         .map_err(|e| format!("the VM refuses the data for {query}: {e}"))?;
-    Ok(vm)
+    Ok(Box::new(VmQuery {
+        vm,
+        builtins: BuiltinCaller::new()?,
+    }))
 }
 
 /// (name, number of arguments) of every builtin: all of them are answered by docket.
@@ -314,85 +318,102 @@ fn has_host_calls(program: &Program) -> bool {
         .any(|i| matches!(i, Instruction::HostAwait { .. }))
 }
 
-/// One run of `vm` on `input`, answering its host calls with docket's builtins.
-fn run(vm: &mut RegoVM, input: &Value) -> Result<Value, String> {
-    vm.set_input(input.clone());
-    let mut cache = BuiltinCache::new();
-    let mut value = vm
-        .execute_entry_point_by_index(0)
-        .map_err(|e| e.to_string())?;
-    loop {
-        let (name, args) = match vm.execution_state() {
-            ExecutionState::Suspended {
-                reason:
-                    SuspendReason::HostAwait {
-                        argument,
-                        identifier,
-                        ..
-                    },
-                ..
-            } => (identifier.clone(), argument.clone()),
-            ExecutionState::Suspended { reason, .. } => {
-                return Err(format!("the VM suspended unexpectedly: {reason:?}"));
-            }
-            _ => return Ok(value),
-        };
-        let name = name.as_string().map_err(|e| e.to_string())?.to_string();
-        let args = args.as_array().map_err(|e| e.to_string())?.to_vec();
-        let answer = call_builtin(&name, &args, &mut cache);
-        // On an error the interpreter answers; the VM's next run starts afresh.
-        value = vm.resume(Some(answer?)).map_err(|e| e.to_string())?;
+/// A query's compiled VM and what it needs to answer the VM's builtin calls.
+struct VmQuery {
+    vm: RegoVM,
+    builtins: BuiltinCaller,
+}
+
+impl VmQuery {
+    /// One run on `input`, answering the VM's host calls with docket's builtins.
+    fn run(&mut self, input: &Value) -> Result<Value, String> {
+        let vm = &mut self.vm;
+        vm.set_input(input.clone());
+        self.builtins.cache.clear();
+        let mut value = vm
+            .execute_entry_point_by_index(0)
+            .map_err(|e| e.to_string())?;
+        loop {
+            let (name, args) = match vm.execution_state() {
+                ExecutionState::Suspended {
+                    reason:
+                        SuspendReason::HostAwait {
+                            argument,
+                            identifier,
+                            ..
+                        },
+                    ..
+                } => (identifier.clone(), argument.clone()),
+                ExecutionState::Suspended { reason, .. } => {
+                    return Err(format!("the VM suspended unexpectedly: {reason:?}"));
+                }
+                _ => return Ok(value),
+            };
+            let name = name.as_string().map_err(|e| e.to_string())?;
+            let args = args.as_array().map_err(|e| e.to_string())?.to_vec();
+            // On an error the interpreter answers; the VM's next run starts afresh.
+            let answer = self.builtins.call(name, &args)?;
+            value = vm.resume(Some(answer)).map_err(|e| e.to_string())?;
+        }
     }
 }
 
-/// Answers of the builtins OPA evaluates once per query (`time.now_ns`, `rand.intn`, ...),
-/// as regorus's interpreter caches them.
-type BuiltinCache = BTreeMap<(String, Vec<Value>), Value>;
+/// Answers the VM's builtin calls: docket's implementation if it has one, else regorus's,
+/// called as its interpreter calls it (strict errors).
+struct BuiltinCaller {
+    /// regorus's builtins take the call's source location and argument expressions, for their
+    /// error messages. The VM's calls have none, and an error sends the query to the
+    /// interpreter, which reports it with its own; placeholders, made once, stand in.
+    span: Span,
+    exprs: Vec<Ref<Expr>>,
+    /// Answers of the builtins OPA evaluates once per query (`time.now_ns`, `rand.intn`,
+    /// ...), as regorus's interpreter caches them; cleared for each run.
+    cache: BTreeMap<(String, Vec<Value>), Value>,
+}
 
-/// One builtin call from the VM: docket's implementation if it has one, else regorus's, called
-/// as its interpreter calls it (strict errors).
-fn call_builtin(name: &str, args: &[Value], cache: &mut BuiltinCache) -> Result<Value, String> {
-    if let Some(answer) = builtins::call_override(name, args) {
-        return answer.map_err(|e| e.to_string());
+impl BuiltinCaller {
+    fn new() -> Result<BuiltinCaller, String> {
+        let source =
+            Source::from_contents("<vm>".into(), String::new()).map_err(|e| e.to_string())?;
+        Ok(BuiltinCaller {
+            span: Span {
+                source,
+                line: 1,
+                col: 1,
+                start: 0,
+                end: 0,
+            },
+            exprs: Vec::new(),
+            cache: BTreeMap::new(),
+        })
     }
-    let cached = regorus::unstable::must_cache(name).is_some();
-    let key = (name.to_string(), args.to_vec());
-    if cached && let Some(value) = cache.get(&key) {
-        return Ok(value.clone());
-    }
-    let (function, _) = regorus::unstable::BUILTINS
-        .get(name)
-        .ok_or_else(|| format!("{name} is not a builtin"))?;
-    let span = placeholder_span()?;
-    let exprs: Vec<regorus::unstable::Ref<regorus::unstable::Expr>> = args
-        .iter()
-        .map(|_| {
-            regorus::unstable::Ref::new(regorus::unstable::Expr::Null {
-                span: span.clone(),
+
+    fn call(&mut self, name: &str, args: &[Value]) -> Result<Value, String> {
+        if let Some(answer) = builtins::call_override(name, args) {
+            return answer.map_err(|e| e.to_string());
+        }
+        let (function, _) = regorus::unstable::BUILTINS
+            .get(name)
+            .ok_or_else(|| format!("{name} is not a builtin"))?;
+        let cache_key =
+            regorus::unstable::must_cache(name).map(|_| (name.to_string(), args.to_vec()));
+        if let Some(value) = cache_key.as_ref().and_then(|key| self.cache.get(key)) {
+            return Ok(value.clone());
+        }
+        while self.exprs.len() < args.len() {
+            self.exprs.push(Ref::new(Expr::Null {
+                span: self.span.clone(),
                 value: Value::Null,
                 eidx: 0,
-            })
-        })
-        .collect();
-    let value = function(&span, &exprs, args, true).map_err(|e| e.to_string())?;
-    if cached {
-        cache.insert(key, value.clone());
+            }));
+        }
+        let value = function(&self.span, &self.exprs[..args.len()], args, true)
+            .map_err(|e| e.to_string())?;
+        if let Some(key) = cache_key {
+            self.cache.insert(key, value.clone());
+        }
+        Ok(value)
     }
-    Ok(value)
-}
-
-/// Builtins take the call's source location for their error messages; the VM's calls have
-/// none, and an error sends the query to the interpreter, which reports it with its own.
-fn placeholder_span() -> Result<regorus::unstable::Span, String> {
-    let source = regorus::unstable::Source::from_contents("<vm>".into(), String::new())
-        .map_err(|e| e.to_string())?;
-    Ok(regorus::unstable::Span {
-        source,
-        line: 1,
-        col: 1,
-        start: 0,
-        end: 0,
-    })
 }
 
 #[cfg(test)]
