@@ -4,7 +4,8 @@
 //! Subcommands: `peers [N]` (docket's evaluators and the real OPA engine on the same inputs),
 //! `conformance` (the conformance suite natively, through the component and in OPA),
 //! `verify-cores [N]` (verification on 1 and 2 threads), `verify-export FILE PUB` and
-//! `js-vectors OUT N` (baselines and vectors for the browser tests).
+//! `js-vectors OUT N` (baselines and vectors for the browser tests), `hot WHAT [SECONDS]` (one
+//! operation in a loop, for `perf record`).
 
 #[path = "conformance/suite.rs"]
 mod suite;
@@ -480,8 +481,114 @@ fn conformance() {
     );
 }
 
+/// `docket-bench hot WHAT [SECONDS] [COMPONENT.wasm]`: repeats one operation for SECONDS
+/// (default 10) so `perf record` sees nothing else; WHAT is `eval`, `seal` or `verify` through
+/// the component, or the same with `-native`, or `call` (a call that does almost nothing). With `DOCKET_WASM_PROFILER=perfmap` perf names
+/// the component's functions; pass an unstripped build as COMPONENT.wasm to see Rust names.
+fn hot(what: &str, seconds: f64, wasm: Option<&str>) {
+    let runtime = match wasm {
+        Some(path) => Runtime::from_wasm(&std::fs::read(path).unwrap(), None).unwrap(),
+        None => Runtime::new(Some(&std::env::temp_dir().join("docket-bench-cache"))).unwrap(),
+    };
+    let mut instance = runtime.instantiate().unwrap();
+    let mut native = PolicyEngine::new();
+    for p in ALL {
+        native.add_policy(p.id, p.source).unwrap();
+        native.add_data(p.data).unwrap();
+        instance.add_policy(p.id, p.source).unwrap().unwrap();
+        instance.add_data(p.data).unwrap().unwrap();
+    }
+    let mut requests = Requests::new(99);
+    let inputs: Vec<String> = (0..1000).map(|_| requests.rbac()).collect();
+    let decision = native.evaluate(RBAC.path, Some(&inputs[0])).unwrap();
+    let key = SecretKey::from_seed("bench", &[5; 32]).unwrap();
+    let params = || GenesisParams {
+        origin: "bench/x".into(),
+        instance_id: "b".into(),
+        signing: SigningMode::Checkpoint,
+    };
+    let (mut sealer, genesis) = Sealer::genesis(key.clone(), params(), 1).unwrap();
+    instance
+        .start_log(
+            &[5; 32],
+            "bench",
+            "bench/x",
+            "b",
+            runtime::SigningMode::Checkpoint,
+        )
+        .unwrap()
+        .unwrap();
+    let wit_decision = instance
+        .evaluate(RBAC.path, Some(&inputs[0]))
+        .unwrap()
+        .unwrap();
+    let mut log = vec![genesis.encode()];
+    for _ in 0..1000 {
+        let sealed = sealer.seal_decision(&decision, 2, &mut no_masking).unwrap();
+        log.push(sealed.into_entry().unwrap().encode());
+    }
+    let (_, note) = sealer.checkpoint();
+    let mut operation: Box<dyn FnMut()> = match what {
+        "eval" => Box::new(|| {
+            for input in &inputs {
+                instance.evaluate(RBAC.path, Some(input)).unwrap().unwrap();
+            }
+        }),
+        "eval-native" => Box::new(|| {
+            for input in &inputs {
+                native.evaluate(RBAC.path, Some(input)).unwrap();
+            }
+        }),
+        // The cost of crossing into the component and back with a small answer.
+        "call" => Box::new(|| {
+            for _ in 0..1000 {
+                instance.policy_version().unwrap();
+            }
+        }),
+        "seal" => Box::new(|| {
+            for _ in 0..1000 {
+                instance.seal_decision(&wit_decision).unwrap().unwrap();
+            }
+        }),
+        "seal-native" => Box::new(|| {
+            for _ in 0..1000 {
+                sealer.seal_decision(&decision, 2, &mut no_masking).unwrap();
+            }
+        }),
+        "verify" => Box::new(|| {
+            let mut v = instance.verifier(&key.public().to_vkey()).unwrap();
+            for e in &log {
+                v.push_entry(e).unwrap().unwrap();
+            }
+            v.push_checkpoint(&note).unwrap().unwrap();
+            v.finish().unwrap().unwrap();
+        }),
+        "verify-native" => Box::new(|| {
+            let mut v = Verifier::new(key.public().clone());
+            for e in &log {
+                v.push_entry_bytes(e).unwrap();
+            }
+            v.push_checkpoint(&note).unwrap();
+            v.finish().unwrap();
+        }),
+        other => panic!("hot {other}: use call, or eval, seal or verify, optionally with -native"),
+    };
+    let started = Instant::now();
+    let mut rounds = 0u64;
+    while started.elapsed().as_secs_f64() < seconds {
+        operation();
+        rounds += 1;
+    }
+    let us = started.elapsed().as_secs_f64() * 1e6 / (rounds * 1000) as f64;
+    println!("{what}: {us:.2} µs per operation over {rounds} rounds of 1000");
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("hot") {
+        let seconds = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10.0);
+        return hot(&args[2], seconds, args.get(4).map(String::as_str));
+    }
     if args.get(1).map(String::as_str) == Some("conformance") {
         return conformance();
     }

@@ -111,6 +111,20 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // `DOCKET_WASM_PROFILER=perfmap` (or `jitdump`) lets `perf record` name the component's
+        // functions, which is how its hot paths are found (BENCHMARKS.md, "Profiling").
+        match std::env::var("DOCKET_WASM_PROFILER").as_deref() {
+            Err(_) | Ok("") | Ok("none") => {}
+            Ok("perfmap") => {
+                config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+            }
+            Ok("jitdump") => {
+                config.profiler(wasmtime::ProfilingStrategy::JitDump);
+            }
+            Ok(other) => wasmtime::bail!(
+                "DOCKET_WASM_PROFILER={other:?} is not a profiler; use perfmap, jitdump or none"
+            ),
+        }
         // Pre-reserved slots make instantiation a few pointer bumps instead of mmaps; the
         // component has a handful of core instances, memories and tables per instance.
         let mut pooling = wasmtime::PoolingAllocationConfig::default();
