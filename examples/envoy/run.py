@@ -47,8 +47,8 @@ class Upstream(BaseHTTPRequestHandler):
     do_POST = do_GET
 
 
-def request(method, url, headers=None):
-    req = urllib.request.Request(url, method=method, headers=headers or {}, data=b"{}" if method == "POST" else None)
+def request(method, url, headers=None, body=b"{}"):
+    req = urllib.request.Request(url, method=method, headers=headers or {}, data=body if method == "POST" else None)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, dict(r.headers), r.read().decode()
@@ -78,6 +78,7 @@ def main():
         "DOCKET_TOKEN": (work / "data" / "token").read_text().strip(),
         "FILTER_WASM": str(FILTER),
         "POLICIES": json.dumps(policies),
+        "DATA": "{}",
     }.items():
         config = config.replace("{{" + key + "}}", value)
     (work / "envoy.yaml").write_text(config)
@@ -105,6 +106,11 @@ def main():
             status, got, body = request(method, front + path, headers)
             last_id = got.get("x-docket-decision-id") or last_id
             print(f"{method} {path} {'(admin JWT)' if headers else ''}-> {status} {body.strip()!r}  decision {got.get('x-docket-decision-id')}")
+        # The filter also answers OPA's Data API itself, each answer sealed before it is given.
+        question = {"input": {"attributes": {"request": {"http": {"method": "GET"}}}, "parsed_path": ["public", "x"]}}
+        status, got, body = request("POST", front + "/v1/data/envoy/authz/decision",
+                                    {"Content-Type": "application/json"}, json.dumps(question).encode())
+        print(f"POST /v1/data/envoy/authz/decision -> {status} {body.strip()}")
         status, _, body = request("GET", f"{base}/v1/log/decisions/{last_id}")
         entry = json.loads(body)["entry"]
         print(f"\nsealed as entry {entry['seq']} ({entry['kind']}): result {json.dumps(entry['record']['result'])}, policy {entry['record']['policy_version']['digest'][:19]}…")

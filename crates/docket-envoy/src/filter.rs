@@ -1,10 +1,13 @@
 //! The proxy-wasm glue: one root context per VM (config, engine, metrics) and one HTTP context
 //! per request. A request is paused in `on_http_request_headers` until docket has acknowledged
 //! its sealed decision, then resumed (allow) or answered (deny); the decision id is put on the
-//! response either way.
+//! response either way. A Data API request (`data_api` in the configuration) is paused until its
+//! body has arrived, decided, and answered with its result once the decision is sealed; it never
+//! reaches the upstream.
 
-use crate::{Config, Request, build_input, decision_event, decision_id, verdict};
-use docket_policy::PolicyEngine;
+use crate::{Config, Request, Verdict, build_input, decision_event, decision_id, verdict};
+use docket_ledger::record::Decision;
+use docket_policy::{PolicyEngine, PolicyError};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
@@ -30,6 +33,7 @@ struct Metrics {
     denied: u32,
     unrecorded_denied: u32,
     unrecorded_allowed: u32,
+    data_api_answered: u32,
 }
 
 impl Metrics {
@@ -40,6 +44,7 @@ impl Metrics {
             denied: counter("docket_denied"),
             unrecorded_denied: counter("docket_unrecorded_denied"),
             unrecorded_allowed: counter("docket_unrecorded_allowed"),
+            data_api_answered: counter("docket_data_api_answered"),
         }
     }
 
@@ -100,6 +105,7 @@ impl RootContext for Root {
             shared: Rc::clone(self.shared.as_ref()?),
             pending: None,
             decision_id: None,
+            data_api: None,
         }))
     }
 
@@ -109,18 +115,24 @@ impl RootContext for Root {
 }
 
 /// A decision waiting for docket's acknowledgement.
-struct Pending {
-    verdict: crate::Verdict,
+/// A decision waiting for docket's acknowledgement of its sealed entry.
+enum Pending {
+    /// The request asked to go through: resumed or denied by the verdict.
+    Authorization(Verdict),
+    /// A Data API request: answered with the result.
+    DataApi { result: Option<String> },
 }
 
 struct Filter {
     shared: Rc<Shared>,
     pending: Option<Pending>,
     decision_id: Option<String>,
+    /// The data path of a Data API request whose body is still arriving.
+    data_api: Option<String>,
 }
 
 impl Filter {
-    fn deny(&self, verdict: &crate::Verdict, id: &str) {
+    fn deny(&self, verdict: &Verdict, id: &str) {
         let deny = &self.shared.config.deny;
         let mut headers: Vec<(&str, &str)> = deny
             .headers
@@ -142,15 +154,25 @@ impl Filter {
         );
     }
 
-    /// The decision could not be recorded: deny (fail closed), or let an allowed request pass
-    /// when `fail_open` is set. Returns whether the request may go on.
+    /// Answers a Data API request with an error in OPA's shape.
+    fn api_error(&self, status: u32, code: &str, message: &str) {
+        self.send_http_response(
+            status,
+            vec![("content-type", "application/json")],
+            Some(docket_wire::error_body(code, message).as_bytes()),
+        );
+    }
+
+    /// The pending decision could not be recorded. Returns whether the request goes on anyway
+    /// (only an allowed request, and only with `fail_open`); otherwise it has been answered.
     fn unrecorded(&mut self, why: &str) -> bool {
         let Some(pending) = self.pending.take() else {
             return false;
         };
         let id = self.decision_id.take().unwrap_or_default();
         let metrics = self.shared.metrics;
-        if self.shared.config.fail_open && pending.verdict.allowed {
+        let allowed = matches!(&pending, Pending::Authorization(v) if v.allowed);
+        if self.shared.config.fail_open && allowed {
             hostcalls::log(
                 LogLevel::Warn,
                 &format!(
@@ -167,13 +189,143 @@ impl Filter {
         )
         .ok();
         Metrics::bump(metrics.unrecorded_denied);
-        // No x-docket-decision-id: that header promises the decision is in the log.
-        self.send_http_response(
-            503,
-            vec![("x-docket-unrecorded-decision-id", id.as_str())],
-            Some(b"the decision could not be recorded in the audit log; request denied\n"),
-        );
+        match pending {
+            Pending::Authorization(_) => self.send_http_response(
+                503,
+                vec![("x-docket-unrecorded-decision-id", id.as_str())],
+                Some(b"the decision could not be recorded in the audit log; request denied\n"),
+            ),
+            // An answer is itself the decision: one the log does not hold is never given.
+            Pending::DataApi { .. } => self.api_error(
+                503,
+                "internal_error",
+                &format!(
+                    "decision {id} could not be recorded in the audit log ({why}); no answer is \
+                     given without its entry, retry once docket serve is reachable"
+                ),
+            ),
+        }
         false
+    }
+
+    fn source_address(&self) -> Option<String> {
+        self.get_property(vec!["source", "address"])
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// Sends the decision to docket serve to be sealed and pauses the request until it answers;
+    /// `pending` says what to do then.
+    fn seal(&mut self, decision: Decision, source: Option<&str>, pending: Pending) -> Action {
+        let config = &self.shared.config;
+        let mut random = [0u8; 16];
+        let _ = getrandom::fill(&mut random);
+        let id = decision_id(random);
+        self.decision_id = Some(id.clone());
+        let now = self
+            .get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut salt = || {
+            let mut salt = [0u8; 32];
+            // No salt, no mask: a failing source of randomness must not produce a guessable
+            // commitment, so it stops the filter (Envoy reports the panic) rather than send one.
+            getrandom::fill(&mut salt).expect("the proxy provides randomness");
+            salt
+        };
+        let event = decision_event(&id, config, &decision, now, source, &mut salt);
+        self.pending = Some(pending);
+        let event = match event {
+            Ok(event) => event,
+            // Never send what the logging rules say must not leave the proxy.
+            Err(why) => return self.unrecorded_action(&why),
+        };
+        let body = serde_json::to_vec(&[event]).expect("JSON values serialize");
+        let authorization = format!("Bearer {}", config.docket.token);
+        let call = self.dispatch_http_call(
+            &config.docket.cluster,
+            vec![
+                (":method", "POST"),
+                (":path", &config.docket.path),
+                (":authority", &config.docket.authority),
+                ("content-type", "application/json"),
+                ("authorization", &authorization),
+            ],
+            Some(&body),
+            vec![],
+            Duration::from_millis(config.docket.timeout_ms),
+        );
+        match call {
+            Ok(_) => Action::Pause,
+            Err(status) => {
+                let why = format!(
+                    "the callout to cluster {} failed: {status:?}",
+                    self.shared.config.docket.cluster
+                );
+                self.unrecorded_action(&why)
+            }
+        }
+    }
+
+    fn unrecorded_action(&mut self, why: &str) -> Action {
+        if self.unrecorded(why) {
+            Action::Continue
+        } else {
+            Action::Pause
+        }
+    }
+
+    /// Decides a Data API request from its body, as `docket serve` does: a body that is not
+    /// `{"input": …}` is 400 and not a decision.
+    fn decide_data_api_body(&mut self, path: &str, body: &[u8]) -> Action {
+        match docket_wire::data_request_input(body) {
+            Ok(input) => self.decide_data_api(path, input),
+            Err(e) => {
+                self.api_error(400, "invalid_parameter", &e.to_string());
+                Action::Pause
+            }
+        }
+    }
+
+    /// Decides a Data API request: an evaluation error is 500 and not a decision (as in
+    /// `docket serve`); a decision is sealed, then answered.
+    fn decide_data_api(&mut self, path: &str, input: Option<String>) -> Action {
+        let evaluated = self
+            .shared
+            .engine
+            .borrow_mut()
+            .evaluate(path, input.as_deref());
+        match evaluated {
+            Ok(decision) => {
+                let source = self.source_address();
+                let result = decision.result.clone();
+                self.seal(decision, source.as_deref(), Pending::DataApi { result })
+            }
+            Err(PolicyError::Input(m)) => {
+                self.api_error(
+                    400,
+                    "invalid_parameter",
+                    &format!("malformed input document: {m}"),
+                );
+                Action::Pause
+            }
+            Err(e) => {
+                self.api_error(500, "internal_error", &e.to_string());
+                Action::Pause
+            }
+        }
+    }
+}
+
+/// The `input` query parameter of a Data API GET (OPA's `?input=<JSON>`), percent-decoded.
+fn query_input(request_path: &str) -> Result<Option<String>, String> {
+    let query = request_path.split_once('?').map_or("", |(_, q)| q);
+    let mut inputs = crate::parse_query(query)
+        .remove("input")
+        .unwrap_or_default();
+    match inputs.len() {
+        0 => Ok(None),
+        1 => Ok(inputs.pop()),
+        _ => Err("more than one input parameter; send one ?input=<JSON>".into()),
     }
 }
 
@@ -204,36 +356,82 @@ impl Context for Filter {
             return;
         };
         let id = self.decision_id.clone().unwrap_or_default();
-        if pending.verdict.allowed {
-            Metrics::bump(self.shared.metrics.allowed);
-            self.resume_http_request();
-        } else {
-            Metrics::bump(self.shared.metrics.denied);
-            self.deny(&pending.verdict, &id);
+        match pending {
+            Pending::Authorization(verdict) if verdict.allowed => {
+                Metrics::bump(self.shared.metrics.allowed);
+                self.resume_http_request();
+            }
+            Pending::Authorization(verdict) => {
+                Metrics::bump(self.shared.metrics.denied);
+                self.deny(&verdict, &id);
+            }
+            Pending::DataApi { result } => {
+                Metrics::bump(self.shared.metrics.data_api_answered);
+                let body = docket_wire::data_response(Some(&id), result.as_deref());
+                self.send_http_response(
+                    200,
+                    vec![
+                        ("content-type", "application/json"),
+                        ("x-docket-decision-id", &id),
+                    ],
+                    Some(body.as_bytes()),
+                );
+            }
         }
     }
 }
 
 impl HttpContext for Filter {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let headers = self.get_http_request_headers();
-        let address = |path: &[&str]| {
-            self.get_property(path.to_vec())
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
         };
-        let source = address(&["source", "address"]);
+        let config = &self.shared.config;
+        let request_path = header(":path").unwrap_or_default();
+        if let Some(path) = config
+            .data_api
+            .as_ref()
+            .and_then(|api| api.data_path(request_path))
+        {
+            let method = header(":method").unwrap_or_default();
+            if method != "POST" && method != "GET" {
+                self.api_error(
+                    405,
+                    "invalid_parameter",
+                    "the Data API answers POST with a body of {\"input\": …}, or GET with ?input=",
+                );
+                return Action::Pause;
+            }
+            if end_of_stream {
+                return match query_input(request_path) {
+                    Ok(input) => self.decide_data_api(&path, input),
+                    Err(message) => {
+                        self.api_error(400, "invalid_parameter", &message);
+                        Action::Pause
+                    }
+                };
+            }
+            // The body comes in `on_http_request_body`. Pausing here would pause the body too
+            // (Envoy turns a paused header phase into "stop all"), so the headers go on, and a
+            // buffer filter after this one holds them back from the router until the body is
+            // complete, which it never is for the router: the answer is a local reply
+            // (docs/envoy.md, "The Data API").
+            self.data_api = Some(path);
+            return Action::Continue;
+        }
+        let source = self.source_address();
         let request = Request {
             headers: &headers,
             source_address: source.clone(),
-            destination_address: address(&["destination", "address"]),
+            destination_address: self
+                .get_property(vec!["destination", "address"])
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
         };
-        let config = &self.shared.config;
         let input = build_input(&request, &config.redact_headers).to_string();
-        let mut random = [0u8; 16];
-        let _ = getrandom::fill(&mut random);
-        let id = decision_id(random);
-        self.decision_id = Some(id.clone());
-
         let evaluated = self
             .shared
             .engine
@@ -242,9 +440,8 @@ impl HttpContext for Filter {
         let decision = match evaluated {
             Ok(decision) => decision,
             Err(e) => {
-                // An evaluation error is a deny; it is still recorded, with the error.
                 hostcalls::log(LogLevel::Warn, &format!("docket: evaluation failed: {e:?}")).ok();
-                docket_ledger::record::Decision {
+                Decision {
                     path: config.query.clone(),
                     input: Some(input),
                     result: None,
@@ -253,64 +450,37 @@ impl HttpContext for Filter {
                 }
             }
         };
-        let now = self
-            .get_current_time()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        let mut salt = || {
-            let mut salt = [0u8; 32];
-            // No salt, no mask: a failing source of randomness must not produce a guessable
-            // commitment, so it stops the filter (Envoy reports the panic) rather than send one.
-            getrandom::fill(&mut salt).expect("the proxy provides randomness");
-            salt
+        let verdict = verdict(decision.result.as_deref());
+        self.seal(decision, source.as_deref(), Pending::Authorization(verdict))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(path) = &self.data_api else {
+            return Action::Continue;
         };
-        let event = match decision_event(&id, config, &decision, now, source.as_deref(), &mut salt)
-        {
-            Ok(event) => event,
-            Err(why) => {
-                // Never send what the logging rules say must not leave the proxy.
-                self.pending = Some(Pending {
-                    verdict: verdict(decision.result.as_deref()),
-                });
-                return if self.unrecorded(&why) {
-                    Action::Continue
-                } else {
-                    Action::Pause
-                };
-            }
-        };
-        let body = serde_json::to_vec(&[event]).expect("JSON values serialize");
-        let authorization = format!("Bearer {}", config.docket.token);
-        let call = self.dispatch_http_call(
-            &config.docket.cluster,
-            vec![
-                (":method", "POST"),
-                (":path", &config.docket.path),
-                (":authority", &config.docket.authority),
-                ("content-type", "application/json"),
-                ("authorization", &authorization),
-            ],
-            Some(&body),
-            vec![],
-            Duration::from_millis(config.docket.timeout_ms),
-        );
-        self.pending = Some(Pending {
-            verdict: verdict(decision.result.as_deref()),
-        });
-        match call {
-            Ok(_) => Action::Pause,
-            Err(status) => {
-                let why = format!(
-                    "the callout to cluster {} failed: {status:?}",
-                    config.docket.cluster
-                );
-                if self.unrecorded(&why) {
-                    Action::Continue
-                } else {
-                    Action::Pause
-                }
-            }
+        let max = self
+            .shared
+            .config
+            .data_api
+            .as_ref()
+            .map_or(0, |api| api.max_body_bytes);
+        if body_size > max {
+            self.data_api = None;
+            self.api_error(
+                413,
+                "invalid_parameter",
+                &format!("the request body is larger than data_api.max_body_bytes ({max} bytes)"),
+            );
+            return Action::Pause;
         }
+        if !end_of_stream {
+            // Envoy keeps buffering the body while the filter pauses.
+            return Action::Pause;
+        }
+        let path = path.clone();
+        self.data_api = None;
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.decide_data_api_body(&path, &body)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

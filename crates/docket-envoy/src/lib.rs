@@ -47,6 +47,28 @@ pub struct Config {
     /// (its JWT claims go into `input.jwt` instead).
     #[serde(default)]
     pub redact_headers: Vec<String>,
+    /// Answer OPA's Data API in the proxy (`POST <prefix>/<path>` with `{"input": …}`), sealed
+    /// like every other decision; off unless configured. See docs/envoy.md, "The Data API".
+    #[serde(default)]
+    pub data_api: Option<DataApiConfig>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DataApiConfig {
+    /// The path prefix answered, e.g. `/v1/data` (OPA's own).
+    #[serde(default = "default_data_api_prefix")]
+    pub prefix: String,
+    /// The largest request body read; a larger one is refused with 413.
+    #[serde(default = "default_data_api_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_data_api_prefix() -> String {
+    "/v1/data".into()
+}
+fn default_data_api_max_body() -> usize {
+    1 << 20
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -104,6 +126,24 @@ impl Default for DenyConfig {
     }
 }
 
+impl DataApiConfig {
+    /// The data path a request's `:path` asks for (`/v1/data/a/b?x` → `a/b`), if it is under the
+    /// prefix; segments are percent-decoded as OPA does.
+    pub fn data_path(&self, request_path: &str) -> Option<String> {
+        let path = request_path.split('?').next().unwrap_or_default();
+        let prefix = self.prefix.trim_end_matches('/');
+        let rest = path.strip_prefix(prefix)?;
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        let segments: Vec<String> = docket_wire::data_path(rest)
+            .iter()
+            .map(|s| percent_decode(s))
+            .collect();
+        Some(segments.join("/"))
+    }
+}
+
 impl Config {
     pub fn parse(bytes: &[u8]) -> Result<Config, String> {
         let config: Config = serde_json::from_slice(bytes)
@@ -113,6 +153,14 @@ impl Config {
         }
         if config.docket.token.len() < 16 {
             return Err("docket.token must be docket serve's write token".into());
+        }
+        if let Some(api) = &config.data_api
+            && !api.prefix.starts_with('/')
+        {
+            return Err(format!(
+                "data_api.prefix {:?} must be a path starting with '/', e.g. \"/v1/data\"",
+                api.prefix
+            ));
         }
         Ok(config)
     }
@@ -180,16 +228,10 @@ pub fn build_input(request: &Request, redact: &[String]) -> Value {
         .filter(|s| !s.is_empty())
         .map(|s| Value::String(percent_decode(s)))
         .collect();
-    let mut parsed_query: Map<String, Value> = Map::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let entry = parsed_query
-            .entry(percent_decode(k))
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(values) = entry {
-            values.push(Value::String(percent_decode(v)));
-        }
-    }
+    let parsed_query: Map<String, Value> = parse_query(query)
+        .into_iter()
+        .map(|(k, values)| (k, values.into_iter().map(Value::String).collect()))
+        .collect();
     let mut input = json!({
         "attributes": {
             "request": {"http": {
@@ -209,6 +251,19 @@ pub fn build_input(request: &Request, redact: &[String]) -> Value {
         input["jwt"] = jwt;
     }
     input
+}
+
+/// A query string's parameters, percent-decoded, each with its values in order.
+pub fn parse_query(query: &str) -> BTreeMap<String, Vec<String>> {
+    let mut parsed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        parsed
+            .entry(percent_decode(k))
+            .or_default()
+            .push(percent_decode(v));
+    }
+    parsed
 }
 
 /// The header and claims of a compact JWS, decoded but not verified.
@@ -486,6 +541,33 @@ mod tests {
             panic!("a module that does not parse was accepted");
         };
         assert!(e.contains("a.rego"), "{e}");
+        let no_slash = br#"{"policies":{"a.rego":"package a"},"query":"a/allow","docket":{"cluster":"docket","token":"0123456789abcdef0123"},"data_api":{"prefix":"v1/data"}}"#;
+        let e = Config::parse(no_slash).unwrap_err();
+        assert!(e.contains("data_api.prefix"), "{e}");
+    }
+
+    #[test]
+    fn data_api_paths_are_the_opa_paths_under_the_prefix() {
+        let api: DataApiConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(api.prefix, "/v1/data");
+        assert_eq!(
+            api.data_path("/v1/data/rbac/allow").as_deref(),
+            Some("rbac/allow")
+        );
+        assert_eq!(
+            api.data_path("/v1/data/a//b/?pretty=true").as_deref(),
+            Some("a/b")
+        );
+        assert_eq!(api.data_path("/v1/data/a%20b/c").as_deref(), Some("a b/c"));
+        assert_eq!(api.data_path("/v1/data").as_deref(), Some(""));
+        assert_eq!(api.data_path("/v1/data?x=1").as_deref(), Some(""));
+        assert_eq!(api.data_path("/v1/database/x"), None);
+        assert_eq!(api.data_path("/api/v1/data/x"), None);
+        let trailing = DataApiConfig {
+            prefix: "/decide/".into(),
+            max_body_bytes: 10,
+        };
+        assert_eq!(trailing.data_path("/decide/x").as_deref(), Some("x"));
     }
 
     #[test]

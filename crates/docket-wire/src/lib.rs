@@ -121,6 +121,27 @@ pub fn data_request_input(body: &[u8]) -> Result<Option<String>, WireError> {
     Ok(request.input.map(|raw| raw.get().to_string()))
 }
 
+/// The body of a Data API answer, OPA's `{"decision_id": …, "result": …}`: `decision_id` is
+/// left out when the decision has no entry (its logging rules dropped it), `result` when the
+/// document is undefined. `result` is the decision's JSON text, passed through unchanged.
+pub fn data_response(decision_id: Option<&str>, result: Option<&str>) -> String {
+    let id = decision_id.map(|id| {
+        let id = serde_json::to_string(id).expect("strings serialize");
+        format!(r#""decision_id":{id}"#)
+    });
+    match (id, result) {
+        (Some(id), Some(result)) => format!(r#"{{{id},"result":{result}}}"#),
+        (Some(id), None) => format!("{{{id}}}"),
+        (None, Some(result)) => format!(r#"{{"result":{result}}}"#),
+        (None, None) => "{}".to_string(),
+    }
+}
+
+/// The body of an error answer, in OPA's shape: `{"code": …, "message": …}`.
+pub fn error_body(code: &str, message: &str) -> String {
+    serde_json::json!({"code": code, "message": message}).to_string()
+}
+
 /// The body of `POST /` (OPA's default decision): the input document itself.
 pub fn default_decision_input(body: &[u8]) -> Result<Option<String>, WireError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -271,6 +292,36 @@ mod tests {
         );
         assert!(default_decision_input(b"nope").is_err());
         assert_eq!(data_path("/a//b/"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn data_api_answers() {
+        let answer = |id, result| -> serde_json::Value {
+            serde_json::from_str(&data_response(id, result)).unwrap()
+        };
+        assert_eq!(
+            answer(Some("d\"1"), Some("[1, 2.50]")),
+            serde_json::json!({"decision_id": "d\"1", "result": [1, 2.5]})
+        );
+        assert_eq!(
+            answer(Some("d"), None),
+            serde_json::json!({"decision_id": "d"})
+        );
+        assert_eq!(
+            answer(None, Some("true")),
+            serde_json::json!({"result": true})
+        );
+        assert_eq!(answer(None, None), serde_json::json!({}));
+        // The result's text is passed through: big integers keep every digit.
+        assert!(
+            data_response(None, Some("12345678901234567890123"))
+                .contains("12345678901234567890123")
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&error_body("internal_error", "a \"b\""))
+                .unwrap(),
+            serde_json::json!({"code": "internal_error", "message": "a \"b\""})
+        );
     }
 
     #[test]

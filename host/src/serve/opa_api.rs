@@ -110,16 +110,10 @@ async fn decide(
         };
         return Ok((headers, format_json(&result, pretty)).into_response());
     }
-    let id = sealed.entry.as_ref().map(|e| {
-        let id = serde_json::to_string(&e.decision_id).expect("strings serialize");
-        format!(r#""decision_id":{id}"#)
-    });
-    let body = match (id, sealed.result) {
-        (Some(id), Some(result)) => format!(r#"{{{id},"result":{result}}}"#),
-        (Some(id), None) => format!("{{{id}}}"),
-        (None, Some(result)) => format!(r#"{{"result":{result}}}"#),
-        (None, None) => "{}".to_string(),
-    };
+    let body = docket_wire::data_response(
+        sealed.entry.as_ref().map(|e| e.decision_id.as_str()),
+        sealed.result.as_deref(),
+    );
     Ok((headers, format_json(&body, pretty)).into_response())
 }
 
