@@ -1,9 +1,9 @@
 //! The proxy-wasm glue: one root context per VM (config, engine, metrics) and one HTTP context
 //! per request. A request is paused in `on_http_request_headers` until docket has acknowledged
 //! its sealed decision, then resumed (allow) or answered (deny); the decision id is put on the
-//! response either way. A Data API request (`data_api` in the configuration) is paused until its
-//! body has arrived, decided, and answered with its result once the decision is sealed; it never
-//! reaches the upstream.
+//! response either way. A Data API request (`data_api` in the configuration) is read to the end
+//! of its body, decided, and answered with its result once the decision is sealed; a buffer
+//! filter after this one keeps it from the router (docs/envoy.md, "The Data API").
 
 use crate::{Config, Request, Verdict, build_input, decision_event, decision_id, verdict};
 use docket_ledger::record::Decision;
@@ -189,6 +189,7 @@ impl Filter {
         )
         .ok();
         Metrics::bump(metrics.unrecorded_denied);
+        // No x-docket-decision-id: that header promises the decision is in the log.
         match pending {
             Pending::Authorization(_) => self.send_http_response(
                 503,
