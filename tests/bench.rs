@@ -481,10 +481,75 @@ fn conformance() {
     );
 }
 
+/// The benchmarks' log: one seed and genesis (checkpoint signing, no signature per entry) for the
+/// native sealer and the component alike.
+const LOG_SEED: [u8; 32] = [5; 32];
+
+fn log_key() -> SecretKey {
+    SecretKey::from_seed("bench", &LOG_SEED).unwrap()
+}
+
+fn log_params() -> GenesisParams {
+    GenesisParams {
+        origin: "bench/x".into(),
+        instance_id: "b".into(),
+        signing: SigningMode::Checkpoint,
+    }
+}
+
+fn start_component_log(instance: &mut runtime::Instance) {
+    instance
+        .start_log(
+            &LOG_SEED,
+            "bench",
+            "bench/x",
+            "b",
+            runtime::SigningMode::Checkpoint,
+        )
+        .unwrap()
+        .unwrap();
+}
+
+/// The genesis entry and `n` seals of `decision`, encoded, and the checkpoint note over them.
+fn sealed_log(decision: &docket_ledger::Decision, n: usize) -> (Vec<Vec<u8>>, String) {
+    let (mut sealer, genesis) = Sealer::genesis(log_key(), log_params(), 1).unwrap();
+    let mut log = vec![genesis.encode()];
+    for _ in 0..n {
+        let sealed = sealer.seal_decision(decision, 2, &mut no_masking).unwrap();
+        log.push(sealed.into_entry().unwrap().encode());
+    }
+    let (_, note) = sealer.checkpoint();
+    (log, note)
+}
+
+fn verify_natively(key: &docket_ledger::PublicKey, log: &[Vec<u8>], note: &str) {
+    let mut v = Verifier::new(key.clone());
+    for e in log {
+        v.push_entry_bytes(e).unwrap();
+    }
+    v.push_checkpoint(note).unwrap();
+    v.finish().unwrap();
+}
+
+fn verify_in_component(
+    instance: &mut runtime::Instance,
+    key: &docket_ledger::PublicKey,
+    log: &[Vec<u8>],
+    note: &str,
+) {
+    let mut v = instance.verifier(&key.to_vkey()).unwrap();
+    for e in log {
+        v.push_entry(e).unwrap().unwrap();
+    }
+    v.push_checkpoint(note).unwrap().unwrap();
+    v.finish().unwrap().unwrap();
+}
+
 /// `docket-bench hot WHAT [SECONDS] [COMPONENT.wasm]`: repeats one operation for SECONDS
 /// (default 10) so `perf record` sees nothing else; WHAT is `eval`, `seal` or `verify` through
-/// the component, or the same with `-native`, or `call` (a call that does almost nothing). With `DOCKET_WASM_PROFILER=perfmap` perf names
-/// the component's functions; pass an unstripped build as COMPONENT.wasm to see Rust names.
+/// the component, or the same with `-native`, or `call` (a call that does almost nothing). With
+/// `DOCKET_WASM_PROFILER=perfmap` perf names the component's functions; pass an unstripped
+/// build as COMPONENT.wasm to see Rust names.
 fn hot(what: &str, seconds: f64, wasm: Option<&str>) {
     let runtime = match wasm {
         Some(path) => Runtime::from_wasm(&std::fs::read(path).unwrap(), None).unwrap(),
@@ -501,33 +566,14 @@ fn hot(what: &str, seconds: f64, wasm: Option<&str>) {
     let mut requests = Requests::new(99);
     let inputs: Vec<String> = (0..1000).map(|_| requests.rbac()).collect();
     let decision = native.evaluate(RBAC.path, Some(&inputs[0])).unwrap();
-    let key = SecretKey::from_seed("bench", &[5; 32]).unwrap();
-    let params = || GenesisParams {
-        origin: "bench/x".into(),
-        instance_id: "b".into(),
-        signing: SigningMode::Checkpoint,
-    };
-    let (mut sealer, genesis) = Sealer::genesis(key.clone(), params(), 1).unwrap();
-    instance
-        .start_log(
-            &[5; 32],
-            "bench",
-            "bench/x",
-            "b",
-            runtime::SigningMode::Checkpoint,
-        )
-        .unwrap()
-        .unwrap();
+    let (mut sealer, _) = Sealer::genesis(log_key(), log_params(), 1).unwrap();
+    start_component_log(&mut instance);
     let wit_decision = instance
         .evaluate(RBAC.path, Some(&inputs[0]))
         .unwrap()
         .unwrap();
-    let mut log = vec![genesis.encode()];
-    for _ in 0..1000 {
-        let sealed = sealer.seal_decision(&decision, 2, &mut no_masking).unwrap();
-        log.push(sealed.into_entry().unwrap().encode());
-    }
-    let (_, note) = sealer.checkpoint();
+    let (log, note) = sealed_log(&decision, 1000);
+    let key = log_key();
     let mut operation: Box<dyn FnMut()> = match what {
         "eval" => Box::new(|| {
             for input in &inputs {
@@ -555,22 +601,8 @@ fn hot(what: &str, seconds: f64, wasm: Option<&str>) {
                 sealer.seal_decision(&decision, 2, &mut no_masking).unwrap();
             }
         }),
-        "verify" => Box::new(|| {
-            let mut v = instance.verifier(&key.public().to_vkey()).unwrap();
-            for e in &log {
-                v.push_entry(e).unwrap().unwrap();
-            }
-            v.push_checkpoint(&note).unwrap().unwrap();
-            v.finish().unwrap().unwrap();
-        }),
-        "verify-native" => Box::new(|| {
-            let mut v = Verifier::new(key.public().clone());
-            for e in &log {
-                v.push_entry_bytes(e).unwrap();
-            }
-            v.push_checkpoint(&note).unwrap();
-            v.finish().unwrap();
-        }),
+        "verify" => Box::new(|| verify_in_component(&mut instance, key.public(), &log, &note)),
+        "verify-native" => Box::new(|| verify_natively(key.public(), &log, &note)),
         other => panic!("hot {other}: use call, or eval, seal or verify, optionally with -native"),
     };
     let started = Instant::now();
@@ -659,27 +691,13 @@ fn main() {
 
     // Sealing alone (checkpoint mode: no per-entry signature), native vs component.
     let decision = native.evaluate(RBAC.path, Some(&rbac_inputs[0])).unwrap();
-    let key = SecretKey::from_seed("bench", &[5; 32]).unwrap();
-    let params = || GenesisParams {
-        origin: "bench/x".into(),
-        instance_id: "b".into(),
-        signing: SigningMode::Checkpoint,
-    };
-    let (mut sealer, _) = Sealer::genesis(key.clone(), params(), 1).unwrap();
+    let (mut sealer, _) = Sealer::genesis(log_key(), log_params(), 1).unwrap();
     let native_seal = best_us(n, || {
         for _ in 0..n {
             sealer.seal_decision(&decision, 2, &mut no_masking).unwrap();
         }
     });
-    wasm.start_log(
-        &[5; 32],
-        "bench",
-        "bench/x",
-        "b",
-        runtime::SigningMode::Checkpoint,
-    )
-    .unwrap()
-    .unwrap();
+    start_component_log(&mut wasm);
     let wit_decision = wasm
         .evaluate(RBAC.path, Some(&rbac_inputs[0]))
         .unwrap()
@@ -701,34 +719,11 @@ fn main() {
     });
 
     // Verification of a log of n decisions, native vs component.
-    let (mut sealer, genesis) = Sealer::genesis(key.clone(), params(), 1).unwrap();
-    let mut log = vec![genesis.encode()];
-    for _ in 0..n {
-        log.push(
-            sealer
-                .seal_decision(&decision, 2, &mut no_masking)
-                .unwrap()
-                .into_entry()
-                .unwrap()
-                .encode(),
-        );
-    }
-    let (_, note) = sealer.checkpoint();
-    let native_verify = best_us(n, || {
-        let mut v = Verifier::new(key.public().clone());
-        for e in &log {
-            v.push_entry_bytes(e).unwrap();
-        }
-        v.push_checkpoint(&note).unwrap();
-        v.finish().unwrap();
-    });
+    let (log, note) = sealed_log(&decision, n);
+    let key = log_key();
+    let native_verify = best_us(n, || verify_natively(key.public(), &log, &note));
     let wasm_verify = best_us(n, || {
-        let mut v = wasm.verifier(&key.public().to_vkey()).unwrap();
-        for e in &log {
-            v.push_entry(e).unwrap().unwrap();
-        }
-        v.push_checkpoint(&note).unwrap().unwrap();
-        v.finish().unwrap().unwrap();
+        verify_in_component(&mut wasm, key.public(), &log, &note)
     });
 
     // End to end: evaluate + seal + durable append, group commit vs fsync per entry.
