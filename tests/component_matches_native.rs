@@ -147,10 +147,10 @@ fn component_and_native_give_identical_decisions_entries_and_checkpoints() {
         assert_eq!(wasm_checkpoint.note, note);
         assert_eq!(wasm_checkpoint.root, checkpoint.root.0.to_vec());
 
-        // The component verifies the native log...
+        // The component verifies the native log, in runs of entries as the host pushes them...
         let mut verifier = wasm.verifier(&key.public().to_vkey()).unwrap();
-        for bytes in &native_log {
-            verifier.push_entry(bytes).unwrap().unwrap();
+        for run in native_log.chunks(64) {
+            verifier.push_entries(run).unwrap().unwrap();
         }
         verifier.push_checkpoint(&note).unwrap().unwrap();
         let report = verifier.finish().unwrap().unwrap();
@@ -208,6 +208,7 @@ fn component_rejects_a_tampered_log_naming_the_entry() {
     // Flip one byte inside entry 7's record.
     let record_byte = docket_ledger::entry::BODY_HEADER_LEN + 5;
     log[7][record_byte] ^= 0x20;
+    use docket::runtime::bindings::exports::docket::audit::verification::{Failure, Location};
     let mut verifier = wasm.verifier(&vkey).unwrap();
     let mut failure = None;
     for bytes in &log {
@@ -217,14 +218,16 @@ fn component_rejects_a_tampered_log_naming_the_entry() {
         }
     }
     let failure = failure.expect("tampering is detected");
-    assert!(matches!(
-        failure.location,
-        docket::runtime::bindings::exports::docket::audit::verification::Location::Entry(7)
-    ));
-    assert!(matches!(
-        failure.failure,
-        docket::runtime::bindings::exports::docket::audit::verification::Failure::BadHash
-    ));
+    assert!(matches!(failure.location, Location::Entry(7)));
+    assert!(matches!(failure.failure, Failure::BadHash));
+
+    // Pushed as one run, the same entry is named, and the verifier stays failed after it.
+    let mut verifier = wasm.verifier(&vkey).unwrap();
+    let failure = verifier.push_entries(&log).unwrap().unwrap_err();
+    assert!(matches!(failure.location, Location::Entry(7)));
+    assert!(matches!(failure.failure, Failure::BadHash));
+    let again = verifier.push_entries(&log[8..]).unwrap().unwrap_err();
+    assert!(matches!(again.location, Location::Entry(7)));
 }
 
 #[test]

@@ -614,6 +614,16 @@ impl VerifierHandle<'_> {
         })
     }
 
+    /// Pushes a run of entries in one call, stopping at the first that fails.
+    pub fn push_entries(&mut self, encoded: &[Vec<u8>]) -> Result<Result<(), VerifyError>> {
+        let v = self.verifier;
+        self.instance.call(|b, s| {
+            b.docket_audit_verification()
+                .verifier()
+                .call_push_entries(s, v, encoded)
+        })
+    }
+
     pub fn push_checkpoint(&mut self, note: &str) -> Result<Result<(), VerifyError>> {
         let v = self.verifier;
         self.instance.call(|b, s| {

@@ -572,6 +572,15 @@ impl verification::GuestVerifier for VerifierResource {
         self.with(|v| v.verifier_mut().push_entry_bytes(&encoded))
     }
 
+    fn push_entries(&self, encoded: Vec<Vec<u8>>) -> Result<(), verification::VerifyError> {
+        self.with(|v| {
+            let verifier = v.verifier_mut();
+            encoded
+                .iter()
+                .try_for_each(|entry| verifier.push_entry_bytes(entry))
+        })
+    }
+
     fn push_checkpoint(&self, note: String) -> Result<(), verification::VerifyError> {
         self.with(|v| v.verifier_mut().push_checkpoint(&note))
     }
