@@ -457,6 +457,69 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
 /// An answer, with the decision id it was sealed under (none for an error).
 type Answer = (Outcome, Option<String>);
 
+/// A request whose evaluation fails is denied, and that denial is a decision: it is recorded,
+/// with its error, and masked as the logging rules say.
+#[test]
+fn a_failed_evaluation_is_denied_and_recorded_with_its_error_and_masks() {
+    let dir = scratch("envoy-failure");
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let policies = json!({
+        // Two values for one complete rule when the request carries x-conflict.
+        "authz.rego": "package envoy.authz\n\ndecision := {\"allowed\": true}\n\n\
+                       decision := {\"allowed\": false} if input.attributes.request.http.headers[\"x-conflict\"]\n",
+        "log.rego": "package system.log\n\n\
+                     mask contains \"/input/attributes/request/http/headers/x-secret\"\n",
+    });
+    let envoy = Envoy::start_with(&dir, &docket, upstream.port, &policies, "{}");
+    let c = Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+
+    let r = c.get(envoy.url("/a")).send().unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "the policy allows when it can decide"
+    );
+    let r = c
+        .get(envoy.url("/a"))
+        .header("x-conflict", "1")
+        .header("x-secret", "hunter2")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 1);
+    let id = r.headers()["x-docket-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let bundle: Value = c
+        .get(docket.url(&format!("/v1/log/decisions/{id}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let record = &bundle["entry"]["record"];
+    assert_eq!(record["decision_id"], json!(id), "{bundle}");
+    assert!(record.get("result").is_none(), "{record}");
+    assert_eq!(record["error"]["code"], "internal_error");
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("evaluation failed")),
+        "{record}"
+    );
+    assert_eq!(
+        record["erased"],
+        json!(["/input/attributes/request/http/headers/x-secret"])
+    );
+    assert!(!bundle.to_string().contains("hunter2"), "{bundle}");
+    let headers = &record["input"]["attributes"]["request"]["http"]["headers"];
+    assert_eq!(headers["x-conflict"], "1");
+}
+
 /// Asks the filter's Data API each `(query, input)` from `clients` threads; the answers, in
 /// order, as the conformance suite compares them.
 fn ask_data_api(envoy: &Envoy, asks: &[(String, String)], clients: usize) -> Vec<Answer> {

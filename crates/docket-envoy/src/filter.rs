@@ -214,9 +214,15 @@ impl Filter {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
-    /// Sends the decision to docket serve to be sealed and pauses the request until it answers;
-    /// `pending` says what to do then.
-    fn seal(&mut self, decision: Decision, source: Option<&str>, pending: Pending) -> Action {
+    /// Sends the decision (with the evaluation error it failed with, if it did) to docket serve
+    /// to be sealed and pauses the request until it answers; `pending` says what to do then.
+    fn seal(
+        &mut self,
+        decision: Decision,
+        error: Option<&str>,
+        source: Option<&str>,
+        pending: Pending,
+    ) -> Action {
         let config = &self.shared.config;
         let mut random = [0u8; 16];
         let _ = getrandom::fill(&mut random);
@@ -233,7 +239,7 @@ impl Filter {
             getrandom::fill(&mut salt).expect("the proxy provides randomness");
             salt
         };
-        let event = decision_event(&id, config, &decision, now, source, &mut salt);
+        let event = decision_event(&id, config, &decision, error, now, source, &mut salt);
         self.pending = Some(pending);
         let event = match event {
             Ok(event) => event,
@@ -299,7 +305,12 @@ impl Filter {
             Ok(decision) => {
                 let source = self.source_address();
                 let result = decision.result.clone();
-                self.seal(decision, source.as_deref(), Pending::DataApi { result })
+                self.seal(
+                    decision,
+                    None,
+                    source.as_deref(),
+                    Pending::DataApi { result },
+                )
             }
             Err(PolicyError::Input(m)) => {
                 self.api_error(
@@ -438,21 +449,23 @@ impl HttpContext for Filter {
             .engine
             .borrow_mut()
             .evaluate(&config.query, Some(&input));
-        let decision = match evaluated {
-            Ok(decision) => decision,
+        let (decision, error) = match evaluated {
+            Ok(decision) => (decision, None),
             Err(e) => {
-                hostcalls::log(LogLevel::Warn, &format!("docket: evaluation failed: {e:?}")).ok();
-                Decision {
-                    path: config.query.clone(),
-                    input: Some(input),
-                    result: None,
-                    policy_version: self.shared.engine.borrow().version().clone(),
-                    log: Default::default(),
-                }
+                hostcalls::log(LogLevel::Warn, &format!("docket: evaluation failed: {e}")).ok();
+                // The request is denied, and that is a decision: it is recorded with its error,
+                // masked as the logging rules say (or without its input, if they cannot say).
+                let failed = self
+                    .shared
+                    .engine
+                    .borrow_mut()
+                    .failed_decision(&config.query, Some(&input));
+                (failed, Some(e.to_string()))
             }
         };
         let verdict = verdict(decision.result.as_deref());
-        self.seal(decision, source.as_deref(), Pending::Authorization(verdict))
+        let pending = Pending::Authorization(verdict);
+        self.seal(decision, error.as_deref(), source.as_deref(), pending)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

@@ -386,10 +386,14 @@ pub fn decision_id(random: [u8; 16]) -> String {
 /// `commitments`, beside OPA's `erased` and `masked`; the salt comes from `salt` and the filter
 /// keeps none, so such values cannot be revealed later. An error here means the event cannot be
 /// sent without the values it must not carry.
+///
+/// A decision whose evaluation failed carries the failure as OPA's events do:
+/// `"error": {"code": "internal_error", "message": ..}` (the code the Data API answers with).
 pub fn decision_event(
     id: &str,
     config: &Config,
     decision: &docket_ledger::record::Decision,
+    error: Option<&str>,
     timestamp_ns: u64,
     source: Option<&str>,
     salt: &mut dyn FnMut() -> [u8; 32],
@@ -432,6 +436,9 @@ pub fn decision_event(
     });
     if let Some(result) = result {
         event["result"] = result;
+    }
+    if let Some(message) = error {
+        event["error"] = json!({"code": "internal_error", "message": message});
     }
     if !masked.erased.is_empty() {
         event["erased"] = json!(masked.erased);
@@ -585,7 +592,8 @@ mod tests {
         let input = r#"{"attributes":{"source":{"address":"203.0.113.9"},"request":{"http":{"method":"GET"}}}}"#;
         let decision = engine.evaluate("a/allow", Some(input)).unwrap();
         assert_eq!(decision.log.mask.len(), 1);
-        let event = decision_event("id", &config, &decision, 0, None, &mut || [5; 32]).unwrap();
+        let event =
+            decision_event("id", &config, &decision, None, 0, None, &mut || [5; 32]).unwrap();
         let text = event.to_string();
         assert!(!text.contains("203.0.113.9"), "{text}");
         assert_eq!(
@@ -606,11 +614,42 @@ mod tests {
         // Without logging rules the event carries the decision as made.
         let mut plain = decision.clone();
         plain.log = Default::default();
-        let event = decision_event("id", &config, &plain, 0, None, &mut || [5; 32]).unwrap();
+        let event = decision_event("id", &config, &plain, None, 0, None, &mut || [5; 32]).unwrap();
         assert_eq!(
             event["input"]["attributes"]["source"]["address"],
             "203.0.113.9"
         );
         assert!(event.get("erased").is_none());
+    }
+
+    #[test]
+    fn a_failed_evaluation_is_sent_with_its_error_and_its_masks() {
+        let config = serde_json::json!({
+            "policies": {
+                // Two values for one complete rule: every evaluation fails.
+                "a.rego": "package a\nallow := true\nallow := false if input.attributes",
+                "log.rego": "package system.log\nmask contains \"/input/attributes/source/address\"",
+            },
+            "query": "a/allow",
+            "docket": {"cluster": "docket", "token": "0123456789abcdef0123"},
+        });
+        let config = Config::parse(config.to_string().as_bytes()).unwrap();
+        let mut engine = config.engine().unwrap();
+        let input = r#"{"attributes":{"source":{"address":"203.0.113.9"}}}"#;
+        let error = engine.evaluate("a/allow", Some(input)).unwrap_err();
+        let failed = engine.failed_decision("a/allow", Some(input));
+        let message = error.to_string();
+        let event = decision_event("id", &config, &failed, Some(&message), 0, None, &mut || {
+            [5; 32]
+        })
+        .unwrap();
+        assert!(!event.to_string().contains("203.0.113.9"), "{event}");
+        assert_eq!(
+            event["erased"],
+            serde_json::json!(["/input/attributes/source/address"])
+        );
+        assert!(event.get("result").is_none());
+        assert_eq!(event["error"]["code"], "internal_error");
+        assert_eq!(event["error"]["message"], message.as_str());
     }
 }

@@ -20,7 +20,7 @@ pub use vm::{EvaluationPath, PathCounts};
 
 use docket_ledger::hash::sha256;
 use docket_ledger::record::PolicyVersion;
-use docket_ledger::{Decision, LogRules};
+use docket_ledger::{Decision, LogRules, MaskRule};
 use regorus::{Engine, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -207,16 +207,7 @@ impl PolicyEngine {
             }
         };
         let path = path.trim_matches('/').to_string();
-        let log = if self.log_rule_modules.is_empty() {
-            LogRules::default()
-        } else {
-            let event = log_rules::event(&path, &input_value, &value);
-            let rule = |name: &str| format!("{}.{name}", log_rules::PACKAGE);
-            let drop = self.document(rule("drop"), &event)?;
-            let mask = self.document(rule("mask"), &event)?;
-            let retention = self.document(rule("retention"), &event)?;
-            log_rules::interpret(&drop, &mask, &retention)?
-        };
+        let log = self.log_rules(&path, &input_value, &value)?;
         Ok(Decision {
             path,
             input: input.map(str::to_string),
@@ -224,6 +215,53 @@ impl PolicyEngine {
             policy_version: self.version.clone(),
             log,
         })
+    }
+
+    /// The decision to record when evaluating `path` on `input` failed: no result, and the
+    /// logging rules as they decide for an undefined answer, so what they mask is masked on
+    /// this path too. When the logging rules cannot decide either (or the input is not JSON),
+    /// the whole input is removed: what it needed masked is unknown, and a value a mask rule
+    /// exists for must not reach the log because evaluation failed.
+    pub fn failed_decision(&mut self, path: &str, input: Option<&str>) -> Decision {
+        let path = path.trim_matches('/').to_string();
+        let input_value = match input {
+            Some(text) => Value::from_json_str(text).ok(),
+            None => Some(Value::Undefined),
+        };
+        let log = input_value
+            .and_then(|input| self.log_rules(&path, &input, &Value::Undefined).ok())
+            .unwrap_or_else(|| LogRules {
+                mask: vec![MaskRule::Remove {
+                    path: "/input".into(),
+                }],
+                ..LogRules::default()
+            });
+        Decision {
+            path,
+            input: input.map(str::to_string),
+            result: None,
+            policy_version: self.version.clone(),
+            log,
+        }
+    }
+
+    /// What `data.system.log` decides for the decision on `path` with `input` and `result`
+    /// (nothing, when no logging rules are loaded).
+    fn log_rules(
+        &mut self,
+        path: &str,
+        input: &Value,
+        result: &Value,
+    ) -> Result<LogRules, PolicyError> {
+        if self.log_rule_modules.is_empty() {
+            return Ok(LogRules::default());
+        }
+        let event = log_rules::event(path, input, result);
+        let rule = |name: &str| format!("{}.{name}", log_rules::PACKAGE);
+        let drop = self.document(rule("drop"), &event)?;
+        let mask = self.document(rule("mask"), &event)?;
+        let retention = self.document(rule("retention"), &event)?;
+        log_rules::interpret(&drop, &mask, &retention)
     }
 
     /// Whether evaluations of `path` run on the bytecode VM or the interpreter, and why not

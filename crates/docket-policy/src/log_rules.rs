@@ -124,7 +124,7 @@ fn retention_ns(retention: &Value) -> Result<Option<u64>, PolicyError> {
 #[cfg(test)]
 mod tests {
     use crate::{PolicyEngine, PolicyError};
-    use docket_ledger::MaskRule;
+    use docket_ledger::{LogRules, MaskRule};
 
     const RULES: &str = r#"package system.log
 
@@ -177,6 +177,61 @@ retention := "90d" if input.result == false
         engine.remove_policy("log.rego").unwrap();
         assert_ne!(engine.version().digest, with_rules);
         assert!(!engine.evaluate("health/live", None).unwrap().log.drop);
+    }
+
+    #[test]
+    fn a_failed_evaluation_still_gets_its_masks_or_loses_its_whole_input() {
+        let mut engine = PolicyEngine::new();
+        // Two values for one complete rule: an evaluation error for bob.
+        let conflict = "package app\n\nallow := true if input.user.name == \"bob\"\n\nallow := false if input.user.email\n";
+        engine.add_policy("app.rego", conflict).unwrap();
+        let input = r#"{"user":{"name":"bob","email":"b@x"}}"#;
+        assert!(matches!(
+            engine.evaluate("app/allow", Some(input)),
+            Err(PolicyError::Evaluation(_))
+        ));
+        // No logging rules: nothing to apply.
+        let failed = engine.failed_decision("/app/allow", Some(input));
+        assert_eq!(failed.path, "app/allow");
+        assert_eq!(failed.result, None);
+        assert_eq!(failed.input.as_deref(), Some(input));
+        assert_eq!(failed.log, LogRules::default());
+        assert_eq!(failed.policy_version, *engine.version());
+
+        // The logging rules decide as for an undefined answer.
+        engine.add_policy("log.rego", RULES).unwrap();
+        let failed = engine.failed_decision("app/allow", Some(input));
+        assert_eq!(
+            failed.log.mask,
+            [
+                MaskRule::Remove {
+                    path: "/input/user/email".into()
+                },
+                MaskRule::Upsert {
+                    path: "/input/user/name".into(),
+                    value: "\"**\"".into()
+                },
+            ]
+        );
+        assert_eq!(
+            failed.log.retention_ns, None,
+            "the result is undefined, not false"
+        );
+
+        // Logging rules that cannot decide, or an input that is not JSON: the input goes.
+        let remove_input = [MaskRule::Remove {
+            path: "/input".into(),
+        }];
+        assert_eq!(
+            engine.failed_decision("app/allow", Some("{")).log.mask,
+            remove_input
+        );
+        engine
+            .add_policy("broken.rego", "package system.log\n\nretention := 5\n")
+            .unwrap();
+        let failed = engine.failed_decision("app/allow", Some(input));
+        assert_eq!(failed.log.mask, remove_input);
+        assert!(!failed.log.drop);
     }
 
     #[test]
