@@ -928,14 +928,17 @@ fn prove(dir: &Path, seq: Option<u64>, decision_id: Option<&str>) -> Result<i32>
     let size = signed.checkpoint.size as usize;
     let index = match (seq, decision_id) {
         (Some(s), _) => s as usize,
-        (None, Some(id)) => entries
-            .iter()
-            .position(|e| {
-                e.kind == docket_ledger::EntryKind::Decision
-                    && serde_json::from_slice::<serde_json::Value>(&e.record)
-                        .is_ok_and(|r| r["decision_id"] == id)
-            })
-            .ok_or_else(|| anyhow!("no decision with id {id} in {}", dir.display()))?,
+        (None, Some(id)) => {
+            let chain_id = entries.first().map(|genesis| genesis.hash);
+            chain_id
+                .and_then(|chain_id| {
+                    entries.iter().position(|e| {
+                        docket_ledger::record::entry_decision_id(e, &chain_id).as_deref()
+                            == Some(id)
+                    })
+                })
+                .ok_or_else(|| anyhow!("no decision with id {id} in {}", dir.display()))?
+        }
         (None, None) => bail!("give --seq or --decision-id"),
     };
     if index >= size {

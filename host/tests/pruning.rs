@@ -78,7 +78,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// A log in small segments: 30 decisions kept a second, committed five at a time, then one
 /// kept a year (`keep_seq`), then 30 more kept a second. Returns the users of the first 30 with
 /// their entries' seqs, and the seq of the one kept a year.
-fn sample_log(dir: &Path) -> (Vec<(String, u64)>, u64) {
+fn sample_log(dir: &Path) -> (Vec<(String, u64, String)>, u64) {
     let runtime = runtime();
     let key = write_new_key(dir, "k", "docket.test").unwrap();
     let mut log = AuditLog::create(
@@ -113,8 +113,12 @@ fn sample_log(dir: &Path) -> (Vec<(String, u64)>, u64) {
         let user = format!("pruned-user-{n:04}");
         input["user"] = user.clone().into();
         input["keep"] = keep.into();
-        let sealed = log.decide(RBAC.path, Some(&input.to_string())).unwrap();
-        (user, sealed.entry.unwrap().seq)
+        let entry = log
+            .decide(RBAC.path, Some(&input.to_string()))
+            .unwrap()
+            .entry
+            .unwrap();
+        (user, entry.seq, entry.decision_id)
     };
     for n in 0..30 {
         users.push(decide(&mut log, false, n));
@@ -122,7 +126,7 @@ fn sample_log(dir: &Path) -> (Vec<(String, u64)>, u64) {
             log.commit().unwrap();
         }
     }
-    let (_, keep_seq) = decide(&mut log, true, 30);
+    let (_, keep_seq, _) = decide(&mut log, true, 30);
     log.commit().unwrap();
     for n in 31..61 {
         decide(&mut log, false, n);
@@ -151,7 +155,7 @@ fn expired_segments_are_pruned_the_log_verifies_and_retention_is_respected() {
         "small segments: {} of them",
         before.len()
     );
-    for (user, _) in &users {
+    for (user, _, _) in &users {
         assert!(before.iter().any(|(_, b)| contains(b, user.as_bytes())));
     }
     // The segment holding the year-long entry: from its first seq (its name) to the next's.
@@ -193,7 +197,7 @@ fn expired_segments_are_pruned_the_log_verifies_and_retention_is_respected() {
         "{out}"
     );
     let after = segments(&dir);
-    for (user, seq) in &users {
+    for (user, seq, _) in &users {
         let on_disk = after.iter().any(|(_, b)| contains(b, user.as_bytes()));
         if held.contains(seq) {
             assert!(
@@ -207,7 +211,22 @@ fn expired_segments_are_pruned_the_log_verifies_and_retention_is_respected() {
             );
         }
     }
-    assert!(users.iter().any(|(_, seq)| !held.contains(seq)));
+    assert!(users.iter().any(|(_, seq, _)| !held.contains(seq)));
+
+    // A pruned decision is still found by its id, and proved in the log.
+    let (_, pruned_seq, pruned_id) = users
+        .iter()
+        .find(|(_, seq, _)| !held.contains(seq))
+        .unwrap();
+    let proved = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(["log", "prove"])
+        .arg(dir.join("log"))
+        .args(["--decision-id", pruned_id])
+        .output()
+        .unwrap();
+    assert_eq!(proved.status.code(), Some(0), "{proved:?}");
+    let proof: serde_json::Value = serde_json::from_slice(&proved.stdout).unwrap();
+    assert_eq!(proof["seq"], *pruned_seq);
     let (frames, _) = store::read_frames(&dir.join("log")).unwrap();
     let mut policy_changes = 0;
     let mut kept = false;

@@ -253,6 +253,26 @@ pub fn decision_id(chain_id: &Hash, seq: u64, timestamp_ns: u64) -> String {
     )
 }
 
+/// The decision id a decision entry is found by: its record's, or, once the entry is pruned
+/// and its record gone, the id §4.2 derives from the chain id, sequence number and timestamp,
+/// which is what the record held when docket sealed it. `None` for entries of other kinds, and
+/// for a record that holds no id.
+pub fn entry_decision_id(entry: &crate::Entry, chain_id: &Hash) -> Option<String> {
+    if entry.kind != crate::EntryKind::Decision {
+        return None;
+    }
+    if entry.is_pruned() {
+        return Some(decision_id(chain_id, entry.seq, entry.timestamp_ns));
+    }
+    #[derive(Deserialize)]
+    struct WithId {
+        decision_id: Option<String>,
+    }
+    serde_json::from_slice::<WithId>(&entry.record)
+        .ok()
+        .and_then(|r| r.decision_id)
+}
+
 /// RFC 3339 UTC with nine fractional digits, e.g. `2026-11-23T19:58:00.123456789Z`.
 pub fn rfc3339(timestamp_ns: u64) -> String {
     let secs = timestamp_ns / 1_000_000_000;
@@ -309,6 +329,49 @@ mod tests {
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
         assert!(a < b);
         assert_ne!(decision_id(&chain, 1, 0), decision_id(&chain, 2, 0));
+    }
+
+    #[test]
+    fn a_decision_is_found_by_its_id_before_and_after_pruning() {
+        use crate::sealer::{GenesisParams, SealedDecision, Sealer};
+        let key = crate::SecretKey::from_seed("k", &[3; 32]).unwrap();
+        let params = GenesisParams {
+            origin: "docket.test/ids".into(),
+            instance_id: "i".into(),
+            signing: SigningMode::Checkpoint,
+        };
+        let (mut sealer, genesis) =
+            Sealer::genesis(key, params, 1_795_464_000_000_000_000).unwrap();
+        let decision = Decision {
+            path: "rbac/allow".into(),
+            input: Some("{}".into()),
+            result: Some("true".into()),
+            policy_version: PolicyVersion {
+                digest: "sha256:00".into(),
+                revision: None,
+            },
+            log: LogRules::default(),
+        };
+        let no_salt = &mut || unreachable!("nothing is masked");
+        for now in [1_795_464_000_123_456_789, 1_795_464_000_123_456_000] {
+            let SealedDecision::Sealed {
+                entry, decision_id, ..
+            } = sealer.seal_decision(&decision, now, no_salt).unwrap()
+            else {
+                panic!("not dropped");
+            };
+            assert_eq!(
+                entry_decision_id(&entry, &genesis.hash).as_deref(),
+                Some(decision_id.as_str())
+            );
+            let pruned = entry.pruned();
+            assert!(pruned.record.is_empty());
+            assert_eq!(
+                entry_decision_id(&pruned, &genesis.hash).as_deref(),
+                Some(decision_id.as_str())
+            );
+        }
+        assert_eq!(entry_decision_id(&genesis, &genesis.hash), None);
     }
 
     #[test]

@@ -115,13 +115,16 @@ impl LogView {
             checkpoint_size: 0,
             entry_bytes: 0,
         };
+        // The genesis entry's hash, which pruned decisions' ids derive from.
+        let mut chain_id = None;
         for frame in frames {
             match frame {
                 Frame::Entry(bytes) => {
                     let entry = Entry::decode(bytes)
                         .map_err(|e| anyhow!("entry {}: {e:?}", view.tree.size()))?;
                     let seq = view.tree.size();
-                    if let Some(id) = indexed_decision_id(&entry) {
+                    let chain_id = *chain_id.get_or_insert(entry.hash);
+                    if let Some(id) = indexed_decision_id(&entry, &chain_id) {
                         view.decision_ids.insert(id, seq);
                     }
                     view.tree.push(entry.hash);
@@ -158,11 +161,13 @@ impl LogView {
     }
 }
 
-/// The decision_id a lookup should find an entry by: a decision's own, or an ingested event's.
-fn indexed_decision_id(entry: &Entry) -> Option<String> {
+/// The decision_id a lookup should find an entry by: a decision's own (derived, once pruned),
+/// or an ingested event's.
+fn indexed_decision_id(entry: &Entry, chain_id: &docket_ledger::Hash) -> Option<String> {
     use docket_ledger::EntryKind as K;
     match entry.kind {
-        K::Decision | K::Ingested => {
+        K::Decision => docket_ledger::record::entry_decision_id(entry, chain_id),
+        K::Ingested => {
             #[derive(serde::Deserialize)]
             struct WithId {
                 decision_id: Option<String>,

@@ -154,8 +154,11 @@ async fn entry_by_decision_id(
     };
     let (bytes, entry) = read_entry(&state, seq)?
         .ok_or_else(|| ApiError::internal(format!("entry {seq} is missing")))?;
+    let mut entry = entry_json(&bytes, &entry);
+    // A pruned decision has no record left to name it; it was found by the id it had.
+    entry["decision_id"] = Value::String(id);
     Ok(axum::Json(json!({
-        "entry": entry_json(&bytes, &entry),
+        "entry": entry,
         "inclusion_proof": {
             "leaf_index": seq,
             "tree_size": size,
