@@ -264,11 +264,16 @@ pub fn entry_decision_id(entry: &crate::Entry, chain_id: &Hash) -> Option<String
     if entry.is_pruned() {
         return Some(decision_id(chain_id, entry.seq, entry.timestamp_ns));
     }
+    record_decision_id(&entry.record)
+}
+
+/// The `decision_id` a record (a decision's, or an ingested OPA event) holds, if any.
+pub fn record_decision_id(record: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct WithId {
         decision_id: Option<String>,
     }
-    serde_json::from_slice::<WithId>(&entry.record)
+    serde_json::from_slice::<WithId>(record)
         .ok()
         .and_then(|r| r.decision_id)
 }

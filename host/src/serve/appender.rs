@@ -167,15 +167,7 @@ fn indexed_decision_id(entry: &Entry, chain_id: &docket_ledger::Hash) -> Option<
     use docket_ledger::EntryKind as K;
     match entry.kind {
         K::Decision => docket_ledger::record::entry_decision_id(entry, chain_id),
-        K::Ingested => {
-            #[derive(serde::Deserialize)]
-            struct WithId {
-                decision_id: Option<String>,
-            }
-            serde_json::from_slice::<WithId>(&entry.record)
-                .ok()
-                .and_then(|r| r.decision_id)
-        }
+        K::Ingested => docket_ledger::record::record_decision_id(&entry.record),
         _ => None,
     }
 }
