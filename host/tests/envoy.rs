@@ -252,6 +252,14 @@ impl Drop for Envoy {
     }
 }
 
+/// The id of the sealed decision the filter stamped on a response.
+fn decision_id_header(r: &reqwest::blocking::Response) -> String {
+    r.headers()["x-docket-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
 fn jwt(claims: Value) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -277,10 +285,7 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
     // A public read: allowed, reaches the upstream, carries its decision id.
     let r = c.get(envoy.url("/public/catalog?page=2")).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let id = r.headers()["x-docket-decision-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = decision_id_header(&r);
     assert_eq!(r.text().unwrap(), "upstream says hello\n");
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 1);
     decided.push((id, true));
@@ -288,10 +293,7 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
     // The admin API without a token: the policy's deny, and the upstream never sees it.
     let r = c.post(envoy.url("/admin/users")).body("{}").send().unwrap();
     assert_eq!(r.status().as_u16(), 403);
-    let id = r.headers()["x-docket-decision-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = decision_id_header(&r);
     assert!(r.text().unwrap().contains("denied by policy"));
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 1);
     decided.push((id, false));
@@ -305,21 +307,13 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let id = r.headers()["x-docket-decision-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = decision_id_header(&r);
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
     decided.push((id, true));
 
     // Every decision is a sealed entry holding what the filter saw and decided.
     for (id, allowed) in &decided {
-        let bundle: Value = c
-            .get(docket.url(&format!("/v1/log/decisions/{id}")))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let bundle = docket.decision_bundle(id);
         let record = &bundle["entry"]["record"];
         assert_eq!(bundle["entry"]["kind"], "ingested", "{bundle}");
         assert_eq!(record["decision_id"], json!(id));
@@ -337,12 +331,7 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
         let headers = &record["input"]["attributes"]["request"]["http"]["headers"];
         assert!(headers.get("cookie").is_none() && headers.get("authorization").is_none());
     }
-    let admin = c
-        .get(docket.url(&format!("/v1/log/decisions/{}", decided[2].0)))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
+    let admin = docket.decision_bundle(&decided[2].0);
     assert_eq!(
         admin["entry"]["record"]["input"]["jwt"]["claims"]["sub"],
         "alice"
@@ -363,12 +352,7 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
     let answer: Value = r.json().unwrap();
     assert_eq!(answer["result"], json!({"allowed": true}), "{answer}");
     let id = answer["decision_id"].as_str().unwrap();
-    let bundle: Value = c
-        .get(docket.url(&format!("/v1/log/decisions/{id}")))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let bundle = docket.decision_bundle(id);
     assert_eq!(bundle["entry"]["record"]["input"], question["input"]);
     assert_eq!(bundle["entry"]["record"]["result"], answer["result"]);
     // Undefined: an answer without a result, still sealed.
@@ -491,16 +475,8 @@ fn a_failed_evaluation_is_denied_and_recorded_with_its_error_and_masks() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 1);
-    let id = r.headers()["x-docket-decision-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    let bundle: Value = c
-        .get(docket.url(&format!("/v1/log/decisions/{id}")))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let id = decision_id_header(&r);
+    let bundle = docket.decision_bundle(&id);
     let record = &bundle["entry"]["record"];
     assert_eq!(record["decision_id"], json!(id), "{bundle}");
     assert!(record.get("result").is_none(), "{record}");
@@ -649,18 +625,12 @@ fn the_filter_in_envoy_decides_the_conformance_suite_as_the_component_does() {
 
     // Every answer was sealed before it was given: a sample of the answers is in the log under
     // its decision id with the answered result, the log holds an entry for each, and verifies.
-    let c = Client::new();
     let sealed: Vec<_> = answers
         .iter()
         .filter_map(|(outcome, id)| Some((outcome, id.as_ref()?)))
         .collect();
     for (outcome, id) in sealed.iter().step_by(997) {
-        let bundle: Value = c
-            .get(docket.url(&format!("/v1/log/decisions/{id}")))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let bundle = docket.decision_bundle(id);
         let record = &bundle["entry"]["record"];
         match outcome {
             Outcome::Value(v) => assert!(suite::same_json(v, &record["result"]), "{bundle}"),

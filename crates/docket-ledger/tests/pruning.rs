@@ -37,6 +37,11 @@ impl Log {
         }
     }
 
+    /// Verifies the log, which must fail; the failure.
+    fn first_failure(&self) -> docket_ledger::VerifyError {
+        verify(&self.items, &self.genesis_key, None).unwrap_err()
+    }
+
     /// Seals a decision at `now` kept for `retention` (none: kept for ever).
     fn decide(&mut self, i: u64, now: u64, retention: Option<u64>) {
         let mut d = decision(i);
@@ -210,7 +215,7 @@ fn payloads_removed_without_a_prune_entry_are_tampering() {
     let mut log = sample(SigningMode::Checkpoint);
     let pruned = log.entries(2, 2)[0].pruned();
     log.replace(&[pruned]);
-    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    let error = log.first_failure();
     assert_eq!(error.failure, Failure::UnauthorizedPrune);
     assert_eq!(error.location, Location::Entry(2));
     assert!(error.detail.contains("tampered"), "{}", error.detail);
@@ -229,7 +234,7 @@ fn an_entry_outside_the_pruned_ranges_cannot_pass_as_pruned() {
     let mut disguised = log.entries(3, 3)[0].pruned();
     disguised.kind = EntryKind::Decision;
     log.replace(&[disguised]);
-    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    let error = log.first_failure();
     assert_eq!(
         (error.failure, error.location),
         (Failure::UnauthorizedPrune, Location::Entry(3))
@@ -238,7 +243,7 @@ fn an_entry_outside_the_pruned_ranges_cannot_pass_as_pruned() {
     let mut log = sample(SigningMode::Checkpoint);
     let change = log.entries(3, 3)[0].pruned();
     log.replace(&[change]);
-    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    let error = log.first_failure();
     assert_eq!(
         (error.failure, error.location),
         (Failure::BadRecord, Location::Entry(3))
@@ -252,7 +257,7 @@ fn a_pruned_entry_with_another_hash_breaks_the_tree() {
     let mut forged = log.entries(1, 1)[0].clone();
     forged.hash.0[0] ^= 1;
     log.replace(&[forged]);
-    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    let error = log.first_failure();
     // Entry 2's prev still names the true hash.
     assert_eq!(
         (error.failure, error.location),
@@ -267,7 +272,7 @@ fn a_pruned_entry_with_another_hash_breaks_the_tree() {
     first.hash.0[0] ^= 1;
     second.prev = first.hash;
     log.replace(&[first, second]);
-    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    let error = log.first_failure();
     assert_eq!(error.failure, Failure::CheckpointMismatch);
 }
 
@@ -286,7 +291,7 @@ fn a_prune_entry_dated_before_the_retention_passed_is_refused() {
             .sign(&docket_ledger::entry::entry_signature_message(&prune.hash)),
     );
     log.items.push(Item::Entry(prune));
-    let error = verify(&log.items, &log.genesis_key, None).unwrap_err();
+    let error = log.first_failure();
     assert_eq!(
         (error.failure, error.location),
         (Failure::BadRecord, Location::Entry(7))

@@ -58,6 +58,14 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// `GET /v1/log/decisions/{id}`: a decision's sealed entry, inclusion proof and checkpoint.
+    pub fn decision_bundle(&self, id: &str) -> serde_json::Value {
+        reqwest::blocking::get(self.url(&format!("/v1/log/decisions/{id}")))
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
     pub fn token(&self) -> String {
         std::fs::read_to_string(self.dir.join("data/token"))
             .unwrap()
