@@ -100,6 +100,7 @@ fn bad(why: impl Into<String>) -> DecodeError {
 
 /// Parses one export line (without its newline).
 pub fn parse_line(line: &str) -> Result<ExportLine, DecodeError> {
+    crate::json::check(line).map_err(|e| bad(format!("not a JSON object docket accepts: {e}")))?;
     let value: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(line).map_err(|e| bad(format!("not a JSON object: {e}")))?;
     let as_value = serde_json::Value::Object(value);

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod entry;
 pub mod export;
 pub mod hash;
+pub mod json;
 pub mod keys;
 pub mod masking;
 pub mod merkle;

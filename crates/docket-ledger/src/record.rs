@@ -133,6 +133,8 @@ impl std::fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 fn raw_json<'a>(what: &str, text: &'a str) -> Result<&'a RawValue, RecordError> {
+    crate::json::check(text)
+        .map_err(|e| RecordError(format!("decision {what} is not valid JSON: {e}")))?;
     serde_json::from_str::<&RawValue>(text)
         .map_err(|e| RecordError(format!("decision {what} is not valid JSON: {e}")))
 }

@@ -404,7 +404,8 @@ impl Sealer {
     }
 }
 
-/// A record is a UTF-8 JSON object of at most [`MAX_RECORD_LEN`] bytes.
+/// A record is a UTF-8 JSON object of at most [`MAX_RECORD_LEN`] bytes that meets docket's JSON
+/// rule ([`crate::json`]).
 pub fn check_record(record: &[u8]) -> Result<(), String> {
     if record.len() > MAX_RECORD_LEN {
         return Err(format!(
@@ -416,7 +417,5 @@ pub fn check_record(record: &[u8]) -> Result<(), String> {
     if first != Some(&b'{') {
         return Err("record is not a JSON object".into());
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(record)
-        .map(|_| ())
-        .map_err(|e| format!("record is not valid JSON: {e}"))
+    crate::json::check_bytes(record).map_err(|e| format!("record is not valid JSON: {e}"))
 }

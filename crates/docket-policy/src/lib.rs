@@ -155,6 +155,7 @@ impl PolicyEngine {
 
     /// Merges a JSON object into `data`.
     pub fn add_data(&mut self, json: &str) -> Result<(), PolicyError> {
+        docket_ledger::json::check(json).map_err(|e| PolicyError::Data(e.to_string()))?;
         let value = Value::from_json_str(json)
             .map_err(|e| PolicyError::Data(format!("not valid JSON: {e}")))?;
         if value.as_object().is_err() {
@@ -194,7 +195,10 @@ impl PolicyEngine {
     /// loaded (the `system.log` package), they are evaluated on the decision too.
     pub fn evaluate(&mut self, path: &str, input: Option<&str>) -> Result<Decision, PolicyError> {
         let input_value = match input {
+            // One reading of the input for deciding, masking and sealing: docket's JSON rule
+            // first (duplicate names would be read one way here and another by the masker).
             Some(text) => {
+                docket_ledger::json::check(text).map_err(|e| PolicyError::Input(e.to_string()))?;
                 Value::from_json_str(text).map_err(|e| PolicyError::Input(e.to_string()))?
             }
             None => Value::Undefined,
@@ -225,7 +229,9 @@ impl PolicyEngine {
     pub fn failed_decision(&mut self, path: &str, input: Option<&str>) -> Decision {
         let path = path.trim_matches('/').to_string();
         let input_value = match input {
-            Some(text) => Value::from_json_str(text).ok(),
+            Some(text) => docket_ledger::json::check(text)
+                .ok()
+                .and_then(|()| Value::from_json_str(text).ok()),
             None => Some(Value::Undefined),
         };
         let log = input_value

@@ -63,6 +63,11 @@ pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
 /// Checks a whole upload before anything is sealed: a JSON array of objects, each with an
 /// optional non-empty string `decision_id`.
 pub fn parse_events(json: &[u8]) -> Result<Vec<IngestEvent>, WireError> {
+    docket_ledger::json::check_bytes(json).map_err(|e| {
+        WireError::BadRequest(format!(
+            "the body is not a JSON array of decision events docket accepts: {e}; nothing was logged"
+        ))
+    })?;
     let items: Vec<&RawValue> = serde_json::from_slice(json).map_err(|e| {
         WireError::BadRequest(format!(
             "the body is not a JSON array of decision events ({e}); nothing was logged"
@@ -94,10 +99,18 @@ pub fn parse_events(json: &[u8]) -> Result<Vec<IngestEvent>, WireError> {
                     )));
                 }
             };
-            Ok(IngestEvent {
-                json: docket_ledger::record::minify_json(text),
-                decision_id,
-            })
+            // Every event is held to what sealing it requires before any is sealed, so a chunk
+            // is sealed whole or not at all.
+            let json = docket_ledger::record::minify_json(text);
+            docket_ledger::sealer::check_record(json.as_bytes()).map_err(|why| {
+                let why = format!("event {i} cannot be sealed: {why}; nothing was logged");
+                if json.len() > docket_ledger::entry::MAX_RECORD_LEN {
+                    WireError::TooLarge(why)
+                } else {
+                    WireError::BadRequest(why)
+                }
+            })?;
+            Ok(IngestEvent { json, decision_id })
         })
         .collect()
 }
@@ -108,6 +121,7 @@ pub fn data_request_input(body: &[u8]) -> Result<Option<String>, WireError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
+    checked_body(body)?;
     #[derive(Deserialize)]
     struct DataRequest<'a> {
         #[serde(borrow)]
@@ -119,6 +133,13 @@ pub fn data_request_input(body: &[u8]) -> Result<Option<String>, WireError> {
         ))
     })?;
     Ok(request.input.map(|raw| raw.get().to_string()))
+}
+
+/// Holds a request body to docket's JSON rule (`docket_ledger::json`): one reading of the bytes
+/// for everything that decides on, masks and seals them.
+fn checked_body(body: &[u8]) -> Result<(), WireError> {
+    docket_ledger::json::check_bytes(body)
+        .map_err(|e| WireError::BadRequest(format!("body contains malformed input document: {e}")))
 }
 
 /// The body of a Data API answer, OPA's `{"decision_id": …, "result": …}`: `decision_id` is
@@ -147,6 +168,7 @@ pub fn default_decision_input(body: &[u8]) -> Result<Option<String>, WireError> 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
+    checked_body(body)?;
     let raw: &RawValue = serde_json::from_slice(body).map_err(|e| {
         WireError::BadRequest(format!("body contains malformed input document: {e}"))
     })?;

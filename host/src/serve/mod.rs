@@ -237,6 +237,8 @@ pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<Po
 }
 
 fn merge_data(set: &mut PolicySet, text: &str, file: &Path) -> Result<()> {
+    docket_ledger::json::check(text)
+        .map_err(|e| anyhow!("{} is not valid JSON: {e}", file.display()))?;
     let value: serde_json::Value = serde_json::from_str(text)
         .with_context(|| format!("{} is not valid JSON", file.display()))?;
     let serde_json::Value::Object(map) = value else {

@@ -43,16 +43,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/metrics", get(metrics))
 }
 
-/// The one line that explains a policy error.
-pub fn describe_policy_error(e: &PolicyError) -> String {
-    match e {
-        PolicyError::Parse((id, message)) => format!("{id}: {message}"),
-        PolicyError::Data(m) => format!("data: {m}"),
-        PolicyError::Input(m) => format!("input: {m}"),
-        PolicyError::Evaluation(m) => format!("evaluation: {m}"),
-        PolicyError::NotFound(m) => format!("not found: {m}"),
-    }
-}
+pub use crate::runtime::describe_policy_error;
 
 fn eval_error(e: EvalError) -> ApiError {
     match e {
@@ -257,6 +248,9 @@ async fn put_data_at(
     body: &Bytes,
 ) -> AppResult<Response> {
     state.authorize(headers)?;
+    docket_ledger::json::check_bytes(body).map_err(|e| {
+        ApiError::bad_request(format!("body contains malformed data document: {e}"))
+    })?;
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!("body contains malformed data document: {e}"))
     })?;

@@ -1,0 +1,256 @@
+//! docket's one rule for JSON text (docs/log-format.md §4.4, "JSON text"): RFC 8259 (I-JSON,
+//! RFC 7493) with limits. Every JSON text docket decides on, masks, seals or verifies passes
+//! [`check`] first, so the bytes mean one thing to every reader: the policy engine, the masker,
+//! the sealer, the verifier and any other tool.
+//!
+//! A text is refused when
+//! - an object has two members with the same name (compared after unescaping): readers disagree
+//!   on which one counts, so a value could be decided on and another sealed or masked;
+//! - it nests arrays and objects more than [`MAX_DEPTH`] deep;
+//! - a string holds a lone UTF-16 surrogate escape (`"\ud800"`), which no UTF-8 reader can
+//!   represent;
+//! - a number does not fit an IEEE 754 double (`1e400`), which readers round differently.
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::fmt;
+
+/// How deeply arrays and objects may nest (a top-level scalar is depth 0, `[]` is depth 1).
+pub const MAX_DEPTH: usize = 100;
+
+/// Why a JSON text was refused, in a sentence that says where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError(pub String);
+
+impl fmt::Display for JsonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// Checks `text` against docket's JSON rule (the module documentation).
+pub fn check(text: &str) -> Result<(), JsonError> {
+    check_bytes(text.as_bytes())
+}
+
+/// [`check`] for bytes, which must also be UTF-8.
+pub fn check_bytes(bytes: &[u8]) -> Result<(), JsonError> {
+    let mut state = State {
+        path: Vec::new(),
+        refusal: None,
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let outcome = Node { state: &mut state }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    match (outcome, state.refusal) {
+        (Ok(()), _) => Ok(()),
+        (Err(_), Some(refusal)) => Err(JsonError(refusal)),
+        (Err(e), None) if e.to_string().starts_with("number out of range") => {
+            Err(JsonError(format!(
+                "the number at line {} column {} does not fit a 64-bit float; write it as a string",
+                e.line(),
+                e.column()
+            )))
+        }
+        (Err(e), None) => Err(JsonError(format!("not valid JSON: {e}"))),
+    }
+}
+
+/// JSON Pointer (RFC 6901) of a path, for messages: `/context/ip`, `` for the top.
+fn pointer(path: &[Cow<'_, str>]) -> String {
+    path.iter()
+        .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+struct State<'de> {
+    path: Vec<Cow<'de, str>>,
+    /// The refusal a check made (serde's own error carries only a position).
+    refusal: Option<String>,
+}
+
+impl State<'_> {
+    fn refuse<E: de::Error>(&mut self, why: String) -> E {
+        let error = E::custom(&why);
+        self.refusal = Some(why);
+        error
+    }
+}
+
+/// One JSON value at the current path.
+struct Node<'s, 'de> {
+    state: &'s mut State<'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for Node<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        if v.is_finite() {
+            return Ok(());
+        }
+        let at = pointer(&self.state.path);
+        Err(self.state.refuse(format!(
+            "the number at {} does not fit a 64-bit float; write it as a string",
+            if at.is_empty() { "the top" } else { &at }
+        )))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let state = self.state;
+        if state.path.len() >= MAX_DEPTH {
+            return Err(state.refuse(too_deep(&state.path)));
+        }
+        let mut index = 0usize;
+        loop {
+            state.path.push(Cow::Owned(index.to_string()));
+            let next = seq.next_element_seed(Node { state: &mut *state })?;
+            state.path.pop();
+            if next.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let state = self.state;
+        if state.path.len() >= MAX_DEPTH {
+            return Err(state.refuse(too_deep(&state.path)));
+        }
+        // Objects are small: a linear scan beats hashing up to a few dozen names.
+        let mut names: Vec<Cow<'de, str>> = Vec::new();
+        let mut set: Option<std::collections::HashSet<Cow<'de, str>>> = None;
+        while let Some(name) = map.next_key_seed(Name)? {
+            let seen = match &mut set {
+                Some(set) => !set.insert(name.clone()),
+                None => {
+                    let seen = names.contains(&name);
+                    names.push(name.clone());
+                    if names.len() > 32 {
+                        set = Some(names.drain(..).collect());
+                    }
+                    seen
+                }
+            };
+            if seen {
+                let at = pointer(&state.path);
+                return Err(state.refuse(format!(
+                    "the object at {} has the name {name:?} twice; every name in an object must \
+                     be unique (readers disagree on which one counts)",
+                    if at.is_empty() { "the top" } else { &at }
+                )));
+            }
+            state.path.push(name);
+            map.next_value_seed(Node { state: &mut *state })?;
+            state.path.pop();
+        }
+        Ok(())
+    }
+}
+
+fn too_deep(path: &[Cow<'_, str>]) -> String {
+    format!(
+        "the value at {} nests arrays and objects more than {MAX_DEPTH} deep",
+        pointer(path)
+    )
+}
+
+/// An object member's name, borrowed when it has no escapes.
+struct Name;
+
+impl<'de> DeserializeSeed<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object member name")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(text: &str) -> String {
+        check(text).expect_err(text).0
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_at_every_depth_naming_the_path() {
+        assert!(refused(r#"{"a":1,"a":2}"#).contains("the top has the name \"a\" twice"));
+        let deep = refused(r#"{"context":{"ip":"10.1.1.1","ip":"203.0.113.77"}}"#);
+        assert!(
+            deep.contains("/context has the name \"ip\" twice"),
+            "{deep}"
+        );
+        let in_array = refused(r#"{"xs":[{},{"b":1,"b":1}]}"#);
+        assert!(in_array.contains("/xs/1 has the name"), "{in_array}");
+        // Compared after unescaping.
+        assert!(refused(r#"{"ip":1,"\u0069p":2}"#).contains("twice"));
+        // Many names: the hashed path.
+        let many: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+        assert!(check(&format!("{{{}}}", many.join(","))).is_ok());
+        assert!(refused(&format!("{{{},\"k3\":0}}", many.join(","))).contains("\"k3\" twice"));
+        assert!(check(r#"{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}"#).is_ok());
+    }
+
+    #[test]
+    fn depth_surrogates_and_numbers_have_limits() {
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(check(&ok).is_ok());
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(refused(&deep).contains("more than 100 deep"));
+        let million = "[".repeat(1_000_000);
+        assert!(check(&million).is_err());
+        assert!(check(r#"{"s":"\ud800"}"#).is_err());
+        assert!(check(r#"{"s":"\ud83d\ude00"}"#).is_ok());
+        assert!(refused("[1e400]").contains("column 6 does not fit a 64-bit float"));
+        assert!(check("[1e308, -0, 12345678901234567890]").is_ok());
+        assert!(check("{} x").is_err());
+        assert!(check_bytes(b"\"\xff\"").is_err());
+    }
+}
