@@ -225,7 +225,7 @@ impl AuditLog<Store> {
                 signing,
             )
             .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("cannot start the log: {e:?}"))?;
+            .map_err(|e| anyhow!("cannot start the log: {}", runtime::describe_seal_error(&e)))?;
         let checkpoint = instance.checkpoint().map_err(|e| anyhow!("{e}"))?;
         store.commit(&[&genesis.encoded], &checkpoint.note)?;
         Ok(AuditLog {
@@ -269,7 +269,12 @@ impl AuditLog<Store> {
         instance
             .resume_log(&key.seed(), key.public().name(), &report.state)
             .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("cannot continue the log: {e:?}"))?;
+            .map_err(|e| {
+                anyhow!(
+                    "cannot continue the log: {}",
+                    runtime::describe_seal_error(&e)
+                )
+            })?;
         Ok(Opened {
             log: AuditLog {
                 store,
@@ -399,7 +404,10 @@ impl AuditLog<Store> {
                 Err(runtime::SealError::Refused(why)) => {
                     outcomes.push(SegmentPrune::kept(segment, &name, &why));
                 }
-                Err(e) => bail!("sealing a prune entry for {name} failed: {e:?}"),
+                Err(e) => bail!(
+                    "sealing a prune entry for {name} failed: {}",
+                    runtime::describe_seal_error(&e)
+                ),
             }
         }
         // The authority first: only once the prune entries are durable may payloads go.
@@ -491,7 +499,7 @@ impl<B: LogBackend> AuditLog<B> {
             .instance
             .evaluate(path, input)
             .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("policy error: {e:?}"))?;
+            .map_err(|e| anyhow!("{}", runtime::describe_policy_error(&e)))?;
         self.seal(&decision)
     }
 
@@ -503,7 +511,7 @@ impl<B: LogBackend> AuditLog<B> {
             .instance
             .seal_decision(decision)
             .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("sealing failed: {e:?}"))?
+            .map_err(|e| anyhow!("sealing failed: {}", runtime::describe_seal_error(&e)))?
         else {
             return Ok(Sealed {
                 result,
@@ -538,7 +546,7 @@ impl<B: LogBackend> AuditLog<B> {
             .instance
             .seal_record(kind, json)
             .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("sealing failed: {e:?}"))?;
+            .map_err(|e| anyhow!("sealing failed: {}", runtime::describe_seal_error(&e)))?;
         let seq = entry.seq;
         self.pending.push(entry);
         Ok(seq)
@@ -551,7 +559,12 @@ impl<B: LogBackend> AuditLog<B> {
             .instance
             .rotate_key(&new_key.seed(), new_key.public().name())
             .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("cannot rotate the key: {e:?}"))?;
+            .map_err(|e| {
+                anyhow!(
+                    "cannot rotate the key: {}",
+                    runtime::describe_seal_error(&e)
+                )
+            })?;
         let seq = entry.seq;
         self.pending.push(entry);
         self.commit()?;

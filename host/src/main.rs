@@ -74,16 +74,21 @@ enum Command {
     },
     /// Verify a log directory or an export file against the log's genesis public key.
     ///
-    /// Exit 0 with a summary, or 1 naming the first bad entry and why.
+    /// Exit 0 with a summary; 1 naming the first bad entry and why, damage in the files (file,
+    /// offset, last good entry), or a log directory that ends in an unfinished commit.
     /// Example: docket verify log --pub docket.pub
     Verify {
         /// A log directory or a .jsonl export.
         path: PathBuf,
         #[arg(long = "pub")]
         public: PathBuf,
-        /// Also require the log to reach this signed checkpoint (e.g. one published earlier).
+        /// Also require the log to reach this signed checkpoint (e.g. one published earlier). It
+        /// must be of this log (same origin) and signed by a key of the log or --checkpoint-key.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// Another key whose signature makes --checkpoint trusted (a .pub file; repeatable).
+        #[arg(long = "checkpoint-key")]
+        checkpoint_keys: Vec<PathBuf>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -276,6 +281,15 @@ enum LogCommand {
 
 fn main() {
     let cli = Cli::parse();
+    // A closed stdout (`docket verify log --pub k.pub | head -1`) ends a command quietly, as it
+    // ends `cat`: the default SIGPIPE action instead of Rust's panic on EPIPE. `docket serve`
+    // keeps SIGPIPE ignored: a client hanging up must never stop the server.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // SAFETY: called before any thread is started; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -390,8 +404,15 @@ fn run(cli: Cli) -> Result<i32> {
             path,
             public,
             checkpoint,
+            checkpoint_keys,
             json,
-        } => verify(&path, &public, checkpoint.as_deref(), json),
+        } => verify(
+            &path,
+            &public,
+            checkpoint.as_deref(),
+            &checkpoint_keys,
+            json,
+        ),
         Command::RotateKey {
             dir,
             key,
@@ -577,28 +598,53 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-fn verify(path: &Path, public: &Path, checkpoint: Option<&Path>, json: bool) -> Result<i32> {
+/// A verdict other than "verified": printed as `REJECTED: …` (or JSON), exit 1.
+fn rejected(json: bool, failure: &str, message: &str) -> i32 {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": false, "failure": failure, "error": message})
+        );
+    } else {
+        println!("REJECTED: {message}");
+    }
+    1
+}
+
+fn verify(
+    path: &Path,
+    public: &Path,
+    checkpoint: Option<&Path>,
+    checkpoint_keys: &[PathBuf],
+    json: bool,
+) -> Result<i32> {
     let key = read_public_key(public)?;
+    let trusted = checkpoint.map(read_trusted_checkpoint).transpose()?;
+    let extra_keys = checkpoint_keys
+        .iter()
+        .map(|p| read_public_key(p))
+        .collect::<Result<Vec<_>>>()?;
     let runtime = load_runtime()?;
     let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
     let started = Instant::now();
-    let mut notes = Vec::new();
+    let head = trusted
+        .as_ref()
+        .map(|t| (t.checkpoint.size, t.checkpoint.root.0.as_slice()));
+    let mut torn = None;
     let outcome = if path.is_dir() {
-        let (frames, torn) = store::read_frames(path)?;
-        if let Some(torn) = torn {
-            notes.push(format!(
-                "{torn} (a crash during a write; never acknowledged; the next writer cuts it)"
-            ));
+        let scan = match store::scan_dir(path)? {
+            Ok(scan) => scan,
+            Err(damage) => return Ok(rejected(json, "damaged", &damage.to_string())),
+        };
+        torn = scan.tail.clone();
+        let frames = scan.frames();
+        if let (Some(trusted), Some(origin)) = (&trusted, log_origin(&frames))
+            && let Err(e) = trusted.check_origin(&origin)
+        {
+            return Ok(rejected(json, "foreign-checkpoint", &e.to_string()));
         }
-        let total = frames
-            .iter()
-            .filter(|f| matches!(f, store::Frame::Entry(_)))
-            .count() as u64;
+        let total = scan.entries();
         let bar = progress_bar(total);
-        let trusted = checkpoint.map(read_trusted_head).transpose()?;
-        let head = trusted
-            .as_ref()
-            .map(|(size, root)| (*size, root.as_slice()));
         let result = verify_frames(&mut instance, &key, &frames, head, |n| bar.set_position(n))?;
         bar.finish_and_clear();
         result
@@ -606,14 +652,20 @@ fn verify(path: &Path, public: &Path, checkpoint: Option<&Path>, json: bool) -> 
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let lines: Vec<&str> = text.lines().collect();
+        if let (Some(trusted), Some(first)) = (&trusted, lines.first())
+            && let Ok(docket_ledger::export::ExportLine::Header { origin }) =
+                docket_ledger::export::parse_line(first)
+            && let Err(e) = trusted.check_origin(&origin)
+        {
+            return Ok(rejected(json, "foreign-checkpoint", &e.to_string()));
+        }
         let bar = progress_bar(lines.len() as u64);
         let mut verifier = instance
             .verifier(&key.to_vkey())
             .map_err(|e| anyhow!("{e}"))?;
-        if let Some(p) = checkpoint {
-            let (size, root) = read_trusted_head(p)?;
+        if let Some((size, root)) = head {
             verifier
-                .expect_tree_head(size, &root)
+                .expect_tree_head(size, root)
                 .map_err(|e| anyhow!("{e}"))?;
         }
         let mut failed = None;
@@ -636,71 +688,107 @@ fn verify(path: &Path, public: &Path, checkpoint: Option<&Path>, json: bool) -> 
         }
     };
     let elapsed = started.elapsed();
-    match outcome {
-        Ok(report) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "ok": true, "entries": report.entries, "decisions": report.decisions,
-                        "checkpoints": report.checkpoints, "root": hex(&report.root),
-                        "keys": report.keys, "pruned_entries": report.pruned_entries,
-                        "prunes": report.prunes.iter().map(|p| serde_json::json!({
-                            "seq": p.seq, "first": p.first, "last": p.last,
-                            "entries": p.entries, "pruned_found": p.pruned_found,
-                            "policy_versions": p.policy_versions,
-                            "at": docket_ledger::record::rfc3339(p.timestamp_ns),
-                        })).collect::<Vec<_>>(),
-                        "seconds": elapsed.as_secs_f64(), "notes": notes,
-                    })
-                );
-            } else {
-                println!(
-                    "verified: {} entries ({} decisions), {} checkpoints, root {}, keys {}, in {:.3} s",
-                    report.entries,
-                    report.decisions,
-                    report.checkpoints,
-                    hex(&report.root),
-                    report.keys.join(", "),
-                    elapsed.as_secs_f64()
-                );
-                for p in &report.prunes {
-                    println!(
-                        "pruned: entries {}..={}: {} payloads removed under retention policy version {} (prune entry {}, {})",
-                        p.first,
-                        p.last,
-                        p.pruned_found,
-                        p.policy_versions.join(", "),
-                        p.seq,
-                        docket_ledger::record::rfc3339(p.timestamp_ns)
-                    );
-                }
-                for note in notes {
-                    println!("note: {note}");
-                }
-            }
-            Ok(0)
-        }
+    let report = match outcome {
+        Ok(report) => report,
         Err(e) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"ok": false, "failure": failure_name(&e), "error": describe_failure(&e)})
-                );
-            } else {
-                println!("REJECTED: {}", describe_failure(&e));
-            }
-            Ok(1)
+            return Ok(rejected(json, failure_name(&e), &describe_failure(&e)));
+        }
+    };
+    if let Some(trusted) = &trusted {
+        // The log verified, so the keys it used are its own: one of them, or a key the user
+        // named, must have signed the head it was held to.
+        let mut keys = report
+            .keys
+            .iter()
+            .map(|k| PublicKey::from_vkey(k).map_err(|e| anyhow!("{e}")))
+            .collect::<Result<Vec<_>>>()?;
+        keys.extend(extra_keys);
+        if let Err(e) = trusted.check_signed_by_any(&keys) {
+            return Ok(rejected(json, "untrusted-checkpoint", &e.to_string()));
         }
     }
+    if let Some(torn) = &torn {
+        return Ok(rejected(
+            json,
+            "unfinished-commit",
+            &format!(
+                "the log's {} committed entries verify, but {torn}: a crash during a commit left \
+                 it and nothing in it was acknowledged; the next writer to open the log cuts it",
+                report.entries
+            ),
+        ));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "ok": true, "entries": report.entries, "decisions": report.decisions,
+                "checkpoints": report.checkpoints, "root": hex(&report.root),
+                "keys": report.keys, "pruned_entries": report.pruned_entries,
+                "prunes": report.prunes.iter().map(|p| serde_json::json!({
+                    "seq": p.seq, "first": p.first, "last": p.last,
+                    "entries": p.entries, "pruned_found": p.pruned_found,
+                    "policy_versions": p.policy_versions,
+                    "at": docket_ledger::record::rfc3339(p.timestamp_ns),
+                })).collect::<Vec<_>>(),
+                "seconds": elapsed.as_secs_f64(),
+                "trusted_checkpoint_size": trusted.as_ref().map(|t| t.checkpoint.size),
+            })
+        );
+    } else {
+        println!(
+            "verified: {} entries ({} decisions), {} checkpoints, root {}, keys {}, in {:.3} s",
+            report.entries,
+            report.decisions,
+            report.checkpoints,
+            hex(&report.root),
+            report.keys.join(", "),
+            elapsed.as_secs_f64()
+        );
+        for p in &report.prunes {
+            println!(
+                "pruned: entries {}..={}: {} payloads removed under retention policy version {} (prune entry {}, {})",
+                p.first,
+                p.last,
+                p.pruned_found,
+                p.policy_versions.join(", "),
+                p.seq,
+                docket_ledger::record::rfc3339(p.timestamp_ns)
+            );
+        }
+        if let Some(trusted) = &trusted {
+            println!(
+                "consistent with the trusted checkpoint at size {} ({})",
+                trusted.checkpoint.size,
+                trusted
+                    .signatures
+                    .iter()
+                    .map(|s| s.key_name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(0)
 }
 
-fn read_trusted_head(path: &Path) -> Result<(u64, Vec<u8>)> {
+/// The origin a log's genesis entry records, if its first frame is a readable genesis entry
+/// (if not, the verifier says what is wrong with it).
+fn log_origin(frames: &[store::Frame]) -> Option<String> {
+    let Some(store::Frame::Entry(bytes)) = frames.first() else {
+        return None;
+    };
+    let entry = Entry::decode(bytes).ok()?;
+    serde_json::from_slice::<docket_ledger::record::GenesisRecord>(&entry.record)
+        .ok()
+        .map(|r| r.origin)
+}
+
+fn read_trusted_checkpoint(path: &Path) -> Result<docket_ledger::SignedCheckpoint> {
     let note =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let signed = docket_ledger::SignedCheckpoint::parse(&note)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    Ok((signed.checkpoint.size, signed.checkpoint.root.0.to_vec()))
+    docket_ledger::SignedCheckpoint::parse(&note)
+        .map_err(|e| anyhow!("{} is not a signed checkpoint note: {e}", path.display()))
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<Entry> {

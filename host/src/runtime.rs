@@ -27,6 +27,29 @@ pub mod bindings {
 use bindings::docket::audit::types as wit;
 pub use bindings::exports::docket::audit::policy::PolicyError;
 pub use bindings::exports::docket::audit::sealing::SealError;
+
+/// The one line that explains a policy error (the component's message, never Rust's `Debug`).
+pub fn describe_policy_error(e: &PolicyError) -> String {
+    match e {
+        PolicyError::Parse((id, message)) => format!("{id}: {message}"),
+        PolicyError::Data(m) => format!("data: {m}"),
+        PolicyError::Input(m) => format!("input: {m}"),
+        PolicyError::Evaluation(m) => format!("evaluation: {m}"),
+        PolicyError::NotFound(m) => format!("not found: {m}"),
+    }
+}
+
+/// The one line that explains a sealing refusal.
+pub fn describe_seal_error(e: &SealError) -> String {
+    match e {
+        SealError::InvalidKey(m) => format!("invalid key: {m}"),
+        SealError::KeyMismatch(m) => format!("wrong key: {m}"),
+        SealError::InvalidOrigin(m) => format!("invalid origin: {m}"),
+        SealError::InvalidRecord(m) => format!("invalid record: {m}"),
+        SealError::InvalidState(m) => format!("the chain cannot be continued: {m}"),
+        SealError::Refused(m) => format!("refused: {m}"),
+    }
+}
 pub use bindings::exports::docket::audit::verification::{
     Location, PruneSummary, Report, VerifyError,
 };

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result, bail};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -235,55 +235,250 @@ pub fn scan_segment(bytes: &[u8]) -> (Vec<Frame>, usize, Option<String>) {
     (frames, at, None)
 }
 
-/// Whether the frame starting at `at` claims to run to (or past) the end of `bytes`: a torn
-/// final write, as opposed to damage with intact data after it.
-fn reaches_end(bytes: &[u8], at: usize) -> bool {
-    let rest = &bytes[at..];
-    if rest.len() < 9 {
-        return true;
+/// Damage found in a log directory: bytes that cannot be read and cannot be a torn write. The
+/// message names the file, the offset and the last entry that is still good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage(pub String);
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
-    let len = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-    len > MAX_FRAME || 9 + len >= rest.len()
 }
 
-/// Reads every frame of a log directory without taking the lock (for verification and export).
-/// A torn end of the last segment is returned as a note; damage anywhere else is an error.
-pub fn read_frames(dir: &Path) -> Result<(Vec<Frame>, Option<String>)> {
-    let paths = segment_paths(dir)?;
-    let mut frames = Vec::new();
-    for (i, path) in paths.iter().enumerate() {
-        let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let (mut got, good, problem) = scan_segment(&bytes);
-        frames.append(&mut got);
-        if let Some(problem) = problem {
-            let where_ = format!("{} at byte {good}", path.display());
-            if i + 1 == paths.len() {
-                return Ok((
-                    frames,
-                    Some(format!("torn end of the log: {problem} in {where_}")),
-                ));
-            }
-            bail!("the log is damaged: {problem} in {where_}, which is not the last segment");
+impl std::error::Error for Damage {}
+
+/// The end of the last segment that no finished commit covers: what a crash during a commit
+/// leaves. Opening for writing cuts it; nothing in it was ever acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TornTail {
+    pub path: PathBuf,
+    /// The length the segment keeps: the end of its last checkpoint frame.
+    pub keep: u64,
+    /// The bytes after `keep`.
+    pub bytes: u64,
+    /// Complete entry frames among them (their checkpoint was never written).
+    pub unsealed_entries: u64,
+    /// What made the end unreadable, when a frame was.
+    pub problem: Option<String>,
+}
+
+impl std::fmt::Display for TornTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ends in an unfinished commit: {} bytes after byte {}",
+            self.path.display(),
+            self.bytes,
+            self.keep
+        )?;
+        if self.unsealed_entries > 0 {
+            write!(
+                f,
+                " ({} entr{} no checkpoint covers)",
+                self.unsealed_entries,
+                if self.unsealed_entries == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            )?;
         }
+        if let Some(problem) = &self.problem {
+            write!(f, ", ending in {problem}")?;
+        }
+        Ok(())
     }
-    Ok((frames, None))
 }
 
-/// The latest durable checkpoint note of a log directory, read from its segments (the
+/// A log directory's segments as they are on disk, checked: every segment's name against the
+/// entries before it, every frame of every segment but the last, and the end of the last
+/// segment told apart into a finished log and a torn tail. Nothing is changed.
+#[derive(Debug)]
+pub struct DirScan {
+    /// Each segment's path and its frames; the last segment's stop at its last checkpoint.
+    pub segments: Vec<(PathBuf, Vec<Frame>)>,
+    /// What a crash left after the last finished commit.
+    pub tail: Option<TornTail>,
+}
+
+impl DirScan {
+    /// Every committed frame, in order.
+    pub fn frames(&self) -> Vec<Frame> {
+        self.segments
+            .iter()
+            .flat_map(|(_, frames)| frames.iter().cloned())
+            .collect()
+    }
+
+    /// The committed entries.
+    pub fn entries(&self) -> u64 {
+        self.segments
+            .iter()
+            .flat_map(|(_, frames)| frames)
+            .filter(|f| matches!(f, Frame::Entry(_)))
+            .count() as u64
+    }
+}
+
+/// The first sequence number a segment's file name claims, if it is a well-formed name.
+fn segment_first_seq(path: &Path) -> Option<u64> {
+    let stem = path.file_stem()?.to_str()?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Where, after byte `from`, a complete and CRC-valid checkpoint frame starts, if anywhere: a
+/// finished commit after unreadable bytes, which a torn write cannot leave.
+fn checkpoint_frame_after(bytes: &[u8], from: usize) -> Option<usize> {
+    (from + 1..bytes.len().saturating_sub(8)).find(|&at| {
+        if bytes[at + 4] != FRAME_CHECKPOINT {
+            return false;
+        }
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        if len > MAX_FRAME || at + 9 + len > bytes.len() {
+            return false;
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&bytes[at + 4..at + 5 + len]);
+        crc.finalize().to_be_bytes() == bytes[at + 5 + len..at + 9 + len]
+    })
+}
+
+/// The tree size the `checkpoint` copy records. It is written only after the commit it records
+/// is durable, so the segments must hold at least that many entries: fewer means acknowledged
+/// entries are missing. A copy that cannot be read proves nothing (it is not fsync'd).
+fn recorded_tree_size(dir: &Path) -> Option<u64> {
+    let note = fs::read_to_string(dir.join("checkpoint")).ok()?;
+    let mut lines = note.lines();
+    lines.next()?;
+    lines.next()?.parse().ok()
+}
+
+/// Reads and checks a log directory's segments (see [`DirScan`]). `Ok(Err(damage))` when the
+/// files hold damage that is not a torn write; `Err` when they cannot be read at all.
+pub fn scan_dir(dir: &Path) -> Result<std::result::Result<DirScan, Damage>> {
+    let paths = segment_paths(dir)?;
+    if paths.is_empty() {
+        bail!("{} has no segment files", dir.display());
+    }
+    let mut segments = Vec::with_capacity(paths.len());
+    let mut entries = 0u64;
+    let mut tail = None;
+    for (i, path) in paths.iter().enumerate() {
+        let last_good = |entries: u64| match entries {
+            0 => "no entry before it is good".to_string(),
+            n => format!("the last good entry is {}", n - 1),
+        };
+        match segment_first_seq(path) {
+            Some(first) if first == entries => {}
+            claimed => {
+                return Ok(Err(Damage(format!(
+                    "{} is not where its name says: {}, but the segments before it hold {entries} entries; \
+                     a stray or misnamed file in segments/ (move it out) or missing segments (restore them); {}",
+                    path.display(),
+                    match claimed {
+                        Some(first) => format!("its name claims its first entry is {first}"),
+                        None => "its name is not the 20-digit seq of its first entry".into(),
+                    },
+                    last_good(entries)
+                ))));
+            }
+        }
+        let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let (mut frames, good, problem) = scan_segment(&bytes);
+        let is_last = i + 1 == paths.len();
+        let count = |frames: &[Frame]| {
+            frames
+                .iter()
+                .filter(|f| matches!(f, Frame::Entry(_)))
+                .count() as u64
+        };
+        if let Some(problem) = &problem {
+            let followed_by = if !is_last {
+                Some(format!("{} more segment(s)", paths.len() - i - 1))
+            } else {
+                checkpoint_frame_after(&bytes, good)
+                    .map(|at| format!("a complete commit at byte {at}"))
+            };
+            if let Some(after) = followed_by {
+                return Ok(Err(Damage(format!(
+                    "the log is damaged: {problem} in {} at byte {good}, followed by {after}, so it is \
+                     not an unfinished write; {}; restore the file from a copy (`docket log export` \
+                     keeps what verifies)",
+                    path.display(),
+                    last_good(entries + count(&frames))
+                ))));
+            }
+        }
+        if !is_last {
+            entries += count(&frames);
+            segments.push((path.clone(), frames));
+            continue;
+        }
+        // The last segment: what follows its last checkpoint frame was never acknowledged.
+        let mut keep = frames.len();
+        while keep > 0 && matches!(frames[keep - 1], Frame::Entry(_)) {
+            keep -= 1;
+        }
+        let unsealed_entries = (frames.len() - keep) as u64;
+        frames.truncate(keep);
+        let keep_bytes: usize = frames
+            .iter()
+            .map(|f| {
+                9 + match f {
+                    Frame::Entry(b) => b.len(),
+                    Frame::Checkpoint(n) => n.len(),
+                }
+            })
+            .sum();
+        entries += count(&frames);
+        if keep_bytes < bytes.len() {
+            tail = Some(TornTail {
+                path: path.clone(),
+                keep: keep_bytes as u64,
+                bytes: (bytes.len() - keep_bytes) as u64,
+                unsealed_entries,
+                problem: problem.clone(),
+            });
+        }
+        segments.push((path.clone(), frames));
+    }
+    if let Some(recorded) = recorded_tree_size(dir)
+        && recorded > entries
+    {
+        let last = paths.last().expect("a segment");
+        return Ok(Err(Damage(format!(
+            "the log is damaged: the checkpoint file records {recorded} committed entries but the \
+             segments hold {entries}{}: acknowledged entries are missing from the end of {}; \
+             restore the segments from a copy",
+            match &tail {
+                Some(tail) => format!(" before {tail}"),
+                None => String::new(),
+            },
+            last.display()
+        ))));
+    }
+    Ok(Ok(DirScan { segments, tail }))
+}
+
+/// Reads every committed frame of a log directory without taking the lock (for verification,
+/// export and reading). Damage is an error; a torn tail is left out and returned.
+pub fn read_frames(dir: &Path) -> Result<(Vec<Frame>, Option<TornTail>)> {
+    let scan = scan_dir(dir)?.map_err(anyhow::Error::new)?;
+    Ok((scan.frames(), scan.tail))
+}
+
+/// The latest committed checkpoint note of a log directory, read from its segments (the
 /// `checkpoint` file is only a convenience copy).
 pub fn latest_checkpoint(dir: &Path) -> Result<Option<String>> {
-    for path in segment_paths(dir)?.iter().rev() {
-        let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let (frames, _, _) = scan_segment(&bytes);
-        if let Some(Frame::Checkpoint(note)) = frames
-            .into_iter()
-            .rev()
-            .find(|f| matches!(f, Frame::Checkpoint(_)))
-        {
-            return Ok(Some(note));
-        }
-    }
-    Ok(None)
+    let (frames, _) = read_frames(dir)?;
+    Ok(frames.into_iter().rev().find_map(|f| match f {
+        Frame::Checkpoint(note) => Some(note),
+        Frame::Entry(_) => None,
+    }))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -295,35 +490,34 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// How long a held lock is waited for before the log is called in use by another writer.
 const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// Takes the single-writer lock: an exclusive `flock` on the log directory itself, which no
+/// file operation inside it can remove (a lock on a file in it would end with an `rm`). `LOCK`
+/// only tells people which process holds it.
 fn take_lock(dir: &Path) -> Result<File> {
-    let path = dir.join("LOCK");
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+    let handle = File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
     // A lock is also held, for a moment, by a child process this one is starting: between
-    // fork and exec the child shares the open lock file. A writer is only refused once the
+    // fork and exec the child shares the open directory. A writer is only refused once the
     // lock stays held past that window.
     let deadline = std::time::Instant::now() + LOCK_PATIENCE;
-    while file.try_lock().is_err() {
+    while handle.try_lock().is_err() {
         if std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
             continue;
         }
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
+        let holder = fs::read_to_string(dir.join("LOCK")).unwrap_or_default();
         bail!(
             "the log directory {} is in use by another writer (process {}); stop it or use another --dir",
             dir.display(),
-            holder.trim()
+            match holder.trim() {
+                "" => "unknown",
+                pid => pid,
+            }
         );
     }
-    file.set_len(0)?;
-    write!(file, "{}", std::process::id())?;
-    Ok(file)
+    let path = dir.join("LOCK");
+    fs::write(&path, std::process::id().to_string())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(handle)
 }
 
 impl Store {
@@ -370,76 +564,39 @@ impl Store {
             );
         }
         let lock = take_lock(dir)?;
-        let paths = segment_paths(dir)?;
-        let Some(last) = paths.last().cloned() else {
-            bail!("{} has no segment files", dir.display());
-        };
-        let mut frames = Vec::new();
+        let scan = scan_dir(dir)?.map_err(|damage| {
+            anyhow::Error::new(damage).context(format!(
+                "{} cannot be opened for writing; nothing was changed",
+                dir.display()
+            ))
+        })?;
         let mut recovery = Recovery::default();
-        let mut last_len = 0u64;
+        let (last, _) = scan.segments.last().expect("scan_dir finds a segment");
+        let last = last.clone();
+        let mut last_len = fs::metadata(&last)
+            .with_context(|| format!("reading {}", last.display()))?
+            .len();
+        if let Some(tail) = &scan.tail {
+            // Only ever what no finished commit covers (scan_dir refuses anything else).
+            let file = OpenOptions::new().write(true).open(&tail.path)?;
+            file.set_len(tail.keep)?;
+            file.sync_all()?;
+            recovery.truncated_bytes = tail.bytes;
+            recovery.unsealed_entries_dropped = tail.unsealed_entries;
+            last_len = tail.keep;
+        }
         let mut locations = Locations::default();
-        let locate = |locations: &mut Locations, path: &Path, got: &[Frame]| {
+        let mut frames = Vec::new();
+        for (path, mut got) in scan.segments {
             let segment = locations.segments.len() as u32;
-            locations.segments.push(path.to_path_buf());
-            for (frame, offset) in got.iter().zip(frame_offsets(got)) {
+            locations.segments.push(path);
+            for (frame, offset) in got.iter().zip(frame_offsets(&got)) {
                 if let Frame::Entry(bytes) = frame {
                     locations
                         .entries
                         .push((segment, offset, bytes.len() as u32));
                 }
             }
-        };
-        for path in &paths {
-            let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let (mut got, good, problem) = scan_segment(&bytes);
-            if *path != last {
-                if let Some(problem) = problem {
-                    bail!(
-                        "the log is damaged: {problem} in {} at byte {good}, not at its end; \
-                           restore it from a copy or export what verifies",
-                        path.display()
-                    );
-                }
-                locate(&mut locations, path, &got);
-                frames.append(&mut got);
-                continue;
-            }
-            // A bad frame that is not the end of the file is corruption, not a torn write
-            // (appends only ever tear at the end): refuse rather than cut acknowledged entries.
-            if let Some(problem) = &problem
-                && !reaches_end(&bytes, good)
-            {
-                bail!(
-                    "the log is damaged: {problem} in {} at byte {good}, followed by more data; \
-                     restore it from a copy or export what verifies",
-                    path.display()
-                );
-            }
-            // In the last segment, everything after the last checkpoint frame was never
-            // acknowledged: cut it along with any torn frame.
-            let mut keep = got.len();
-            while keep > 0 && matches!(got[keep - 1], Frame::Entry(_)) {
-                keep -= 1;
-            }
-            recovery.unsealed_entries_dropped = (got.len() - keep) as u64;
-            got.truncate(keep);
-            let sealed_len: usize = got
-                .iter()
-                .map(|f| {
-                    9 + match f {
-                        Frame::Entry(b) => b.len(),
-                        Frame::Checkpoint(n) => n.len(),
-                    }
-                })
-                .sum();
-            recovery.truncated_bytes = (bytes.len() - sealed_len) as u64;
-            if recovery.truncated_bytes > 0 {
-                let file = OpenOptions::new().write(true).open(path)?;
-                file.set_len(sealed_len as u64)?;
-                file.sync_all()?;
-            }
-            last_len = sealed_len as u64;
-            locate(&mut locations, path, &got);
             frames.append(&mut got);
         }
         let entries = locations.entries.len() as u64;

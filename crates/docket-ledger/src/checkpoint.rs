@@ -167,6 +167,39 @@ impl SignedCheckpoint {
         })
     }
 
+    /// Checks that this checkpoint, offered as a trusted tree head, is one of the log of
+    /// `origin`: a checkpoint of another log says nothing about this one (and must not be
+    /// reported as this log's truncation).
+    pub fn check_origin(&self, origin: &str) -> Result<(), CheckpointError> {
+        if self.checkpoint.origin == origin {
+            return Ok(());
+        }
+        Err(CheckpointError(format!(
+            "the trusted checkpoint belongs to another log: its origin is {:?}, this log's is {origin:?}",
+            self.checkpoint.origin
+        )))
+    }
+
+    /// Checks that this checkpoint, offered as a trusted tree head, carries a valid signature by
+    /// one of `keys` (the keys the verified log used, and any the user trusts besides): an
+    /// unsigned or foreign-signed head proves nothing.
+    pub fn check_signed_by_any(&self, keys: &[PublicKey]) -> Result<(), CheckpointError> {
+        if keys.iter().any(|key| self.is_signed_by(key)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = self
+            .signatures
+            .iter()
+            .map(|s| s.key_name.as_str())
+            .collect();
+        let trusted: Vec<&str> = keys.iter().map(|k| k.name()).collect();
+        Err(CheckpointError(format!(
+            "the trusted checkpoint carries no valid signature by a key of this log or one given              with --checkpoint-key (signed by: {}; trusted: {}), so it proves nothing",
+            names.join(", "),
+            trusted.join(", ")
+        )))
+    }
+
     /// True if one of the signatures is a valid Ed25519 signature by `key` (matched by name
     /// and key id, as C2SP prescribes). Other signatures (e.g. witness cosignatures) are ignored.
     pub fn is_signed_by(&self, key: &PublicKey) -> bool {
