@@ -9,7 +9,7 @@ use docket::runtime::{EntryKind, Runtime, SigningMode};
 use docket::store::{self, Frame};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Decisions for `rbac/allow` are kept one second, unless the input asks to be kept a year.
 const RULES: &str = r#"package system.log
@@ -138,16 +138,37 @@ fn sample_log(dir: &Path) -> (Vec<(String, u64, String)>, u64) {
     (users, keep_seq)
 }
 
-/// Waits until every decision kept a second has expired.
-fn wait_for_expiry(since: Instant) {
-    let wait = Duration::from_millis(1_200).saturating_sub(since.elapsed());
-    std::thread::sleep(wait);
+/// Waits until every decision kept a second has expired: until the wall clock is past the
+/// latest `retain_until` among them, read from the log itself (the machine's speed decides
+/// when they were sealed, so no fixed wait is right).
+fn wait_for_expiry(dir: &Path) {
+    let (frames, _) = store::read_frames(&dir.join("log")).unwrap();
+    let deadline = frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Entry(bytes) => docket_ledger::Entry::decode(bytes).ok(),
+            Frame::Checkpoint(_) => None,
+        })
+        .filter_map(|entry| {
+            let record: serde_json::Value = serde_json::from_slice(&entry.record).ok()?;
+            (record["input"]["keep"] == false).then_some(entry.timestamp_ns + 1_000_000_000)
+        })
+        .max()
+        .expect("decisions kept a second");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    while now() <= deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
 fn expired_segments_are_pruned_the_log_verifies_and_retention_is_respected() {
     let dir = scratch("e2e");
-    let started = Instant::now();
     let (users, keep_seq) = sample_log(&dir);
     let before = segments(&dir);
     assert!(
@@ -165,7 +186,7 @@ fn expired_segments_are_pruned_the_log_verifies_and_retention_is_respected() {
         .collect();
     let held = firsts.iter().rposition(|&f| f <= keep_seq).unwrap();
     let held = firsts[held]..firsts[held + 1];
-    wait_for_expiry(started);
+    wait_for_expiry(&dir);
 
     // Through the year-long entry: refused, nothing changed.
     let refused = docket(&["log", "prune", "--through", &keep_seq.to_string()], &dir);
@@ -290,9 +311,8 @@ fn expired_segments_are_pruned_the_log_verifies_and_retention_is_respected() {
 #[test]
 fn a_payload_removed_without_a_prune_entry_is_reported_as_tampering() {
     let dir = scratch("tamper");
-    let started = Instant::now();
     sample_log(&dir);
-    wait_for_expiry(started);
+    wait_for_expiry(&dir);
     let log_dir = dir.join("log");
     // Rewrite the first segment with entry 3 in its pruned form, as a pruner that skips the
     // signed prune entry would.
@@ -337,9 +357,8 @@ fn a_payload_removed_without_a_prune_entry_is_reported_as_tampering() {
 #[test]
 fn a_prune_interrupted_after_its_entry_was_committed_is_completed() {
     let dir = scratch("resume");
-    let started = Instant::now();
     let (users, _) = sample_log(&dir);
-    wait_for_expiry(started);
+    wait_for_expiry(&dir);
     let before = segments(&dir);
     let pruned = docket(&["log", "prune", "--through", "3"], &dir);
     assert_eq!(pruned.status.code(), Some(0), "{pruned:?}");

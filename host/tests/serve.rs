@@ -756,6 +756,7 @@ fn every_seeded_mutation_of_a_served_log_is_detected() {
         .unwrap_or(400);
     let mut rng = StdRng::seed_from_u64(0x7a3e);
     let (mut detected, mut unchanged) = (0, 0);
+    let mut detected_by_kind = std::collections::BTreeMap::<String, usize>::new();
     for case in 0..cases {
         let mut mutated = lines.clone();
         let k = rng.random_range(1..lines.len());
@@ -810,9 +811,22 @@ fn every_seeded_mutation_of_a_served_log_is_detected() {
             );
         }
         detected += 1;
+        let kind = what.split(' ').next().unwrap_or_default().to_string();
+        *detected_by_kind.entry(kind).or_default() += 1;
     }
     eprintln!(
         "served-log tamper suite: {detected} of {cases} mutations detected; {unchanged} changed no entry (a checkpoint line dropped or repeated) and still verified"
     );
-    assert_eq!(detected + unchanged, cases);
+    // Every kind of mutation was made and caught: a generator that stopped producing one (or
+    // produced only harmless ones) would otherwise pass unnoticed.
+    for kind in ["flip", "drop", "duplicate", "swap", "truncate"] {
+        assert!(
+            detected_by_kind.get(kind).is_some_and(|&n| n > 0),
+            "no {kind} mutation was detected: {detected_by_kind:?}"
+        );
+    }
+    assert!(
+        unchanged * 4 < cases,
+        "{unchanged} of {cases} mutations changed no entry: the suite barely tampers"
+    );
 }
