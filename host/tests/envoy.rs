@@ -65,6 +65,8 @@ fn free_port() -> u16 {
 pub struct Upstream {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
+    /// The head (request line and headers) of every request that reached it, in order.
+    pub heads: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Upstream {
@@ -72,24 +74,26 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&hits);
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (counter, recorder) = (Arc::clone(&hits), Arc::clone(&heads));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let counter = Arc::clone(&counter);
-                std::thread::spawn(move || serve_connection(stream, &counter));
+                let (counter, recorder) = (Arc::clone(&counter), Arc::clone(&recorder));
+                std::thread::spawn(move || serve_connection(stream, &counter, &recorder));
             }
         });
-        Upstream { port, hits }
+        Upstream { port, hits, heads }
     }
 }
 
-fn serve_connection(stream: TcpStream, hits: &AtomicUsize) {
+fn serve_connection(stream: TcpStream, hits: &AtomicUsize, heads: &std::sync::Mutex<Vec<String>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
     loop {
         let mut content_length = 0usize;
         let mut line = String::new();
         let mut first = true;
+        let mut head = String::new();
         loop {
             line.clear();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -98,6 +102,7 @@ fn serve_connection(stream: TcpStream, hits: &AtomicUsize) {
             if line == "\r\n" {
                 break;
             }
+            head.push_str(&line);
             if first {
                 first = false;
                 continue;
@@ -112,6 +117,7 @@ fn serve_connection(stream: TcpStream, hits: &AtomicUsize) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        heads.lock().unwrap().push(head);
         hits.fetch_add(1, Ordering::SeqCst);
         let answer = "upstream says hello\n";
         let response = format!(
@@ -732,4 +738,256 @@ fn bench_envoy_with_and_without_the_filter() {
     assert!(docket.stop().success());
     drop(envoy);
     verify_dir(&dir);
+}
+
+/// One HTTP/2 request over cleartext (prior knowledge) to `port`, with `body` sent as data
+/// frames and, if given, `trailers` ending the stream. Returns the status, the
+/// `x-docket-decision-id` header and the body.
+fn h2_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    trailers: Option<&[(&str, &str)]>,
+) -> (u16, Option<String>, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+        tokio::spawn(connection);
+        let mut client = client.ready().await.unwrap();
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://127.0.0.1:{port}{path}"))
+            .body(())
+            .unwrap();
+        let ends_with_headers = body.is_none() && trailers.is_none();
+        let (response, mut stream) = client.send_request(request, ends_with_headers).unwrap();
+        if let Some(body) = body {
+            stream
+                .send_data(bytes::Bytes::copy_from_slice(body), trailers.is_none())
+                .unwrap();
+        }
+        if let Some(trailers) = trailers {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in trailers {
+                map.insert(
+                    http::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            stream.send_trailers(map).unwrap();
+        }
+        let response = tokio::time::timeout(Duration::from_secs(20), response)
+            .await
+            .expect("an answer within 20 s")
+            .unwrap();
+        let status = response.status().as_u16();
+        let id = response
+            .headers()
+            .get("x-docket-decision-id")
+            .map(|v| v.to_str().unwrap().to_string());
+        let mut body = response.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            text.extend_from_slice(&chunk);
+        }
+        (status, id, String::from_utf8_lossy(&text).into_owned())
+    })
+}
+
+/// One raw HTTP/1.1 request (bytes as given, so headers may hold any byte); the status line
+/// and headers of the answer.
+fn raw_http1(port: u16, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
+
+fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+#[test]
+fn every_framing_and_every_byte_is_decided_or_refused() {
+    let dir = scratch("envoy-hostile");
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let hits = || upstream.hits.load(Ordering::SeqCst);
+
+    // HTTP/2 works at all: a public read reaches the upstream with its decision id.
+    let (status, id, _) = h2_request(envoy.port, "GET", "/public/catalog", None, None);
+    assert_eq!(status, 200);
+    assert!(id.is_some());
+    assert_eq!(hits(), 1);
+
+    // The Data API, over h2, its body ending in trailers: decided and answered by the filter,
+    // sealed, never forwarded.
+    let ask = br#"{"input":{"attributes":{"request":{"http":{"method":"GET"}}},"parsed_path":["public"]}}"#;
+    for path in [
+        "/v1/data/envoy/authz/decision",
+        "/v1/data/../../admin/users",
+    ] {
+        let (status, id, body) = h2_request(
+            envoy.port,
+            "POST",
+            path,
+            Some(ask),
+            Some(&[("x-trailer", "1")]),
+        );
+        assert_eq!(
+            hits(),
+            1,
+            "{path} with trailers reached the upstream: {status} {body}"
+        );
+        assert!(
+            [200, 400, 403, 404].contains(&status),
+            "{path}: {status} {body}"
+        );
+        if status == 200 {
+            let id = id.expect("an answer carries its decision id");
+            assert_eq!(
+                docket.decision_bundle(&id)["entry"]["record"]["decision_id"],
+                json!(id)
+            );
+        }
+    }
+    // The admin API over h2 with a body and trailers, and with an empty body: the policy's
+    // deny, and the upstream never sees them.
+    let (status, id, _) = h2_request(
+        envoy.port,
+        "POST",
+        "/admin/users",
+        Some(b"{}"),
+        Some(&[("x-trailer", "1")]),
+    );
+    assert_eq!(status, 403);
+    assert!(id.is_some());
+    let (status, _, _) = h2_request(envoy.port, "POST", "/admin/users", Some(b""), None);
+    assert_eq!(status, 403);
+    // HTTP/1.1 chunked with trailers.
+    let head = raw_http1(
+        envoy.port,
+        b"POST /admin/users HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\nx-trailer: 1\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+    assert_eq!(hits(), 1);
+
+    // A header byte that is not UTF-8: denied and recorded, and the filter lives on.
+    for _ in 0..4 {
+        let head = raw_http1(
+            envoy.port,
+            b"GET /public/catalog HTTP/1.1\r\nHost: a\r\nX-Name: caf\xe9\r\nConnection: close\r\n\r\n",
+        );
+        assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+        let id = header_of(&head, "x-docket-decision-id").expect("recorded");
+        let record = &docket.decision_bundle(id)["entry"]["record"];
+        let message = record["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("\"x-name\" is not UTF-8"), "{record}");
+    }
+    assert_eq!(hits(), 1);
+    let (status, _, _) = h2_request(envoy.port, "GET", "/public/catalog", None, None);
+    assert_eq!(status, 200, "both workers still decide");
+    assert_eq!(hits(), 2);
+
+    // docket's own headers sent by a client: neither sealed nor forwarded.
+    let head = raw_http1(
+        envoy.port,
+        b"GET /public/catalog HTTP/1.1\r\nHost: a\r\nX-Docket-Decision-Id: forged\r\nx-docket-seq: 1\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let id = header_of(&head, "x-docket-decision-id").unwrap();
+    assert_ne!(id, "forged");
+    let forwarded = upstream
+        .heads
+        .lock()
+        .unwrap()
+        .last()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(!forwarded.contains("x-docket-"), "{forwarded}");
+    let record = docket.decision_bundle(id)["entry"]["record"].to_string();
+    assert!(!record.contains("forged"), "{record}");
+
+    drop(envoy);
+    docket.stop();
+    verify_dir(&dir);
+}
+
+#[test]
+fn the_example_configuration_decides_on_the_path_the_upstream_receives_and_the_real_peer() {
+    let dir = scratch("envoy-paths");
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    // The example policy allows GETs whose first path segment is `public`. Each of these names
+    // the admin API to the upstream, however it is spelled to the proxy.
+    for path in [
+        "/public/../admin/users",
+        "/public/%2e%2e/admin/users",
+        "/public/%2E%2E/admin/users",
+        "/public/x/../../admin/users",
+        "/public/..%2fadmin/users",
+        "/public/..%2Fadmin/users",
+        "/public/..%5cadmin/users",
+        "//public/../admin/users",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        let head = raw_http1(envoy.port, request.as_bytes());
+        assert!(
+            head.starts_with("HTTP/1.1 403") || head.starts_with("HTTP/1.1 400"),
+            "{path}: {head}"
+        );
+    }
+    assert_eq!(
+        upstream.hits.load(Ordering::SeqCst),
+        0,
+        "{:?}",
+        upstream.heads
+    );
+    // A public read still passes, and what the upstream gets is what was decided on.
+    let head = raw_http1(
+        envoy.port,
+        b"GET /public//x/../catalog HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.7\r\nConnection: close\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let forwarded = upstream.heads.lock().unwrap()[0].clone();
+    assert!(
+        forwarded.starts_with("GET /public/catalog HTTP/1.1"),
+        "{forwarded}"
+    );
+    let id = header_of(&head, "x-docket-decision-id").unwrap();
+    let record = &docket.decision_bundle(id)["entry"]["record"];
+    assert_eq!(
+        record["input"]["attributes"]["request"]["http"]["path"],
+        "/public/catalog"
+    );
+    // The client's own X-Forwarded-For is not its address.
+    let source = record["input"]["attributes"]["source"]["address"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(source.starts_with("127.0.0.1:"), "{record}");
+    assert!(!record.to_string().contains("203.0.113.7:0"), "{record}");
 }

@@ -106,6 +106,7 @@ impl RootContext for Root {
             pending: None,
             decision_id: None,
             data_api: None,
+            body_size: 0,
         }))
     }
 
@@ -129,6 +130,8 @@ struct Filter {
     decision_id: Option<String>,
     /// The data path of a Data API request whose body is still arriving.
     data_api: Option<String>,
+    /// How much of that body Envoy has buffered so far.
+    body_size: usize,
 }
 
 impl Filter {
@@ -395,7 +398,12 @@ impl Context for Filter {
 
 impl HttpContext for Filter {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let headers = self.get_http_request_headers();
+        // Headers a client sends in docket's name are never believed, sealed or forwarded.
+        let raw = self.get_http_request_headers_bytes();
+        for (name, _) in raw.iter().filter(|(n, _)| crate::is_docket_header(n)) {
+            self.set_http_request_header(name, None);
+        }
+        let (headers, not_utf8) = crate::decode_headers(raw);
         let header = |name: &str| {
             headers
                 .iter()
@@ -444,11 +452,19 @@ impl HttpContext for Filter {
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
         };
         let input = build_input(&request, &config.redact_headers).to_string();
-        let evaluated = self
-            .shared
-            .engine
-            .borrow_mut()
-            .evaluate(&config.query, Some(&input));
+        // A header that is not UTF-8 cannot be put in the policy's input as the upstream will
+        // see it: the request is denied, and recorded as a failed evaluation (docs/envoy.md).
+        let evaluated = match not_utf8.first() {
+            Some(name) => Err(PolicyError::Input(format!(
+                "the request header {name:?} is not UTF-8; docket decides only on UTF-8 \
+                 header values (shown here with U+FFFD for each bad byte)"
+            ))),
+            None => self
+                .shared
+                .engine
+                .borrow_mut()
+                .evaluate(&config.query, Some(&input)),
+        };
         let (decision, error) = match evaluated {
             Ok(decision) => (decision, None),
             Err(e) => {
@@ -487,6 +503,7 @@ impl HttpContext for Filter {
             );
             return Action::Pause;
         }
+        self.body_size = body_size;
         if !end_of_stream {
             // Envoy keeps buffering the body while the filter pauses.
             return Action::Pause;
@@ -495,6 +512,22 @@ impl HttpContext for Filter {
         self.data_api = None;
         let body = self.get_http_request_body(0, body_size).unwrap_or_default();
         self.decide_data_api_body(&path, &body)
+    }
+
+    /// Trailers end a request's stream as its last body frame would. A Data API body that ends
+    /// in trailers is complete now and is decided; any request whose decision is still being
+    /// sealed stays paused (returning `Continue` here would let it through undecided).
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if let Some(path) = self.data_api.take() {
+            let body = self
+                .get_http_request_body(0, self.body_size)
+                .unwrap_or_default();
+            return self.decide_data_api_body(&path, &body);
+        }
+        if self.pending.is_some() {
+            return Action::Pause;
+        }
+        Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

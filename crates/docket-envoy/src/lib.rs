@@ -189,6 +189,34 @@ pub struct Request<'a> {
     pub destination_address: Option<String>,
 }
 
+/// Whether a request header is one docket itself sets (`x-docket-decision-id`, …): a client
+/// sending one is never believed, so the filter removes it before deciding or forwarding.
+pub fn is_docket_header(name: &str) -> bool {
+    name.as_bytes()
+        .get(..9)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"x-docket-"))
+}
+
+/// The request headers as the policy input holds them: docket's own headers left out (see
+/// [`is_docket_header`]), and each value UTF-8. A value that is not UTF-8 is decoded with U+FFFD
+/// for each bad byte and its header's name is returned: such a request is not decided on
+/// (docs/envoy.md, "Input").
+pub fn decode_headers(raw: Vec<(String, Vec<u8>)>) -> (Vec<(String, String)>, Vec<String>) {
+    let mut not_utf8 = Vec::new();
+    let headers = raw
+        .into_iter()
+        .filter(|(name, _)| !is_docket_header(name))
+        .map(|(name, value)| match String::from_utf8(value) {
+            Ok(value) => (name, value),
+            Err(e) => {
+                not_utf8.push(name.clone());
+                (name, String::from_utf8_lossy(e.as_bytes()).into_owned())
+            }
+        })
+        .collect();
+    (headers, not_utf8)
+}
+
 /// The policy input, in the shape of OPA's Envoy plugin (`input.attributes.request.http`,
 /// `input.parsed_path`, `input.parsed_query`), plus `input.jwt` (header and claims of a bearer
 /// JWT, *not* signature-checked: verify tokens with Envoy's `jwt_authn` filter first).
