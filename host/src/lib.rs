@@ -1,8 +1,10 @@
-//! The docket host: the wasmtime embedding of the component ([`runtime`]), the durable store
+//! The docket host: the wasmtime embedding of the component ([`runtime`]) and the wall clock it
+//! seals by ([`clock`]), the durable store
 //! ([`store`]), the audit log joining them ([`log`]), the HTTP server ([`serve`]) and the example policies
 //! ([`examples`]).
 //! The `docket` binary (src/main.rs) is the CLI over these. See ARCHITECTURE.md.
 
+pub mod clock;
 pub mod examples;
 pub mod log;
 pub mod runtime;

@@ -251,6 +251,10 @@ enum LogCommand {
         /// nothing, if any of them is still under retention.
         #[arg(long)]
         through: Option<u64>,
+        /// The log has been idle: prune by this machine's clock even though it reads more than
+        /// a day after the log's newest entry (without it, such a clock is taken to be wrong).
+        #[arg(long)]
+        idle_log: bool,
     },
     /// Prove what a masked value was: the log verifies, and the value with its salt gives the
     /// commitment sealed in the entry. Exit 0 when it proves out, 1 when it does not.
@@ -883,7 +887,8 @@ fn log_command(cmd: LogCommand) -> Result<i32> {
             key,
             public,
             through,
-        } => prune(&dir, &key, public.as_deref(), through),
+            idle_log,
+        } => prune(&dir, &key, public.as_deref(), through, idle_log),
         LogCommand::Checkpoint { dir } => {
             let note = store::latest_checkpoint(&dir)?
                 .with_context(|| format!("{} has no checkpoint yet", dir.display()))?;
@@ -893,7 +898,16 @@ fn log_command(cmd: LogCommand) -> Result<i32> {
     }
 }
 
-fn prune(dir: &Path, key: &Path, public: Option<&Path>, through: Option<u64>) -> Result<i32> {
+/// How far past a log's newest entry `docket log prune` trusts the clock without `--idle-log`.
+const PRUNE_CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+fn prune(
+    dir: &Path,
+    key: &Path,
+    public: Option<&Path>,
+    through: Option<u64>,
+    idle_log: bool,
+) -> Result<i32> {
     let secret = read_secret_key(key)?;
     let genesis = match public {
         Some(p) => read_public_key(p)?,
@@ -901,6 +915,20 @@ fn prune(dir: &Path, key: &Path, public: Option<&Path>, through: Option<u64>) ->
     };
     let runtime = load_runtime()?;
     let (mut log, _, report) = AuditLog::open(dir, &runtime, &genesis, &secret)?;
+    // Retention is judged by this clock (the component reads the same steady clock): one that
+    // is far ahead would remove payloads still under retention, so a clock much later than the
+    // log's newest entry must be vouched for.
+    let now = wasmtime_wasi::HostWallClock::now(&docket::clock::SteadyClock);
+    let newest = std::time::Duration::from_nanos(report.last_timestamp_ns);
+    if !idle_log && now > newest + PRUNE_CLOCK_SLACK {
+        bail!(
+            "this machine's clock reads {}, {} days after the log's newest entry ({}); if the \
+             clock is right and the log has been idle, pass --idle-log; nothing was pruned",
+            docket_ledger::record::rfc3339(now.as_nanos() as u64),
+            (now - newest).as_secs() / 86_400,
+            docket_ledger::record::rfc3339(report.last_timestamp_ns)
+        );
+    }
     let outcomes = log.prune(&report, through)?;
     let mut pruned = 0;
     for o in &outcomes {

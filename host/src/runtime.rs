@@ -217,12 +217,13 @@ impl Runtime {
         &self.engine
     }
 
-    /// A fresh instance reading the system clock.
+    /// A fresh instance reading the steady wall clock ([`crate::clock::SteadyClock`]).
     pub fn instantiate(&self) -> Result<Instance> {
-        self.instantiate_with_clock(None)
+        self.instantiate_with_clock(Some(Box::new(crate::clock::SteadyClock)))
     }
 
-    /// A fresh instance; `clock` replaces the wall clock (tests use a fixed one).
+    /// A fresh instance; `clock` replaces the wall clock (tests use a fixed one; `None` is
+    /// WASI's plain system clock).
     pub fn instantiate_with_clock(
         &self,
         clock: Option<Box<dyn HostWallClock + Send>>,

@@ -623,3 +623,102 @@ fn a_closed_stdout_ends_a_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_ne!(out.status.code(), Some(101), "{stderr}");
 }
+
+/// libfaketime (Debian `faketime`, installed by the test command): the wall clock of a process
+/// is shifted by the offset in a file, re-read on every reading; the monotonic clock is not.
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+fn faketime_env(offset_file: &Path) -> Vec<(&'static str, String)> {
+    assert!(
+        Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing: apt-get install faketime (tests/run does)"
+    );
+    vec![
+        ("LD_PRELOAD", LIBFAKETIME.to_string()),
+        ("FAKETIME_TIMESTAMP_FILE", offset_file.display().to_string()),
+        ("FAKETIME_NO_CACHE", "1".to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ]
+}
+
+#[test]
+fn one_wrong_clock_reading_is_not_adopted_and_prune_does_not_trust_a_clock_far_ahead() {
+    let dir = scratch("evidence-clock");
+    let offset = dir.join("faketime");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let env = faketime_env(&offset);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = Server::start_with_env(&dir, &[], &env);
+    let c = client();
+    let decide = |c: &Client| {
+        let input = json!({"user": "alice", "action": "read", "resource": {"type": "document"}});
+        let answer: Value = c
+            .post(server.url("/v1/data/rbac/allow"))
+            .json(&json!({ "input": input }))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        answer["decision_id"].as_str().unwrap().to_string()
+    };
+    let before = decide(&c);
+    // Ten years ahead, for one decision.
+    std::fs::write(&offset, "+315360000\n").unwrap();
+    let during = decide(&c);
+    std::fs::write(&offset, "+0\n").unwrap();
+    let after = decide(&c);
+    let stamp = |id: &str| {
+        let bundle = server.decision_bundle(id);
+        bundle["entry"]["timestamp"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let now_year = docket_ledger::record::rfc3339(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    )[..4]
+        .to_string();
+    for id in [&before, &during, &after] {
+        let at = stamp(id);
+        assert!(at.starts_with(&now_year), "decision {id} stamped {at}");
+    }
+    server.stop();
+    verify_dir(&dir);
+
+    // A prune by a clock 400 days ahead is refused without --idle-log, and changes nothing.
+    std::fs::write(&offset, "+34560000\n").unwrap();
+    let mut prune = Command::new(env!("CARGO_BIN_EXE_docket"));
+    prune
+        .args(["log", "prune"])
+        .arg(dir.join("data/log"))
+        .arg("--key")
+        .arg(dir.join("data/docket.key"))
+        .envs(env.iter().copied())
+        .env(
+            "DOCKET_CACHE_DIR",
+            std::env::temp_dir().join("docket-test-component-cache"),
+        );
+    let segments_before: Vec<Vec<u8>> = segments(&dir)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let out = prune.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("days after the log's newest entry"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("--idle-log"), "{}", text(&out));
+    let segments_after: Vec<Vec<u8>> = segments(&dir)
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    assert_eq!(
+        segments_before, segments_after,
+        "nothing was pruned or sealed"
+    );
+}

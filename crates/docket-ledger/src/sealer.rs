@@ -343,6 +343,11 @@ impl Sealer {
     /// pruned forms of those entries for the caller to store in their place. Retention is
     /// checked against the prune entry's own timestamp, as a verifier checks it. Refused, with
     /// nothing sealed, if any decision in the run is still under retention or has none.
+    ///
+    /// Retention is judged by `now_ns` itself, never by a timestamp raised to the log's latest:
+    /// if an entry is stamped later than `now_ns`, a clock was wrong (one that jumped ahead
+    /// when the entry was sealed, or this one, behind), and a prune decided by either could
+    /// remove payloads still under retention, so it is refused.
     pub fn seal_prune(
         &mut self,
         entries: &[Entry],
@@ -356,7 +361,16 @@ impl Sealer {
                 last.seq, self.state.size
             )));
         }
-        let timestamp_ns = self.next_timestamp(now_ns);
+        if now_ns < self.state.last_timestamp_ns {
+            return Err(SealError::Refused(format!(
+                "the log's newest entry is stamped {}, later than the clock's {}: a clock jumped \
+                 ahead when it was sealed, or this one is behind; retention is not judged by \
+                 either, so nothing is pruned",
+                crate::record::rfc3339(self.state.last_timestamp_ns),
+                crate::record::rfc3339(now_ns)
+            )));
+        }
+        let timestamp_ns = now_ns;
         let plan = crate::prune::plan(entries, timestamp_ns)
             .map_err(|refusal| SealError::Refused(refusal.to_string()))?;
         let record = serde_json::to_vec(&plan.record).expect("records serialize");

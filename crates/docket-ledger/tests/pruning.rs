@@ -298,3 +298,23 @@ fn a_prune_entry_dated_before_the_retention_passed_is_refused() {
     );
     assert!(error.detail.contains("under retention"), "{}", error.detail);
 }
+
+/// One clock reading ten years ahead stamps a decision in 2036 (timestamps never go back). A
+/// prune by the right clock afterwards must not judge retention by that stamp, or it would
+/// remove payloads still under retention.
+#[test]
+fn a_prune_is_refused_when_the_log_is_stamped_later_than_its_clock() {
+    let year = 365 * 24 * 3600 * SECOND;
+    let mut log = Log::new(SigningMode::Checkpoint);
+    log.decide(1, T0 + SECOND, Some(90 * 24 * 3600 * SECOND));
+    log.decide(2, T0 + 10 * year, Some(SECOND)); // the one bad reading
+    log.decide(3, T0 + 2 * SECOND, Some(SECOND)); // stamped 10 years ahead too
+    log.checkpoint();
+    let size = log.sealer.state().size;
+    let refused = log.sealer.seal_prune(&log.entries(1, 3), T0 + 200 * SECOND);
+    let Err(SealError::Refused(why)) = refused else {
+        panic!("expected a refusal, got {refused:?}");
+    };
+    assert!(why.contains("later than the clock's"), "{why}");
+    assert_eq!(log.sealer.state().size, size, "nothing was sealed");
+}

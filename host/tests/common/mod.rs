@@ -22,11 +22,17 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(dir, extra, &[])
+    }
+
+    /// [`Server::start`] with more environment variables (e.g. libfaketime's).
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let stderr = std::fs::File::create(dir.join("serve.stderr")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
             .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
             .arg(dir.join("data"))
             .args(extra)
+            .envs(env.iter().copied())
             .env(
                 "DOCKET_CACHE_DIR",
                 std::env::temp_dir().join("docket-test-component-cache"),
