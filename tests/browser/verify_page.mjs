@@ -115,6 +115,97 @@ try {
   }, { base, vkey });
   assert.deepEqual(proof, { signed: true, included: true, wrongIndex: false });
   console.log("browser: a decision's inclusion proof and its checkpoint check out in the page");
+
+  // What the page shows must never outrun what verified (issue 20 item 5, issue 30 item 9).
+  const shown = () => page.evaluate(() => ({
+    notVerifiedBanner: !document.getElementById("not-verified").hidden,
+    explore: document.getElementById("explore").dataset.verified,
+    counts: document.getElementById("shown").textContent,
+    paths: [...document.querySelectorAll("#entries tbody tr td:nth-child(4)")].map((td) => td.textContent),
+    warned: [...document.querySelectorAll("#entries tbody tr.warn td:nth-child(4)")].map((td) => td.title),
+  }));
+  // A wrong key: rejected at entry 0, and nothing is shown as the log's content.
+  const other = execFileSync(docket, ["keygen", "--out", work, "--stem", "other", "--name", "other.key"]).toString().trim();
+  await page.setInputFiles("#export-file", good);
+  await page.fill("#key-text", other);
+  const wrongKey = await verdict("#verify-file");
+  assert.equal(wrongKey.verdict, "rejected", wrongKey.text);
+  let view = await shown();
+  assert.ok(view.notVerifiedBanner, "a rejected log carries the NOT VERIFIED banner");
+  assert.equal(view.explore, "no");
+  assert.ok(!/in the log/.test(view.counts), view.counts);
+  // An entry dropped from the middle: the count says what was read, not "in the log".
+  const dropped = join(work, "dropped.jsonl");
+  const goodLines = readFileSync(good, "utf8").split("\n");
+  const dropAt = goodLines.map((l, i) => (l.includes('"kind":"decision"') ? i : -1)).filter((i) => i >= 0)[3];
+  writeFileSync(dropped, goodLines.filter((_, i) => i !== dropAt).join("\n"));
+  await page.fill("#key-text", vkey);
+  await page.setInputFiles("#export-file", dropped);
+  const drop = await verdict("#verify-file");
+  assert.equal(drop.verdict, "rejected", drop.text);
+  view = await shown();
+  assert.ok(view.notVerifiedBanner && /NOT VERIFIED/.test(view.counts), view.counts);
+  console.log(`browser: a wrong key and a dropped entry are rejected and shown as NOT VERIFIED (${view.counts})`);
+
+  // The server's own key, not one the user gave: verified, but it says how little that proves.
+  await page.fill("#server-url", base);
+  await page.fill("#server-key", "");
+  const selfKeyed = await verdict("#verify-server");
+  assert.equal(selfKeyed.verdict, "verified", selfKeyed.text);
+  assert.match(selfKeyed.text, /key the server itself supplied/);
+
+  // A lying server: genuine `encoded` bytes, every other field rewritten. The table is read
+  // from the verified bytes, so none of the invented fields appear.
+  const { createServer } = await import("node:http");
+  const liar = createServer(async (req, res) => {
+    const upstream = await fetch(`${base}${req.url}`);
+    let body = await upstream.text();
+    if (req.url.startsWith("/v1/log/entries")) {
+      const parsed = JSON.parse(body);
+      for (const e of parsed.entries) {
+        e.kind = "decision";
+        e.record = { path: "payments/refund", result: false, decision_id: "forged" };
+        e.decision_id = "forged";
+        e.timestamp = "2001-01-01T00:00:00Z";
+      }
+      body = JSON.stringify(parsed);
+    }
+    res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "text/plain", "access-control-allow-origin": "*" });
+    res.end(body);
+  });
+  await new Promise((r) => liar.listen(0, "127.0.0.1", r));
+  const liarUrl = `http://127.0.0.1:${liar.address().port}`;
+  await page.fill("#server-url", liarUrl);
+  await page.fill("#server-key", vkey);
+  const lied = await verdict("#verify-server");
+  assert.equal(lied.verdict, "verified", lied.text);
+  view = await shown();
+  assert.ok(view.paths.length > 0);
+  assert.ok(!view.paths.some((p) => p.includes("payments/refund")), view.paths.join(","));
+  assert.ok(view.paths.includes("rbac/allow"), view.paths.join(","));
+  liar.close();
+  console.log("browser: a server rewriting every field but the sealed bytes changes nothing shown");
+
+  // A path that looks like another: flagged and escaped, never shown as `rbac/allow`.
+  const token = readFileSync(join(work, "data", "token"), "utf8").trim();
+  const ingested = await fetch(`${base}/logs`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}` },
+    body: JSON.stringify([{ decision_id: "rtl-1", path: "rbac\u202e/wolla", result: true }]),
+  });
+  assert.equal(ingested.status, 200);
+  await page.fill("#server-url", base);
+  const withRtl = await verdict("#verify-server");
+  assert.equal(withRtl.verdict, "verified", withRtl.text);
+  view = await shown();
+  assert.ok(view.warned.some((w) => /direction-changing/.test(w)), JSON.stringify(view.warned));
+  assert.ok(view.paths.some((p) => p.includes("\\u{202e}")), view.paths.join(","));
+  console.log("browser: a direction-changing path is escaped and flagged");
+
+  // The page's own headers.
+  const headers = (await fetch(`${base}/ui/`)).headers;
+  assert.match(headers.get("content-security-policy") ?? "", /script-src 'self' 'wasm-unsafe-eval'/);
+  assert.equal(headers.get("x-content-type-options"), "nosniff");
   assert.deepEqual(errors, []);
   console.log(`browser: screenshots in ${artifacts}`);
 } finally {

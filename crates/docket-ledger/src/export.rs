@@ -204,18 +204,24 @@ impl ExportVerifier {
 
     /// Pushes one line (a trailing `\n` or `\r\n` is ignored; blank lines are skipped).
     pub fn push_line(&mut self, line: &str) -> Result<(), VerifyError> {
+        self.push_line_entry(line).map(|_| ())
+    }
+
+    /// [`ExportVerifier::push_line`], also returning the entry the line held once the verifier
+    /// has accepted it: what a reader may show of the log is read from accepted entries only.
+    pub fn push_line_entry(&mut self, line: &str) -> Result<Option<Entry>, VerifyError> {
         self.line += 1;
         let line = line.strip_suffix('\n').unwrap_or(line);
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let number = self.line;
         match parse_line(line) {
             Ok(ExportLine::Header { origin }) if !self.saw_header && number == 1 => {
                 self.saw_header = true;
                 self.verifier.expect_origin(&origin);
-                Ok(())
+                Ok(None)
             }
             Ok(ExportLine::Header { .. }) => Err(self.verifier.push_malformed(format!(
                 "line {number}: a header may only be the first line"
@@ -223,8 +229,8 @@ impl ExportVerifier {
             Ok(_) if !self.saw_header => Err(self.verifier.push_malformed(format!(
                 "line {number}: an export starts with its {{\"docket_export\":…}} header"
             ))),
-            Ok(ExportLine::Entry(entry)) => self.verifier.push_entry(&entry),
-            Ok(ExportLine::Checkpoint(note)) => self.verifier.push_checkpoint(&note),
+            Ok(ExportLine::Entry(entry)) => self.verifier.push_entry(&entry).map(|()| Some(entry)),
+            Ok(ExportLine::Checkpoint(note)) => self.verifier.push_checkpoint(&note).map(|()| None),
             Err(e) => Err(self.verifier.push_malformed(format!("line {number}: {e}"))),
         }
     }

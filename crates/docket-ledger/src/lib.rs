@@ -17,6 +17,7 @@ pub mod merkle;
 pub mod prune;
 pub mod record;
 pub mod sealer;
+pub mod summary;
 pub mod verifier;
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint};

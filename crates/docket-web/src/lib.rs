@@ -78,6 +78,31 @@ fn failure_json(e: &VerifyError) -> Value {
     })
 }
 
+/// Rows of accepted entries waiting for the page: JSON arrays
+/// `[seq, kind, time, path, outcome, decision_id, warnings]`, compact because a page may hold a
+/// million of them.
+#[derive(Default)]
+struct Rows(Vec<Value>);
+
+impl Rows {
+    fn push(&mut self, entry: &docket_ledger::Entry) {
+        let s = docket_ledger::summary::summarize(entry);
+        self.0.push(json!([
+            s.seq,
+            s.kind,
+            s.time,
+            s.path,
+            s.outcome,
+            s.decision_id,
+            s.warnings
+        ]));
+    }
+
+    fn take(&mut self) -> String {
+        Value::Array(std::mem::take(&mut self.0)).to_string()
+    }
+}
+
 /// Verifies a JSON Lines export (log-format §10) streamed in chunks.
 #[wasm_bindgen]
 pub struct ExportVerifier {
@@ -85,6 +110,7 @@ pub struct ExportVerifier {
     partial: String,
     failed: Option<VerifyError>,
     lines: u64,
+    rows: Rows,
 }
 
 #[wasm_bindgen]
@@ -97,6 +123,7 @@ impl ExportVerifier {
             partial: String::new(),
             failed: None,
             lines: 0,
+            rows: Rows::default(),
         })
     }
 
@@ -120,10 +147,14 @@ impl ExportVerifier {
         while let Some(end) = self.partial[consumed..].find('\n') {
             let line = &self.partial[consumed..consumed + end];
             consumed += end + 1;
-            if let Err(e) = push_line(&mut self.inner, line) {
-                self.failed = Some(e);
-                self.partial.clear();
-                return false;
+            match push_line(&mut self.inner, line) {
+                Ok(Some(entry)) => self.rows.push(&entry),
+                Ok(None) => {}
+                Err(e) => {
+                    self.failed = Some(e);
+                    self.partial.clear();
+                    return false;
+                }
             }
             self.lines += 1;
         }
@@ -136,14 +167,31 @@ impl ExportVerifier {
         self.inner.entries()
     }
 
-    /// Ends the export and returns the report as JSON text.
-    pub fn finish(mut self) -> String {
+    /// The rows of the entries accepted since the last call, as a JSON array of
+    /// `[seq, kind, time, path, outcome, decision_id, warnings]`: decoded from the entries the
+    /// verifier checked, so nothing shown comes from anywhere else. Call it before `finish`.
+    #[wasm_bindgen(js_name = takeRows)]
+    pub fn take_rows(&mut self) -> String {
+        self.rows.take()
+    }
+
+    /// Ends the export: pushes an unfinished last line, if any. Call `takeRows` for its row,
+    /// then `finish`.
+    #[wasm_bindgen(js_name = endText)]
+    pub fn end_text(&mut self) {
         if self.failed.is_none() && !self.partial.trim().is_empty() {
             let last = std::mem::take(&mut self.partial);
-            if let Err(e) = push_line(&mut self.inner, &last) {
-                self.failed = Some(e);
+            match push_line(&mut self.inner, &last) {
+                Ok(Some(entry)) => self.rows.push(&entry),
+                Ok(None) => {}
+                Err(e) => self.failed = Some(e),
             }
         }
+    }
+
+    /// Ends the export and returns the report as JSON text.
+    pub fn finish(mut self) -> String {
+        self.end_text();
         let result = match self.failed {
             Some(e) => Err(e),
             None => self.inner.finish(),
@@ -152,12 +200,15 @@ impl ExportVerifier {
     }
 }
 
-fn push_line(verifier: &mut LedgerExportVerifier, line: &str) -> Result<(), VerifyError> {
+fn push_line(
+    verifier: &mut LedgerExportVerifier,
+    line: &str,
+) -> Result<Option<docket_ledger::Entry>, VerifyError> {
     let line = line.trim_end_matches('\r');
     if line.trim().is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    verifier.push_line(line)
+    verifier.push_line_entry(line)
 }
 
 /// Verifies a log fetched from a docket server: encoded entries (base64) and checkpoint notes
@@ -166,6 +217,7 @@ fn push_line(verifier: &mut LedgerExportVerifier, line: &str) -> Result<(), Veri
 pub struct LogVerifier {
     inner: Verifier,
     failed: Option<VerifyError>,
+    rows: Rows,
 }
 
 #[wasm_bindgen]
@@ -175,6 +227,7 @@ impl LogVerifier {
         Ok(LogVerifier {
             inner: Verifier::new(public_key(genesis_vkey)?),
             failed: None,
+            rows: Rows::default(),
         })
     }
 
@@ -185,12 +238,23 @@ impl LogVerifier {
             return false;
         }
         let outcome = match B64.decode(encoded_base64) {
-            Ok(bytes) => self.inner.push_entry_bytes(&bytes),
+            Ok(bytes) => self.inner.push_entry_bytes(&bytes).map(|()| {
+                // Accepted, so it decodes: the row is read from these very bytes.
+                if let Ok(entry) = docket_ledger::Entry::decode(&bytes) {
+                    self.rows.push(&entry);
+                }
+            }),
             Err(e) => Err(self
                 .inner
                 .push_malformed(format!("the entry is not base64: {e}"))),
         };
         self.record(outcome)
+    }
+
+    /// The rows of the entries accepted since the last call (see `ExportVerifier.takeRows`).
+    #[wasm_bindgen(js_name = takeRows)]
+    pub fn take_rows(&mut self) -> String {
+        self.rows.take()
     }
 
     /// A signed checkpoint note, after the entries it covers.

@@ -1,6 +1,7 @@
 // The docket log verifier page. Verification is docket-ledger's, compiled to WebAssembly
 // (docket_web.js); this file only reads files or a server, feeds the verifier, and shows the
-// report and the entries. It parses export lines for the table (display only, never a verdict).
+// report and the entries. Every row shown is one the verifier accepted, decoded by it from the
+// entry's checked bytes (`takeRows`): nothing the page shows comes from a field beside them.
 
 import init, { ExportVerifier, LogVerifier, verifyCheckpoint } from "./docket_web.js";
 
@@ -8,44 +9,17 @@ const $ = (id) => document.getElementById(id);
 const ready = init({ module_or_path: new URL("docket_web_bg.wasm", import.meta.url) });
 let rows = [];
 let badSeq = null;
+let verified = false;
 
-function outcomeOf(kind, record, pruned) {
-  if (pruned) return "pruned";
-  if (kind !== "decision" && kind !== "ingested") return "";
-  if (!record || !("result" in record)) return "undefined";
-  const r = record.result;
-  if (r === true || (r && r.allowed === true)) return "allow";
-  if (r === false || (r && r.allowed === false)) return "deny";
-  return "other";
+// Rows from the verifier: [seq, kind, time, path, outcome, decision_id, warnings].
+function takeRows(verifier) {
+  for (const [seq, kind, time, path, outcome, id, warnings] of JSON.parse(verifier.takeRows())) {
+    // `iso`: the time to the millisecond, as Date and the filters' datetime inputs read it.
+    rows.push({ seq, kind, time, iso: time.slice(0, 23) + "Z", path, outcome, id, warnings });
+  }
 }
 
-// `pruned`: the entry's record was removed under retention (log-format §3.5); only its hash is left.
-function rowOf(seq, kind, timestamp, record, pruned) {
-  return {
-    seq,
-    kind,
-    time: timestamp,
-    path: (record && record.path) || "",
-    outcome: outcomeOf(kind, record, pruned),
-    id: (record && record.decision_id) || "",
-  };
-}
-
-function nsToIso(ns) {
-  // Nanoseconds as a decimal string: millisecond precision is enough for display.
-  return new Date(Number(BigInt(ns) / 1000000n)).toISOString();
-}
-
-function rowFromExportLine(line) {
-  let parsed;
-  try { parsed = JSON.parse(line); } catch { return null; }
-  if (typeof parsed.seq !== "number") return null;
-  let record = null;
-  try { record = JSON.parse(parsed.record); } catch { /* pruned, or the verifier will say why */ }
-  return rowOf(parsed.seq, parsed.kind, nsToIso(parsed.timestamp), record, "pruned" in parsed);
-}
-
-function showReport(report, source) {
+function showReport(report, source, caveat) {
   const box = $("result");
   box.replaceChildren();
   const title = document.createElement("strong");
@@ -55,9 +29,14 @@ function showReport(report, source) {
     const dd = document.createElement("dd"); dd.textContent = v;
     list.append(dt, dd);
   };
+  verified = report.ok;
   if (report.ok) {
-    box.className = "result ok";
+    box.className = caveat ? "result caveat" : "result ok";
     title.textContent = `Verified: ${report.entries} entries, nothing changed, dropped or reordered`;
+    if (caveat) {
+      title.textContent += ` (${caveat})`;
+      add("caveat", caveat);
+    }
     add("source", source);
     add("origin", report.origin);
     add("decisions", `${report.kinds.decision} sealed here, ${report.kinds.ingested} ingested`);
@@ -77,10 +56,17 @@ function showReport(report, source) {
     add("failure", report.failure);
     add("where", report.seq === null ? report.location : `${report.location} ${report.seq}`);
     badSeq = report.location === "entry" ? report.seq : null;
+    // Where verification stopped is shown, never what the rejected entry claims.
+    if (badSeq !== null) {
+      rows.push({ seq: badSeq, kind: "", time: "", iso: "", path: `rejected here: ${report.failure}`, outcome: "", id: "", warnings: [] });
+    }
   }
   box.append(title, list);
   box.dataset.verdict = report.ok ? "verified" : "rejected";
-  $("explore").hidden = rows.length === 0;
+  const explore = $("explore");
+  explore.hidden = rows.length === 0;
+  explore.dataset.verified = report.ok ? "yes" : "no";
+  $("not-verified").hidden = report.ok;
   drawChart();
   renderTable();
 }
@@ -111,37 +97,27 @@ async function verifyFile(event) {
     return showError(String(e.message || e));
   }
   rows = [];
+  badSeq = null;
   const progress = $("progress");
   progress.hidden = false;
   progress.max = file.size || 1;
   progress.value = 0;
   const started = performance.now();
   const reader = file.stream().pipeThrough(new TextDecoderStream()).getReader();
-  let carry = "";
   let read = 0;
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
     read += value.length;
-    const text = carry + value;
-    const cut = text.lastIndexOf("\n");
-    carry = cut < 0 ? text : text.slice(cut + 1);
-    if (cut >= 0) {
-      for (const line of text.slice(0, cut).split("\n")) {
-        const row = rowFromExportLine(line);
-        if (row) rows.push(row);
-      }
-    }
     const going = verifier.pushText(value);
+    takeRows(verifier);
     progress.value = read;
     if (!going) break;
     // Let the page paint the progress bar on large files.
     await new Promise((r) => setTimeout(r, 0));
   }
-  if (carry) {
-    const row = rowFromExportLine(carry);
-    if (row) rows.push(row);
-  }
+  verifier.endText();
+  takeRows(verifier);
   const report = JSON.parse(verifier.finish());
   report.seconds = (performance.now() - started) / 1000;
   progress.hidden = true;
@@ -154,12 +130,16 @@ async function verifyServer(event) {
   await ready;
   const base = ($("server-url").value || location.origin).replace(/\/$/, "");
   try {
-    const key = $("server-key").value.trim() || (await (await fetch(`${base}/v1/log/public-key`)).text()).trim();
+    const typed = $("server-key").value.trim();
+    const key = typed || (await (await fetch(`${base}/v1/log/public-key`)).text()).trim();
+    // A key the server supplied proves only that the server's log agrees with itself.
+    const caveat = typed ? "" : "checked against the key the server itself supplied, so it proves only that the server's log is self-consistent; give the log's public key to check it is the log you expect";
     const note = await (await fetch(`${base}/v1/log/checkpoint`)).text();
     const head = JSON.parse(verifyCheckpoint(note, key));
     if (!head.ok) return showError("The server's checkpoint is not signed by this key.");
     const verifier = new LogVerifier(key);
     rows = [];
+    badSeq = null;
     const progress = $("progress");
     progress.hidden = false;
     progress.max = head.size || 1;
@@ -168,16 +148,16 @@ async function verifyServer(event) {
       const limit = Math.min(1000, head.size - start);
       const page = await (await fetch(`${base}/v1/log/entries?start=${start}&limit=${limit}`)).json();
       for (const e of page.entries) {
-        rows.push(rowOf(e.seq, e.kind, e.timestamp, e.record, e.pruned === true));
         if (!(going = verifier.pushEntry(e.encoded))) break;
       }
+      takeRows(verifier);
       progress.value = start + limit;
     }
     if (going) verifier.pushCheckpoint(note);
     const report = JSON.parse(verifier.finish());
     progress.hidden = true;
     window.lastReport = report;
-    showReport(report, `${base} (checkpoint at size ${head.size})`);
+    showReport(report, `${base} (checkpoint at size ${head.size})`, caveat);
   } catch (e) {
     showError(`Could not read the server: ${e.message || e}`);
   }
@@ -193,8 +173,8 @@ function filtered() {
     (!outcome || r.outcome === outcome) &&
     (!path || r.path.includes(path)) &&
     (!id || r.id.includes(id)) &&
-    (!from || r.time >= from) &&
-    (!to || r.time <= to));
+    (!from || r.iso >= from) &&
+    (!to || r.iso <= to));
 }
 
 function renderTable() {
@@ -212,9 +192,17 @@ function renderTable() {
       if (cls) td.className = cls;
       tr.append(td);
     }
+    if (r.warnings.length > 0) {
+      tr.classList.add("warn");
+      tr.cells[3].title = r.warnings.join("; ");
+      tr.cells[3].textContent = `\u26a0 ${r.path}`;
+    }
     return tr;
   }));
-  $("shown").textContent = `${Math.min(limit, list.length)} of ${list.length} matching entries shown (${rows.length} in the log)`;
+  const total = verified
+    ? `${rows.length} in the log`
+    : `${rows.length - (badSeq === null ? 0 : 1)} read before the log was rejected; NOT VERIFIED`;
+  $("shown").textContent = `${Math.min(limit, list.length)} of ${list.length} matching entries shown (${total})`;
 }
 
 function drawChart() {
@@ -222,12 +210,15 @@ function drawChart() {
   const decisions = rows.filter((r) => r.outcome === "allow" || r.outcome === "deny");
   svg.replaceChildren();
   if (decisions.length === 0) return;
-  const times = decisions.map((r) => Date.parse(r.time));
-  const lo = Math.min(...times), hi = Math.max(...times) + 1;
+  const times = decisions.map((r) => Date.parse(r.iso));
+  // A loop, not Math.min(...times): spreading a million arguments overflows the stack.
+  let lo = Infinity, hi = -Infinity;
+  for (const t of times) { if (t < lo) lo = t; if (t > hi) hi = t; }
+  hi += 1;
   const buckets = 40;
   const counts = Array.from({ length: buckets }, () => ({ allow: 0, deny: 0 }));
   decisions.forEach((r, i) => { counts[Math.min(buckets - 1, Math.floor(((times[i] - lo) / (hi - lo)) * buckets))][r.outcome]++; });
-  const max = Math.max(...counts.map((c) => c.allow + c.deny));
+  const max = counts.reduce((m, c) => Math.max(m, c.allow + c.deny), 0);
   const w = 800 / buckets;
   const ns = "http://www.w3.org/2000/svg";
   counts.forEach((c, i) => {

@@ -47,12 +47,20 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         )
 }
 
+/// The page runs only its own scripts and WebAssembly, and may read any docket server the user
+/// names (server mode); nothing else loads, and it cannot be framed.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     connect-src *; img-src 'self' data:; style-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
 fn file(name: &str) -> Response {
     match FILES.iter().find(|(n, _, _)| *n == name) {
         Some((_, media_type, bytes)) => (
             [
                 (header::CONTENT_TYPE, *media_type),
                 (header::CACHE_CONTROL, "no-cache"),
+                (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             ],
             *bytes,
         )
