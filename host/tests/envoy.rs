@@ -165,10 +165,25 @@ impl Envoy {
         policies: &Value,
         data: &str,
     ) -> Envoy {
+        Envoy::start_answering(dir, docket, upstream_port, policies, data, None)
+    }
+
+    /// [`Envoy::start_with`], the Data API answering `data_api_paths` (a JSON list) instead of
+    /// the example's `["envoy/authz"]`.
+    pub fn start_answering(
+        dir: &Path,
+        docket: &Server,
+        upstream_port: u16,
+        policies: &Value,
+        data: &str,
+        data_api_paths: Option<&str>,
+    ) -> Envoy {
         // Ports are picked free and then handed to Envoy, so a test running beside this one can
         // take one in between: Envoy then exits saying so, and it is started on new ones.
         for _ in 0..5 {
-            if let Some(envoy) = Envoy::try_start(dir, docket, upstream_port, policies, data) {
+            if let Some(envoy) =
+                Envoy::try_start(dir, docket, upstream_port, policies, data, data_api_paths)
+            {
                 return envoy;
             }
         }
@@ -182,11 +197,20 @@ impl Envoy {
         upstream_port: u16,
         policies: &Value,
         data: &str,
+        data_api_paths: Option<&str>,
     ) -> Option<Envoy> {
         let (port, plain_port, admin_port) = (free_port(), free_port(), free_port());
         let docket_port = docket.base.rsplit(':').next().unwrap().to_string();
-        let config = std::fs::read_to_string(repo().join("examples/envoy/envoy.yaml"))
-            .unwrap()
+        let mut config = std::fs::read_to_string(repo().join("examples/envoy/envoy.yaml")).unwrap();
+        if let Some(paths) = data_api_paths {
+            let shipped = r#""paths": ["envoy/authz"]"#;
+            assert!(
+                config.contains(shipped),
+                "the example's data_api.paths changed"
+            );
+            config = config.replace(shipped, &format!(r#""paths": {paths}"#));
+        }
+        let config = config
             .replace("{{ADMIN_PORT}}", &admin_port.to_string())
             .replace("{{LISTEN_PORT}}", &port.to_string())
             .replace("{{PLAIN_PORT}}", &plain_port.to_string())
@@ -579,12 +603,13 @@ fn the_filter_in_envoy_decides_the_conformance_suite_as_the_component_does() {
         .iter()
         .map(|(id, source)| (id.clone(), Value::String(source.clone())))
         .collect();
-    let envoy = Envoy::start_with(
+    let envoy = Envoy::start_answering(
         &dir,
         &docket,
         upstream.port,
         &Value::Object(policies),
         &suite.data,
+        Some(r#"[""]"#),
     );
     let started = Instant::now();
     let answers = ask_data_api(&envoy, &asks, 8);
@@ -990,4 +1015,41 @@ fn the_example_configuration_decides_on_the_path_the_upstream_receives_and_the_r
         .unwrap_or_default();
     assert!(source.starts_with("127.0.0.1:"), "{record}");
     assert!(!record.to_string().contains("203.0.113.7:0"), "{record}");
+}
+
+#[test]
+fn the_data_api_answers_only_the_documents_it_is_configured_for() {
+    let dir = scratch("envoy-data-exposure");
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let policies = json!({
+        "authz.rego": std::fs::read_to_string(repo().join("examples/envoy/authz.rego")).unwrap(),
+    });
+    let data = r#"{"secrets": {"upstream_api_key": "sk-live-do-not-leak"}}"#;
+    let envoy = Envoy::start_with(&dir, &docket, upstream.port, &policies, data);
+    let c = Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    // The configured document is answered, sealed first.
+    let r = c
+        .post(envoy.url("/v1/data/envoy/authz/decision"))
+        .body(r#"{"input":{}}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Everything else under /v1/data is an ordinary request, decided by the authorization
+    // policy (which denies it), and never answered with data.
+    for path in [
+        "/v1/data/secrets/upstream_api_key",
+        "/v1/data",
+        "/v1/data/secrets",
+    ] {
+        let r = c.get(envoy.url(path)).send().unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().unwrap();
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(!body.contains("sk-live"), "{path}: {body}");
+    }
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 0);
 }

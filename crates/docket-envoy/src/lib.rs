@@ -62,6 +62,12 @@ pub struct DataApiConfig {
     /// The largest request body read; a larger one is refused with 413.
     #[serde(default = "default_data_api_max_body")]
     pub max_body_bytes: usize,
+    /// The documents the Data API answers (slash-separated, `envoy/authz` answers
+    /// `/v1/data/envoy/authz` and everything under it; `""` answers every document, data
+    /// included). Required: a request for any other document is not answered by the filter
+    /// but decided by `query` like any other request.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
 }
 
 fn default_data_api_prefix() -> String {
@@ -140,7 +146,16 @@ impl DataApiConfig {
             .iter()
             .map(|s| percent_decode(s))
             .collect();
-        Some(segments.join("/"))
+        let path = segments.join("/");
+        let allowed = self.paths.iter().flatten().any(|allowed| {
+            let allowed = allowed.trim_matches('/');
+            allowed.is_empty()
+                || path == allowed
+                || path
+                    .strip_prefix(allowed)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        });
+        allowed.then_some(path)
     }
 }
 
@@ -153,6 +168,15 @@ impl Config {
         }
         if config.docket.token.len() < 16 {
             return Err("docket.token must be docket serve's write token".into());
+        }
+        if let Some(api) = &config.data_api
+            && api.paths.is_none()
+        {
+            return Err(
+                "data_api.paths must list the documents the Data API may answer, e.g. \
+                        [\"envoy/authz\"] ([\"\"] answers every document, all data included)"
+                    .into(),
+            );
         }
         if let Some(api) = &config.data_api
             && !api.prefix.starts_with('/')
@@ -217,6 +241,15 @@ pub fn decode_headers(raw: Vec<(String, Vec<u8>)>) -> (Vec<(String, String)>, Ve
     (headers, not_utf8)
 }
 
+/// Headers that carry credentials: never put into the input, so never sealed in the log, whatever
+/// `redact_headers` says (`authorization`'s bearer JWT is decoded into `input.jwt` instead).
+pub const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "x-auth-token",
+];
+
 /// The policy input, in the shape of OPA's Envoy plugin (`input.attributes.request.http`,
 /// `input.parsed_path`, `input.parsed_query`), plus `input.jwt` (header and claims of a bearer
 /// JWT, *not* signature-checked: verify tokens with Envoy's `jwt_authn` filter first).
@@ -239,7 +272,9 @@ pub fn build_input(request: &Request, redact: &[String]) -> Value {
                     .or_else(|| value.strip_prefix("bearer "))
                     .map(str::to_string);
             }
-            n if n.starts_with(':') || redact.iter().any(|r| r == n) => {}
+            n if n.starts_with(':')
+                || CREDENTIAL_HEADERS.contains(&n)
+                || redact.iter().any(|r| r == n) => {}
             n => {
                 // Repeated headers join with a comma, as HTTP allows.
                 let joined = match headers.get(n).and_then(Value::as_str) {
@@ -514,6 +549,8 @@ mod tests {
             ("x-trace", "2"),
             ("cookie", "secret"),
             ("authorization", &format!("Bearer {jwt}")),
+            ("proxy-authorization", "Basic c2VjcmV0"),
+            ("x-api-key", "sk-live"),
         ]);
         let input = build_input(
             &Request {
@@ -576,14 +613,14 @@ mod tests {
             panic!("a module that does not parse was accepted");
         };
         assert!(e.contains("a.rego"), "{e}");
-        let no_slash = br#"{"policies":{"a.rego":"package a"},"query":"a/allow","docket":{"cluster":"docket","token":"0123456789abcdef0123"},"data_api":{"prefix":"v1/data"}}"#;
+        let no_slash = br#"{"policies":{"a.rego":"package a"},"query":"a/allow","docket":{"cluster":"docket","token":"0123456789abcdef0123"},"data_api":{"prefix":"v1/data","paths":[""]}}"#;
         let e = Config::parse(no_slash).unwrap_err();
         assert!(e.contains("data_api.prefix"), "{e}");
     }
 
     #[test]
     fn data_api_paths_are_the_opa_paths_under_the_prefix() {
-        let api: DataApiConfig = serde_json::from_str("{}").unwrap();
+        let api: DataApiConfig = serde_json::from_str(r#"{"paths":[""]}"#).unwrap();
         assert_eq!(api.prefix, "/v1/data");
         assert_eq!(
             api.data_path("/v1/data/rbac/allow").as_deref(),
@@ -601,8 +638,25 @@ mod tests {
         let trailing = DataApiConfig {
             prefix: "/decide/".into(),
             max_body_bytes: 10,
+            paths: Some(vec!["".into()]),
         };
         assert_eq!(trailing.data_path("/decide/x").as_deref(), Some("x"));
+        // Only the documents listed: the rest of `data` is not the Data API's to give away.
+        let narrow: DataApiConfig = serde_json::from_str(r#"{"paths":["envoy/authz/"]}"#).unwrap();
+        assert_eq!(
+            narrow.data_path("/v1/data/envoy/authz/decision").as_deref(),
+            Some("envoy/authz/decision")
+        );
+        assert_eq!(
+            narrow.data_path("/v1/data/envoy/authz").as_deref(),
+            Some("envoy/authz")
+        );
+        assert_eq!(narrow.data_path("/v1/data/envoy/authzx"), None);
+        assert_eq!(narrow.data_path("/v1/data/secrets/upstream_api_key"), None);
+        assert_eq!(narrow.data_path("/v1/data"), None);
+        let unlisted = br#"{"policies":{"a.rego":"package a"},"query":"a/allow","docket":{"cluster":"docket","token":"0123456789abcdef0123"},"data_api":{}}"#;
+        let e = Config::parse(unlisted).unwrap_err();
+        assert!(e.contains("data_api.paths"), "{e}");
     }
 
     #[test]
