@@ -29,8 +29,96 @@ def rfc3339_ns(ns):
     return t.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
 
 
+class NotJsonText(ValueError):
+    pass
+
+
+MAX_DEPTH = 100
+
+
+def json_text(text):
+    """§4 "JSON text": RFC 8259 with unique names, depth at most 100, no lone surrogate escapes
+    and finite numbers. Returns the parsed value or raises NotJsonText."""
+    def unique(pairs):
+        names = [k for k, _ in pairs]
+        if len(set(names)) != len(names):
+            raise NotJsonText("a repeated name")
+        return dict(pairs)
+
+    def finite(text):
+        value = float(text)
+        if value in (float("inf"), float("-inf")):
+            raise NotJsonText(f"{text} does not fit a double")
+        return value
+
+    def bad_constant(name):
+        raise NotJsonText(f"{name} is not JSON")
+
+    try:
+        value = json.loads(text, object_pairs_hook=unique, parse_float=finite, parse_constant=bad_constant)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise NotJsonText(str(e))
+
+    def walk(v, depth):
+        if isinstance(v, str):
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in v):
+                raise NotJsonText("a lone surrogate")
+        elif isinstance(v, (list, dict)):
+            if depth + 1 > MAX_DEPTH:
+                raise NotJsonText("nested too deep")
+            for k, x in (v.items() if isinstance(v, dict) else enumerate(v)):
+                walk(k, depth + 1) if isinstance(k, str) else None
+                walk(x, depth + 1)
+    walk(value, 0)
+    return value
+
+
+# Ed25519 over edwards25519 (RFC 8032 §5.1), only to tell small-order points (§9).
+P = 2**255 - 19
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def decode_point(raw):
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    sign = raw[31] >> 7
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P) % P
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P or (x == 0 and sign):
+        return None
+    if x & 1 != sign:
+        x = P - x
+    return (x, y, 1, x * y % P)
+
+
+def point_add(p1, p2):
+    """RFC 8032 §6's unified addition in extended coordinates (it doubles too)."""
+    a = (p1[1] - p1[0]) * (p2[1] - p2[0]) % P
+    b = (p1[1] + p1[0]) * (p2[1] + p2[0]) % P
+    c = 2 * p1[3] * p2[3] * D % P
+    d = 2 * p1[2] * p2[2] % P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def is_small_order(raw):
+    pt = decode_point(raw)
+    if pt is None:
+        return False
+    for _ in range(3):
+        pt = point_add(pt, pt)
+    x, y, z, _ = pt
+    return x % P == 0 and (y - z) % P == 0
+
+
 def check_prune_record(rec, seq, timestamp):
     """§4.8: scope, a range of earlier entries, ordered disjoint runs, retention passed."""
+    if set(rec) != {"prune", "first", "last", "entries", "ranges", "policy_versions", "latest_retain_until"}:
+        return "fields"
     if rec.get("prune") != "decision-payloads":
         return "scope"
     first, last, ranges = rec["first"], rec["last"], rec["ranges"]
@@ -43,6 +131,11 @@ def check_prune_record(rec, seq, timestamp):
         nxt, total = b + 1, total + b - a + 1
     if total != rec["entries"]:
         return "count"
+    versions = rec["policy_versions"]
+    digest_ok = all(isinstance(v, str) and v.startswith("sha256:") and len(v) == 71
+                    and all(c in "0123456789abcdef" for c in v[7:]) for v in versions)
+    if rec["entries"] < 1 or not versions or not digest_ok or any(a >= b for a, b in zip(versions, versions[1:])):
+        return "policy versions"
     if len(rec["latest_retain_until"]) != 30 or rec["latest_retain_until"] > rfc3339_ns(timestamp):
         return "pruned under retention"
     return None
@@ -61,13 +154,22 @@ def sha256(*parts):
     return h.digest()
 
 
+class BadKey(ValueError):
+    pass
+
+
 def parse_vkey(text):
-    """§9: <name>+<8 hex key id>+<base64(0x01 ‖ key)>; the id is recomputed."""
+    """§9: <name>+<8 hex key id>+<base64(0x01 ‖ key)>; the id is recomputed; small-order points
+    are refused."""
     name, key_id, b64 = text.strip().split("+", 2)
     raw = base64.b64decode(b64)
-    assert raw[0] == 1 and len(raw) == 33, "not an Ed25519 verifier key"
+    if raw[0] != 1 or len(raw) != 33:
+        raise BadKey("not an Ed25519 verifier key")
     computed = sha256(name.encode(), b"\n", b"\x01", raw[1:])[:4].hex()
-    assert computed == key_id, "key id does not match the key"
+    if computed != key_id:
+        raise BadKey("key id does not match the key")
+    if is_small_order(raw[1:]):
+        raise BadKey("a small-order point")
     return {"name": name, "id": key_id, "key": Ed25519PublicKey.from_public_bytes(raw[1:])}
 
 
@@ -91,16 +193,62 @@ def merkle_root(leaves):
     return sha256(b"\x01", merkle_root(leaves[:k]), merkle_root(leaves[k:]))
 
 
+ENTRY_FIELDS = {"seq", "prev", "timestamp", "kind", "key_id", "record", "pruned", "hash", "signature"}
+
+
+def entry_line(line, where):
+    """§10: one JSON object per line, each field once; a decimal timestamp without leading zeros."""
+    if not line.strip():
+        raise Rejected(where, "malformed", "a blank line")
+    try:
+        obj = json_text(line)
+    except NotJsonText as e:
+        raise Rejected(where, "malformed", str(e))
+    if not isinstance(obj, dict):
+        raise Rejected(where, "malformed", "not an object")
+    if "checkpoint" in obj:
+        if set(obj) != {"checkpoint"}:
+            raise Rejected(where, "malformed", "checkpoint line")
+        return obj
+    if not set(obj) <= ENTRY_FIELDS or ("record" in obj) == ("pruned" in obj):
+        raise Rejected(where, "malformed", "entry line fields")
+    ts = obj.get("timestamp")
+    if not (isinstance(ts, str) and ts.isdigit() and ts.isascii() and (ts == "0" or ts[0] != "0")):
+        raise Rejected(where, "malformed", f"timestamp {ts!r}")
+    if obj.get("kind") not in KINDS:
+        raise Rejected(where, "malformed", f"kind {obj.get('kind')!r}")
+    return obj
+
+
+def valid_origin(origin):
+    """§4.1: 1 to 256 bytes of visible ASCII (0x21 to 0x7E)."""
+    return isinstance(origin, str) and 1 <= len(origin) <= 256 and all(0x21 <= ord(c) <= 0x7E for c in origin)
+
+
+def check_genesis(rec):
+    """§4.1: exactly these fields, labels exactly id and version."""
+    if set(rec) != {"docket_log", "origin", "key", "signing", "labels"} or rec["docket_log"] != "v1":
+        return "fields"
+    labels = rec["labels"]
+    if not isinstance(labels, dict) or set(labels) != {"id", "version"} or not all(isinstance(v, str) for v in labels.values()):
+        return "labels"
+    if rec["signing"] not in ("checkpoint", "entry"):
+        return "signing"
+    if not valid_origin(rec["origin"]):
+        return "origin"
+    return None
+
+
 def verify_export(lines, trusted_vkey):
     trusted = parse_vkey(trusted_vkey)
-    header = json.loads(lines[0])
+    header = json_text(lines[0])
     assert header["docket_export"] == "v1"
     leaves, key, signing, origin, prev_hash, last_ts, covered = [], None, None, None, b"\0" * 32, 0, True
     # §8: pruned entries wait for a later prune entry to authorize them, and for a checkpoint
     # to bind their hashes (which can no longer be recomputed).
-    unauthorized, unbound, prunes = set(), False, []
+    unauthorized, unbound, prunes, decisions = set(), False, [], set()
     for line in lines[1:]:
-        obj = json.loads(line)
+        obj = entry_line(line, f"entry {len(leaves)}")
         if "checkpoint" in obj:
             where = f"checkpoint after {len(leaves)} entries"
             note = obj["checkpoint"]
@@ -140,8 +288,16 @@ def verify_export(lines, trusted_vkey):
             entry_hash = sha256(b"\x00", body)
             if entry_hash.hex() != obj["hash"]:
                 raise Rejected(where, "bad-hash")
-            rec = json.loads(record)
+            try:
+                rec = json_text(obj["record"])
+            except NotJsonText as e:
+                raise Rejected(where, "bad-record", str(e))
+            if not isinstance(rec, dict):
+                raise Rejected(where, "bad-record", "not an object")
         if p == 0:
+            why = check_genesis(rec)
+            if why:
+                raise Rejected(where, "bad-genesis", why)
             origin, signing = rec["origin"], rec["signing"]
             key = parse_vkey(rec["key"])
             if key["key"].public_bytes_raw() != trusted["key"].public_bytes_raw():
@@ -160,15 +316,26 @@ def verify_export(lines, trusted_vkey):
         if int(obj["timestamp"]) < last_ts:
             raise Rejected(where, "timestamp-regression")
         if obj["kind"] == "key-rotation":
-            key = parse_vkey(rec["new_key"])
+            try:
+                if set(rec) != {"new_key"}:
+                    raise BadKey("fields")
+                next_key = parse_vkey(rec["new_key"])
+            except (BadKey, ValueError) as e:
+                raise Rejected(where, "bad-record", str(e))
         if obj["kind"] == "prune":
             why = check_prune_record(rec, p, int(obj["timestamp"]))
+            if not why and any(s not in decisions for a, b in rec["ranges"] for s in range(a, b + 1)):
+                why = "a range names an entry that is not a decision"
             if why:
                 raise Rejected(where, "bad-record", why)
             found = {s for a, b in rec["ranges"] for s in range(a, b + 1)} & unauthorized
             unauthorized -= found
             prunes.append({"seq": p, "first": rec["first"], "last": rec["last"], "entries": rec["entries"],
                            "pruned_found": len(found), "policy_versions": rec["policy_versions"]})
+        if obj["kind"] == "key-rotation":
+            key = next_key  # in force from the next entry on (§4.3), and for the checkpoints after it
+        if obj["kind"] == "decision":
+            decisions.add(p)
         leaves.append(entry_hash)
         prev_hash, last_ts = entry_hash, int(obj["timestamp"])
     if not covered or unbound:
@@ -200,7 +367,23 @@ def main():
             assert (e.where, e.failure) == ("entry 4", "bad-hash"), str(e)
             print(f"{name}: tampered copy rejected: {e}")
     check_pruned(vectors, vkey)
+    check_rejected(vectors)
     print("independent verifier: all checks passed")
+
+
+def check_rejected(vectors):
+    """Each log of rejected.json breaks one rule (§4, §8, §10) with every hash and signature
+    right: this verifier must reject it with the failure and location docket gives."""
+    rejected = json.loads((vectors / "rejected.json").read_text())
+    for case in rejected["cases"]:
+        try:
+            verify_export(case["export"].splitlines(), rejected["genesis_key"])
+            sys.exit(f"rejected.json: {case['case']}: accepted")
+        except Rejected as e:
+            got = (e.where, e.failure)
+            want = (case["location"], case["failure"])
+            assert got == want, f"rejected.json: {case['case']}: {got} (docket says {want}): {e}"
+            print(f"rejected.json: {case['case']}: {e.where}: {e.failure}")
 
 
 def check_pruned(vectors, vkey):

@@ -126,11 +126,14 @@ pub fn parse_line(line: &str) -> Result<ExportLine, DecodeError> {
         Hash::from_hex(text)
             .ok_or_else(|| bad(format!("{name} {text:?} is not 64 lower-case hex digits")))
     };
+    // One spelling per value: digits only, and no leading zero (a reader that compares the
+    // text and one that compares the number must agree).
     let timestamp_ns = e
         .timestamp
         .parse::<u64>()
         .ok()
         .filter(|_| e.timestamp.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|_| e.timestamp == "0" || !e.timestamp.starts_with('0'))
         .ok_or_else(|| {
             bad(format!(
                 "timestamp {:?} is not a decimal count of nanoseconds",
@@ -158,7 +161,20 @@ pub fn parse_line(line: &str) -> Result<ExportLine, DecodeError> {
         ),
     };
     let record = match (e.record, e.pruned) {
+        (Some(record), None) if record.len() > crate::entry::MAX_RECORD_LEN => {
+            return Err(bad(format!(
+                "a record of {} bytes is longer than the {}-byte limit",
+                record.len(),
+                crate::entry::MAX_RECORD_LEN
+            )));
+        }
         (Some(record), None) => record.into_bytes(),
+        (None, Some(len)) if len as usize > crate::entry::MAX_RECORD_LEN => {
+            return Err(bad(format!(
+                "a pruned record of {len} bytes is longer than the {}-byte limit",
+                crate::entry::MAX_RECORD_LEN
+            )));
+        }
         (None, Some(_)) => Vec::new(),
         (Some(_), Some(_)) => return Err(bad("an entry line has `record` or `pruned`, not both")),
         (None, None) => return Err(bad("an entry line needs `record` (or `pruned`)")),
@@ -202,7 +218,7 @@ impl ExportVerifier {
         &mut self.verifier
     }
 
-    /// Pushes one line (a trailing `\n` or `\r\n` is ignored; blank lines are skipped).
+    /// Pushes one line (a trailing `\n` or `\r\n` is ignored). A blank line is malformed.
     pub fn push_line(&mut self, line: &str) -> Result<(), VerifyError> {
         self.push_line_entry(line).map(|_| ())
     }
@@ -213,10 +229,12 @@ impl ExportVerifier {
         self.line += 1;
         let line = line.strip_suffix('\n').unwrap_or(line);
         let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.trim().is_empty() {
-            return Ok(None);
-        }
         let number = self.line;
+        if line.trim().is_empty() {
+            return Err(self.verifier.push_malformed(format!(
+                "line {number} is blank; an export has one JSON object on every line"
+            )));
+        }
         match parse_line(line) {
             Ok(ExportLine::Header { origin }) if !self.saw_header && number == 1 => {
                 self.saw_header = true;

@@ -147,6 +147,14 @@ impl PublicKey {
         let bytes: [u8; 32] = raw[1..].try_into().expect("length checked");
         let key = VerifyingKey::from_bytes(&bytes)
             .map_err(|_| KeyError::BadEncoding("not a valid Ed25519 point".into()))?;
+        if key.is_weak() {
+            // No signature verifies under a small-order key with the strict rules (§9): a log
+            // handed over to one could never sign again, so such a key is refused where it is
+            // read, not at the first signature it fails.
+            return Err(KeyError::BadEncoding(
+                "a small-order Ed25519 point, under which no signature can verify".into(),
+            ));
+        }
         let public = PublicKey::new(name, key)?;
         if public.id.to_hex() != id {
             return Err(KeyError::IdMismatch {

@@ -17,6 +17,7 @@ pub const PRUNE_SCOPE: &str = "decision-payloads";
 
 /// The record of a prune entry (kind 6), in the order written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PruneRecord {
     /// What is removed: always [`PRUNE_SCOPE`].
     pub prune: String,
@@ -232,6 +233,27 @@ pub fn check_prune_record(
             record.entries
         ));
     }
+    if record.entries == 0 || record.policy_versions.is_empty() {
+        return Err(
+            "prune record: it must prune at least one entry and name the policy versions that \
+             set their retention"
+                .into(),
+        );
+    }
+    let digest = |d: &str| {
+        d.strip_prefix("sha256:").is_some_and(|h| {
+            h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+    };
+    if !record.policy_versions.iter().all(|d| digest(d))
+        || !record.policy_versions.windows(2).all(|w| w[0] < w[1])
+    {
+        return Err(format!(
+            "prune record: policy_versions {:?} must be distinct sha256:<64 lower-case hex> \
+             digests in byte order",
+            record.policy_versions
+        ));
+    }
     if !is_fixed_rfc3339(&record.latest_retain_until) {
         return Err(format!(
             "prune record: latest_retain_until {:?} is not an RFC 3339 UTC timestamp",
@@ -357,9 +379,17 @@ mod tests {
 
     #[test]
     fn a_prune_record_is_checked_against_its_own_entry() {
-        let entries = vec![decision(1, Some(10 * NS), "d")];
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let entries = vec![decision(1, Some(10 * NS), &digest)];
         let record = serde_json::to_vec(&plan(&entries, 10 * NS).unwrap().record).unwrap();
         assert!(check_prune_record(&record, 2, 10 * NS).is_ok());
+        // Policy versions must be digests, in byte order, and there must be one.
+        let text = String::from_utf8(record.clone()).unwrap();
+        for bad in [r#"["d"]"#, "[]", &format!(r#"["{digest}","{digest}"]"#)] {
+            let changed = text.replace(&format!(r#"["{digest}"]"#), bad);
+            let why = check_prune_record(changed.as_bytes(), 2, 10 * NS).unwrap_err();
+            assert!(why.contains("policy"), "{bad}: {why}");
+        }
         assert!(
             check_prune_record(&record, 2, 10 * NS - 1)
                 .unwrap_err()

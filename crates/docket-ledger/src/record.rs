@@ -33,13 +33,15 @@ impl SigningMode {
 
 /// Labels identifying the instance that sealed an entry (OPA's `labels`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Labels {
     pub id: String,
     pub version: String,
 }
 
-/// The record of entry 0.
+/// The record of entry 0. Every field is required and no other is allowed (log-format §4.1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GenesisRecord {
     pub docket_log: String,
     pub origin: String,
@@ -51,6 +53,7 @@ pub struct GenesisRecord {
 
 /// The record of a key-rotation entry, signed by the outgoing key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyRotationRecord {
     /// The incoming key, as a note verifier key.
     pub new_key: String,

@@ -76,15 +76,13 @@ pub fn check_origin(origin: &str) -> Result<(), SealError> {
     if origin.is_empty() || origin.len() > 256 {
         return Err(SealError::InvalidOrigin("must be 1 to 256 bytes".into()));
     }
-    if origin.chars().any(|c| c.is_control()) || origin.trim() != origin {
+    // Visible ASCII only: no spaces, no controls, and nothing that renders as something else
+    // (a zero-width space or a homoglyph would make two origins look the same).
+    if !origin.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(SealError::InvalidOrigin(format!(
-            "{origin:?} must be printable, without control characters or surrounding spaces"
+            "{origin:?} must be visible ASCII (bytes 0x21 to 0x7E: no spaces, controls or \
+             non-ASCII characters), e.g. a schema-less URL such as docket.example/audit"
         )));
-    }
-    if origin.starts_with(crate::checkpoint::SIGNATURE_LINE_PREFIX) {
-        return Err(SealError::InvalidOrigin(
-            "must not start with \"— \"".into(),
-        ));
     }
     Ok(())
 }

@@ -90,14 +90,20 @@ pub struct VerifyError {
     pub detail: String,
 }
 
+/// `entry N`, `checkpoint after N entries` or `end of log` (log-format §8).
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Entry(seq) => write!(f, "entry {seq}"),
+            Location::Checkpoint(size) => write!(f, "checkpoint after {size} entries"),
+            Location::End => f.write_str("end of log"),
+        }
+    }
+}
+
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.location {
-            Location::Entry(seq) => write!(f, "entry {seq}: ")?,
-            Location::Checkpoint(size) => write!(f, "checkpoint after {size} entries: ")?,
-            Location::End => write!(f, "end of log: ")?,
-        }
-        write!(f, "{}: {}", self.failure, self.detail)
+        write!(f, "{}: {}: {}", self.location, self.failure, self.detail)
     }
 }
 
@@ -226,6 +232,9 @@ pub struct Verifier {
     first_unbound_pruned: Option<u64>,
     pruned_entries: u64,
     prunes: Vec<PruneSummary>,
+    /// One bit per entry read, set for decision entries: a prune entry's ranges may hold only
+    /// decisions (§4.8), and the entries they name are all behind it. 1 bit per entry.
+    decisions: Vec<u64>,
     failed: Option<VerifyError>,
 }
 
@@ -248,6 +257,7 @@ impl Verifier {
             unauthorized_pruned: Vec::new(),
             first_unbound_pruned: None,
             pruned_entries: 0,
+            decisions: Vec::new(),
             prunes: Vec::new(),
             failed: None,
         }
@@ -392,6 +402,12 @@ impl Verifier {
             .position(|k| *k == entry.kind)
             .expect("checked");
         self.kinds[kind_index] += 1;
+        if position.is_multiple_of(64) {
+            self.decisions.push(0);
+        }
+        if entry.kind == EntryKind::Decision {
+            self.decisions[(position / 64) as usize] |= 1 << (position % 64);
+        }
         if entry.is_pruned() {
             self.pruned_entries += 1;
             self.first_unbound_pruned.get_or_insert(position);
@@ -561,7 +577,16 @@ impl Verifier {
         }
         if entry.kind == EntryKind::Prune {
             match check_prune_record(&entry.record, entry.seq, entry.timestamp_ns) {
-                Ok(record) => self.authorize_prune(entry, record),
+                Ok(record) => {
+                    if let Some(seq) = self.first_non_decision(&record.ranges) {
+                        let detail = format!(
+                            "prune record: its ranges name entry {seq}, which is not a decision; \
+                             only decision payloads are pruned"
+                        );
+                        return Err(self.fail(at, Failure::BadRecord, detail));
+                    }
+                    self.authorize_prune(entry, record)
+                }
                 Err(why) => return Err(self.fail(at, Failure::BadRecord, why)),
             }
         }
@@ -586,6 +611,20 @@ impl Verifier {
             self.keys.push(k);
         }
         Ok(())
+    }
+
+    /// The first entry in `ranges` (all before the current entry) that is not a decision.
+    fn first_non_decision(&self, ranges: &[(u64, u64)]) -> Option<u64> {
+        ranges.iter().find_map(|&(first, last)| {
+            (first..=last).find(|&seq| {
+                let word = self
+                    .decisions
+                    .get((seq / 64) as usize)
+                    .copied()
+                    .unwrap_or(0);
+                word & (1 << (seq % 64)) == 0
+            })
+        })
     }
 
     /// Takes the pruned entries within a prune entry's range off the unauthorized list.

@@ -115,6 +115,10 @@ fn produce() -> Vec<(&'static str, String)> {
         ),
         ("log-pruned.jsonl", pruned_export),
         (
+            "rejected.json",
+            format!("{}\n", serde_json::to_string_pretty(&rejected()).unwrap()),
+        ),
+        (
             "pruned.json",
             format!(
                 "{}\n",
@@ -180,6 +184,258 @@ fn pruned_log() -> (Vec<Item>, docket_ledger::PublicKey) {
         }
     }
     (items, genesis_key)
+}
+
+/// One entry of a hand-built log: kind, record text, whether it carries its own signature.
+type Raw<'a> = (docket_ledger::EntryKind, &'a str, bool);
+
+/// A log written entry by entry with every hash, link and signature correct, ending in one
+/// checkpoint signed by `checkpoint_key`, as an export: what a careful forger with the log's key
+/// would write. Each rejected vector breaks exactly one rule of the format this way, so only
+/// that rule can reject it. Entry 0's record is given too (usually [`genesis_record`]).
+fn resealed(
+    key: &docket_ledger::SecretKey,
+    origin: &str,
+    raw: &[Raw],
+    checkpoint_key: &docket_ledger::SecretKey,
+) -> String {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut prev = Hash::ZERO;
+    for (seq, (kind, record, signed)) in raw.iter().enumerate() {
+        let mut entry = Entry {
+            seq: seq as u64,
+            prev,
+            timestamp_ns: T0 + seq as u64 * 1_000_000_000,
+            kind: *kind,
+            key_id: key.public().id(),
+            record: record.as_bytes().to_vec(),
+            hash: Hash::ZERO,
+            signature: None,
+            pruned: None,
+        };
+        entry.hash = entry.compute_hash();
+        if *signed {
+            let message = docket_ledger::entry::entry_signature_message(&entry.hash);
+            entry.signature = Some(key.sign(&message));
+        }
+        prev = entry.hash;
+        entries.push(entry);
+    }
+    let leaves: Vec<Hash> = entries.iter().map(|e| e.hash).collect();
+    let note = docket_ledger::Checkpoint {
+        origin: origin.into(),
+        size: leaves.len() as u64,
+        root: merkle::root(&leaves),
+    }
+    .sign(checkpoint_key);
+    write_export(origin, &entries, &[(leaves.len() as u64, note)])
+}
+
+fn genesis_record(key: &docket_ledger::SecretKey, origin: &str) -> String {
+    json!({"docket_log": "v1", "origin": origin, "key": key.public().to_vkey(),
+           "signing": "checkpoint", "labels": {"id": "vectors", "version": "0.1.0"}})
+    .to_string()
+}
+
+/// Logs that a verifier must reject, each for one reason (log-format §4, §8, §10), with the
+/// failure and location docket's verifier gives. `tests/independent_verifier.py` must agree.
+fn rejected() -> serde_json::Value {
+    use docket_ledger::EntryKind::{Decision, Genesis, KeyRotation, PolicyChange, Prune};
+    let signer = key("docket-test", "vectors");
+    let origin = "docket.example/rejected";
+    let genesis = genesis_record(&signer, origin);
+    let g: Raw = (Genesis, &genesis, true);
+    let decision = r#"{"decision_id":"d1","path":"rbac/allow","result":true,"retain_until":"2026-11-23T00:00:00.000000000Z","labels":{"id":"vectors","version":"0.1.0"},"policy_version":{"digest":"sha256:abababababababababababababababababababababababababababababababab"}}"#;
+    let prune = |ranges: &str, versions: &str| {
+        format!(
+            r#"{{"prune":"decision-payloads","first":1,"last":2,"entries":{},"ranges":{ranges},"policy_versions":{versions},"latest_retain_until":"2026-11-23T00:00:00.000000000Z"}}"#,
+            if ranges == "[[1,2]]" { 2 } else { 1 }
+        )
+    };
+    let digest = r#"["sha256:abababababababababababababababababababababababababababababababab"]"#;
+    let over_policy_change = prune("[[1,2]]", digest);
+    let no_versions = prune("[[1,1]]", "[]");
+    let unsigned_prune = prune("[[1,1]]", digest);
+    let deep = format!(r#"{{"deep":{}{}}}"#, "[".repeat(100), "]".repeat(100));
+    let extra_genesis = genesis.replacen('{', r#"{"extra":true,"#, 1);
+    let no_labels = json!({"docket_log": "v1", "origin": origin, "key": signer.public().to_vkey(),
+                           "signing": "checkpoint"})
+    .to_string();
+    let zero_width = "docket.example/\u{200b}rejected";
+    let zero_width_genesis = genesis_record(&signer, zero_width);
+    // The identity point (y = 1) is of small order: no signature verifies under it.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let weak_id = docket_ledger::KeyId::compute("weak", &identity);
+    let weak = format!(
+        "weak+{}+{}",
+        weak_id.to_hex(),
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            [&[1u8][..], &identity].concat()
+        )
+    );
+    let to_weak = json!({"new_key": weak}).to_string();
+    let next = key("docket-test-2", "vectors-rotated");
+    let to_next = json!({"new_key": next.public().to_vkey()}).to_string();
+    let policy_change = r#"{"op":"put_data","path":"/a","value":1,"policy_version":{"digest":"sha256:abababababababababababababababababababababababababababababababab"}}"#;
+
+    let mut cases: Vec<(&str, String)> = vec![
+        (
+            "a record with a repeated name",
+            resealed(
+                &signer,
+                origin,
+                &[
+                    g,
+                    (
+                        Decision,
+                        r#"{"path":"rbac/allow","path":"admin","result":true}"#,
+                        false,
+                    ),
+                ],
+                &signer,
+            ),
+        ),
+        (
+            "a record nested 101 deep",
+            resealed(&signer, origin, &[g, (Decision, &deep, false)], &signer),
+        ),
+        (
+            "a record with a lone surrogate escape",
+            resealed(
+                &signer,
+                origin,
+                &[g, (Decision, r#"{"s":"\ud800"}"#, false)],
+                &signer,
+            ),
+        ),
+        (
+            "a record with a number beyond a double",
+            resealed(
+                &signer,
+                origin,
+                &[g, (Decision, r#"{"n":1e400}"#, false)],
+                &signer,
+            ),
+        ),
+        (
+            "a genesis record with an unknown field",
+            resealed(&signer, origin, &[(Genesis, &extra_genesis, true)], &signer),
+        ),
+        (
+            "a genesis record without labels",
+            resealed(&signer, origin, &[(Genesis, &no_labels, true)], &signer),
+        ),
+        (
+            "an origin with a zero-width space",
+            resealed(
+                &signer,
+                zero_width,
+                &[(Genesis, &zero_width_genesis, true)],
+                &signer,
+            ),
+        ),
+        (
+            "an unsigned prune entry",
+            resealed(
+                &signer,
+                origin,
+                &[
+                    g,
+                    (Decision, decision, false),
+                    (Prune, &unsigned_prune, false),
+                ],
+                &signer,
+            ),
+        ),
+        (
+            "a prune over a policy-change entry",
+            resealed(
+                &signer,
+                origin,
+                &[
+                    g,
+                    (Decision, decision, false),
+                    (PolicyChange, policy_change, false),
+                    (Prune, &over_policy_change, true),
+                ],
+                &signer,
+            ),
+        ),
+        (
+            "a prune naming no policy version",
+            resealed(
+                &signer,
+                origin,
+                &[g, (Decision, decision, false), (Prune, &no_versions, true)],
+                &signer,
+            ),
+        ),
+        (
+            "a rotation to a small-order key",
+            resealed(
+                &signer,
+                origin,
+                &[g, (KeyRotation, &to_weak, true)],
+                &signer,
+            ),
+        ),
+        (
+            "a checkpoint after a rotation signed by the outgoing key",
+            resealed(
+                &signer,
+                origin,
+                &[g, (KeyRotation, &to_next, true)],
+                &signer,
+            ),
+        ),
+    ];
+    // Export lines that read two ways, or not at all.
+    let good = resealed(&signer, origin, &[g, (Decision, decision, false)], &signer);
+    let lines: Vec<&str> = good.lines().collect();
+    let edited = |f: &dyn Fn(&mut Vec<String>)| {
+        let mut lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        f(&mut lines);
+        lines.join("\n") + "\n"
+    };
+    cases.push((
+        "an export line with a repeated field",
+        edited(&|l| {
+            l[2] = l[2].replacen(
+                r#""kind":"decision""#,
+                r#""kind":"decision","kind":"tally""#,
+                1,
+            )
+        }),
+    ));
+    cases.push((
+        "a blank line in an export",
+        edited(&|l| l.insert(2, String::new())),
+    ));
+    cases.push((
+        "a timestamp with a leading zero",
+        edited(&|l| l[2] = l[2].replacen(r#""timestamp":""#, r#""timestamp":"0"#, 1)),
+    ));
+    let cases: Vec<serde_json::Value> = cases
+        .into_iter()
+        .map(|(what, export)| {
+            let mut verifier = ExportVerifier::new(Verifier::new(signer.public().clone()));
+            let mut result = Ok(());
+            for line in export.lines() {
+                result = verifier.push_line(line);
+                if result.is_err() {
+                    break;
+                }
+            }
+            let err = match result {
+                Err(e) => e,
+                Ok(()) => verifier.finish().expect_err(what),
+            };
+            json!({"case": what, "failure": err.failure.name(), "location": err.location.to_string(), "export": export})
+        })
+        .collect();
+    json!({"genesis_key": signer.public().to_vkey(), "cases": cases})
 }
 
 /// The pruned log with one more entry made to look pruned: `seq`, as a decision.

@@ -204,11 +204,7 @@ fn push_line(
     verifier: &mut LedgerExportVerifier,
     line: &str,
 ) -> Result<Option<docket_ledger::Entry>, VerifyError> {
-    let line = line.trim_end_matches('\r');
-    if line.trim().is_empty() {
-        return Ok(None);
-    }
-    verifier.push_line_entry(line)
+    verifier.push_line_entry(line.trim_end_matches('\r'))
 }
 
 /// Verifies a log fetched from a docket server: encoded entries (base64) and checkpoint notes
