@@ -215,8 +215,11 @@ def entry_line(line, where):
     ts = obj.get("timestamp")
     if not (isinstance(ts, str) and ts.isdigit() and ts.isascii() and (ts == "0" or ts[0] != "0")):
         raise Rejected(where, "malformed", f"timestamp {ts!r}")
-    if obj.get("kind") not in KINDS:
-        raise Rejected(where, "malformed", f"kind {obj.get('kind')!r}")
+    kind = obj.get("kind")
+    if kind not in KINDS:
+        byte = kind.removeprefix("unknown-") if isinstance(kind, str) and kind.startswith("unknown-") else ""
+        if not (byte.isdigit() and byte.isascii() and (byte == "0" or byte[0] != "0") and 7 <= int(byte) <= 255):
+            raise Rejected(where, "malformed", f"kind {kind!r}")
     return obj
 
 
@@ -239,10 +242,15 @@ def check_genesis(rec):
     return None
 
 
+def kind_byte(kind):
+    return KINDS[kind] if kind in KINDS else int(kind.removeprefix("unknown-"))
+
+
 def verify_export(lines, trusted_vkey):
     trusted = parse_vkey(trusted_vkey)
     header = json_text(lines[0])
     assert header["docket_export"] == "v1"
+    expected_origin = header["origin"]
     leaves, key, signing, origin, prev_hash, last_ts, covered = [], None, None, None, b"\0" * 32, 0, True
     # §8: pruned entries wait for a later prune entry to authorize them, and for a checkpoint
     # to bind their hashes (which can no longer be recomputed).
@@ -283,7 +291,7 @@ def verify_export(lines, trusted_vkey):
         else:
             record = obj["record"].encode("utf-8")
             body = (b"docket/entry/v1\0" + struct.pack(">Q", obj["seq"]) + bytes.fromhex(obj["prev"])
-                    + struct.pack(">Q", int(obj["timestamp"])) + bytes([KINDS[obj["kind"]]])
+                    + struct.pack(">Q", int(obj["timestamp"])) + bytes([kind_byte(obj["kind"])])
                     + bytes.fromhex(obj["key_id"]) + struct.pack(">I", len(record)) + record)
             entry_hash = sha256(b"\x00", body)
             if entry_hash.hex() != obj["hash"]:
@@ -295,13 +303,22 @@ def verify_export(lines, trusted_vkey):
             if not isinstance(rec, dict):
                 raise Rejected(where, "bad-record", "not an object")
         if p == 0:
+            if obj["kind"] != "genesis":
+                raise Rejected(where, "bad-genesis", "entry 0 is not a genesis entry")
             why = check_genesis(rec)
+            if not why and rec["origin"] != expected_origin:
+                why = "the origin differs from the export header's"
             if why:
                 raise Rejected(where, "bad-genesis", why)
             origin, signing = rec["origin"], rec["signing"]
-            key = parse_vkey(rec["key"])
+            try:
+                key = parse_vkey(rec["key"])
+            except (BadKey, ValueError) as e:
+                raise Rejected(where, "bad-genesis", f"genesis key: {e}")
             if key["key"].public_bytes_raw() != trusted["key"].public_bytes_raw():
                 raise Rejected(where, "untrusted-key")
+        elif obj["kind"] == "genesis" or obj["kind"] not in KINDS:
+            raise Rejected(where, "bad-record", f"a {obj['kind']} entry after entry 0")
         if obj["key_id"] != key["id"]:
             raise Rejected(where, "unknown-key")
         signature = obj.get("signature")
@@ -350,7 +367,7 @@ def main():
     vkey = (vectors / "genesis.pub").read_text()
     expected = json.loads((vectors / "expected.json").read_text())
     for name in ["log.jsonl", "log-entry-mode.jsonl"]:
-        lines = (vectors / name).read_text().splitlines()
+        lines = export_lines((vectors / name).read_text())
         size, root, _ = verify_export(lines, vkey)
         print(f"{name}: verified {size} entries, root {root.hex()}")
         if name == "log.jsonl":
@@ -377,7 +394,7 @@ def check_rejected(vectors):
     rejected = json.loads((vectors / "rejected.json").read_text())
     for case in rejected["cases"]:
         try:
-            verify_export(case["export"].splitlines(), rejected["genesis_key"])
+            verify_export(export_lines(case["export"]), rejected["genesis_key"])
             sys.exit(f"rejected.json: {case['case']}: accepted")
         except Rejected as e:
             got = (e.where, e.failure)
@@ -390,7 +407,7 @@ def check_pruned(vectors, vkey):
     """The pruned log verifies with the prune the vectors expect; an entry made to look pruned
     without a prune entry authorizing it is tampering."""
     expected = json.loads((vectors / "pruned.json").read_text())
-    lines = (vectors / "log-pruned.jsonl").read_text().splitlines()
+    lines = export_lines((vectors / "log-pruned.jsonl").read_text())
     size, root, prunes = verify_export(lines, vkey)
     assert (size, root.hex()) == (expected["entries"], expected["root"]), "pruned log: size or root differs"
     assert prunes == expected["prunes"], f"pruned log: prunes {prunes} differ from pruned.json"
@@ -412,9 +429,34 @@ def check_pruned(vectors, vkey):
             print(f"log-pruned.jsonl: {case['mutation']}: rejected: {e}")
 
 
+def export_lines(text):
+    """§10: lines end with \n (a trailing \r is ignored); nothing else separates them (Python's
+    splitlines would also split at U+2028 and friends, which JSON strings may hold raw)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def run_cases(path):
+    """For the differential test: one verdict per case of a JSON file, as JSON lines."""
+    data = json.loads(Path(path).read_text())
+    for case in data["cases"]:
+        try:
+            verify_export(export_lines(case["export"]), data["genesis_key"])
+            out = {"ok": True}
+        except Rejected as e:
+            out = {"failure": e.failure, "location": e.where}
+        except Exception as e:  # a crash is a disagreement, never a verdict
+            out = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(out))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3:  # independent_verifier.py EXPORT.jsonl KEY.pub
-        size, root, prunes = verify_export(Path(sys.argv[1]).read_text().splitlines(), Path(sys.argv[2]).read_text())
+    if len(sys.argv) == 3 and sys.argv[1] == "--cases":
+        run_cases(sys.argv[2])
+    elif len(sys.argv) == 3:  # independent_verifier.py EXPORT.jsonl KEY.pub
+        size, root, prunes = verify_export(export_lines(Path(sys.argv[1]).read_text()), Path(sys.argv[2]).read_text())
         print(f"verified {size} entries, root {root.hex()}")
         for p in prunes:
             print(f"pruned: entries {p['first']}..={p['last']}: {p['pruned_found']} payloads removed under "

@@ -140,12 +140,16 @@ pub fn parse_line(line: &str) -> Result<ExportLine, DecodeError> {
                 e.timestamp
             ))
         })?;
+    // `unknown-<byte>` spells only a byte §3.4 leaves undefined, in plain decimal: one spelling
+    // per kind byte, so a defined kind cannot be smuggled in as an "unknown" one.
     let kind = EntryKind::from_name(&e.kind)
         .or_else(|| {
             e.kind
                 .strip_prefix("unknown-")
-                .and_then(|b| b.parse().ok())
-                .map(EntryKind::Unknown)
+                .filter(|b| b == &"0" || !b.starts_with('0'))
+                .and_then(|b| b.parse::<u8>().ok())
+                .map(EntryKind::from_byte)
+                .filter(|k| matches!(k, EntryKind::Unknown(_)))
         })
         .ok_or_else(|| bad(format!("unknown entry kind {:?}", e.kind)))?;
     let key_id = KeyId::from_hex(&e.key_id)

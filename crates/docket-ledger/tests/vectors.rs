@@ -186,57 +186,6 @@ fn pruned_log() -> (Vec<Item>, docket_ledger::PublicKey) {
     (items, genesis_key)
 }
 
-/// One entry of a hand-built log: kind, record text, whether it carries its own signature.
-type Raw<'a> = (docket_ledger::EntryKind, &'a str, bool);
-
-/// A log written entry by entry with every hash, link and signature correct, ending in one
-/// checkpoint signed by `checkpoint_key`, as an export: what a careful forger with the log's key
-/// would write. Each rejected vector breaks exactly one rule of the format this way, so only
-/// that rule can reject it. Entry 0's record is given too (usually [`genesis_record`]).
-fn resealed(
-    key: &docket_ledger::SecretKey,
-    origin: &str,
-    raw: &[Raw],
-    checkpoint_key: &docket_ledger::SecretKey,
-) -> String {
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut prev = Hash::ZERO;
-    for (seq, (kind, record, signed)) in raw.iter().enumerate() {
-        let mut entry = Entry {
-            seq: seq as u64,
-            prev,
-            timestamp_ns: T0 + seq as u64 * 1_000_000_000,
-            kind: *kind,
-            key_id: key.public().id(),
-            record: record.as_bytes().to_vec(),
-            hash: Hash::ZERO,
-            signature: None,
-            pruned: None,
-        };
-        entry.hash = entry.compute_hash();
-        if *signed {
-            let message = docket_ledger::entry::entry_signature_message(&entry.hash);
-            entry.signature = Some(key.sign(&message));
-        }
-        prev = entry.hash;
-        entries.push(entry);
-    }
-    let leaves: Vec<Hash> = entries.iter().map(|e| e.hash).collect();
-    let note = docket_ledger::Checkpoint {
-        origin: origin.into(),
-        size: leaves.len() as u64,
-        root: merkle::root(&leaves),
-    }
-    .sign(checkpoint_key);
-    write_export(origin, &entries, &[(leaves.len() as u64, note)])
-}
-
-fn genesis_record(key: &docket_ledger::SecretKey, origin: &str) -> String {
-    json!({"docket_log": "v1", "origin": origin, "key": key.public().to_vkey(),
-           "signing": "checkpoint", "labels": {"id": "vectors", "version": "0.1.0"}})
-    .to_string()
-}
-
 /// Logs that a verifier must reject, each for one reason (log-format §4, §8, §10), with the
 /// failure and location docket's verifier gives. `tests/independent_verifier.py` must agree.
 fn rejected() -> serde_json::Value {
@@ -416,6 +365,24 @@ fn rejected() -> serde_json::Value {
     cases.push((
         "a timestamp with a leading zero",
         edited(&|l| l[2] = l[2].replacen(r#""timestamp":""#, r#""timestamp":"0"#, 1)),
+    ));
+    // Disagreements the differential test (tests/differential.rs) found, kept.
+    cases.push((
+        "a defined kind spelled unknown-1",
+        edited(&|l| l[2] = l[2].replacen(r#""kind":"decision""#, r#""kind":"unknown-1""#, 1)),
+    ));
+    cases.push((
+        "entry 0 of another kind",
+        resealed(&signer, origin, &[(Decision, &genesis, true)], &signer),
+    ));
+    cases.push((
+        "a second genesis entry",
+        resealed(&signer, origin, &[g, g], &signer),
+    ));
+    let other_origin = genesis_record(&signer, "docket.example/other");
+    cases.push((
+        "a genesis origin other than the export header's",
+        resealed(&signer, origin, &[(Genesis, &other_origin, true)], &signer),
     ));
     let cases: Vec<serde_json::Value> = cases
         .into_iter()

@@ -161,3 +161,54 @@ pub fn verify_bytes(
     }
     verifier.finish()
 }
+
+/// One entry of a hand-built log: kind, record text, whether it carries its own signature.
+pub type Raw<'a> = (docket_ledger::EntryKind, &'a str, bool);
+
+/// A log written entry by entry with every hash, link and signature correct, ending in one
+/// checkpoint signed by `checkpoint_key`, as an export: what a careful forger with the log's key
+/// would write. Each rejected vector breaks exactly one rule of the format this way, so only
+/// that rule can reject it. Entry 0's record is given too (usually [`genesis_record`]).
+pub fn resealed(
+    key: &docket_ledger::SecretKey,
+    origin: &str,
+    raw: &[Raw],
+    checkpoint_key: &docket_ledger::SecretKey,
+) -> String {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut prev = docket_ledger::Hash::ZERO;
+    for (seq, (kind, record, signed)) in raw.iter().enumerate() {
+        let mut entry = Entry {
+            seq: seq as u64,
+            prev,
+            timestamp_ns: T0 + seq as u64 * 1_000_000_000,
+            kind: *kind,
+            key_id: key.public().id(),
+            record: record.as_bytes().to_vec(),
+            hash: docket_ledger::Hash::ZERO,
+            signature: None,
+            pruned: None,
+        };
+        entry.hash = entry.compute_hash();
+        if *signed {
+            let message = docket_ledger::entry::entry_signature_message(&entry.hash);
+            entry.signature = Some(key.sign(&message));
+        }
+        prev = entry.hash;
+        entries.push(entry);
+    }
+    let leaves: Vec<docket_ledger::Hash> = entries.iter().map(|e| e.hash).collect();
+    let note = docket_ledger::Checkpoint {
+        origin: origin.into(),
+        size: leaves.len() as u64,
+        root: docket_ledger::merkle::root(&leaves),
+    }
+    .sign(checkpoint_key);
+    docket_ledger::export::write_export(origin, &entries, &[(leaves.len() as u64, note)])
+}
+
+pub fn genesis_record(key: &docket_ledger::SecretKey, origin: &str) -> String {
+    serde_json::json!({"docket_log": "v1", "origin": origin, "key": key.public().to_vkey(),
+           "signing": "checkpoint", "labels": {"id": "vectors", "version": "0.1.0"}})
+    .to_string()
+}
