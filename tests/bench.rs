@@ -5,7 +5,8 @@
 //! `conformance` (the conformance suite natively, through the component and in OPA),
 //! `verify-cores [N]` (verification on 1 and 2 threads), `verify-export FILE PUB` and
 //! `js-vectors OUT N` (baselines and vectors for the browser tests), `hot WHAT [SECONDS]` (one
-//! operation in a loop, for `perf record`).
+//! operation in a loop, for `perf record`), `json-check [N]` (docket's JSON rule against a plain
+//! syntax check, on sealed decision records).
 
 #[path = "conformance/suite.rs"]
 mod suite;
@@ -342,6 +343,68 @@ fn no_masking() -> [u8; 32] {
     unreachable!("the benchmarks' decisions mask nothing")
 }
 
+/// `docket-bench json-check [N]`: the cost of docket's JSON rule (`docket_ledger::json`: unique
+/// names, depth, surrogates, finite numbers) on sealed decision records, against the syntax-only
+/// check the verifier made before it (serde's `IgnoredAny`), in the same run.
+fn json_check(n: usize) {
+    let key = SecretKey::from_seed("bench", &[9; 32]).unwrap();
+    let params = GenesisParams {
+        origin: "bench/json".into(),
+        instance_id: "j".into(),
+        signing: SigningMode::Checkpoint,
+    };
+    let (mut sealer, _) = Sealer::genesis(key, params, 1).unwrap();
+    let mut requests = Requests::new(3);
+    let records: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let decision = docket_ledger::Decision {
+                path: RBAC.path.into(),
+                input: Some(if i % 2 == 0 {
+                    requests.rbac()
+                } else {
+                    requests.abac()
+                }),
+                result: Some("true".into()),
+                policy_version: PolicyVersion {
+                    digest: format!("sha256:{}", "ab".repeat(32)),
+                    revision: None,
+                },
+                log: Default::default(),
+            };
+            let sealed = sealer
+                .seal_decision(&decision, 2 + i as u64, &mut no_masking)
+                .unwrap();
+            sealed.into_entry().unwrap().record
+        })
+        .collect();
+    let bytes: usize = records.iter().map(Vec::len).sum();
+    let time = |f: &dyn Fn(&[u8]) -> bool| {
+        (0..ROUNDS)
+            .map(|_| {
+                let started = Instant::now();
+                for r in &records {
+                    assert!(f(r));
+                }
+                started.elapsed().as_secs_f64() * 1e6 / n as f64
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let rule = time(&|r| docket_ledger::json::check_bytes(r).is_ok());
+    let syntax = time(&|r| serde_json::from_slice::<serde::de::IgnoredAny>(r).is_ok());
+    println!(
+        "Measured {} on {}: {n} sealed decision records (RBAC and ABAC inputs, {} bytes on average), µs per record, best of {ROUNDS}.\n",
+        chrono_free_date(),
+        std::env::consts::ARCH,
+        bytes / n
+    );
+    println!("| check | µs/record | ratio |\n|---|---|---|");
+    println!(
+        "| docket's JSON rule (`json::check_bytes`) | {rule:.3} | {:.2}× |",
+        rule / syntax
+    );
+    println!("| syntax only (`IgnoredAny`, the check before) | {syntax:.3} | 1× |");
+}
+
 /// `docket-bench verify-cores [N]`: native verification of an N-decision log on 1 and 2 threads,
 /// in both signing modes, against the plain one-entry-at-a-time verifier in the same run.
 fn verify_cores(n: usize) {
@@ -662,6 +725,9 @@ fn main() {
     }
     if args.get(1).map(String::as_str) == Some("verify-cores") {
         return verify_cores(count(2, 50_000));
+    }
+    if args.get(1).map(String::as_str) == Some("json-check") {
+        return json_check(count(2, 20_000));
     }
     if args.get(1).map(String::as_str) == Some("verify-export") {
         return verify_export(&args[2], &args[3]);

@@ -38,7 +38,7 @@ pub fn check(text: &str) -> Result<(), JsonError> {
 /// [`check`] for bytes, which must also be UTF-8.
 pub fn check_bytes(bytes: &[u8]) -> Result<(), JsonError> {
     let mut state = State {
-        path: Vec::new(),
+        depth: 0,
         refusal: None,
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
@@ -47,7 +47,7 @@ pub fn check_bytes(bytes: &[u8]) -> Result<(), JsonError> {
         .and_then(|()| de.end());
     match (outcome, state.refusal) {
         (Ok(()), _) => Ok(()),
-        (Err(_), Some(refusal)) => Err(JsonError(refusal)),
+        (Err(_), Some(refusal)) => Err(JsonError(refusal.message())),
         (Err(e), None) if e.to_string().starts_with("number out of range") => {
             Err(JsonError(format!(
                 "the number at line {} column {} does not fit a 64-bit float; write it as a string",
@@ -59,33 +59,78 @@ pub fn check_bytes(bytes: &[u8]) -> Result<(), JsonError> {
     }
 }
 
-/// JSON Pointer (RFC 6901) of a path, for messages: `/context/ip`, `` for the top.
-fn pointer(path: &[Cow<'_, str>]) -> String {
-    path.iter()
-        .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
-        .collect()
+/// What a check refused, and where: the path is collected only on the way out of a refusal
+/// (innermost segment first), so a text that passes costs no allocation per member.
+struct Refusal {
+    why: Why,
+    path_reversed: Vec<String>,
 }
 
-struct State<'de> {
-    path: Vec<Cow<'de, str>>,
-    /// The refusal a check made (serde's own error carries only a position).
-    refusal: Option<String>,
+enum Why {
+    Duplicate(String),
+    TooDeep,
+    NotFinite,
 }
 
-impl State<'_> {
-    fn refuse<E: de::Error>(&mut self, why: String) -> E {
-        let error = E::custom(&why);
-        self.refusal = Some(why);
-        error
+impl Refusal {
+    fn message(&self) -> String {
+        // JSON Pointer (RFC 6901): `/context/ip`; "the top" for the whole text.
+        let pointer: String = self
+            .path_reversed
+            .iter()
+            .rev()
+            .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        let at = if pointer.is_empty() {
+            "the top".to_string()
+        } else {
+            pointer
+        };
+        match &self.why {
+            Why::Duplicate(name) => format!(
+                "the object at {at} has the name {name:?} twice; every name in an object must \
+                 be unique (readers disagree on which one counts)"
+            ),
+            Why::TooDeep => {
+                format!("the value at {at} nests arrays and objects more than {MAX_DEPTH} deep")
+            }
+            Why::NotFinite => {
+                format!("the number at {at} does not fit a 64-bit float; write it as a string")
+            }
+        }
     }
 }
 
-/// One JSON value at the current path.
-struct Node<'s, 'de> {
-    state: &'s mut State<'de>,
+struct State {
+    /// Arrays and objects open around the current value.
+    depth: usize,
+    /// The refusal a check made (serde's own error carries only a position).
+    refusal: Option<Refusal>,
 }
 
-impl<'de> DeserializeSeed<'de> for Node<'_, 'de> {
+impl State {
+    fn refuse<E: de::Error>(&mut self, why: Why) -> E {
+        self.refusal = Some(Refusal {
+            why,
+            path_reversed: Vec::new(),
+        });
+        E::custom("refused by docket's JSON rule")
+    }
+
+    /// On the way out of a refused child: name the segment it was at.
+    fn locate(&mut self, segment: impl FnOnce() -> String) {
+        if let Some(refusal) = &mut self.refusal {
+            refusal.path_reversed.push(segment());
+        }
+    }
+}
+
+/// One JSON value.
+struct Node<'s> {
+    state: &'s mut State,
+}
+
+impl<'de> DeserializeSeed<'de> for Node<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -93,7 +138,7 @@ impl<'de> DeserializeSeed<'de> for Node<'_, 'de> {
     }
 }
 
-impl<'de> Visitor<'de> for Node<'_, 'de> {
+impl<'de> Visitor<'de> for Node<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -113,11 +158,7 @@ impl<'de> Visitor<'de> for Node<'_, 'de> {
         if v.is_finite() {
             return Ok(());
         }
-        let at = pointer(&self.state.path);
-        Err(self.state.refuse(format!(
-            "the number at {} does not fit a 64-bit float; write it as a string",
-            if at.is_empty() { "the top" } else { &at }
-        )))
+        Err(self.state.refuse(Why::NotFinite))
     }
     fn visit_str<E>(self, _: &str) -> Result<(), E> {
         Ok(())
@@ -128,28 +169,33 @@ impl<'de> Visitor<'de> for Node<'_, 'de> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let state = self.state;
-        if state.path.len() >= MAX_DEPTH {
-            return Err(state.refuse(too_deep(&state.path)));
+        if state.depth >= MAX_DEPTH {
+            return Err(state.refuse(Why::TooDeep));
         }
+        state.depth += 1;
         let mut index = 0usize;
         loop {
-            state.path.push(Cow::Owned(index.to_string()));
-            let next = seq.next_element_seed(Node { state: &mut *state })?;
-            state.path.pop();
-            if next.is_none() {
-                return Ok(());
+            match seq.next_element_seed(Node { state: &mut *state }) {
+                Ok(Some(())) => index += 1,
+                Ok(None) => break,
+                Err(e) => {
+                    state.locate(|| index.to_string());
+                    return Err(e);
+                }
             }
-            index += 1;
         }
+        state.depth -= 1;
+        Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.state;
-        if state.path.len() >= MAX_DEPTH {
-            return Err(state.refuse(too_deep(&state.path)));
+        if state.depth >= MAX_DEPTH {
+            return Err(state.refuse(Why::TooDeep));
         }
+        state.depth += 1;
         // Objects are small: a linear scan beats hashing up to a few dozen names.
-        let mut names: Vec<Cow<'de, str>> = Vec::new();
+        let mut names: Vec<Cow<'de, str>> = Vec::with_capacity(8);
         let mut set: Option<std::collections::HashSet<Cow<'de, str>>> = None;
         while let Some(name) = map.next_key_seed(Name)? {
             let seen = match &mut set {
@@ -164,26 +210,16 @@ impl<'de> Visitor<'de> for Node<'_, 'de> {
                 }
             };
             if seen {
-                let at = pointer(&state.path);
-                return Err(state.refuse(format!(
-                    "the object at {} has the name {name:?} twice; every name in an object must \
-                     be unique (readers disagree on which one counts)",
-                    if at.is_empty() { "the top" } else { &at }
-                )));
+                return Err(state.refuse(Why::Duplicate(name.into_owned())));
             }
-            state.path.push(name);
-            map.next_value_seed(Node { state: &mut *state })?;
-            state.path.pop();
+            if let Err(e) = map.next_value_seed(Node { state: &mut *state }) {
+                state.locate(|| name.into_owned());
+                return Err(e);
+            }
         }
+        state.depth -= 1;
         Ok(())
     }
-}
-
-fn too_deep(path: &[Cow<'_, str>]) -> String {
-    format!(
-        "the value at {} nests arrays and objects more than {MAX_DEPTH} deep",
-        pointer(path)
-    )
 }
 
 /// An object member's name, borrowed when it has no escapes.
