@@ -187,6 +187,7 @@ try {
   console.log("browser: a server rewriting every field but the sealed bytes changes nothing shown");
 
   // A path that looks like another: flagged and escaped, never shown as `rbac/allow`.
+  const oldNote = await (await fetch(`${base}/v1/log/checkpoint`)).text();
   const token = readFileSync(join(work, "data", "token"), "utf8").trim();
   const ingested = await fetch(`${base}/logs`, {
     method: "POST",
@@ -202,10 +203,38 @@ try {
   assert.ok(view.paths.some((p) => p.includes("\\u{202e}")), view.paths.join(","));
   console.log("browser: a direction-changing path is escaped and flagged");
 
+  // A rollback: a server showing an older, genuinely signed state of its log. Held to a
+  // checkpoint the user kept, the page rejects it; without one it cannot know.
+  const newNote = await (await fetch(`${base}/v1/log/checkpoint`)).text();
+  const rollback = createServer(async (req, res) => {
+    const upstream = await fetch(`${base}${req.url}`);
+    const body = req.url.startsWith("/v1/log/checkpoint") ? oldNote : await upstream.text();
+    res.writeHead(upstream.status, { "content-type": upstream.headers.get("content-type") ?? "text/plain", "access-control-allow-origin": "*" });
+    res.end(body);
+  });
+  await new Promise((r) => rollback.listen(0, "127.0.0.1", r));
+  await page.fill("#server-url", `http://127.0.0.1:${rollback.address().port}`);
+  await page.fill("#server-key", vkey);
+  await page.fill("#trusted-note", "");
+  const unheld = await verdict("#verify-server");
+  assert.equal(unheld.verdict, "verified", unheld.text);
+  await page.fill("#trusted-note", newNote);
+  const held = await verdict("#verify-server");
+  assert.equal(held.verdict, "rejected", held.text);
+  assert.match(held.text, /truncated/);
+  await page.fill("#server-url", base);
+  const current = await verdict("#verify-server");
+  assert.equal(current.verdict, "verified", current.text);
+  assert.match(current.text, /trusted checkpoint/);
+  await page.fill("#trusted-note", "");
+  rollback.close();
+  console.log("browser: a rolled-back server is rejected when the page holds a checkpoint kept from before");
+
   // The page's own headers.
   const headers = (await fetch(`${base}/ui/`)).headers;
   assert.match(headers.get("content-security-policy") ?? "", /script-src 'self' 'wasm-unsafe-eval'/);
   assert.equal(headers.get("x-content-type-options"), "nosniff");
+  assert.deepEqual(errors, [], "the page threw no errors through all of the above");
   assert.deepEqual(errors, []);
   console.log(`browser: screenshots in ${artifacts}`);
 } finally {

@@ -227,6 +227,15 @@ impl LogVerifier {
         })
     }
 
+    /// Also require the log to reach this signed tree head (size and base64 root): one the user
+    /// kept from before, so a server showing an older, shorter log is caught (a rollback).
+    #[wasm_bindgen(js_name = expectTreeHead)]
+    pub fn expect_tree_head(&mut self, size: u64, root_base64: &str) -> Result<(), JsError> {
+        let root = decode_hash(root_base64)?;
+        self.inner.expect_tree_head(size, root);
+        Ok(())
+    }
+
     /// The next entry, as its binary encoding in base64 (the `encoded` field of docket's API).
     #[wasm_bindgen(js_name = pushEntry)]
     pub fn push_entry(&mut self, encoded_base64: &str) -> bool {

@@ -48,6 +48,7 @@ function showReport(report, source, caveat) {
     add("time range", `${report.first_timestamp} … ${report.last_timestamp}`);
     add("root", report.root);
     add("signed by", report.keys.join(", "));
+    if (report.trusted_size !== undefined) add("trusted checkpoint", `reached: the log extends the one at size ${report.trusted_size}`);
     badSeq = null;
   } else {
     box.className = "result bad";
@@ -78,6 +79,29 @@ function showError(message) {
   box.textContent = message;
 }
 
+// The checkpoint the user trusts, checked against `key`: null when none was given. A note that
+// is not signed by the key is an error, not something to verify against.
+function trustedHead(key) {
+  const note = $("trusted-note").value;
+  if (!note.trim()) return null;
+  const text = note.endsWith("\n") ? note : note + "\n";
+  const head = JSON.parse(verifyCheckpoint(text, key));
+  if (!head.ok) throw new Error("The trusted checkpoint is not signed by this log's key.");
+  return head;
+}
+
+// Applies a trusted head to a verifier and a finished report: the log must reach it (the
+// verifier checks size and root) and be the log it belongs to (same origin).
+function holdTo(report, trusted) {
+  if (!trusted || !report.ok) return report;
+  if (report.origin !== trusted.origin) {
+    return { ok: false, failure: "foreign-checkpoint", location: "end", seq: null,
+      message: `the trusted checkpoint belongs to another log (origin ${trusted.origin}, this log's is ${report.origin})` };
+  }
+  report.trusted_size = trusted.size;
+  return report;
+}
+
 async function publicKey() {
   const file = $("key-file").files[0];
   const text = file ? await file.text() : $("key-text").value;
@@ -91,8 +115,12 @@ async function verifyFile(event) {
   const file = $("export-file").files[0];
   if (!file) return showError("Choose a log export file.");
   let verifier;
+  let trusted;
   try {
-    verifier = new ExportVerifier(await publicKey());
+    const key = await publicKey();
+    verifier = new ExportVerifier(key);
+    trusted = trustedHead(key);
+    if (trusted) verifier.expectTreeHead(BigInt(trusted.size), trusted.root);
   } catch (e) {
     return showError(String(e.message || e));
   }
@@ -118,7 +146,7 @@ async function verifyFile(event) {
   }
   verifier.endText();
   takeRows(verifier);
-  const report = JSON.parse(verifier.finish());
+  const report = holdTo(JSON.parse(verifier.finish()), trusted);
   report.seconds = (performance.now() - started) / 1000;
   progress.hidden = true;
   window.lastReport = report;
@@ -137,7 +165,9 @@ async function verifyServer(event) {
     const note = await (await fetch(`${base}/v1/log/checkpoint`)).text();
     const head = JSON.parse(verifyCheckpoint(note, key));
     if (!head.ok) return showError("The server's checkpoint is not signed by this key.");
+    const trusted = trustedHead(key);
     const verifier = new LogVerifier(key);
+    if (trusted) verifier.expectTreeHead(BigInt(trusted.size), trusted.root);
     rows = [];
     badSeq = null;
     const progress = $("progress");
@@ -154,7 +184,7 @@ async function verifyServer(event) {
       progress.value = start + limit;
     }
     if (going) verifier.pushCheckpoint(note);
-    const report = JSON.parse(verifier.finish());
+    const report = holdTo(JSON.parse(verifier.finish()), trusted);
     progress.hidden = true;
     window.lastReport = report;
     showReport(report, `${base} (checkpoint at size ${head.size})`, caveat);
