@@ -144,7 +144,11 @@ fn a_full_or_read_only_disk_refuses_decisions_loses_nothing_and_recovers() {
             .get(server.url(&format!("/v1/log/decisions/{id}")))
             .send()
             .unwrap();
-        assert_eq!(r.status().as_u16(), 200, "acknowledged decision {id} is missing");
+        assert_eq!(
+            r.status().as_u16(),
+            200,
+            "acknowledged decision {id} is missing"
+        );
         let bundle: Value = r.json().unwrap();
         seqs.push((bundle["entry"]["seq"].as_u64().unwrap(), *i));
     }
