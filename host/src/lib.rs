@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod examples;
+pub mod fork;
 pub mod log;
 pub mod runtime;
 pub mod salts;

@@ -260,8 +260,20 @@ impl AuditLog<Store> {
         let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
         let report =
             verify_frames(&mut instance, genesis_key, &frames, None, |_| {})?.map_err(|e| {
+                use runtime::bindings::exports::docket::audit::verification::Failure as F;
+                // Two writers appending at once leave two interleaved histories: the first
+                // entry of the second shows up as out of sequence or unlinked.
+                let fork = match e.failure {
+                    F::WrongSequence | F::BrokenLink => format!(
+                        ". If two writers appended to it at once (a fork), `docket log \
+                         split-fork {} --out DIR` writes each history as a log of its own, \
+                         keeping every acknowledged entry (docs/store-format.md, \"Forks\")",
+                        dir.display()
+                    ),
+                    _ => String::new(),
+                };
                 anyhow!(
-                    "the log in {} does not verify: {}; it was not modified",
+                    "the log in {} does not verify: {}; it was not modified{fork}",
                     dir.display(),
                     describe_failure(&e)
                 )

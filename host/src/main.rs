@@ -215,6 +215,16 @@ enum LogCommand {
     },
     /// Print the latest signed checkpoint. Example: docket log checkpoint log
     Checkpoint { dir: PathBuf },
+    /// Separate a forked log (two writers appended at once) into one log directory per history,
+    /// each keeping the shared prefix and every entry its writer acknowledged, each verifying on
+    /// its own. The forked directory is only read.
+    /// Example: docket log split-fork log --out log-histories
+    SplitFork {
+        dir: PathBuf,
+        /// Where to write history-1 (the one from genesis), history-2, …
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Prove an entry is in the log: an RFC 9162 inclusion proof against the latest checkpoint,
     /// checked before it is printed. Example: docket log prove log --seq 42
     Prove {
@@ -889,6 +899,29 @@ fn log_command(cmd: LogCommand) -> Result<i32> {
             through,
             idle_log,
         } => prune(&dir, &key, public.as_deref(), through, idle_log),
+        LogCommand::SplitFork { dir, out } => {
+            for history in docket::fork::split(&dir, &out)? {
+                match history.forked_at {
+                    None => println!(
+                        "{}: {} entries, the history from genesis",
+                        history.dir.display(),
+                        history.entries
+                    ),
+                    Some(at) => println!(
+                        "{}: {} entries, forked off after entry {}",
+                        history.dir.display(),
+                        history.entries,
+                        at - 1
+                    ),
+                }
+            }
+            println!(
+                "each verifies on its own (docket verify DIR --pub KEY); keep the one to continue \
+                 in place of {} and archive the others: they hold acknowledged decisions too",
+                dir.display()
+            );
+            Ok(0)
+        }
         LogCommand::Checkpoint { dir } => {
             let note = store::latest_checkpoint(&dir)?
                 .with_context(|| format!("{} has no checkpoint yet", dir.display()))?;

@@ -481,6 +481,43 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<String>> {
     }))
 }
 
+/// Writes `frames` as a new log directory at `dir` (which must not hold a log yet): one segment
+/// holding every frame, the `checkpoint` copy, all fsync'd. For logs assembled from existing
+/// frames (`docket log split-fork`); writers use [`Store::create`] and commits.
+pub fn write_log_dir(dir: &Path, frames: &[Frame]) -> Result<()> {
+    if is_log_dir(dir) {
+        bail!("{} already holds a docket log", dir.display());
+    }
+    fs::create_dir_all(segments_dir(dir)).with_context(|| format!("creating {}", dir.display()))?;
+    let mut bytes = Vec::new();
+    for frame in frames {
+        match frame {
+            Frame::Entry(entry) => encode_frame(FRAME_ENTRY, entry, &mut bytes),
+            Frame::Checkpoint(note) => encode_frame(FRAME_CHECKPOINT, note.as_bytes(), &mut bytes),
+        }
+    }
+    let path = segments_dir(dir).join(segment_name(0));
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    if let Some(Frame::Checkpoint(note)) = frames
+        .iter()
+        .rev()
+        .find(|f| matches!(f, Frame::Checkpoint(_)))
+    {
+        let copy = dir.join("checkpoint");
+        fs::write(&copy, note).with_context(|| format!("writing {}", copy.display()))?;
+        File::open(&copy)?.sync_all()?;
+    }
+    sync_dir(&segments_dir(dir))?;
+    sync_dir(dir)
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)?
         .sync_all()

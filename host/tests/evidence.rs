@@ -722,3 +722,161 @@ fn one_wrong_clock_reading_is_not_adopted_and_prune_does_not_trust_a_clock_far_a
         "nothing was pruned or sealed"
     );
 }
+
+/// Runs `docket eval` on the log in `log` with the server's key; the decision id it printed.
+fn eval_into(dir: &Path, log: &Path, user: &str) -> String {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(["eval", "--path", "rbac/allow", "--dir"])
+        .arg(log)
+        .arg("--key")
+        .arg(dir.join("data/docket.key"))
+        .arg("--policy")
+        .arg(examples.join("rbac.rego"))
+        .arg("--data")
+        .arg(examples.join("rbac.json"))
+        .env(
+            "DOCKET_CACHE_DIR",
+            std::env::temp_dir().join("docket-test-component-cache"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            format!(r#"{{"user":"{user}","action":"read","resource":{{"type":"document"}}}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    printed["decision_id"].as_str().unwrap().to_string()
+}
+
+/// The byte ranges of a segment's commits after `from` (each ends with a checkpoint frame).
+fn commits_after(bytes: &[u8], from: usize) -> Vec<std::ops::Range<usize>> {
+    let mut commits = Vec::new();
+    let mut start = from;
+    let mut at = from;
+    while at + 9 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let kind = bytes[at + 4];
+        at += 9 + len;
+        if kind == docket::store::FRAME_CHECKPOINT {
+            commits.push(start..at);
+            start = at;
+        }
+    }
+    commits
+}
+
+#[test]
+fn a_fork_is_named_at_open_and_split_into_histories_that_keep_every_acknowledged_entry() {
+    let dir = scratch("evidence-fork");
+    served_log(&dir, 3, &[]);
+    let log = dir.join("data/log");
+    let segment_name = segments(&dir)
+        .pop()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_owned();
+    let shared = std::fs::read(log.join("segments").join(&segment_name)).unwrap();
+    // Two writers that both believed they held the log: each continues the same state.
+    let (a, b) = (dir.join("writer-a"), dir.join("writer-b"));
+    copy_log(&log, &a);
+    copy_log(&log, &b);
+    let mut acknowledged = Vec::new();
+    for (k, writer) in [&a, &b, &a, &b].into_iter().enumerate() {
+        acknowledged.push(eval_into(&dir, writer, &format!("user-{k}")));
+    }
+    let tail = |w: &Path| std::fs::read(w.join("segments").join(&segment_name)).unwrap();
+    let (ta, tb) = (tail(&a), tail(&b));
+    let (ca, cb) = (
+        commits_after(&ta, shared.len()),
+        commits_after(&tb, shared.len()),
+    );
+    assert_eq!((ca.len(), cb.len()), (2, 2));
+    // Their commits interleaved in the one file, as two appenders leave them.
+    let forked = [
+        &shared[..],
+        &ta[ca[0].clone()],
+        &tb[cb[0].clone()],
+        &ta[ca[1].clone()],
+        &tb[cb[1].clone()],
+    ]
+    .concat();
+    std::fs::write(log.join("segments").join(&segment_name), &forked).unwrap();
+
+    // Opening names the situation and the way forward, and changes nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+        .arg(dir.join("data"))
+        .env(
+            "DOCKET_CACHE_DIR",
+            std::env::temp_dir().join("docket-test-component-cache"),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("docket log split-fork"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read(log.join("segments").join(&segment_name)).unwrap(),
+        forked
+    );
+
+    // Split: two histories, each verifying, every acknowledged decision in one of them.
+    let histories = dir.join("histories");
+    let out = docket(&[
+        "log",
+        "split-fork",
+        log.to_str().unwrap(),
+        "--out",
+        histories.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut exported = String::new();
+    for name in ["history-1", "history-2"] {
+        let history = histories.join(name);
+        let verified = verify(&history, &dir.join("data/docket.pub"), &[]);
+        assert!(verified.status.success(), "{name}: {}", text(&verified));
+        let export = dir.join(format!("{name}.jsonl"));
+        let out = docket(&[
+            "log",
+            "export",
+            history.to_str().unwrap(),
+            "-o",
+            export.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        exported.push_str(&std::fs::read_to_string(&export).unwrap());
+    }
+    for id in &acknowledged {
+        assert!(
+            exported.contains(id.as_str()),
+            "acknowledged decision {id} was lost"
+        );
+    }
+    assert!(!histories.join("history-3").exists());
+    // A log that has not forked is not "split".
+    let out = docket(&[
+        "log",
+        "split-fork",
+        a.to_str().unwrap(),
+        "--out",
+        dir.join("none").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("has not forked"), "{}", text(&out));
+}
