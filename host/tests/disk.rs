@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Server, scratch, verify_dir};
+use common::{Server, docket_command, scratch, serve_to_exit, verify_dir};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -44,6 +44,41 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// `docket log reveal` proves the address masked in entry `seq` (decision `i`) with its salt
+/// from `salts`.
+fn assert_revealed(dir: &Path, salts: &Path, seq: u64, i: u64) {
+    let out = docket_command()
+        .args(["log", "reveal"])
+        .arg(dir.join("data/log"))
+        .arg("--pub")
+        .arg(dir.join("data/docket.pub"))
+        .args(["--seq", &seq.to_string(), "--path", "/input/context/ip"])
+        .args(["--value", &format!("\"{}\"", address(i))])
+        .arg("--salts")
+        .arg(salts)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "entry {seq}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every line of the salt file is whole (a torn append would leave one glued to the next).
+fn assert_salt_lines_whole(salts: &Path) {
+    let text = std::fs::read_to_string(salts).unwrap();
+    for (n, line) in text.lines().enumerate() {
+        assert!(
+            serde_json::from_str::<Value>(line).is_ok(),
+            "line {} of the salt file is torn: {line:?}",
+            n + 1
+        );
     }
 }
 
@@ -157,52 +192,16 @@ fn a_full_or_read_only_disk_refuses_decisions_loses_nothing_and_recovers() {
     // The salt file kept its discipline through the full disk: every line whole, and the masked
     // address of every acknowledged decision, the newest included, is revealed with its salt.
     let salts = dir.join("data/mask-salts.jsonl");
-    let text = std::fs::read_to_string(&salts).unwrap();
-    for (n, line) in text.lines().enumerate() {
-        assert!(
-            serde_json::from_str::<Value>(line).is_ok(),
-            "line {} of the salt file is damaged: {line:?}",
-            n + 1
-        );
-    }
+    assert_salt_lines_whole(&salts);
     for (seq, i) in [seqs[0], *seqs.last().unwrap()] {
-        let out = Command::new(env!("CARGO_BIN_EXE_docket"))
-            .args(["log", "reveal"])
-            .arg(dir.join("data/log"))
-            .arg("--pub")
-            .arg(dir.join("data/docket.pub"))
-            .args(["--seq", &seq.to_string(), "--path", "/input/context/ip"])
-            .args(["--value", &format!("\"{}\"", address(i))])
-            .arg("--salts")
-            .arg(&salts)
-            .env(
-                "DOCKET_CACHE_DIR",
-                std::env::temp_dir().join("docket-test-component-cache"),
-            )
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "entry {seq}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_revealed(&dir, &salts, seq, i);
     }
 
     // A read-only log directory: the server refuses to start, says why, and changes nothing.
     // (A mounted file system cannot be made read-only under a writer holding files open, so
     // this is tested at start-up.)
     disk.remount("ro");
-    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
-        .arg(dir.join("data"))
-        .env(
-            "DOCKET_CACHE_DIR",
-            std::env::temp_dir().join("docket-test-component-cache"),
-        )
-        .output()
-        .unwrap();
+    let out = serve_to_exit(&dir);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Read-only file system"), "{stderr}");
@@ -268,37 +267,9 @@ fn a_full_salt_disk_tears_no_line_and_every_acknowledged_salt_is_found() {
         seqs.push((bundle["entry"]["seq"].as_u64().unwrap(), *i));
     }
     assert!(server.stop().success());
-    let text = std::fs::read_to_string(&salts).unwrap();
-    for (n, line) in text.lines().enumerate() {
-        assert!(
-            serde_json::from_str::<Value>(line).is_ok(),
-            "line {} of the salt file is torn: {line:?}",
-            n + 1
-        );
-    }
+    assert_salt_lines_whole(&salts);
     for &(seq, i) in &seqs {
-        let out = Command::new(env!("CARGO_BIN_EXE_docket"))
-            .args(["log", "reveal"])
-            .arg(dir.join("data/log"))
-            .arg("--pub")
-            .arg(dir.join("data/docket.pub"))
-            .args(["--seq", &seq.to_string(), "--path", "/input/context/ip"])
-            .args(["--value", &format!("\"{}\"", address(i))])
-            .arg("--salts")
-            .arg(&salts)
-            .env(
-                "DOCKET_CACHE_DIR",
-                std::env::temp_dir().join("docket-test-component-cache"),
-            )
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "entry {seq}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_revealed(&dir, &salts, seq, i);
     }
     drop(salts_disk);
     println!(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, scratch, verify_dir};
+use common::{Server, docket_command, scratch, serve_to_exit, verify_dir};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -19,14 +19,34 @@ fn client() -> Client {
 }
 
 fn docket(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(args)
-        .env(
-            "DOCKET_CACHE_DIR",
-            std::env::temp_dir().join("docket-test-component-cache"),
-        )
-        .output()
+    docket_command().args(args).output().unwrap()
+}
+
+/// `docket eval` of the RBAC example on the log in `log` with `key`, `input` on stdin.
+fn eval_stdin(log: &Path, key: &Path, input: &str) -> Output {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let mut child = docket_command()
+        .args(["eval", "--path", "rbac/allow", "--dir"])
+        .arg(log)
+        .arg("--key")
+        .arg(key)
+        .arg("--policy")
+        .arg(examples.join("rbac.rego"))
+        .arg("--data")
+        .arg(examples.join("rbac.json"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
         .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 fn text(out: &Output) -> String {
@@ -140,37 +160,9 @@ fn duplicate_names_are_refused_by_eval_and_in_exports() {
         "dup.test",
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
     let log = dir.join("log");
     let key = dir.join("docket.key");
-    let eval = |input: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
-            .args(["eval", "--path", "rbac/allow", "--dir"])
-            .arg(&log)
-            .arg("--key")
-            .arg(&key)
-            .arg("--policy")
-            .arg(examples.join("rbac.rego"))
-            .arg("--data")
-            .arg(examples.join("rbac.json"))
-            .env(
-                "DOCKET_CACHE_DIR",
-                std::env::temp_dir().join("docket-test-component-cache"),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let eval = |input: &str| eval_stdin(&log, &key, input);
     let good = eval(r#"{"user":"alice","action":"read","resource":{"type":"document"}}"#);
     assert!(good.status.success(), "{}", text(&good));
     for input in DUPLICATED {
@@ -274,15 +266,7 @@ fn a_damaged_length_field_is_refused_not_cut_by_serve_and_verify() {
     assert!(said.contains("the last good entry is"), "{said}");
 
     // The server refuses to start and changes nothing.
-    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
-        .arg(dir.join("data"))
-        .env(
-            "DOCKET_CACHE_DIR",
-            std::env::temp_dir().join("docket-test-component-cache"),
-        )
-        .output()
-        .unwrap();
+    let out = serve_to_exit(&dir);
     assert!(!out.status.success());
     assert!(text(&out).contains("the log is damaged"), "{}", text(&out));
     assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing was cut");
@@ -406,15 +390,7 @@ fn a_removed_last_commit_is_noticed_through_the_checkpoint_copy() {
         "{}",
         text(&out)
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
-        .arg(dir.join("data"))
-        .env(
-            "DOCKET_CACHE_DIR",
-            std::env::temp_dir().join("docket-test-component-cache"),
-        )
-        .output()
-        .unwrap();
+    let out = serve_to_exit(&dir);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("acknowledged entries are missing"),
@@ -458,15 +434,7 @@ fn segment_names_are_checked_against_what_they_hold() {
         "{}",
         text(&out)
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
-        .arg(dir.join("data"))
-        .env(
-            "DOCKET_CACHE_DIR",
-            std::env::temp_dir().join("docket-test-component-cache"),
-        )
-        .output()
-        .unwrap();
+    let out = serve_to_exit(&dir);
     assert!(!out.status.success());
     assert!(text(&out).contains("stray or misnamed"), "{}", text(&out));
     assert_eq!(
@@ -491,15 +459,7 @@ fn the_writer_lock_survives_a_deleted_lock_file() {
     let dir = scratch("evidence-lock");
     let first = Server::start(&dir, &[]);
     std::fs::remove_file(dir.join("data/log/LOCK")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
-        .arg(dir.join("data"))
-        .env(
-            "DOCKET_CACHE_DIR",
-            std::env::temp_dir().join("docket-test-component-cache"),
-        )
-        .output()
-        .unwrap();
+    let out = serve_to_exit(&dir);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("in use by another writer"),
@@ -690,17 +650,13 @@ fn one_wrong_clock_reading_is_not_adopted_and_prune_does_not_trust_a_clock_far_a
 
     // A prune by a clock 400 days ahead is refused without --idle-log, and changes nothing.
     std::fs::write(&offset, "+34560000\n").unwrap();
-    let mut prune = Command::new(env!("CARGO_BIN_EXE_docket"));
+    let mut prune = docket_command();
     prune
         .args(["log", "prune"])
         .arg(dir.join("data/log"))
         .arg("--key")
         .arg(dir.join("data/docket.key"))
-        .envs(env.iter().copied())
-        .env(
-            "DOCKET_CACHE_DIR",
-            std::env::temp_dir().join("docket-test-component-cache"),
-        );
+        .envs(env.iter().copied());
     let segments_before: Vec<Vec<u8>> = segments(&dir)
         .iter()
         .map(|p| std::fs::read(p).unwrap())
@@ -725,36 +681,8 @@ fn one_wrong_clock_reading_is_not_adopted_and_prune_does_not_trust_a_clock_far_a
 
 /// Runs `docket eval` on the log in `log` with the server's key; the decision id it printed.
 fn eval_into(dir: &Path, log: &Path, user: &str) -> String {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(["eval", "--path", "rbac/allow", "--dir"])
-        .arg(log)
-        .arg("--key")
-        .arg(dir.join("data/docket.key"))
-        .arg("--policy")
-        .arg(examples.join("rbac.rego"))
-        .arg("--data")
-        .arg(examples.join("rbac.json"))
-        .env(
-            "DOCKET_CACHE_DIR",
-            std::env::temp_dir().join("docket-test-component-cache"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            format!(r#"{{"user":"{user}","action":"read","resource":{{"type":"document"}}}}"#)
-                .as_bytes(),
-        )
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let input = format!(r#"{{"user":"{user}","action":"read","resource":{{"type":"document"}}}}"#);
+    let out = eval_stdin(log, &dir.join("data/docket.key"), &input);
     assert!(out.status.success(), "{}", text(&out));
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     printed["decision_id"].as_str().unwrap().to_string()
@@ -816,15 +744,7 @@ fn a_fork_is_named_at_open_and_split_into_histories_that_keep_every_acknowledged
     std::fs::write(log.join("segments").join(&segment_name), &forked).unwrap();
 
     // Opening names the situation and the way forward, and changes nothing.
-    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
-        .arg(dir.join("data"))
-        .env(
-            "DOCKET_CACHE_DIR",
-            std::env::temp_dir().join("docket-test-component-cache"),
-        )
-        .output()
-        .unwrap();
+    let out = serve_to_exit(&dir);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("docket log split-fork"),

@@ -107,6 +107,25 @@ impl Drop for Server {
     }
 }
 
+/// The `docket` binary, with the shared component cache.
+pub fn docket_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_docket"));
+    command.env(
+        "DOCKET_CACHE_DIR",
+        std::env::temp_dir().join("docket-test-component-cache"),
+    );
+    command
+}
+
+/// `docket serve` on `dir/data` run to its exit: for servers that must refuse to start.
+pub fn serve_to_exit(dir: &Path) -> std::process::Output {
+    docket_command()
+        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+        .arg(dir.join("data"))
+        .output()
+        .unwrap()
+}
+
 /// `docket verify` of a server's log directory; panics unless it verifies.
 pub fn verify_dir(server_dir: &Path) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_docket"))
