@@ -57,6 +57,30 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// The command exited with `code` and said `says` (stdout or stderr).
+fn assert_exit(out: &Output, code: i32, says: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
+    assert!(text(out).contains(says), "{}", text(out));
+}
+
+/// The command failed (a server refusing to start) and said `says`.
+fn assert_refused(out: &Output, says: &str) {
+    assert!(!out.status.success(), "{}", text(out));
+    assert!(text(out).contains(says), "{}", text(out));
+}
+
+/// `docket log export LOG -o TO`, which must succeed.
+fn export_log(log: &Path, to: &Path) {
+    let out = docket(&[
+        "log",
+        "export",
+        log.to_str().unwrap(),
+        "-o",
+        to.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 fn log_size(c: &Client, s: &Server) -> u64 {
     let log: Value = c.get(s.url("/v1/log")).send().unwrap().json().unwrap();
     log["size"].as_u64().unwrap()
@@ -180,14 +204,7 @@ fn duplicate_names_are_refused_by_eval_and_in_exports() {
 
     // An export line with a repeated field: one tool would take the first, another the last.
     let export = dir.join("log.jsonl");
-    let out = docket(&[
-        "log",
-        "export",
-        log.to_str().unwrap(),
-        "-o",
-        export.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    export_log(&log, &export);
     assert!(verify(&export, &public, &[]).status.success());
     let original = std::fs::read_to_string(&export).unwrap();
     let lines: Vec<&str> = original.lines().collect();
@@ -204,8 +221,7 @@ fn duplicate_names_are_refused_by_eval_and_in_exports() {
     tampered[entry] = &doubled;
     std::fs::write(&export, tampered.join("\n") + "\n").unwrap();
     let out = verify(&export, &public, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("\"kind\" twice"), "{}", text(&out));
+    assert_exit(&out, 1, "\"kind\" twice");
 }
 
 /// A server's log directory with `decisions` acknowledged decisions, stopped; returns the
@@ -267,8 +283,7 @@ fn a_damaged_length_field_is_refused_not_cut_by_serve_and_verify() {
 
     // The server refuses to start and changes nothing.
     let out = serve_to_exit(&dir);
-    assert!(!out.status.success());
-    assert!(text(&out).contains("the log is damaged"), "{}", text(&out));
+    assert_refused(&out, "the log is damaged");
     assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing was cut");
 
     // Repaired, the server opens it and every acknowledged decision is there.
@@ -384,19 +399,9 @@ fn a_removed_last_commit_is_noticed_through_the_checkpoint_copy() {
     // Cut the last commit's checkpoint frame: its entry would look unfinished.
     std::fs::write(&segment, &bytes[..starts[starts.len() - 1]]).unwrap();
     let out = verify(&dir.join("data/log"), &dir.join("data/docket.pub"), &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("acknowledged entries are missing"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "acknowledged entries are missing");
     let out = serve_to_exit(&dir);
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("acknowledged entries are missing"),
-        "{}",
-        text(&out)
-    );
+    assert_refused(&out, "acknowledged entries are missing");
 }
 
 #[test]
@@ -428,15 +433,9 @@ fn segment_names_are_checked_against_what_they_hold() {
     let stray = dir.join("data/log/segments/99999999999999999999.seg");
     std::fs::write(&stray, b"").unwrap();
     let out = verify(&dir.join("data/log"), &dir.join("data/docket.pub"), &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("is not where its name says"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "is not where its name says");
     let out = serve_to_exit(&dir);
-    assert!(!out.status.success());
-    assert!(text(&out).contains("stray or misnamed"), "{}", text(&out));
+    assert_refused(&out, "stray or misnamed");
     assert_eq!(
         std::fs::read(&stray).unwrap(),
         b"",
@@ -446,12 +445,7 @@ fn segment_names_are_checked_against_what_they_hold() {
     let misnamed = dir.join("data/log/segments/00000000000000000001.seg");
     std::fs::rename(segments(&dir).pop().unwrap(), &misnamed).unwrap();
     let out = verify(&dir.join("data/log"), &dir.join("data/docket.pub"), &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("its name claims its first entry is 1"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 1, "its name claims its first entry is 1");
 }
 
 #[test]
@@ -460,12 +454,7 @@ fn the_writer_lock_survives_a_deleted_lock_file() {
     let first = Server::start(&dir, &[]);
     std::fs::remove_file(dir.join("data/log/LOCK")).unwrap();
     let out = serve_to_exit(&dir);
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("in use by another writer"),
-        "{}",
-        text(&out)
-    );
+    assert_refused(&out, "in use by another writer");
     first.stop();
     verify_dir(&dir);
 }
@@ -500,8 +489,7 @@ fn a_trusted_checkpoint_must_be_of_this_log_and_signed_by_its_key() {
     .unwrap();
     std::fs::write(&path, checkpoint.sign(&evil)).unwrap();
     let out = verify(&log, &public, &["--checkpoint", path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("proves nothing"), "{}", text(&out));
+    assert_exit(&out, 1, "proves nothing");
     // ... unless the user trusts that key.
     let evil_pub = dir.join("evil.pub");
     std::fs::write(&evil_pub, evil.public().to_vkey()).unwrap();
@@ -662,12 +650,7 @@ fn one_wrong_clock_reading_is_not_adopted_and_prune_does_not_trust_a_clock_far_a
         .map(|p| std::fs::read(p).unwrap())
         .collect();
     let out = prune.output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("days after the log's newest entry"),
-        "{}",
-        text(&out)
-    );
+    assert_exit(&out, 2, "days after the log's newest entry");
     assert!(text(&out).contains("--idle-log"), "{}", text(&out));
     let segments_after: Vec<Vec<u8>> = segments(&dir)
         .iter()
@@ -745,12 +728,7 @@ fn a_fork_is_named_at_open_and_split_into_histories_that_keep_every_acknowledged
 
     // Opening names the situation and the way forward, and changes nothing.
     let out = serve_to_exit(&dir);
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("docket log split-fork"),
-        "{}",
-        text(&out)
-    );
+    assert_refused(&out, "docket log split-fork");
     assert_eq!(
         std::fs::read(log.join("segments").join(&segment_name)).unwrap(),
         forked
@@ -772,14 +750,7 @@ fn a_fork_is_named_at_open_and_split_into_histories_that_keep_every_acknowledged
         let verified = verify(&history, &dir.join("data/docket.pub"), &[]);
         assert!(verified.status.success(), "{name}: {}", text(&verified));
         let export = dir.join(format!("{name}.jsonl"));
-        let out = docket(&[
-            "log",
-            "export",
-            history.to_str().unwrap(),
-            "-o",
-            export.to_str().unwrap(),
-        ]);
-        assert!(out.status.success(), "{}", text(&out));
+        export_log(&history, &export);
         exported.push_str(&std::fs::read_to_string(&export).unwrap());
     }
     for id in &acknowledged {
@@ -797,6 +768,5 @@ fn a_fork_is_named_at_open_and_split_into_histories_that_keep_every_acknowledged
         "--out",
         dir.join("none").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("has not forked"), "{}", text(&out));
+    assert_exit(&out, 2, "has not forked");
 }
