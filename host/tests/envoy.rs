@@ -1053,3 +1053,59 @@ fn the_data_api_answers_only_the_documents_it_is_configured_for() {
     }
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 0);
 }
+
+/// docket serve frozen (SIGSTOP) longer than the filter waits: the filter answers 503
+/// "unrecorded" and the request never reaches the upstream. When docket runs again it must not
+/// seal those decisions as if they had taken effect: the filter's deadline has passed.
+#[test]
+fn decisions_the_filter_gave_up_on_are_never_sealed_afterwards() {
+    let dir = scratch("envoy-frozen");
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let c = Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    assert_eq!(c.get(envoy.url("/public/a")).send().unwrap().status(), 200);
+    docket.signal("STOP");
+    let unrecorded: Vec<String> = std::thread::scope(|s| {
+        let asks: Vec<_> = (0..8)
+            .map(|i| {
+                let (c, url) = (c.clone(), envoy.url(&format!("/public/frozen-{i}")));
+                s.spawn(move || c.get(url).send().unwrap())
+            })
+            .collect();
+        asks.into_iter()
+            .map(|ask| {
+                let r = ask.join().unwrap();
+                assert_eq!(r.status().as_u16(), 503, "docket is frozen");
+                r.headers()["x-docket-unrecorded-decision-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    });
+    docket.signal("CONT");
+    // Running again: a new request is decided and sealed. Whatever docket still had of the
+    // uploads sent while it was frozen came before it and was not sealed (their deadline had
+    // passed, or their connection was gone).
+    assert_eq!(c.get(envoy.url("/public/b")).send().unwrap().status(), 200);
+    for id in &unrecorded {
+        let status = c
+            .get(docket.url(&format!("/v1/log/decisions/{id}")))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16();
+        assert_eq!(
+            status, 404,
+            "decision {id} was answered 503 but sealed afterwards"
+        );
+    }
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
+    drop(envoy);
+    docket.stop();
+    verify_dir(&dir);
+}

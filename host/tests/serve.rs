@@ -830,3 +830,56 @@ fn every_seeded_mutation_of_a_served_log_is_detected() {
         "{unchanged} of {cases} mutations changed no entry: the suite barely tampers"
     );
 }
+
+/// An upload whose sender's deadline (`x-docket-deadline-ns`) has passed when the writer reaches
+/// it is not sealed (504): the sender already acted as if it were not. One within its deadline
+/// is sealed as usual; a malformed deadline is a 400.
+#[test]
+fn an_upload_past_its_senders_deadline_is_not_sealed() {
+    let dir = scratch("deadline");
+    let server = Server::start(&dir, &[]);
+    let c = client();
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let upload = |id: &str, deadline: &str| {
+        c.post(server.url("/logs"))
+            .bearer_auth(server.token())
+            .header("x-docket-deadline-ns", deadline)
+            .body(format!(
+                r#"[{{"decision_id":"{id}","path":"a","result":true}}]"#
+            ))
+            .send()
+            .unwrap()
+    };
+    let late = upload("late-1", &(now_ns - 1_000_000_000).to_string());
+    assert_eq!(late.status().as_u16(), 504);
+    assert!(late.text().unwrap().contains("nothing was sealed"));
+    let timely = upload("timely-1", &(now_ns + 60_000_000_000).to_string());
+    assert_eq!(timely.status().as_u16(), 200);
+    assert_eq!(upload("bad-1", "soon").status().as_u16(), 400);
+    let found = |id: &str| {
+        c.get(server.url(&format!("/v1/log/decisions/{id}")))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(
+        (found("late-1"), found("timely-1"), found("bad-1")),
+        (404, 200, 404)
+    );
+    let metrics = c
+        .get(server.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("docket_expired_uploads_total 1"),
+        "{metrics}"
+    );
+    server.stop();
+    verify_dir(&dir);
+}

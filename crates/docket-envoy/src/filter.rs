@@ -251,6 +251,10 @@ impl Filter {
         };
         let body = serde_json::to_vec(&[event]).expect("JSON values serialize");
         let authorization = format!("Bearer {}", config.docket.token);
+        // docket seals the event only if it gets to it within three quarters of the time this
+        // filter waits, so a decision this filter gave up on (and answered 503) is not sealed
+        // afterwards as if it had taken effect; the last quarter is for the fsync and the answer.
+        let deadline = (now + config.docket.timeout_ms * 750_000).to_string();
         let call = self.dispatch_http_call(
             &config.docket.cluster,
             vec![
@@ -259,6 +263,7 @@ impl Filter {
                 (":authority", &config.docket.authority),
                 ("content-type", "application/json"),
                 ("authorization", &authorization),
+                ("x-docket-deadline-ns", &deadline),
             ],
             Some(&body),
             vec![],

@@ -42,12 +42,17 @@ pub enum AppendError {
     Rejected(String),
     /// The log could not be written; nothing of the batch was acknowledged.
     Unavailable(String),
+    /// The sender's deadline had passed when the writer reached the job: nothing was sealed,
+    /// since the sender has already acted as if it were not (docs/api.md, "Deadlines").
+    Expired(String),
 }
 
 impl std::fmt::Display for AppendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AppendError::Rejected(m) | AppendError::Unavailable(m) => f.write_str(m),
+            AppendError::Rejected(m) | AppendError::Unavailable(m) | AppendError::Expired(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -78,6 +83,8 @@ enum Job {
     },
     Ingest {
         events: Vec<IngestEvent>,
+        /// Unix nanoseconds after which the sender no longer waits: not sealed after it.
+        deadline_ns: Option<u64>,
         reply: oneshot::Sender<Result<IngestReceipt, AppendError>>,
     },
 }
@@ -279,8 +286,20 @@ impl Appender {
     }
 
     /// Seals ingested events, skipping ones already in the log, and returns once durable.
-    pub async fn ingest(&self, events: Vec<IngestEvent>) -> Result<IngestReceipt, AppendError> {
-        self.submit(|reply| Job::Ingest { events, reply }).await
+    /// Seals OPA decision events. With `deadline_ns`, the events are sealed only if the writer
+    /// reaches them before that wall-clock time; later, nothing is sealed and the answer is
+    /// [`AppendError::Expired`].
+    pub async fn ingest(
+        &self,
+        events: Vec<IngestEvent>,
+        deadline_ns: Option<u64>,
+    ) -> Result<IngestReceipt, AppendError> {
+        self.submit(|reply| Job::Ingest {
+            events,
+            deadline_ns,
+            reply,
+        })
+        .await
     }
 }
 
@@ -409,7 +428,24 @@ impl Writer {
                         let _ = reply.send(Err(AppendError::Rejected(format!("{e:#}"))));
                     }
                 },
-                Job::Ingest { events, reply } => {
+                Job::Ingest {
+                    events,
+                    deadline_ns,
+                    reply,
+                } => {
+                    let now_ns = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64);
+                    if let Some(deadline) = deadline_ns
+                        && now_ns > deadline
+                    {
+                        let late_ms = (now_ns - deadline) / 1_000_000;
+                        let _ = reply.send(Err(AppendError::Expired(format!(
+                            "the sender's deadline passed {late_ms} ms before these events could \
+                             be sealed; nothing was sealed"
+                        ))));
+                        continue;
+                    }
                     let mut receipt = IngestReceipt::default();
                     let mut failure = None;
                     for event in events {

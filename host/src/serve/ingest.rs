@@ -14,6 +14,11 @@ use docket_wire::{gunzip, parse_events};
 use serde_json::json;
 use std::sync::Arc;
 
+/// A sender that stops waiting at some time says when (Unix nanoseconds): events the writer
+/// reaches after it are not sealed (504), so a decision the sender gave up on is never recorded
+/// as if it had taken effect. The Envoy filter sends it (docs/api.md, "Deadlines").
+pub const DEADLINE_HEADER: &str = "x-docket-deadline-ns";
+
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -52,8 +57,30 @@ pub async fn upload(
         }
     };
     let events = parse_events(&json).map_err(|e| reject(e.into()))?;
+    let deadline_ns = match headers.get(DEADLINE_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    reject(ApiError::bad_request(format!(
+                        "{DEADLINE_HEADER} must be a Unix time in nanoseconds; nothing was logged"
+                    )))
+                })?,
+        ),
+    };
     let count = events.len();
-    let receipt = state.appender.ingest(events).await?;
+    let receipt = state
+        .appender
+        .ingest(events, deadline_ns)
+        .await
+        .inspect_err(|e| {
+            if matches!(e, super::appender::AppendError::Expired(_)) {
+                state.metrics.expired_uploads.inc();
+            }
+        })?;
     tracing::debug!(
         events = count,
         sealed = receipt.sealed.len(),

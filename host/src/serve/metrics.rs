@@ -25,6 +25,8 @@ pub struct Metrics {
     pub policy_changes: Counter,
     pub commit_failures: Counter,
     pub rejected_requests: Counter,
+    /// Uploads not sealed because their sender's deadline had passed.
+    pub expired_uploads: Counter,
     /// From a decision's arrival at the appender to its commit being durable.
     pub append_latency: Histogram,
     pub commit_entries: Histogram,
@@ -66,6 +68,12 @@ impl Metrics {
             "Requests refused for bad input, size or authorization",
             rejected_requests.clone(),
         );
+        let expired_uploads = Counter::default();
+        registry.register(
+            "expired_uploads",
+            "Decision-log uploads not sealed because the sender's deadline had passed",
+            expired_uploads.clone(),
+        );
         let append_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         registry.register(
             "append_latency_seconds",
@@ -103,6 +111,7 @@ impl Metrics {
             policy_changes,
             commit_failures,
             rejected_requests,
+            expired_uploads,
             append_latency,
             commit_entries,
             fsync_latency,

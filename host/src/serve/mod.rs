@@ -182,6 +182,9 @@ impl From<appender::AppendError> for ApiError {
         match e {
             appender::AppendError::Rejected(m) => ApiError::bad_request(m),
             appender::AppendError::Unavailable(m) => ApiError::unavailable(m),
+            appender::AppendError::Expired(m) => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded", m)
+            }
         }
     }
 }
