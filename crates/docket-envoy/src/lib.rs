@@ -266,12 +266,10 @@ pub fn build_input(request: &Request, redact: &[String]) -> Value {
             ":path" => path = value.clone(),
             ":authority" => host = value.clone(),
             ":scheme" => scheme = value.clone(),
-            "authorization" => {
-                bearer = value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-                    .map(str::to_string);
-            }
+            // Exactly the prefix Envoy's jwt_authn takes a token from by default: a token under
+            // any other spelling (`bearer …`) is one jwt_authn never checked, so its claims are
+            // not decoded either.
+            "authorization" => bearer = value.strip_prefix("Bearer ").map(str::to_string),
             n if n.starts_with(':')
                 || CREDENTIAL_HEADERS.contains(&n)
                 || redact.iter().any(|r| r == n) => {}
@@ -336,11 +334,16 @@ fn decode_jwt(token: &str) -> Option<Value> {
     if parts.next().is_some() {
         return None;
     }
+    // docket's JSON rule first: claims with a repeated name would be read one way here and
+    // another by whatever verifies the token.
     let decode = |part: &str| -> Option<Value> {
         let bytes = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?;
+        docket_ledger::json::check_bytes(&bytes).ok()?;
         serde_json::from_slice(&bytes).ok()
     };
-    Some(json!({"header": decode(header)?, "claims": decode(claims)?}))
+    // `verified: false`: the filter decodes the token, it does not check its signature; the
+    // record says so, so nobody reads these claims as proven.
+    Some(json!({"header": decode(header)?, "claims": decode(claims)?, "verified": false}))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -570,6 +573,30 @@ mod tests {
             json!({"id": ["7"], "tag": ["a", "b c"]})
         );
         assert_eq!(input["jwt"]["claims"]["sub"], "alice");
+        assert_eq!(input["jwt"]["verified"], false);
+        // Another spelling of the scheme, or claims that read two ways: no claims at all.
+        let token_input = |authorization: &str| {
+            let h = headers(&[(":path", "/"), ("authorization", authorization)]);
+            build_input(
+                &Request {
+                    headers: &h,
+                    source_address: None,
+                    destination_address: None,
+                },
+                &[],
+            )
+        };
+        assert!(token_input(&format!("bearer {jwt}")).get("jwt").is_none());
+        let doubled = format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(br#"{"roles":["user"],"roles":["admin"]}"#)
+        );
+        assert!(
+            token_input(&format!("Bearer {doubled}"))
+                .get("jwt")
+                .is_none()
+        );
         assert_eq!(input["attributes"]["source"]["address"], "127.0.0.1:5000");
     }
 
