@@ -89,16 +89,23 @@ impl Upstream {
 fn serve_connection(stream: TcpStream, hits: &AtomicUsize, heads: &std::sync::Mutex<Vec<String>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
+    // One line as bytes (header values may hold any byte), shown lossily.
+    let read_line = |reader: &mut BufReader<TcpStream>| {
+        let mut bytes = Vec::new();
+        match reader.read_until(b'\n', &mut bytes) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        }
+    };
     loop {
         let mut content_length = 0usize;
-        let mut line = String::new();
+        let mut chunked = false;
         let mut first = true;
         let mut head = String::new();
         loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            let Some(line) = read_line(&mut reader) else {
                 return;
-            }
+            };
             if line == "\r\n" {
                 break;
             }
@@ -107,15 +114,37 @@ fn serve_connection(stream: TcpStream, hits: &AtomicUsize, heads: &std::sync::Mu
                 first = false;
                 continue;
             }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                content_length = v.trim().parse().unwrap_or(0);
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    content_length = v.trim().parse().unwrap_or(0);
+                }
+                if k.eq_ignore_ascii_case("transfer-encoding") && v.trim() == "chunked" {
+                    chunked = true;
+                }
             }
         }
-        let mut body = vec![0u8; content_length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
+        if chunked {
+            // Chunks until the last (size 0), then trailers until a blank line.
+            loop {
+                let Some(size) = read_line(&mut reader) else {
+                    return;
+                };
+                let size = usize::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                    .unwrap_or(0);
+                if size == 0 {
+                    while read_line(&mut reader).is_some_and(|l| l != "\r\n") {}
+                    break;
+                }
+                let mut chunk = vec![0u8; size + 2];
+                if reader.read_exact(&mut chunk).is_err() {
+                    return;
+                }
+            }
+        } else {
+            let mut body = vec![0u8; content_length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
         }
         heads.lock().unwrap().push(head);
         hits.fetch_add(1, Ordering::SeqCst);
@@ -1105,6 +1134,173 @@ fn decisions_the_filter_gave_up_on_are_never_sealed_afterwards() {
         );
     }
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
+    drop(envoy);
+    docket.stop();
+    verify_dir(&dir);
+}
+
+/// Generated requests through Envoy, of every framing (HTTP/1.1 with a length, chunked with and
+/// without trailers, HTTP/2 with and without a body and trailers), with path spellings, header
+/// bytes, repeated and mixed-case headers, forged docket headers and forged tokens. For every
+/// one: the upstream received it only if docket sealed an allow for exactly the request line and
+/// headers the upstream received.
+#[test]
+fn generated_requests_reach_the_upstream_only_with_a_sealed_allow_for_what_it_received() {
+    let dir = scratch("envoy-generated");
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let cases: usize = std::env::var("DOCKET_ENVOY_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(120);
+    let mut seed = 0x5eed_e4f0_u64;
+    let mut rng = |n: usize| {
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) % n as u64) as usize
+    };
+    let paths = [
+        "/public/a",
+        "/public/a?q=1&q=2",
+        "/public//b",
+        "/public/a/../c",
+        "/public/../admin/users",
+        "/public/%2e%2e/admin/users",
+        "/public/..%2fadmin/users",
+        "/public/caf%C3%A9",
+        "/PUBLIC/a",
+        "/admin/users",
+        "/v1/data/secrets",
+    ];
+    let admin = format!(
+        "Bearer {}",
+        jwt(json!({"sub": "mallory", "roles": ["admin"]}))
+    );
+    let header_pool: Vec<(&str, Vec<u8>)> = vec![
+        ("x-a", b"1".to_vec()),
+        ("X-A", b"2".to_vec()),
+        ("x-docket-decision-id", b"forged".to_vec()),
+        ("x-bin", b"caf\xe9".to_vec()),
+        ("authorization", admin.clone().into_bytes()),
+        ("authorization", b"bearer not-checked".to_vec()),
+        ("x-api-key", b"sk-live".to_vec()),
+        ("user-agent", b"gen/1".to_vec()),
+    ];
+    let (mut forwarded, mut held) = (0, 0);
+    for case in 0..cases {
+        let method = if rng(3) == 0 { "POST" } else { "GET" };
+        let path = paths[rng(paths.len())];
+        let headers: Vec<&(&str, Vec<u8>)> = header_pool.iter().filter(|_| rng(3) == 0).collect();
+        let framing = rng(6);
+        let before = upstream.hits.load(Ordering::SeqCst);
+        let shown: Vec<(&str, String)> = headers
+            .iter()
+            .map(|(n, v)| (*n, String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let what = format!("case {case}: {method} {path} framing {framing} headers {shown:?}");
+        let (status, id) = if framing < 3 {
+            let mut request = format!("{method} {path} HTTP/1.1\r\nHost: a\r\n").into_bytes();
+            for (name, value) in &headers {
+                request.extend_from_slice(format!("{name}: ").as_bytes());
+                request.extend_from_slice(value);
+                request.extend_from_slice(b"\r\n");
+            }
+            match framing {
+                0 => request.extend_from_slice(b"Connection: close\r\n\r\n"),
+                1 => request.extend_from_slice(b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"),
+                _ => request.extend_from_slice(
+                    b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\nx-trailer: t\r\n\r\n",
+                ),
+            }
+            let head = raw_http1(envoy.port, &request);
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse::<u16>().ok())
+                .unwrap_or(0);
+            (
+                status,
+                header_of(&head, "x-docket-decision-id").map(str::to_string),
+            )
+        } else {
+            // h2 carries only valid header values; the byte-level cases go over HTTP/1.1.
+            let trailers: &[(&str, &str)] = &[("x-trailer", "t")];
+            let (body, trailers) = match framing {
+                3 => (None, None),
+                4 => (Some(&b"{}"[..]), None),
+                _ => (Some(&b"{}"[..]), Some(trailers)),
+            };
+            let (status, id, _) = h2_request(envoy.port, method, path, body, trailers);
+            (status, id)
+        };
+        let after = upstream.hits.load(Ordering::SeqCst);
+        assert!(after - before <= 1, "{what}: reached the upstream twice");
+        if after == before {
+            held += 1;
+            if let Some(id) = id {
+                // Decided and not forwarded: the sealed decision is not an allow.
+                let bundle = docket.decision_bundle(&id);
+                assert_ne!(
+                    bundle["entry"]["record"]["result"]["allowed"], true,
+                    "{what}: allowed but never forwarded ({status})"
+                );
+            }
+            continue;
+        }
+        forwarded += 1;
+        let id = id.unwrap_or_else(|| panic!("{what}: forwarded ({status}) without a decision id"));
+        let bundle = docket.decision_bundle(&id);
+        let record = &bundle["entry"]["record"];
+        assert_eq!(
+            record["result"]["allowed"], true,
+            "{what}: forwarded without a sealed allow: {record}"
+        );
+        let received = upstream.heads.lock().unwrap().last().unwrap().clone();
+        let mut lines = received.lines();
+        let request_line = lines.next().unwrap();
+        let http = &record["input"]["attributes"]["request"]["http"];
+        assert_eq!(
+            request_line,
+            format!(
+                "{} {} HTTP/1.1",
+                http["method"].as_str().unwrap(),
+                http["path"].as_str().unwrap()
+            ),
+            "{what}: the upstream received another request line than was decided"
+        );
+        let mut upstream_headers: std::collections::BTreeMap<String, String> = Default::default();
+        for line in lines {
+            if let Some((name, value)) = line.split_once(':') {
+                let name = name.trim().to_ascii_lowercase();
+                let value = value.trim().to_string();
+                upstream_headers
+                    .entry(name)
+                    .and_modify(|v| *v = format!("{v},{value}"))
+                    .or_insert(value);
+            }
+        }
+        assert!(
+            !upstream_headers.keys().any(|n| n.starts_with("x-docket-")),
+            "{what}: a docket header reached the upstream: {received}"
+        );
+        for (name, value) in http["headers"].as_object().unwrap() {
+            assert_eq!(
+                upstream_headers.get(name).map(String::as_str),
+                value.as_str(),
+                "{what}: header {name} was decided on as {value} but the upstream received {received}"
+            );
+        }
+    }
+    println!(
+        "generated requests through Envoy: {cases}, {forwarded} forwarded (each with a sealed allow for exactly what the upstream received), {held} held back"
+    );
+    assert!(
+        forwarded > 0 && held > 0,
+        "the generator must produce both: {forwarded} forwarded, {held} held"
+    );
     drop(envoy);
     docket.stop();
     verify_dir(&dir);
