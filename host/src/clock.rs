@@ -26,7 +26,9 @@ struct Anchor {
 
 static ANCHOR: Mutex<Option<Anchor>> = Mutex::new(None);
 
-fn system_now() -> Duration {
+/// The system wall clock as it reads, unchecked: for comparing with a time another process
+/// read from the same clock (a sender's deadline), not for sealing.
+pub fn system_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()

@@ -159,6 +159,23 @@ fn serve_connection(stream: TcpStream, hits: &AtomicUsize, heads: &std::sync::Mu
     }
 }
 
+/// docket serve, a recording upstream and Envoy with the example configuration in front of it,
+/// in a fresh scratch directory named `name`.
+fn edge(name: &str) -> (PathBuf, Server, Upstream, Envoy) {
+    let dir = scratch(name);
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    (dir, docket, upstream, envoy)
+}
+
+/// Stops Envoy and docket serve; the log must verify.
+fn finish(dir: &Path, docket: Server, envoy: Envoy) {
+    drop(envoy);
+    docket.stop();
+    verify_dir(dir);
+}
+
 /// A running Envoy with the example configuration.
 pub struct Envoy {
     child: Child,
@@ -331,10 +348,7 @@ fn jwt(claims: Value) -> String {
 
 #[test]
 fn envoy_decides_every_request_and_docket_seals_it_first() {
-    let dir = scratch("envoy");
-    let docket = Server::start(&dir, &[]);
-    let upstream = Upstream::start();
-    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let (dir, docket, upstream, envoy) = edge("envoy");
     let c = Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -760,10 +774,7 @@ fn ms(sorted: &[Duration], p: f64) -> f64 {
 #[test]
 #[ignore = "a benchmark; run with --ignored"]
 fn bench_envoy_with_and_without_the_filter() {
-    let dir = scratch("envoy-bench");
-    let docket = Server::start(&dir, &[]);
-    let upstream = Upstream::start();
-    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let (dir, docket, _upstream, envoy) = edge("envoy-bench");
     let (clients, count) = (16, 10_000);
     let with = envoy.url("/public/catalog");
     let without = format!("http://127.0.0.1:{}/public/catalog", envoy.plain_port);
@@ -885,10 +896,7 @@ fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn every_framing_and_every_byte_is_decided_or_refused() {
-    let dir = scratch("envoy-hostile");
-    let docket = Server::start(&dir, &[]);
-    let upstream = Upstream::start();
-    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let (dir, docket, upstream, envoy) = edge("envoy-hostile");
     let hits = || upstream.hits.load(Ordering::SeqCst);
 
     // HTTP/2 works at all: a public read reaches the upstream with its decision id.
@@ -985,17 +993,12 @@ fn every_framing_and_every_byte_is_decided_or_refused() {
     let record = docket.decision_bundle(id)["entry"]["record"].to_string();
     assert!(!record.contains("forged"), "{record}");
 
-    drop(envoy);
-    docket.stop();
-    verify_dir(&dir);
+    finish(&dir, docket, envoy);
 }
 
 #[test]
 fn the_example_configuration_decides_on_the_path_the_upstream_receives_and_the_real_peer() {
-    let dir = scratch("envoy-paths");
-    let docket = Server::start(&dir, &[]);
-    let upstream = Upstream::start();
-    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let (_dir, docket, upstream, envoy) = edge("envoy-paths");
     // The example policy allows GETs whose first path segment is `public`. Each of these names
     // the admin API to the upstream, however it is spelled to the proxy.
     for path in [
@@ -1088,10 +1091,7 @@ fn the_data_api_answers_only_the_documents_it_is_configured_for() {
 /// seal those decisions as if they had taken effect: the filter's deadline has passed.
 #[test]
 fn decisions_the_filter_gave_up_on_are_never_sealed_afterwards() {
-    let dir = scratch("envoy-frozen");
-    let docket = Server::start(&dir, &[]);
-    let upstream = Upstream::start();
-    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let (dir, docket, upstream, envoy) = edge("envoy-frozen");
     let c = Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -1134,9 +1134,7 @@ fn decisions_the_filter_gave_up_on_are_never_sealed_afterwards() {
         );
     }
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
-    drop(envoy);
-    docket.stop();
-    verify_dir(&dir);
+    finish(&dir, docket, envoy);
 }
 
 /// Generated requests through Envoy, of every framing (HTTP/1.1 with a length, chunked with and
@@ -1146,10 +1144,7 @@ fn decisions_the_filter_gave_up_on_are_never_sealed_afterwards() {
 /// headers the upstream received.
 #[test]
 fn generated_requests_reach_the_upstream_only_with_a_sealed_allow_for_what_it_received() {
-    let dir = scratch("envoy-generated");
-    let docket = Server::start(&dir, &[]);
-    let upstream = Upstream::start();
-    let envoy = Envoy::start(&dir, &docket, upstream.port);
+    let (dir, docket, upstream, envoy) = edge("envoy-generated");
     let cases: usize = std::env::var("DOCKET_ENVOY_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
@@ -1301,7 +1296,5 @@ fn generated_requests_reach_the_upstream_only_with_a_sealed_allow_for_what_it_re
         forwarded > 0 && held > 0,
         "the generator must produce both: {forwarded} forwarded, {held} held"
     );
-    drop(envoy);
-    docket.stop();
-    verify_dir(&dir);
+    finish(&dir, docket, envoy);
 }

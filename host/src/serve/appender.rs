@@ -433,9 +433,7 @@ impl Writer {
                     deadline_ns,
                     reply,
                 } => {
-                    let now_ns = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as u64);
+                    let now_ns = crate::clock::system_now().as_nanos() as u64;
                     if let Some(deadline) = deadline_ns
                         && now_ns > deadline
                     {
