@@ -8,6 +8,7 @@ pub mod clock;
 pub mod examples;
 pub mod fork;
 pub mod log;
+pub mod private;
 pub mod runtime;
 pub mod salts;
 pub mod serve;

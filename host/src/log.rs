@@ -14,6 +14,7 @@ use std::path::Path;
 
 /// Reads a `.key` file (C2SP signer key).
 pub fn read_secret_key(path: &Path) -> Result<SecretKey> {
+    crate::private::check_secret(path, "a signing key")?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the key file {}", path.display()))?;
     SecretKey::from_skey(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
@@ -31,7 +32,7 @@ pub fn write_new_key(dir: &Path, stem: &str, key_name: &str) -> Result<SecretKey
     let mut seed = [0u8; 32];
     rand::fill(&mut seed);
     let key = SecretKey::from_seed(key_name, &seed).map_err(|e| anyhow!("{e}"))?;
-    std::fs::create_dir_all(dir)?;
+    crate::private::create_dir_all(dir)?;
     let key_path = dir.join(format!("{stem}.key"));
     let pub_path = dir.join(format!("{stem}.pub"));
     if key_path.exists() {
@@ -40,11 +41,9 @@ pub fn write_new_key(dir: &Path, stem: &str, key_name: &str) -> Result<SecretKey
             key_path.display()
         );
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
+    let mut file = crate::private::options()
+        .write(true)
+        .create_new(true)
         .open(&key_path)
         .with_context(|| format!("creating {}", key_path.display()))?;
     std::io::Write::write_all(&mut file, format!("{}\n", key.to_skey()).as_bytes())?;

@@ -120,58 +120,8 @@ enum Command {
     /// token and log under ./docket-data.
     ///
     /// Example: docket serve --policy policies/ --addr 127.0.0.1:8181
-    ///          curl -s localhost:8181/v1/data/rbac/allow -d '{"input":{"user":"alice","action":"read","resource":{"type":"document","id":"d1"}}}'
-    Serve {
-        /// Address to listen on; bind beyond loopback only behind TLS.
-        #[arg(long, default_value = "127.0.0.1:8181")]
-        addr: std::net::SocketAddr,
-        /// Data directory: key, write token and log (created on first start, reused after).
-        #[arg(long, default_value = "docket-data")]
-        dir: PathBuf,
-        /// A .rego or .json file, or a directory of them; repeatable. Default: the examples.
-        #[arg(long = "policy")]
-        policies: Vec<PathBuf>,
-        /// A file holding the bearer token for write endpoints (default: <dir>/token, created
-        /// on first start). The DOCKET_TOKEN environment variable also sets it.
-        #[arg(long)]
-        token_file: Option<PathBuf>,
-        /// Concurrent evaluations (component instances). Default: the number of CPUs.
-        #[arg(long)]
-        workers: Option<usize>,
-        /// At most this many entries per group commit (one fsync and one signed checkpoint).
-        #[arg(long, default_value_t = 1024)]
-        commit_max_entries: usize,
-        /// Wait up to this many microseconds for more requests before committing a batch
-        /// (0: commit as soon as the queue is empty).
-        #[arg(long, default_value_t = 0)]
-        commit_max_delay_us: u64,
-        /// The data path `POST /` evaluates.
-        #[arg(long, default_value = "system/main")]
-        default_decision: String,
-        /// Paths accepting OPA decision-log uploads (OPA's service resource); repeatable.
-        #[arg(long = "ingest-path", default_value = "/logs")]
-        ingest_paths: Vec<String>,
-        /// Largest request body in bytes (decisions, policies, data).
-        #[arg(long, default_value_t = 4 << 20)]
-        max_body: usize,
-        /// Largest decision-log upload in bytes, compressed and decompressed.
-        #[arg(long, default_value_t = 64 << 20)]
-        max_ingest_body: usize,
-        /// A revision label recorded with the policy version (e.g. a git commit).
-        #[arg(long)]
-        revision: Option<String>,
-        /// Sign every entry, not only each commit's checkpoint (fixed when the log is created).
-        #[arg(long)]
-        sign_entries: bool,
-        /// Keep the salts of values masked by the logging rules here (default:
-        /// <dir>/mask-salts.jsonl, apart from the log); `docket log reveal` reads them.
-        #[arg(long)]
-        salts: Option<PathBuf>,
-        /// Roll log segments over past this many bytes. Retention prunes whole sealed
-        /// segments (`docket log prune`), so smaller segments let expired entries go sooner.
-        #[arg(long, default_value_t = docket::store::SEGMENT_LIMIT)]
-        segment_bytes: u64,
-    },
+    ///          curl -s localhost:8181/v1/data/rbac/allow -H 'Content-Type: application/json' -d '{"input":{"user":"alice","action":"read","resource":{"type":"document","id":"d1"}}}'
+    Serve(Box<ServeArgs>),
     /// Write the browser log verifier (the page `docket serve` shows at /ui) as plain files,
     /// for any static web server.
     ///
@@ -293,12 +243,104 @@ enum LogCommand {
     },
 }
 
+/// `docket serve`'s flags (boxed in [`Command::Serve`]: they outweigh every other command's).
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; bind beyond loopback only behind TLS.
+    #[arg(long, default_value = "127.0.0.1:8181")]
+    addr: std::net::SocketAddr,
+    /// Data directory: key, write token and log (created on first start, reused after).
+    #[arg(long, default_value = "docket-data")]
+    dir: PathBuf,
+    /// A .rego or .json file, or a directory of them; repeatable. Default: the examples.
+    #[arg(long = "policy")]
+    policies: Vec<PathBuf>,
+    /// A file holding the bearer token for write endpoints (default: <dir>/token, created
+    /// on first start). The DOCKET_TOKEN environment variable also sets it.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Concurrent evaluations (component instances). Default: the number of CPUs.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// At most this many entries per group commit (one fsync and one signed checkpoint).
+    #[arg(long, default_value_t = 1024)]
+    commit_max_entries: usize,
+    /// Wait up to this many microseconds for more requests before committing a batch
+    /// (0: commit as soon as the queue is empty).
+    #[arg(long, default_value_t = 0)]
+    commit_max_delay_us: u64,
+    /// The data path `POST /` evaluates.
+    #[arg(long, default_value = "system/main")]
+    default_decision: String,
+    /// Paths accepting OPA decision-log uploads (OPA's service resource); repeatable.
+    #[arg(long = "ingest-path", default_value = "/logs")]
+    ingest_paths: Vec<String>,
+    /// Largest request body in bytes (decisions, policies, data).
+    #[arg(long, default_value_t = 4 << 20)]
+    max_body: usize,
+    /// Largest decision-log upload in bytes, compressed and decompressed.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_ingest_body: usize,
+    /// A revision label recorded with the policy version (e.g. a git commit).
+    #[arg(long)]
+    revision: Option<String>,
+    /// Sign every entry, not only each commit's checkpoint (fixed when the log is created).
+    #[arg(long)]
+    sign_entries: bool,
+    /// Keep the salts of values masked by the logging rules here (default:
+    /// <dir>/mask-salts.jsonl, apart from the log); `docket log reveal` reads them.
+    #[arg(long)]
+    salts: Option<PathBuf>,
+    /// Roll log segments over past this many bytes. Retention prunes whole sealed
+    /// segments (`docket log prune`), so smaller segments let expired entries go sooner.
+    #[arg(long, default_value_t = docket::store::SEGMENT_LIMIT)]
+    segment_bytes: u64,
+    /// Largest decision input sealed, in bytes (default 1 MiB); larger inputs get 413.
+    #[arg(long)]
+    max_input_bytes: Option<usize>,
+    /// Open connections at most (default 1024, and always below the open-file limit).
+    /// Past it, the connection idle longest is closed, or the newcomer gets 503.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// A request head must arrive within this many ms of its first byte (default 10000).
+    #[arg(long)]
+    header_timeout_ms: Option<u64>,
+    /// A request body must arrive within this many ms of its head (default 60000), else 408.
+    #[arg(long)]
+    body_timeout_ms: Option<u64>,
+    /// Close a keep-alive connection idle for this many ms (default 75000).
+    #[arg(long)]
+    idle_timeout_ms: Option<u64>,
+    /// On SIGTERM, let requests in flight finish for up to this many ms (default 10000).
+    #[arg(long)]
+    shutdown_timeout_ms: Option<u64>,
+    /// A host name requests may be addressed to (beside IP addresses and localhost), for
+    /// callers without the token; repeatable. Requests naming other hosts get 421.
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// Bytes of request bodies held at once over all requests (default 256 MiB).
+    #[arg(long)]
+    body_budget_bytes: Option<usize>,
+    /// Per-client quota: bytes of decision input per second a client without the token
+    /// may have sealed (default 0: no quota). Past it, 429.
+    #[arg(long, default_value_t = 0)]
+    client_rate: u64,
+    /// The most a client may have sealed in one burst under --client-rate (default 16 MiB).
+    #[arg(long)]
+    client_burst: Option<u64>,
+    /// A new log's origin (its checkpoints' first line and its key's name), ideally the
+    /// URL it is served at without the scheme, e.g. log.example.com/docket. Default:
+    /// docket.serve/<random>. Fixed when the log is created.
+    #[arg(long)]
+    origin: Option<String>,
+}
+
 fn main() {
     let cli = Cli::parse();
     // A closed stdout (`docket verify log --pub k.pub | head -1`) ends a command quietly, as it
     // ends `cat`: the default SIGPIPE action instead of Rust's panic on EPIPE. `docket serve`
     // keeps SIGPIPE ignored: a client hanging up must never stop the server.
-    if !matches!(cli.command, Command::Serve { .. }) {
+    if !matches!(cli.command, Command::Serve(_)) {
         // SAFETY: called before any thread is started; SIG_DFL is a valid disposition.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -455,26 +497,39 @@ fn run(cli: Cli) -> Result<i32> {
             println!("wrote the log verifier page to {}", out.display());
             Ok(0)
         }
-        Command::Serve {
-            addr,
-            dir,
-            policies,
-            token_file,
-            workers,
-            commit_max_entries,
-            commit_max_delay_us,
-            default_decision,
-            ingest_paths,
-            max_body,
-            max_ingest_body,
-            revision,
-            sign_entries,
-            salts,
-            segment_bytes,
-        } => {
+        Command::Serve(args) => {
+            let ServeArgs {
+                addr,
+                dir,
+                policies,
+                token_file,
+                workers,
+                commit_max_entries,
+                commit_max_delay_us,
+                default_decision,
+                ingest_paths,
+                max_body,
+                max_ingest_body,
+                revision,
+                sign_entries,
+                salts,
+                segment_bytes,
+                max_input_bytes,
+                max_connections,
+                header_timeout_ms,
+                body_timeout_ms,
+                idle_timeout_ms,
+                shutdown_timeout_ms,
+                allowed_hosts,
+                body_budget_bytes,
+                client_rate,
+                client_burst,
+                origin,
+            } = *args;
             let token = match (token_file, std::env::var("DOCKET_TOKEN").ok()) {
                 (Some(path), _) => Some(
-                    std::fs::read_to_string(&path)
+                    docket::private::check_secret(&path, "the write token")
+                        .and_then(|()| Ok(std::fs::read_to_string(&path)?))
                         .with_context(|| format!("reading the token file {}", path.display()))?
                         .trim()
                         .to_string(),
@@ -485,12 +540,31 @@ fn run(cli: Cli) -> Result<i32> {
             if token.as_ref().is_some_and(|t| t.len() < 16) {
                 bail!("the write token must be at least 16 characters");
             }
+            let defaults = serve::ServeConfig::default();
+            let ms = std::time::Duration::from_millis;
+            let limits = serve::http::Limits {
+                max_connections: max_connections.unwrap_or(defaults.limits.max_connections),
+                header_timeout: header_timeout_ms.map_or(defaults.limits.header_timeout, ms),
+                body_timeout: body_timeout_ms.map_or(defaults.limits.body_timeout, ms),
+                idle_timeout: idle_timeout_ms.map_or(defaults.limits.idle_timeout, ms),
+                shutdown_timeout: shutdown_timeout_ms.map_or(defaults.limits.shutdown_timeout, ms),
+            };
+            let admission = serve::guard::AdmissionConfig {
+                allowed_hosts,
+                body_budget: body_budget_bytes.unwrap_or(defaults.admission.body_budget),
+                client_rate,
+                client_burst: client_burst.unwrap_or(defaults.admission.client_burst),
+            };
             let config = serve::ServeConfig {
+                origin,
+                max_input: max_input_bytes.unwrap_or(defaults.max_input),
+                limits,
+                admission,
                 addr,
                 dir,
                 policies,
                 token,
-                workers: workers.unwrap_or_else(|| serve::ServeConfig::default().workers),
+                workers: workers.unwrap_or(defaults.workers),
                 commit: serve::appender::CommitPolicy {
                     max_entries: commit_max_entries.max(1),
                     max_delay: std::time::Duration::from_micros(commit_max_delay_us),

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, anyhow};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -44,11 +44,9 @@ pub struct SaltFile {
 impl SaltFile {
     /// Opens (or creates, mode 0600) the salt file for appending.
     pub fn open(path: &Path) -> Result<SaltFile> {
-        let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
+        let file = crate::private::options()
+            .create(true)
+            .append(true)
             .open(path)
             .with_context(|| format!("opening the mask-salt file {}", path.display()))?;
         let bytes = std::fs::read(path)

@@ -488,7 +488,7 @@ pub fn write_log_dir(dir: &Path, frames: &[Frame]) -> Result<()> {
     if is_log_dir(dir) {
         bail!("{} already holds a docket log", dir.display());
     }
-    fs::create_dir_all(segments_dir(dir)).with_context(|| format!("creating {}", dir.display()))?;
+    crate::private::create_dir_all(&segments_dir(dir))?;
     let mut bytes = Vec::new();
     for frame in frames {
         match frame {
@@ -497,7 +497,7 @@ pub fn write_log_dir(dir: &Path, frames: &[Frame]) -> Result<()> {
         }
     }
     let path = segments_dir(dir).join(segment_name(0));
-    let mut file = OpenOptions::new()
+    let mut file = crate::private::options()
         .create_new(true)
         .write(true)
         .open(&path)
@@ -566,11 +566,10 @@ impl Store {
                 dir.display()
             );
         }
-        fs::create_dir_all(segments_dir(dir))
-            .with_context(|| format!("creating {}", dir.display()))?;
+        crate::private::create_dir_all(&segments_dir(dir))?;
         let lock = take_lock(dir)?;
         let path = segments_dir(dir).join(segment_name(0));
-        let segment = OpenOptions::new()
+        let segment = crate::private::options()
             .create_new(true)
             .append(true)
             .open(&path)
@@ -808,7 +807,12 @@ impl Store {
             bail!("entry {beyond} is not in {}", segment.path.display());
         }
         let tmp = segment.path.with_extension("seg.rewrite");
-        let mut file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut file = crate::private::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
         file.write_all(&out)
             .and_then(|()| file.sync_all())
             .with_context(|| format!("writing {}", tmp.display()))?;
@@ -837,7 +841,11 @@ impl Store {
     fn write_latest_checkpoint(&self, note: &str, durable: bool) -> Result<()> {
         let path = self.dir.join("checkpoint");
         let tmp = self.dir.join("checkpoint.tmp");
-        let mut file = File::create(&tmp)?;
+        let mut file = crate::private::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         file.write_all(note.as_bytes())?;
         if durable {
             file.sync_all()?;
@@ -851,7 +859,7 @@ impl Store {
 
     fn roll_segment(&mut self) -> Result<()> {
         let path = segments_dir(&self.dir).join(segment_name(self.entries));
-        self.segment = OpenOptions::new()
+        self.segment = crate::private::options()
             .create_new(true)
             .append(true)
             .open(&path)?;

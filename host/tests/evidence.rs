@@ -138,6 +138,7 @@ fn duplicate_names_are_refused_at_every_entry_point_and_nothing_is_sealed() {
         // OPA's default decision: the body is the input.
         let answer = c
             .post(server.url("/"))
+            .header("content-type", "application/json")
             .body(input.to_string())
             .send()
             .unwrap();
@@ -156,6 +157,7 @@ fn duplicate_names_are_refused_at_every_entry_point_and_nothing_is_sealed() {
     // The top level of the body itself.
     let answer = c
         .post(server.url("/v1/data/rbac/allow"))
+        .header("content-type", "application/json")
         .body(r#"{"input":{"user":"alice"},"input":{"user":"bob"}}"#)
         .send()
         .unwrap();

@@ -167,6 +167,7 @@ fn decisions_are_answered_as_opa_does_and_each_is_provable() {
     // OPA's error shapes.
     let (status, err) = json_of(
         c.post(server.url("/v1/data/rbac/allow"))
+            .header("content-type", "application/json")
             .body("{\"input\": ")
             .send()
             .unwrap(),
@@ -177,7 +178,13 @@ fn decisions_are_answered_as_opa_does_and_each_is_provable() {
         err["message"].as_str().unwrap().contains("malformed input"),
         "{err}"
     );
-    let (status, err) = json_of(c.post(server.url("/")).body("{}").send().unwrap());
+    let (status, err) = json_of(
+        c.post(server.url("/"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .unwrap(),
+    );
     assert_eq!(
         (status, err["code"].as_str()),
         (404, Some("undefined_document"))

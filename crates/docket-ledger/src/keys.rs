@@ -42,6 +42,15 @@ impl KeyId {
         }
         u32::from_str_radix(text, 16).ok().map(KeyId)
     }
+
+    /// A key id as a signed-note key states it: 8 hex digits in either case, as Go's
+    /// `golang.org/x/mod/sumdb/note` reads them (docket writes lower case).
+    fn from_note_hex(text: &str) -> Option<KeyId> {
+        if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(text, 16).ok().map(KeyId)
+    }
 }
 
 impl fmt::Display for KeyId {
@@ -156,7 +165,7 @@ impl PublicKey {
             ));
         }
         let public = PublicKey::new(name, key)?;
-        if public.id.to_hex() != id {
+        if KeyId::from_note_hex(id) != Some(public.id) {
             return Err(KeyError::IdMismatch {
                 stated: id.to_string(),
                 computed: public.id.to_hex(),
@@ -241,12 +250,42 @@ impl SecretKey {
         }
         let seed: [u8; 32] = raw[1..].try_into().expect("length checked");
         let secret = SecretKey::from_seed(name, &seed)?;
-        if secret.public.id.to_hex() != id {
+        if KeyId::from_note_hex(id) != Some(secret.public.id) {
             return Err(KeyError::IdMismatch {
                 stated: id.to_string(),
                 computed: secret.public.id.to_hex(),
             });
         }
         Ok(secret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_ids_are_read_in_either_case_as_go_reads_them() {
+        let secret = SecretKey::from_seed("docket.example", &[7; 32]).unwrap();
+        let vkey = secret.public().to_vkey();
+        let (name, rest) = vkey.split_once('+').unwrap();
+        let (id, b64) = rest.split_once('+').unwrap();
+        let upper = format!("{name}+{}+{b64}", id.to_ascii_uppercase());
+        assert_ne!(upper, vkey, "the id has letters to change case");
+        assert_eq!(PublicKey::from_vkey(&upper).unwrap(), *secret.public());
+        let skey = secret.to_skey();
+        let upper_skey = skey.replace(id, &id.to_ascii_uppercase());
+        assert_eq!(
+            SecretKey::from_skey(&upper_skey).unwrap().public(),
+            secret.public()
+        );
+        // Still exactly 8 digits naming this key.
+        for bad in [
+            format!("{name}+{}+{b64}", &id[1..]),
+            format!("{name}+0{id}+{b64}"),
+            format!("{name}+{:08x}+{b64}", secret.public().id().0 ^ 1),
+        ] {
+            assert!(PublicKey::from_vkey(&bad).is_err(), "{bad}");
+        }
     }
 }

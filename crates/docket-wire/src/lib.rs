@@ -60,6 +60,29 @@ pub fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
     Ok(out)
 }
 
+/// Compresses a response body with gzip.
+pub fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(body).expect("writing to a Vec");
+    encoder.finish().expect("writing to a Vec")
+}
+
+/// True if an `Accept-Encoding` value accepts gzip (RFC 9110 §12.5.3: a `q=0` refuses it).
+pub fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q == 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
 /// Checks a whole upload before anything is sealed: a JSON array of objects, each with an
 /// optional non-empty string `decision_id`.
 pub fn parse_events(json: &[u8]) -> Result<Vec<IngestEvent>, WireError> {
@@ -197,12 +220,33 @@ pub struct TileAddress {
     pub width: Option<u64>,
 }
 
+impl TileAddress {
+    /// The position of the tile's first hash among the hashes of its level (for an entry
+    /// bundle: its first entry's seq), `index · 256`. [`parse_tile`] only returns addresses
+    /// whose every leaf has a u64 index, so this never overflows.
+    pub fn first(&self) -> u64 {
+        self.index * TILE_WIDTH
+    }
+}
+
+/// The last leaf a tile covers, if it is a u64: a level-L hash stands for 256^L leaves.
+fn last_leaf(level: Option<u8>, index: u64, width: u64) -> Option<u64> {
+    let per_hash = 256u128.checked_pow(u32::from(level.unwrap_or(0)))?;
+    let hashes = u128::from(index) * u128::from(TILE_WIDTH) + u128::from(width);
+    u64::try_from(hashes.checked_mul(per_hash)? - 1).ok()
+}
+
 /// Parses the part of a tile URL after `tile/`; `None` if it is not a tile address.
 pub fn parse_tile(rest: &str) -> Option<TileAddress> {
     let mut parts: Vec<&str> = rest.split('/').collect();
     let level = match parts.first()? {
         &"entries" => None,
-        l if !l.is_empty() && l.len() <= 2 && l.bytes().all(|b| b.is_ascii_digit()) => {
+        // Decimal without leading zeros (`00` is not level 0), as Go's tlog writes it.
+        l if !l.is_empty()
+            && l.len() <= 2
+            && l.bytes().all(|b| b.is_ascii_digit())
+            && (l.len() == 1 || !l.starts_with('0')) =>
+        {
             Some(l.parse::<u8>().ok().filter(|l| *l <= 63)?)
         }
         _ => return None,
@@ -240,6 +284,9 @@ pub fn parse_tile(rest: &str) -> Option<TileAddress> {
             .checked_add(three_digits(digits)?)?;
     }
     index = index.checked_mul(1000)?.checked_add(three_digits(last)?)?;
+    // Every leaf the tile covers has a u64 index, or no log can have the tile: an address
+    // whose leaves wrapped past 2^64 would name another tile's bytes.
+    last_leaf(level, index, width.unwrap_or(TILE_WIDTH))?;
     Some(TileAddress {
         level,
         index,
@@ -359,6 +406,21 @@ mod tests {
             Some(t(Some(1), 1_234_067, None))
         );
         assert_eq!(parse_tile("0/005.p/17"), Some(t(Some(0), 5, Some(17))));
+        // The last tiles whose leaves all have u64 indexes.
+        let last = 72_057_594_037_927_935;
+        assert_eq!(
+            parse_tile("0/x072/x057/x594/x037/x927/935"),
+            Some(t(Some(0), last, None))
+        );
+        assert_eq!(
+            parse_tile("entries/x072/x057/x594/x037/x927/935"),
+            Some(t(None, last, None))
+        );
+        assert_eq!(
+            parse_tile("1/x281/x474/x976/x710/655"),
+            Some(t(Some(1), 281_474_976_710_655, None))
+        );
+        assert_eq!(parse_tile("8/000.p/1"), Some(t(Some(8), 0, Some(1))));
         assert_eq!(
             parse_tile("entries/x001/002.p/255"),
             Some(t(None, 1002, Some(255)))
@@ -378,6 +440,14 @@ mod tests {
             "0/000.p/17x",
             "1/x000/x234/067.p/17",
             "entries/x000/001",
+            // Leading zeros in the level: one path per tile.
+            "00/000",
+            "01/000",
+            // Leaves past 2^64: index · 256 wraps (found by a hostile client, issue 21).
+            "0/x072/x057/x594/x037/x927/936.p/5",
+            "entries/x072/x057/x594/x037/x927/936",
+            "1/x281/x474/x976/x710/656",
+            "8/000.p/2",
         ] {
             assert_eq!(parse_tile(bad), None, "{bad}");
         }

@@ -110,6 +110,18 @@ pub struct LogView {
     pub checkpoint_size: u64,
     /// Bytes of encoded entries.
     pub entry_bytes: u64,
+    /// The log's signing keys in the order they took effect: the genesis key from entry 0, and
+    /// each key-rotation entry's new key from the entry after it. The last is in force.
+    pub keys: Vec<KeyInForce>,
+}
+
+/// A signing key of the log and where it took effect.
+#[derive(Clone, Debug)]
+pub struct KeyInForce {
+    /// The note verifier key.
+    pub vkey: String,
+    /// The entry that introduced it: 0 for the genesis key, else the key-rotation entry.
+    pub introduced_by: u64,
 }
 
 impl LogView {
@@ -121,6 +133,7 @@ impl LogView {
             checkpoint: String::new(),
             checkpoint_size: 0,
             entry_bytes: 0,
+            keys: Vec::new(),
         };
         // The genesis entry's hash, which pruned decisions' ids derive from.
         let mut chain_id = None;
@@ -134,6 +147,12 @@ impl LogView {
                     if let Some(id) = indexed_decision_id(&entry, &chain_id) {
                         view.decision_ids.insert(id, seq);
                     }
+                    if let Some(vkey) = introduced_key(&entry) {
+                        view.keys.push(KeyInForce {
+                            vkey,
+                            introduced_by: seq,
+                        });
+                    }
                     view.tree.push(entry.hash);
                     view.entry_bytes += bytes.len() as u64;
                 }
@@ -144,6 +163,11 @@ impl LogView {
             }
         }
         Ok(view)
+    }
+
+    /// The key that signs the log's checkpoints now.
+    pub fn key_in_force(&self) -> Option<&KeyInForce> {
+        self.keys.last()
     }
 
     fn apply(&mut self, entries: &[SealedEntry], ingested_ids: &[(u64, String)], note: &str) {
@@ -175,6 +199,22 @@ fn indexed_decision_id(entry: &Entry, chain_id: &docket_ledger::Hash) -> Option<
     match entry.kind {
         K::Decision => docket_ledger::record::entry_decision_id(entry, chain_id),
         K::Ingested => docket_ledger::record::record_decision_id(&entry.record),
+        _ => None,
+    }
+}
+
+/// The signing key an entry brings into force: the genesis record's key, a rotation's new key.
+/// The log was verified before it is served, so these records parse.
+fn introduced_key(entry: &Entry) -> Option<String> {
+    use docket_ledger::EntryKind as K;
+    use docket_ledger::record::{GenesisRecord, KeyRotationRecord};
+    match entry.kind {
+        K::Genesis => serde_json::from_slice::<GenesisRecord>(&entry.record)
+            .ok()
+            .map(|r| r.key),
+        K::KeyRotation => serde_json::from_slice::<KeyRotationRecord>(&entry.record)
+            .ok()
+            .map(|r| r.new_key),
         _ => None,
     }
 }
@@ -348,8 +388,10 @@ impl Writer {
                         if left.is_zero() {
                             None
                         } else {
+                            // The timeout is made inside the timer runtime: a tokio timer
+                            // created outside one panics ("no reactor running").
                             timer
-                                .block_on(tokio::time::timeout(left, rx.recv()))
+                                .block_on(async { tokio::time::timeout(left, rx.recv()).await })
                                 .ok()
                                 .flatten()
                         }

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/log/decisions/{id}", get(entry_by_decision_id))
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/public-key", get(public_key))
+        .route("/v1/log/keys", get(keys))
         .route("/v1/log/proof/inclusion", get(inclusion))
         .route("/v1/log/proof/consistency", get(consistency))
         .route("/checkpoint", get(checkpoint))
@@ -44,6 +45,7 @@ async fn summary(State(state): State<Arc<AppState>>) -> Response {
         "size": view.checkpoint_size,
         "checkpoint": view.checkpoint,
         "genesis_key": state.genesis_key,
+        "key": view.key_in_force().map_or(state.genesis_key.as_str(), |k| k.vkey.as_str()),
         "policy_version": super::version_json(&state.pool.current().version),
     }))
     .into_response()
@@ -181,12 +183,34 @@ async fn checkpoint(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// The key in force: the one `/checkpoint` is signed by. A client that trusts only the genesis
+/// key follows the rotations to it (`/v1/log/keys`).
 async fn public_key(State(state): State<Arc<AppState>>) -> Response {
+    let view = state.appender.view();
+    let key = view
+        .key_in_force()
+        .map_or(state.genesis_key.as_str(), |k| k.vkey.as_str());
     (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{}\n", state.genesis_key),
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        format!("{key}\n"),
     )
         .into_response()
+}
+
+/// Every signing key of the log, oldest first, each with the entry that brought it into force
+/// (0: genesis; else a key-rotation entry, signed by the key before it). docs/api.md
+/// "Following a key rotation".
+async fn keys(State(state): State<Arc<AppState>>) -> Response {
+    let view = state.appender.view();
+    let keys: Vec<Value> = view
+        .keys
+        .iter()
+        .map(|k| json!({"key": k.vkey, "introduced_by": k.introduced_by}))
+        .collect();
+    axum::Json(json!({"genesis_key": state.genesis_key, "keys": keys})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -262,7 +286,11 @@ async fn consistency(
     .into_response())
 }
 
-async fn tile(State(state): State<Arc<AppState>>, Path(rest): Path<String>) -> AppResult<Response> {
+async fn tile(
+    State(state): State<Arc<AppState>>,
+    Path(rest): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> AppResult<Response> {
     let address = parse_tile(&rest).ok_or_else(|| {
         ApiError::not_found(format!(
             "/tile/{rest} is not a tile path (C2SP tlog-tiles: /tile/<L>/<N>[.p/<W>] or /tile/entries/<N>[.p/<W>])"
@@ -280,15 +308,15 @@ async fn tile(State(state): State<Arc<AppState>>, Path(rest): Path<String>) -> A
             let view = state.appender.view();
             let hashes = view
                 .tree
-                .subtrees(8 * level as usize, address.index * TILE_WIDTH, want);
+                .subtrees(8 * level as usize, address.first(), want);
             if hashes.len() != want {
                 return Err(missing());
             }
             hashes.iter().flat_map(|h| h.0).collect::<Vec<u8>>()
         }
         None => {
-            let first = address.index * TILE_WIDTH;
-            if first + want as u64 > state.appender.view().checkpoint_size {
+            let first = address.first();
+            if first.saturating_add(want as u64) > state.appender.view().checkpoint_size {
                 return Err(missing());
             }
             let state = Arc::clone(&state);
@@ -297,35 +325,51 @@ async fn tile(State(state): State<Arc<AppState>>, Path(rest): Path<String>) -> A
                 .map_err(|e| ApiError::internal(format!("{e}")))??
         }
     };
-    Ok((
+    let gzip = address.level.is_none()
+        && headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(docket_wire::accepts_gzip);
+    let mut response = (
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
             (header::CACHE_CONTROL, cache),
         ],
-        body,
+        if gzip { docket_wire::gzip(&body) } else { body },
     )
-        .into_response())
+        .into_response();
+    if address.level.is_none() {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::VARY,
+            header::HeaderValue::from_static("accept-encoding"),
+        );
+        if gzip {
+            headers.insert(
+                header::CONTENT_ENCODING,
+                header::HeaderValue::from_static("gzip"),
+            );
+        }
+    }
+    Ok(response)
 }
 
 /// An entry bundle: each entry's body (its Merkle leaf input, log-format §3.2) prefixed by its
-/// length as a big-endian u16, as tlog-tiles prescribes.
+/// length as a big-endian u16, as tlog-tiles prescribes. A pruned entry has no body left: in
+/// its place is its pruned encoding (log-format §3.5, starting `docket/pruned/v1`), which no
+/// client can mistake for a body; its leaf hash is in the hash tiles, so every other entry of
+/// the bundle stays provable (docs/api.md, "Tiles").
 fn entry_bundle(state: &AppState, first: u64, count: u64) -> AppResult<Vec<u8>> {
     let mut out = Vec::new();
     for seq in first..first + count {
-        let (_, entry) = read_entry(state, seq)?
+        let (bytes, entry) = read_entry(state, seq)?
             .ok_or_else(|| ApiError::internal(format!("entry {seq} is missing")))?;
-        if entry.is_pruned() {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "entry_pruned",
-                format!(
-                    "entry {seq} was pruned under retention: its hash is in the tree (hash \
-                     tiles), its body is gone; read what is left at /v1/log/entries/{seq}"
-                ),
-            ));
-        }
-        let body = entry.body();
+        let body = if entry.is_pruned() {
+            bytes
+        } else {
+            entry.body()
+        };
         let len = u16::try_from(body.len()).map_err(|_| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

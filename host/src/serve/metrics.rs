@@ -27,6 +27,12 @@ pub struct Metrics {
     pub rejected_requests: Counter,
     /// Uploads not sealed because their sender's deadline had passed.
     pub expired_uploads: Counter,
+    /// Connections answered 503 at the connection limit with no idle connection to close.
+    pub refused_connections: Counter,
+    /// Requests refused by a client's write quota (429) or the server's body budget (503).
+    pub throttled_requests: Counter,
+    /// Bytes of request bodies admitted and not yet answered (the body budget in use).
+    pub body_bytes_in_flight: Gauge<u64, AtomicU64>,
     /// From a decision's arrival at the appender to its commit being durable.
     pub append_latency: Histogram,
     pub commit_entries: Histogram,
@@ -74,6 +80,24 @@ impl Metrics {
             "Decision-log uploads not sealed because the sender's deadline had passed",
             expired_uploads.clone(),
         );
+        let refused_connections = Counter::default();
+        registry.register(
+            "refused_connections",
+            "Connections answered 503 at the connection limit, every open one being busy",
+            refused_connections.clone(),
+        );
+        let throttled_requests = Counter::default();
+        registry.register(
+            "throttled_requests",
+            "Requests refused by a client's write quota (429) or the body budget (503)",
+            throttled_requests.clone(),
+        );
+        let body_bytes_in_flight = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "body_bytes_in_flight",
+            "Bytes of request bodies admitted and not yet answered (--body-budget-bytes)",
+            body_bytes_in_flight.clone(),
+        );
         let append_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
         registry.register(
             "append_latency_seconds",
@@ -112,6 +136,9 @@ impl Metrics {
             commit_failures,
             rejected_requests,
             expired_uploads,
+            refused_connections,
+            throttled_requests,
+            body_bytes_in_flight,
             append_latency,
             commit_entries,
             fsync_latency,

@@ -6,6 +6,8 @@
 //! ([`policies::EvalPool`]); one appender thread seals and commits ([`appender`]).
 
 pub mod appender;
+pub mod guard;
+pub mod http;
 mod ingest;
 mod log_api;
 pub mod metrics;
@@ -59,6 +61,15 @@ pub struct ServeConfig {
     pub salts: Option<PathBuf>,
     /// Log segments roll over past this many bytes: the unit `docket log prune` works in.
     pub segment_bytes: u64,
+    /// Largest decision input sealed, in bytes.
+    pub max_input: usize,
+    /// Connections and timeouts.
+    pub limits: http::Limits,
+    /// Who may write, and how much.
+    pub admission: guard::AdmissionConfig,
+    /// The origin line of a new log's checkpoints, and its new key's name (C2SP: a log's origin
+    /// should be its URL without the scheme). `None`: `docket.serve/<12 random hex digits>`.
+    pub origin: Option<String>,
 }
 
 impl Default for ServeConfig {
@@ -78,6 +89,10 @@ impl Default for ServeConfig {
             revision: None,
             segment_bytes: crate::store::SEGMENT_LIMIT,
             salts: None,
+            max_input: 1 << 20,
+            limits: http::Limits::default(),
+            admission: guard::AdmissionConfig::default(),
+            origin: None,
         }
     }
 }
@@ -92,21 +107,28 @@ pub struct AppState {
     pub token: String,
     pub default_decision: String,
     pub genesis_key: String,
+    pub max_body: usize,
     pub max_ingest_body: usize,
+    /// Largest decision input, in bytes.
+    pub max_input: usize,
+    pub ingest_paths: Vec<String>,
+    pub admission: guard::Admission,
 }
 
 impl AppState {
+    /// True if the request carries the configured bearer token.
+    pub fn token_matches(&self, headers: &HeaderMap) -> bool {
+        let given = bearer(headers);
+        use subtle::ConstantTimeEq;
+        !given.is_empty() && bool::from(given.as_bytes().ct_eq(self.token.as_bytes()))
+    }
+
     /// Refuses a write without the configured bearer token.
     pub fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let given = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        use subtle::ConstantTimeEq;
-        if !given.is_empty() && bool::from(given.as_bytes().ct_eq(self.token.as_bytes())) {
+        if self.token_matches(headers) {
             return Ok(());
         }
+        let given = bearer(headers);
         self.metrics.rejected_requests.inc();
         Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -118,6 +140,14 @@ impl AppState {
             },
         ))
     }
+}
+
+fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
 }
 
 /// An error in OPA's shape: `{"code": …, "message": …}` with optional details.
@@ -280,6 +310,7 @@ pub fn version_json(version: &runtime::PolicyVersion) -> serde_json::Value {
 fn read_or_create_token(dir: &Path) -> Result<String> {
     let path = dir.join("token");
     if path.exists() {
+        crate::private::check_secret(&path, "the write token")?;
         let token = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .trim()
@@ -295,10 +326,9 @@ fn read_or_create_token(dir: &Path) -> Result<String> {
     let mut bytes = [0u8; 24];
     rand::fill(&mut bytes);
     let token = crate::log::hex(&bytes);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
+    let mut file = crate::private::options()
+        .write(true)
+        .create_new(true)
         .open(&path)
         .with_context(|| format!("creating {}", path.display()))?;
     std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
@@ -333,12 +363,25 @@ impl Server {
 /// serves until `stop` or SIGINT/SIGTERM.
 pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server> {
     let dir = &config.dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::private::create_dir_all(dir)?;
     let key_path = dir.join("docket.key");
+    if let Some(origin) = &config.origin
+        && (origin.is_empty() || origin.contains('+') || origin.chars().any(char::is_whitespace))
+    {
+        bail!(
+            "--origin {origin:?} cannot name a log: it is also the signing key's name, which must be non-empty without spaces or '+' (e.g. --origin log.example.com/docket)"
+        );
+    }
     let key = if key_path.exists() {
         read_secret_key(&key_path)?
     } else {
-        let key = write_new_key(dir, "docket", "docket.serve")?;
+        // The key is named after the log's origin, as C2SP tlog-checkpoint recommends.
+        let name = config.origin.clone().unwrap_or_else(|| {
+            let mut label = [0u8; 6];
+            rand::fill(&mut label);
+            format!("docket.serve/{}", crate::log::hex(&label))
+        });
+        let key = write_new_key(dir, "docket", &name)?;
         tracing::info!(key = %key_path.display(), "created a signing key");
         key
     };
@@ -358,6 +401,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
     let signing = config.signing;
     let (reopen_genesis, reopen_key) = (genesis_key.clone(), key.clone());
     let genesis_vkey = genesis_key.to_vkey();
+    let new_origin = config.origin.clone();
     let (log, view) = tokio::task::spawn_blocking(move || -> Result<(AuditLog, LogView)> {
         if crate::store::is_log_dir(&log_dir) {
             let opened = AuditLog::open_with_frames(&log_dir, &rt, &genesis_key, &key)?;
@@ -374,10 +418,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             log.set_segment_limit(segment_bytes);
             Ok((log, view))
         } else {
-            let origin = format!(
-                "docket.serve/{}",
-                crate::log::hex(&key.public().bytes()[..6])
-            );
+            let origin = new_origin.unwrap_or_else(|| key.public().name().to_string());
             let mut log =
                 AuditLog::create(&log_dir, &rt, &key, &origin, &instance_label(), signing)?;
             log.keep_salts_in(SaltFile::open(&salt_path)?);
@@ -388,7 +429,16 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         }
     })
     .await??;
-    tracing::info!(entries = view.tree.size(), dir = %dir.display(), "log open and verified");
+    let origin = view.checkpoint.lines().next().unwrap_or("").to_string();
+    if let Some(wanted) = &config.origin
+        && *wanted != origin
+    {
+        bail!(
+            "the log in {} has the origin {origin:?}; --origin {wanted:?} cannot change it (an origin is fixed when a log is created: drop the flag, or start a new data directory)",
+            dir.display()
+        );
+    }
+    tracing::info!(entries = view.tree.size(), %origin, dir = %dir.display(), "log open and verified");
 
     let metrics = Arc::new(Metrics::new());
     let set = load_policy_set(&config.policies, config.revision.clone())?;
@@ -448,7 +498,11 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         token,
         default_decision: config.default_decision.clone(),
         genesis_key: genesis_vkey,
+        max_body: config.max_body,
         max_ingest_body: config.max_ingest_body,
+        max_input: config.max_input,
+        ingest_paths: config.ingest_paths.clone(),
+        admission: guard::Admission::new(config.admission.clone()),
     });
     let app = router(Arc::clone(&state), &config);
     let listener = tokio::net::TcpListener::bind(config.addr)
@@ -456,17 +510,26 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         .with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut limits = config.limits;
+    let capacity = http::connection_capacity();
+    if limits.max_connections > capacity {
+        tracing::warn!(
+            requested = limits.max_connections,
+            capacity,
+            "--max-connections lowered to fit the open-file limit"
+        );
+        limits.max_connections = capacity;
+    }
+    let metrics = Arc::clone(&state.metrics);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = stopped => {}
-                    _ = shutdown_signal() => {}
-                }
-                tracing::info!("shutting down: finishing requests, committing the queue");
-            })
-            .await
-            .context("serving HTTP")?;
+        http::serve(listener, app, limits, metrics, async move {
+            tokio::select! {
+                _ = stopped => {}
+                _ = shutdown_signal() => {}
+            }
+            tracing::info!("shutting down: finishing requests, committing the queue");
+        })
+        .await;
         // The router (and its appender handles) is gone; this is the last handle.
         drop(state);
         tokio::task::spawn_blocking(move || appender_thread.join())
@@ -508,5 +571,9 @@ fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
         .merge(ui::routes())
         .layer(DefaultBodyLimit::max(config.max_body))
         .merge(ingest)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::admit,
+        ))
         .with_state(state)
 }

@@ -64,6 +64,17 @@ async fn decide(
     wrap: bool,
     pretty: bool,
 ) -> AppResult<Response> {
+    let input_bytes = input.as_ref().map_or(0, String::len);
+    if input_bytes > state.max_input {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_parameter",
+            format!(
+                "the input is {input_bytes} bytes; this server seals inputs of at most {} bytes (--max-input-bytes); nothing was logged",
+                state.max_input
+            ),
+        ));
+    }
     let decision = state
         .pool
         .evaluate(path.to_string(), input)
@@ -90,22 +101,38 @@ async fn decide(
     );
     if !wrap {
         let Some(result) = sealed.result else {
-            return Err(ApiError::new(
+            // Sealed all the same: the client is charged for it.
+            return Ok(charged(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "undefined_document",
                 format!(
                     "document missing: data.{} (the default decision; set it with --default-decision)",
                     path.replace('/', ".")
                 ),
-            ));
+            )
+            .into_response(), input_bytes));
         };
-        return Ok((headers, format_json(&result, pretty)).into_response());
+        return Ok(charged(
+            (headers, format_json(&result, pretty)).into_response(),
+            input_bytes,
+        ));
     }
     let body = docket_wire::data_response(
         sealed.entry.as_ref().map(|e| e.decision_id.as_str()),
         sealed.result.as_deref(),
     );
-    Ok((headers, format_json(&body, pretty)).into_response())
+    Ok(charged(
+        (headers, format_json(&body, pretty)).into_response(),
+        input_bytes,
+    ))
+}
+
+/// Marks a response as having sealed `bytes` of input, for the client's write quota.
+fn charged(mut response: Response, bytes: usize) -> Response {
+    response
+        .extensions_mut()
+        .insert(super::guard::SealedInput(bytes));
+    response
 }
 
 fn format_json(text: &str, pretty: bool) -> String {
@@ -227,27 +254,16 @@ fn compile_error(e: PolicyError) -> ApiError {
 async fn put_data(
     State(state): State<Arc<AppState>>,
     Path(path): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Response> {
-    put_data_at(&state, &headers, docket_wire::data_path(&path), &body).await
+    put_data_at(&state, docket_wire::data_path(&path), &body).await
 }
 
-async fn put_data_root(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> AppResult<Response> {
-    put_data_at(&state, &headers, Vec::new(), &body).await
+async fn put_data_root(State(state): State<Arc<AppState>>, body: Bytes) -> AppResult<Response> {
+    put_data_at(&state, Vec::new(), &body).await
 }
 
-async fn put_data_at(
-    state: &AppState,
-    headers: &HeaderMap,
-    path: Vec<String>,
-    body: &Bytes,
-) -> AppResult<Response> {
-    state.authorize(headers)?;
+async fn put_data_at(state: &AppState, path: Vec<String>, body: &Bytes) -> AppResult<Response> {
     docket_ledger::json::check_bytes(body).map_err(|e| {
         ApiError::bad_request(format!("body contains malformed data document: {e}"))
     })?;
@@ -268,24 +284,15 @@ async fn put_data_at(
 async fn delete_data(
     State(state): State<Arc<AppState>>,
     Path(path): Path<String>,
-    headers: HeaderMap,
 ) -> AppResult<Response> {
-    delete_data_at(&state, &headers, docket_wire::data_path(&path)).await
+    delete_data_at(&state, docket_wire::data_path(&path)).await
 }
 
-async fn delete_data_root(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> AppResult<Response> {
-    delete_data_at(&state, &headers, Vec::new()).await
+async fn delete_data_root(State(state): State<Arc<AppState>>) -> AppResult<Response> {
+    delete_data_at(&state, Vec::new()).await
 }
 
-async fn delete_data_at(
-    state: &AppState,
-    headers: &HeaderMap,
-    path: Vec<String>,
-) -> AppResult<Response> {
-    state.authorize(headers)?;
+async fn delete_data_at(state: &AppState, path: Vec<String>) -> AppResult<Response> {
     let _writer = state.policy_writer.lock().await;
     let mut set = state.pool.current().set.clone();
     if !set.delete_data(&path) {
@@ -304,10 +311,8 @@ async fn delete_data_at(
 async fn put_policy(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> AppResult<Response> {
-    state.authorize(&headers)?;
     let source = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::bad_request("the policy is not UTF-8 text"))?;
     let _writer = state.policy_writer.lock().await;
@@ -349,9 +354,7 @@ async fn list_policies(State(state): State<Arc<AppState>>) -> AppResult<Response
 async fn delete_policy(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> AppResult<Response> {
-    state.authorize(&headers)?;
     let _writer = state.policy_writer.lock().await;
     let mut set = state.pool.current().set.clone();
     if set.modules.remove(&id).is_none() {

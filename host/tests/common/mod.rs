@@ -27,8 +27,23 @@ impl Server {
 
     /// [`Server::start`] with more environment variables (e.g. libfaketime's).
     pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(dir, Command::new(env!("CARGO_BIN_EXE_docket")), extra, env)
+    }
+
+    /// [`Server::start`] under an open-file limit of `nofile` (soft and hard, `ulimit -n`).
+    pub fn start_with_nofile(dir: &Path, extra: &[&str], nofile: u32) -> Server {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_docket"),
+        ]);
+        Server::spawn(dir, command, extra, &[])
+    }
+
+    fn spawn(dir: &Path, mut command: Command, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let stderr = std::fs::File::create(dir.join("serve.stderr")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
+        let mut child = command
             .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
             .arg(dir.join("data"))
             .args(extra)
@@ -91,6 +106,23 @@ impl Server {
             .status()
             .unwrap();
         self.child.wait().unwrap()
+    }
+
+    /// The server's `host:port`.
+    pub fn authority(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Waits for the server to exit by itself (after a signal), at most `limit`.
+    pub fn wait_exit(mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
     }
 
     /// Sends a signal (`STOP`, `CONT`, …) to the server process.

@@ -292,6 +292,15 @@ pub fn http_requests(data: &[u8]) {
                     path,
                     "a tile address that is not canonical"
                 );
+                // Every leaf the tile covers has a u64 index, or the server's arithmetic on
+                // the address wraps and answers with another tile's bytes.
+                let per_hash = 256u128.checked_pow(u32::from(address.level.unwrap_or(0)));
+                let hashes = u128::from(address.index) * 256 + u128::from(address.width.unwrap_or(256));
+                assert!(
+                    per_hash.and_then(|p| hashes.checked_mul(p)).is_some_and(|leaves| leaves - 1 <= u128::from(u64::MAX)),
+                    "a tile address past the last possible leaf"
+                );
+                assert_eq!(address.first(), address.index * 256);
             }
         }
         _ => {
