@@ -5,6 +5,12 @@
 //!
 //! Run: `cargo build --release -p docket -p docket-tests && target/release/docket-loadtest`
 //! Options: `--clients 16 --requests 20000 --seconds 20`.
+//!
+//! `docket-loadtest --lanes 1 [--seconds 5]` measures instead what heavy and runaway evaluations
+//! do to ordinary decisions: one client's ordinary decisions alone, beside 8 clients sending
+//! 3.5 MB inputs, and beside 4 clients running a policy until the 2 s time limit, against a
+//! server with evaluation lanes (the default) and one without (`--eval-grace-ms` beyond any
+//! evaluation), in the same run.
 
 use docket::examples::Requests;
 use std::io::{BufRead, BufReader};
@@ -18,6 +24,7 @@ struct Options {
     clients: usize,
     requests: usize,
     seconds: u64,
+    lanes: bool,
 }
 
 fn options() -> Options {
@@ -25,6 +32,7 @@ fn options() -> Options {
         clients: 16,
         requests: 20_000,
         seconds: 20,
+        lanes: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -33,7 +41,10 @@ fn options() -> Options {
             ("--clients", Some(v)) => o.clients = v,
             ("--requests", Some(v)) => o.requests = v,
             ("--seconds", Some(v)) => o.seconds = v as u64,
-            _ => panic!("usage: docket-loadtest [--clients N] [--requests N] [--seconds N]"),
+            ("--lanes", Some(v)) => o.lanes = v != 0,
+            _ => panic!(
+                "usage: docket-loadtest [--clients N] [--requests N] [--seconds N] [--lanes 1]"
+            ),
         }
     }
     o
@@ -169,6 +180,152 @@ fn component_eval_us(sample: &[(&str, String)]) -> f64 {
     best.as_secs_f64() * 1e6 / sample.len() as f64
 }
 
+/// Load beside the measured client: `clients` threads posting `body` to `path` until stopped.
+struct Background {
+    name: &'static str,
+    clients: usize,
+    path: &'static str,
+    body: Arc<String>,
+}
+
+/// One client's ordinary decisions for `seconds`, sequentially, beside `background`.
+fn ordinary_beside(base: &str, background: &Background, seconds: u64) -> Vec<Duration> {
+    use std::sync::atomic::AtomicBool;
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..background.clients)
+        .map(|_| {
+            let (stop, body) = (Arc::clone(&stop), Arc::clone(&background.body));
+            let url = format!("{base}{}", background.path);
+            std::thread::spawn(move || {
+                let client = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(body.as_bytes().to_vec())
+                        .send()
+                        .and_then(|r| r.bytes());
+                }
+            })
+        })
+        .collect();
+    // Let the background reach the server before measuring.
+    std::thread::sleep(Duration::from_millis(if background.clients > 0 {
+        500
+    } else {
+        0
+    }));
+    let client = reqwest::blocking::Client::new();
+    let mut generator = Requests::new(3);
+    let mut latencies = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        let (path, input) = generator.next_request();
+        let t = Instant::now();
+        let r = client
+            .post(format!("{base}/v1/data/{path}"))
+            .header("content-type", "application/json")
+            .body(format!("{{\"input\":{input}}}"))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "an ordinary decision failed");
+        r.bytes().unwrap();
+        latencies.push(t.elapsed());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    latencies.sort();
+    latencies
+}
+
+fn lanes(o: &Options, docket: &std::path::Path, scratch: &std::path::Path) {
+    let policies = scratch.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, policies.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        policies.join("spin.rego"),
+        "package spin\n\nimport rego.v1\n\nforever if {\n\tevery i in numbers.range(1, 5000) {\n\t\tevery j in numbers.range(1, 5000) {\n\t\t\ti * j > 0\n\t\t}\n\t}\n}\n",
+    )
+    .unwrap();
+    let heavy = format!(
+        r#"{{"input":{{"user":"alice","action":"read","resource":{{"type":"document","id":"d1"}},"attachment":"{}"}}}}"#,
+        "x".repeat(3_500_000)
+    );
+    let backgrounds = [
+        Background {
+            name: "alone",
+            clients: 0,
+            path: "",
+            body: Arc::new(String::new()),
+        },
+        Background {
+            name: "beside 8 clients sending 3.5 MB inputs",
+            clients: 8,
+            path: "/v1/data/rbac/allow",
+            body: Arc::new(heavy),
+        },
+        Background {
+            name: "beside 4 clients running a policy to the 2 s limit",
+            clients: 4,
+            path: "/v1/data/spin/forever",
+            body: Arc::new("{}".to_string()),
+        },
+    ];
+    println!(
+        "One client's ordinary decisions (RBAC/ABAC, sequential, {} s per row), `docket serve` on {} cores",
+        o.seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!("| server | ordinary decisions | count | p50 ms | p99 ms | p99 / p99 alone |");
+    println!("|---|---|---|---|---|---|");
+    for (server, grace) in [
+        ("lanes (default)", None),
+        ("one lane (--eval-grace-ms 3600000)", Some("3600000")),
+    ] {
+        let dir = scratch.join(format!("lanes-{}", grace.unwrap_or("default")));
+        let mut command = Command::new(docket);
+        command
+            .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+            .arg(dir.join("data"))
+            .arg("--policy")
+            .arg(&policies)
+            .args(["--max-input-bytes", "8000000", "--max-body", "8000000"]);
+        if let Some(grace) = grace {
+            command.args(["--eval-grace-ms", grace]);
+        }
+        let (mut server_process, url) = spawn(command, "docket serve: listening on ");
+        let mut alone_p99 = f64::NAN;
+        for background in &backgrounds {
+            let latencies = ordinary_beside(&url, background, o.seconds);
+            let p99 = percentile(&latencies, 0.99);
+            if background.clients == 0 {
+                alone_p99 = p99;
+            }
+            println!(
+                "| {server} | {} | {} | {:.2} | {:.2} | {:.1} |",
+                background.name,
+                latencies.len(),
+                percentile(&latencies, 0.5),
+                p99,
+                p99 / alone_p99
+            );
+        }
+        let _ = server_process.kill();
+        let _ = server_process.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 fn main() {
     let o = options();
     let bin_dir = std::env::current_exe()
@@ -182,6 +339,10 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let scratch = std::env::temp_dir().join(format!("docket-loadtest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
+    if o.lanes {
+        lanes(&o, &docket, &scratch);
+        return;
+    }
 
     let mut command = Command::new(&docket);
     command

@@ -259,9 +259,13 @@ struct ServeArgs {
     /// on first start). The DOCKET_TOKEN environment variable also sets it.
     #[arg(long)]
     token_file: Option<PathBuf>,
-    /// Concurrent evaluations (component instances). Default: the number of CPUs.
+    /// Concurrent evaluations per lane (component instances). Default: the number of CPUs.
     #[arg(long)]
     workers: Option<usize>,
+    /// An evaluation still running after this many ms (default 25) moves from the ordinary lane
+    /// to the long lane, so slow or runaway policies and large inputs cannot hold every worker.
+    #[arg(long)]
+    eval_grace_ms: Option<u64>,
     /// At most this many entries per group commit (one fsync and one signed checkpoint).
     #[arg(long, default_value_t = 1024)]
     commit_max_entries: usize,
@@ -504,6 +508,7 @@ fn run(cli: Cli) -> Result<i32> {
                 policies,
                 token_file,
                 workers,
+                eval_grace_ms,
                 commit_max_entries,
                 commit_max_delay_us,
                 default_decision,
@@ -565,6 +570,7 @@ fn run(cli: Cli) -> Result<i32> {
                 policies,
                 token,
                 workers: workers.unwrap_or(defaults.workers),
+                eval_grace: eval_grace_ms.map_or(defaults.eval_grace, ms),
                 commit: serve::appender::CommitPolicy {
                     max_entries: commit_max_entries.max(1),
                     max_delay: std::time::Duration::from_micros(commit_max_delay_us),

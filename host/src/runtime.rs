@@ -92,7 +92,7 @@ impl Default for Limits {
 /// one for the appender and one per policy check in flight; tests hold a few each. Slots cost
 /// address space only (memories are reserved, not committed), and an instance beyond the pool is
 /// refused with a clear error rather than slowing everything down.
-const POOL_SLOTS: u32 = 128;
+pub const POOL_SLOTS: u32 = 128;
 
 /// The largest linear memory any instance may have: the ceiling for `Limits::memory_bytes`.
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;

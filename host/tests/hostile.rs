@@ -101,6 +101,7 @@ fn every_serve_flag_at_a_non_default_value() {
     let flags: Vec<(&str, String)> = vec![
         ("--token-file", token_file.display().to_string()),
         ("--workers", "1".into()),
+        ("--eval-grace-ms", "5".into()),
         ("--commit-max-entries", "3".into()),
         ("--commit-max-delay-us", "1000".into()),
         ("--default-decision", "rbac/allow".into()),
@@ -272,7 +273,8 @@ fn writes_without_the_token_are_refused_before_their_body_is_read() {
         .unwrap()
         .text()
         .unwrap()
-        .contains("docket_body_bytes_in_flight 900000")
+        .lines()
+        .any(|l| l == "docket_body_bytes_in_flight 900000")
     {
         assert!(
             Instant::now() < deadline,
@@ -712,4 +714,68 @@ fn an_opa_upload_is_acknowledged_only_once_durable() {
     }
     drop(s);
     verify_dir(&dir);
+}
+
+#[test]
+fn a_runaway_evaluation_does_not_hold_the_worker_ordinary_decisions_need() {
+    use std::sync::{Arc, Mutex};
+    let dir = scratch("hostile-lanes");
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies"));
+    for file in ["rbac.rego", "rbac.json"] {
+        std::fs::copy(examples.join(file), policies.join(file)).unwrap();
+    }
+    // 25 million steps: stopped by the runtime's time limit, not by memory.
+    std::fs::write(
+        policies.join("spin.rego"),
+        "package spin\n\nimport rego.v1\n\nforever if {\n\tevery i in numbers.range(1, 5000) {\n\t\tevery j in numbers.range(1, 5000) {\n\t\t\ti * j > 0\n\t\t}\n\t}\n}\n",
+    )
+    .unwrap();
+    let policy_arg = policies.display().to_string();
+    // One worker per lane: without lanes, the runaway would hold the only one.
+    let s = Server::start(&dir, &["--policy", policy_arg.as_str(), "--workers", "1"]);
+    let finished = Arc::new(Mutex::new(Vec::new()));
+    let runaway = {
+        let (url, finished) = (s.url("/v1/data/spin/forever"), Arc::clone(&finished));
+        std::thread::spawn(move || {
+            let r = client()
+                .post(url)
+                .header("content-type", "application/json")
+                .body("{}")
+                .send()
+                .unwrap();
+            let (status, body) = (r.status().as_u16(), r.text().unwrap());
+            finished.lock().unwrap().push("runaway");
+            (status, body)
+        })
+    };
+    // The runaway is evaluating once the server reports a request in flight beside this one;
+    // then an ordinary decision is answered while it still runs.
+    let c = client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !c
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+        .lines()
+        .any(|l| l == "docket_body_bytes_in_flight 2")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the runaway request never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(decide(&c, &s).status().as_u16(), 200);
+    finished.lock().unwrap().push("ordinary");
+    let (status, body) = runaway.join().unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("ran longer than"),
+        "stopped by the time limit: {body}"
+    );
+    assert_eq!(*finished.lock().unwrap(), ["ordinary", "runaway"]);
 }

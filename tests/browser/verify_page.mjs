@@ -39,7 +39,7 @@ try {
   const users = ["alice", "bob", "carol", "mallory"];
   for (let i = 0; i < 60; i++) {
     const input = { user: users[i % 4], action: i % 3 ? "read" : "deploy", resource: { type: "service", id: `s${i}` } };
-    const r = await fetch(`${base}/v1/data/rbac/allow`, { method: "POST", body: JSON.stringify({ input }) });
+    const r = await fetch(`${base}/v1/data/rbac/allow`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ input }) });
     assert.equal(r.status, 200);
   }
   const good = join(work, "good.jsonl");

@@ -43,8 +43,10 @@ pub struct ServeConfig {
     pub policies: Vec<PathBuf>,
     /// The bearer token write endpoints require; `None` uses (or creates) `<dir>/token`.
     pub token: Option<String>,
-    /// Concurrent evaluations (component instances in the pool).
+    /// Concurrent evaluations per lane (component instances in the pool).
     pub workers: usize,
+    /// How long an evaluation runs before it moves from the ordinary to the long lane.
+    pub eval_grace: std::time::Duration,
     pub commit: CommitPolicy,
     /// Largest accepted request body for decisions, policies and data.
     pub max_body: usize,
@@ -80,6 +82,7 @@ impl Default for ServeConfig {
             policies: Vec::new(),
             token: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            eval_grace: policies::DEFAULT_GRACE,
             commit: CommitPolicy::default(),
             max_body: 4 << 20,
             max_ingest_body: 64 << 20,
@@ -453,6 +456,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             },
         },
         config.workers,
+        config.eval_grace,
     );
     let (version, warm) = scratch.check(&set)?.map_err(|e| {
         anyhow!(

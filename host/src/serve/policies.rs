@@ -10,6 +10,7 @@ use anyhow::{Result, anyhow};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Modules by id and one data document: what an engine loads.
@@ -113,22 +114,47 @@ pub enum EvalError {
     Internal(anyhow::Error),
 }
 
-/// A bounded pool of component instances loaded with the current generation.
+/// A bounded pool of component instances loaded with the current generation, in two lanes.
+///
+/// Every evaluation starts in the **ordinary lane** (`size` at once). One still running after
+/// the grace period (a large input, a slow or runaway policy) moves to the **long lane**
+/// (`3 × size` at once, within the runtime's instance slots), giving its ordinary slot back: so
+/// heavy evaluations cannot hold every worker while ordinary decisions queue behind them. They
+/// share the CPU with the ordinary ones instead, and every call is still bounded by the
+/// runtime's time limit. When the long lane is full, a long evaluation keeps its ordinary slot
+/// until there is room (BENCHMARKS.md, "Ordinary decisions beside heavy ones").
 pub struct EvalPool {
     runtime: Arc<Runtime>,
     current: RwLock<Arc<Generation>>,
     idle: Mutex<Vec<(u64, Instance)>>,
-    permits: Semaphore,
+    ordinary: Semaphore,
+    long: Semaphore,
+    grace: Duration,
 }
 
+/// How long an evaluation runs in the ordinary lane before it moves to the long lane: well
+/// above an ordinary decision (a few ms, BENCHMARKS.md), well below the 2 s time limit.
+pub const DEFAULT_GRACE: Duration = Duration::from_millis(25);
+
 impl EvalPool {
-    /// A pool of at most `size` concurrent evaluations over `generation`.
-    pub fn new(runtime: Arc<Runtime>, generation: Generation, size: usize) -> EvalPool {
+    /// A pool of at most `size` concurrent evaluations per lane over `generation`.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        generation: Generation,
+        size: usize,
+        grace: Duration,
+    ) -> EvalPool {
+        let size = size.max(1);
+        // Instance slots beyond the lanes: the appender's instance and policy checks.
+        let slots = (crate::runtime::POOL_SLOTS as usize).saturating_sub(8);
+        let long = (3 * size).min(slots.saturating_sub(size)).max(1);
         EvalPool {
             runtime,
             current: RwLock::new(Arc::new(generation)),
             idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(size.max(1)),
+            ordinary: Semaphore::new(size),
+            long: Semaphore::new(long),
+            grace,
         }
     }
 
@@ -159,15 +185,21 @@ impl EvalPool {
         path: String,
         input: Option<String>,
     ) -> Result<Decision, EvalError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| EvalError::Internal(anyhow!("{e}")))?;
+        let closed = |e: tokio::sync::AcquireError| EvalError::Internal(anyhow!("{e}"));
+        let ordinary = self.ordinary.acquire().await.map_err(closed)?;
         let pool = Arc::clone(self);
-        tokio::task::spawn_blocking(move || pool.evaluate_blocking(&path, input.as_deref()))
-            .await
-            .map_err(|e| EvalError::Internal(anyhow!("evaluation task failed: {e}")))?
+        let mut task =
+            tokio::task::spawn_blocking(move || pool.evaluate_blocking(&path, input.as_deref()));
+        let finished = match tokio::time::timeout(self.grace, &mut task).await {
+            Ok(finished) => finished,
+            Err(_) => {
+                // Long-running: take a long-lane slot, then give the ordinary one back.
+                let _long = self.long.acquire().await.map_err(closed)?;
+                drop(ordinary);
+                task.await
+            }
+        };
+        finished.map_err(|e| EvalError::Internal(anyhow!("evaluation task failed: {e}")))?
     }
 
     fn evaluate_blocking(&self, path: &str, input: Option<&str>) -> Result<Decision, EvalError> {
