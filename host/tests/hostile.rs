@@ -259,6 +259,35 @@ fn writes_without_the_token_are_refused_before_their_body_is_read() {
         let response = read_response(&mut stream);
         assert_eq!(status_of(&response), 401, "{method} {path}: {response}");
     }
+    // Sixteen of them at once, each then sending its whole 64 MiB regardless: the server has
+    // answered and holds none of it.
+    let before = s.rss_kib();
+    let senders: Vec<_> = (0..16)
+        .map(|_| {
+            let mut stream = connect(&s);
+            std::thread::spawn(move || {
+                stream
+                    .write_all(b"POST /logs HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 67108864\r\n\r\n")
+                    .unwrap();
+                let status = status_of(&read_response(&mut stream));
+                let chunk = vec![b' '; 1 << 20];
+                for _ in 0..64 {
+                    if stream.write_all(&chunk).is_err() {
+                        break; // closed by the server
+                    }
+                }
+                status
+            })
+        })
+        .collect();
+    for sender in senders {
+        assert_eq!(sender.join().unwrap(), 401);
+    }
+    let after = s.rss_kib();
+    assert!(
+        after < before + 64 * 1024,
+        "the server grew from {before} KiB to {after} KiB holding refused uploads"
+    );
     // Bodies in flight share the budget: one request holding 900 kB leaves no room for another.
     let mut holder = connect(&s);
     holder
