@@ -90,12 +90,7 @@ fn run(command: &mut Command) -> String {
 }
 
 fn policies(dir: &Path, retention: &str) -> PathBuf {
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies"));
-    for file in ["rbac.rego", "rbac.json"] {
-        std::fs::copy(examples.join(file), policies.join(file)).unwrap();
-    }
+    let policies = common::rbac_policies(dir);
     std::fs::write(
         policies.join("system-log.rego"),
         format!("package system.log\n\nimport rego.v1\n\ndefault retention := \"{retention}\"\n"),

@@ -87,6 +87,22 @@ fn health(s: &Server) -> u16 {
     status_of(&read_response(&mut stream))
 }
 
+/// Waits until `GET /metrics` has exactly this line.
+fn wait_for_metric(c: &Client, s: &Server, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+        if metrics.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never reached: {line}\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -295,22 +311,7 @@ fn writes_without_the_token_are_refused_before_their_body_is_read() {
         .unwrap();
     // Once the server holds it (docket_body_bytes_in_flight), a second is refused.
     let c = client();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !c
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap()
-        .lines()
-        .any(|l| l == "docket_body_bytes_in_flight 900000")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the first body was never admitted"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_metric(&c, &s, "docket_body_bytes_in_flight 900000");
     let mut second = connect(&s);
     second
         .write_all(b"POST /v1/data/rbac/allow HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 900000\r\n\r\n")
@@ -749,12 +750,7 @@ fn an_opa_upload_is_acknowledged_only_once_durable() {
 fn a_runaway_evaluation_does_not_hold_the_worker_ordinary_decisions_need() {
     use std::sync::{Arc, Mutex};
     let dir = scratch("hostile-lanes");
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies"));
-    for file in ["rbac.rego", "rbac.json"] {
-        std::fs::copy(examples.join(file), policies.join(file)).unwrap();
-    }
+    let policies = common::rbac_policies(&dir);
     // 25 million steps: stopped by the runtime's time limit, not by memory.
     std::fs::write(
         policies.join("spin.rego"),
@@ -782,22 +778,7 @@ fn a_runaway_evaluation_does_not_hold_the_worker_ordinary_decisions_need() {
     // The runaway is evaluating once the server reports a request in flight beside this one;
     // then an ordinary decision is answered while it still runs.
     let c = client();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !c
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap()
-        .lines()
-        .any(|l| l == "docket_body_bytes_in_flight 2")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the runaway request never arrived"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_metric(&c, &s, "docket_body_bytes_in_flight 2");
     assert_eq!(decide(&c, &s).status().as_u16(), 200);
     finished.lock().unwrap().push("ordinary");
     let (status, body) = runaway.join().unwrap();

@@ -158,6 +158,18 @@ impl Drop for Server {
     }
 }
 
+/// A policy directory under `dir` holding the example RBAC policy and its data, to which a test
+/// adds its own modules.
+pub fn rbac_policies(dir: &Path) -> PathBuf {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies"));
+    for file in ["rbac.rego", "rbac.json"] {
+        std::fs::copy(examples.join(file), policies.join(file)).unwrap();
+    }
+    policies
+}
+
 /// The `docket` binary, with the shared component cache.
 pub fn docket_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_docket"));
