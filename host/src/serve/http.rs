@@ -62,8 +62,12 @@ impl Default for Limits {
 }
 
 /// Descriptors kept free beside the connections: log segments, the component cache, accepts in
-/// progress.
+/// progress, evicted connections not closed yet.
 const RESERVED_FDS: u64 = 128;
+
+/// Connections told to close (evicted) may still hold their sockets for a moment; at most this
+/// many beyond the limit, after which accepting waits for one to close.
+const CLOSING_SLACK: usize = 32;
 
 /// Raises the soft open-file limit to the hard one (as Go's runtime does) and returns how many
 /// connections fit under it with [`RESERVED_FDS`] to spare.
@@ -102,6 +106,8 @@ struct ConnState {
     idle_since: Instant,
     /// When the first byte of the next request head arrived (while idle).
     head_since: Option<Instant>,
+    /// Chosen to make room: told to close, not chosen again.
+    evicted: bool,
 }
 
 struct Conn {
@@ -131,6 +137,7 @@ impl Registry {
                 in_flight: 0,
                 idle_since: Instant::now(),
                 head_since: None,
+                evicted: false,
             }),
             close: tokio::sync::Notify::new(),
         });
@@ -158,11 +165,13 @@ impl Registry {
                 let s = c.lock();
                 // A connection part-way through a head is as good as idle: nothing of it has
                 // been answered; prefer it, then the longest idle.
-                (s.in_flight == 0).then(|| (s.head_since.is_none(), s.idle_since, Arc::clone(c)))
+                (s.in_flight == 0 && !s.evicted)
+                    .then(|| (s.head_since.is_none(), s.idle_since, Arc::clone(c)))
             })
             .min_by_key(|(no_head, since, _)| (*no_head, *since));
         match victim {
             Some((_, _, conn)) => {
+                conn.lock().evicted = true;
                 conn.close.notify_one();
                 true
             }
@@ -191,9 +200,13 @@ pub async fn serve(
     let mut shutdown = std::pin::pin!(shutdown);
     let mut accept_failures_logged = false;
     loop {
+        // Evicted connections close on their own tasks; under CPU pressure the accept loop can
+        // outrun them. Past the slack, accepting waits for a connection to finish rather than
+        // hold more sockets than the limit allows for, so the open-file limit is never reached.
+        let room = registry.len() < limits.max_connections + CLOSING_SLACK;
         let accepted = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+            accepted = listener.accept(), if room => accepted,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
         let (stream, peer) = match accepted {
