@@ -71,7 +71,17 @@ def main():
     ports = {name: free_port() for name in ["ADMIN_PORT", "LISTEN_PORT", "PLAIN_PORT"]}
     policies = {p.name: p.read_text() for p in sorted((ROOT / "examples" / "envoy").glob("*.rego"))}
     config = (ROOT / "examples" / "envoy" / "envoy.yaml").read_text()
+    # An identity provider's key, made up for the example: jwt_authn trusts it (its JWKS), and
+    # the admin token below is signed with it.
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    b64url = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    idp = Ed25519PrivateKey.generate()
+    public = idp.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    jwks = json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "example", "x": b64url(public)}]})
     for key, value in {
+        "JWKS": jwks,
         **{k: str(v) for k, v in ports.items()},
         "UPSTREAM_PORT": str(upstream.server_address[1]),
         "DOCKET_PORT": base.rsplit(":", 1)[1],
@@ -95,8 +105,9 @@ def main():
                 pass
             time.sleep(0.1)
         front = f"http://127.0.0.1:{ports['LISTEN_PORT']}"
-        claims = base64.urlsafe_b64encode(json.dumps({"sub": "alice", "roles": ["admin"]}).encode()).rstrip(b"=")
-        admin_jwt = f"eyJhbGciOiJIUzI1NiJ9.{claims.decode()}.c2ln"
+        signed = b64url(b'{"alg":"EdDSA","kid":"example"}') + "." + b64url(
+            json.dumps({"sub": "alice", "roles": ["admin"], "iss": "docket-example"}).encode())
+        admin_jwt = signed + "." + b64url(idp.sign(signed.encode()))
         last_id = None
         for method, path, headers in [
             ("GET", "/public/catalog", {}),

@@ -263,6 +263,7 @@ impl Envoy {
             .replace("{{UPSTREAM_PORT}}", &upstream_port.to_string())
             .replace("{{DOCKET_PORT}}", &docket_port)
             .replace("{{DOCKET_TOKEN}}", &docket.token())
+            .replace("{{JWKS}}", &jwks())
             .replace("{{FILTER_WASM}}", &filter_wasm().display().to_string())
             .replace("{{POLICIES}}", &policies.to_string())
             // The configuration is a YAML block scalar: its JSON must stay on one line.
@@ -336,14 +337,40 @@ fn decision_id_header(r: &reqwest::blocking::Response) -> String {
         .to_string()
 }
 
+/// The key the example's `jwt_authn` trusts (its JWKS, `{{JWKS}}`), standing in for an
+/// identity provider's.
+fn jwt_key() -> docket_ledger::SecretKey {
+    docket_ledger::SecretKey::from_seed("jwt.example", &[9; 32]).unwrap()
+}
+
+fn jwks() -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "example",
+        "x": b64.encode(jwt_key().public().bytes())}]})
+    .to_string()
+}
+
+/// A JWT the example's `jwt_authn` verifies: EdDSA by the JWKS key, issuer `docket-example`.
 fn jwt(claims: Value) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    format!(
-        "{}.{}.c2lnbmF0dXJl",
-        b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+    let mut claims = claims;
+    claims["iss"] = "docket-example".into();
+    let signed = format!(
+        "{}.{}",
+        b64.encode(br#"{"alg":"EdDSA","typ":"JWT","kid":"example"}"#),
         b64.encode(claims.to_string())
-    )
+    );
+    let signature = jwt_key().sign(signed.as_bytes());
+    format!("{signed}.{}", b64.encode(signature))
+}
+
+/// The same claims, not signed by any key jwt_authn trusts.
+fn forged_jwt(claims: Value) -> String {
+    let genuine = jwt(claims);
+    let (signed, _) = genuine.rsplit_once('.').unwrap();
+    format!("{signed}.c2lnbmF0dXJlLW5vdC1ieS10aGUta2V5")
 }
 
 #[test]
@@ -406,9 +433,39 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
     }
     let admin = docket.decision_bundle(&decided[2].0);
     assert_eq!(
-        admin["entry"]["record"]["input"]["jwt"]["claims"]["sub"],
-        "alice"
+        admin["entry"]["record"]["input"]["jwt"],
+        json!({"claims": {"sub": "alice", "roles": ["admin"], "iss": "docket-example"}, "verified": true}),
+        "the claims jwt_authn verified, marked so"
     );
+
+    // Forged admin tokens: a bad signature, or a scheme jwt_authn does not read (`bearer`).
+    // jwt_authn lets them through with no verified payload (token-optional), so the policy
+    // sees no claims: denied, and the record holds no claims to be mistaken for proven ones.
+    for authorization in [
+        format!(
+            "Bearer {}",
+            forged_jwt(json!({"sub": "mallory", "roles": ["admin"]}))
+        ),
+        format!(
+            "bearer {}",
+            jwt(json!({"sub": "mallory", "roles": ["admin"]}))
+        ),
+    ] {
+        let r = c
+            .post(envoy.url("/admin/users"))
+            .header("authorization", &authorization)
+            .body("{}")
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{authorization}");
+        let id = decision_id_header(&r);
+        let forged = docket.decision_bundle(&id);
+        assert!(
+            forged["entry"]["record"]["input"].get("jwt").is_none(),
+            "{forged}"
+        );
+    }
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 2);
 
     // OPA's Data API, answered by the filter itself once the decision is sealed; it never
     // reaches the upstream.
@@ -497,7 +554,8 @@ fn envoy_decides_every_request_and_docket_seals_it_first() {
         .unwrap();
     for (name, want) in [
         ("docket_allowed", 2),
-        ("docket_denied", 1),
+        // The admin API without a token, and with each of the two forged tokens.
+        ("docket_denied", 3),
         ("docket_unrecorded_denied", 2),
         ("docket_data_api_answered", 3),
     ] {
@@ -1174,12 +1232,17 @@ fn generated_requests_reach_the_upstream_only_with_a_sealed_allow_for_what_it_re
         "Bearer {}",
         jwt(json!({"sub": "mallory", "roles": ["admin"]}))
     );
+    let forged = format!(
+        "Bearer {}",
+        forged_jwt(json!({"sub": "mallory", "roles": ["admin"]}))
+    );
     let header_pool: Vec<(&str, Vec<u8>)> = vec![
         ("x-a", b"1".to_vec()),
         ("X-A", b"2".to_vec()),
         ("x-docket-decision-id", b"forged".to_vec()),
         ("x-bin", b"caf\xe9".to_vec()),
         ("authorization", admin.clone().into_bytes()),
+        ("authorization", forged.clone().into_bytes()),
         ("authorization", b"bearer not-checked".to_vec()),
         ("x-api-key", b"sk-live".to_vec()),
         ("user-agent", b"gen/1".to_vec()),

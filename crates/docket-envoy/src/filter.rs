@@ -5,7 +5,10 @@
 //! of its body, decided, and answered with its result once the decision is sealed; a buffer
 //! filter after this one keeps it from the router (docs/envoy.md, "The Data API").
 
-use crate::{Config, Request, Verdict, build_input, decision_event, decision_id, verdict};
+use crate::{
+    Claims, Config, Request, Verdict, build_input, decision_event, decision_id,
+    filter_metadata_from_protobuf, verdict,
+};
 use docket_ledger::record::Decision;
 use docket_policy::{PolicyEngine, PolicyError};
 use proxy_wasm::hostcalls;
@@ -455,6 +458,21 @@ impl HttpContext for Filter {
             destination_address: self
                 .get_property(vec!["destination", "address"])
                 .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            claims: match &config.jwt_authn_payload {
+                None => Claims::Unverified,
+                // What jwt_authn verified and put in the request's dynamic metadata; nothing if
+                // it verified no token (a missing or failed one, in its optional modes).
+                Some(key) => Claims::Verified(
+                    // The whole `metadata` is a protobuf message (envoy.config.core.v3.Metadata)
+                    // and comes in protobuf's encoding; a path into it would come in Envoy's
+                    // lossy pair encoding (lists as keys), so the message is decoded here.
+                    self.get_property(vec!["metadata"])
+                        .and_then(|bytes| {
+                            filter_metadata_from_protobuf(&bytes, "envoy.filters.http.jwt_authn")
+                        })
+                        .and_then(|mut payloads| payloads.remove(key)),
+                ),
+            },
         };
         let input = build_input(&request, &config.redact_headers).to_string();
         // A header that is not UTF-8 cannot be put in the policy's input as the upstream will

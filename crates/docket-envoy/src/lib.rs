@@ -51,6 +51,12 @@ pub struct Config {
     /// like every other decision; off unless configured. See docs/envoy.md, "The Data API".
     #[serde(default)]
     pub data_api: Option<DataApiConfig>,
+    /// The `payload_in_metadata` name of Envoy's `jwt_authn` filter in front of this one. When
+    /// set, `input.jwt` holds the claims jwt_authn verified (`"verified": true`), and the
+    /// `Authorization` header is never decoded here; unset, a bearer token's claims are decoded
+    /// unverified (`"verified": false`). docs/envoy.md, "Input".
+    #[serde(default)]
+    pub jwt_authn_payload: Option<String>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -211,6 +217,15 @@ pub struct Request<'a> {
     pub headers: &'a [(String, String)],
     pub source_address: Option<String>,
     pub destination_address: Option<String>,
+    pub claims: Claims,
+}
+
+/// Where `input.jwt` comes from.
+pub enum Claims {
+    /// The bearer token in `Authorization`, decoded here and not verified.
+    Unverified,
+    /// The payload Envoy's `jwt_authn` verified (`None`: it verified no token).
+    Verified(Option<Value>),
 }
 
 /// Whether a request header is one docket itself sets (`x-docket-decision-id`, …): a client
@@ -269,7 +284,9 @@ pub fn build_input(request: &Request, redact: &[String]) -> Value {
             // Exactly the prefix Envoy's jwt_authn takes a token from by default: a token under
             // any other spelling (`bearer …`) is one jwt_authn never checked, so its claims are
             // not decoded either.
-            "authorization" => bearer = value.strip_prefix("Bearer ").map(str::to_string),
+            "authorization" if matches!(request.claims, Claims::Unverified) => {
+                bearer = value.strip_prefix("Bearer ").map(str::to_string)
+            }
             n if n.starts_with(':')
                 || CREDENTIAL_HEADERS.contains(&n)
                 || redact.iter().any(|r| r == n) => {}
@@ -308,10 +325,179 @@ pub fn build_input(request: &Request, redact: &[String]) -> Value {
         "parsed_path": parsed_path,
         "parsed_query": parsed_query,
     });
-    if let Some(jwt) = bearer.as_deref().and_then(decode_jwt) {
-        input["jwt"] = jwt;
+    match &request.claims {
+        Claims::Unverified => {
+            if let Some(jwt) = bearer.as_deref().and_then(decode_jwt) {
+                input["jwt"] = jwt;
+            }
+        }
+        Claims::Verified(Some(claims)) => {
+            input["jwt"] = json!({"claims": claims, "verified": true});
+        }
+        Claims::Verified(None) => {}
     }
     input
+}
+
+/// A `google.protobuf.Struct` in protobuf's binary encoding (how Envoy hands a filter its
+/// dynamic metadata, e.g. `jwt_authn`'s verified payload) as a JSON object. `None` for bytes
+/// that are not one, for a name given twice, a number that is not finite, or nesting deeper than
+/// docket's JSON rule allows.
+pub fn struct_from_protobuf(bytes: &[u8]) -> Option<Map<String, Value>> {
+    protobuf::decode_struct(bytes, 0)
+}
+
+/// The `filter_metadata` entry `namespace` of an `envoy.config.core.v3.Metadata` in protobuf's
+/// binary encoding (what Envoy hands a filter for the `metadata` property), as a JSON object.
+pub fn filter_metadata_from_protobuf(bytes: &[u8], namespace: &str) -> Option<Map<String, Value>> {
+    protobuf::decode_map_entry(bytes, namespace).and_then(|s| struct_from_protobuf(s))
+}
+
+mod protobuf {
+    //! Just enough of protobuf's wire format for `Struct`, `Value` and `ListValue`
+    //! (google/protobuf/struct.proto).
+    use serde_json::{Map, Number, Value};
+
+    const MAX_DEPTH: usize = 100;
+
+    /// A field: its number and its payload.
+    enum Field<'a> {
+        Varint(u64),
+        Fixed64([u8; 8]),
+        Bytes(&'a [u8]),
+        Fixed32,
+    }
+
+    fn varint(bytes: &mut &[u8]) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = bytes.split_first()?;
+            *bytes = rest;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn fields(mut bytes: &[u8]) -> Option<Vec<(u64, Field<'_>)>> {
+        let mut out = Vec::new();
+        while !bytes.is_empty() {
+            let tag = varint(&mut bytes)?;
+            let field = match tag & 7 {
+                0 => Field::Varint(varint(&mut bytes)?),
+                1 => {
+                    let (head, rest) = bytes.split_at_checked(8)?;
+                    bytes = rest;
+                    Field::Fixed64(head.try_into().ok()?)
+                }
+                2 => {
+                    let len = usize::try_from(varint(&mut bytes)?).ok()?;
+                    let (head, rest) = bytes.split_at_checked(len)?;
+                    bytes = rest;
+                    Field::Bytes(head)
+                }
+                5 => {
+                    bytes = bytes.get(4..)?;
+                    Field::Fixed32
+                }
+                _ => return None,
+            };
+            out.push((tag >> 3, field));
+        }
+        Some(out)
+    }
+
+    /// The value bytes of the entry `wanted` of a `map<string, message>` field 1 (a
+    /// `Metadata`'s `filter_metadata`); `None` if absent or given twice.
+    pub fn decode_map_entry<'a>(bytes: &'a [u8], wanted: &str) -> Option<&'a [u8]> {
+        let mut found = None;
+        for (number, field) in fields(bytes)? {
+            let (1, Field::Bytes(entry)) = (number, field) else {
+                continue;
+            };
+            let (mut key, mut value): (Option<&[u8]>, &[u8]) = (None, &[]);
+            for (number, field) in fields(entry)? {
+                match (number, field) {
+                    (1, Field::Bytes(k)) => key = Some(k),
+                    (2, Field::Bytes(v)) => value = v,
+                    _ => {}
+                }
+            }
+            if key == Some(wanted.as_bytes()) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(value);
+            }
+        }
+        found
+    }
+
+    pub fn decode_struct(bytes: &[u8], depth: usize) -> Option<Map<String, Value>> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut map = Map::new();
+        for (number, field) in fields(bytes)? {
+            let (1, Field::Bytes(entry)) = (number, field) else {
+                continue; // unknown fields are skipped, as protobuf readers do
+            };
+            let (mut key, mut value) = (None, Value::Null);
+            for (number, field) in fields(entry)? {
+                match (number, field) {
+                    (1, Field::Bytes(k)) => key = Some(std::str::from_utf8(k).ok()?.to_string()),
+                    (2, Field::Bytes(v)) => value = decode_value(v, depth + 1)?,
+                    _ => {}
+                }
+            }
+            if map.insert(key?, value).is_some() {
+                return None;
+            }
+        }
+        Some(map)
+    }
+
+    fn decode_value(bytes: &[u8], depth: usize) -> Option<Value> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        let mut value = Value::Null;
+        for (number, field) in fields(bytes)? {
+            value = match (number, field) {
+                (1, Field::Varint(_)) => Value::Null,
+                (2, Field::Fixed64(b)) => json_number(f64::from_le_bytes(b))?,
+                (3, Field::Bytes(s)) => Value::String(std::str::from_utf8(s).ok()?.to_string()),
+                (4, Field::Varint(b)) => Value::Bool(b != 0),
+                (5, Field::Bytes(s)) => Value::Object(decode_struct(s, depth + 1)?),
+                (6, Field::Bytes(list)) => {
+                    let mut items = Vec::new();
+                    for (number, field) in fields(list)? {
+                        if let (1, Field::Bytes(item)) = (number, field) {
+                            items.push(decode_value(item, depth + 1)?);
+                        }
+                    }
+                    Value::Array(items)
+                }
+                (_, Field::Fixed32 | Field::Varint(_) | Field::Fixed64(_) | Field::Bytes(_)) => {
+                    continue;
+                }
+            };
+        }
+        Some(value)
+    }
+
+    /// A JSON number for a double: integers (as JWT times are) written as integers.
+    fn json_number(f: f64) -> Option<Value> {
+        if !f.is_finite() {
+            return None;
+        }
+        if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 {
+            return Some(Value::Number(Number::from(f as i64)));
+        }
+        Number::from_f64(f).map(Value::Number)
+    }
 }
 
 /// A query string's parameters, percent-decoded, each with its values in order.
@@ -536,6 +722,92 @@ mod tests {
             .collect()
     }
 
+    /// protobuf's encoding of a length-delimited field.
+    fn pb_bytes(number: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![(number << 3) | 2];
+        let mut len = payload.len();
+        while len >= 0x80 {
+            out.push((len as u8 & 0x7f) | 0x80);
+            len >>= 7;
+        }
+        out.push(len as u8);
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn pb_entry(key: &str, value: &[u8]) -> Vec<u8> {
+        let mut entry = pb_bytes(1, key.as_bytes());
+        entry.extend(pb_bytes(2, value));
+        pb_bytes(1, &entry)
+    }
+
+    #[test]
+    fn jwt_authn_metadata_is_read_as_protobuf_struct() {
+        // {"verified_jwt": {"sub": "alice", "exp": 1.7e9, "admin": true, "roles": ["a"],
+        //  "ratio": 0.5, "none": null}}
+        let number = |f: f64| {
+            let mut v = vec![(2 << 3) | 1];
+            v.extend_from_slice(&f.to_le_bytes());
+            v
+        };
+        let mut claims = Vec::new();
+        claims.extend(pb_entry("sub", &pb_bytes(3, b"alice")));
+        claims.extend(pb_entry("exp", &number(1.7e9)));
+        claims.extend(pb_entry("admin", &[4 << 3, 1]));
+        claims.extend(pb_entry(
+            "roles",
+            &pb_bytes(6, &pb_bytes(1, &pb_bytes(3, b"a"))),
+        ));
+        claims.extend(pb_entry("ratio", &number(0.5)));
+        claims.extend(pb_entry("none", &[1 << 3, 0]));
+        let outer = pb_entry("verified_jwt", &pb_bytes(5, &claims));
+        // As Envoy hands over `metadata`: filter_metadata {"envoy.filters.http.jwt_authn": …}.
+        let metadata = pb_entry("envoy.filters.http.jwt_authn", &outer);
+        assert_eq!(
+            filter_metadata_from_protobuf(&metadata, "envoy.filters.http.jwt_authn"),
+            struct_from_protobuf(&outer)
+        );
+        assert!(filter_metadata_from_protobuf(&metadata, "other").is_none());
+        let decoded = struct_from_protobuf(&outer).unwrap();
+        assert_eq!(
+            Value::Object(decoded),
+            json!({"verified_jwt": {"sub": "alice", "exp": 1_700_000_000, "admin": true,
+                   "roles": ["a"], "ratio": 0.5, "none": null}})
+        );
+        // A name twice, a truncated field, a NaN: not a Struct docket reads.
+        let mut twice = pb_entry("a", &pb_bytes(3, b"x"));
+        twice.extend(pb_entry("a", &pb_bytes(3, b"y")));
+        assert!(struct_from_protobuf(&twice).is_none());
+        assert!(struct_from_protobuf(&outer[..outer.len() - 1]).is_none());
+        assert!(struct_from_protobuf(&pb_entry("n", &number(f64::NAN))).is_none());
+        // Verified claims go into the input as such, and the header is then never decoded.
+        let h = headers(&[
+            (":path", "/"),
+            (
+                "authorization",
+                "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.x",
+            ),
+        ]);
+        let input = |claims| {
+            build_input(
+                &Request {
+                    headers: &h,
+                    source_address: None,
+                    destination_address: None,
+                    claims,
+                },
+                &[],
+            )
+        };
+        let verified = input(Claims::Verified(Some(json!({"sub": "alice"}))));
+        assert_eq!(
+            verified["jwt"],
+            json!({"claims": {"sub": "alice"}, "verified": true})
+        );
+        assert!(input(Claims::Verified(None)).get("jwt").is_none());
+        assert_eq!(input(Claims::Unverified)["jwt"]["claims"]["sub"], "mallory");
+    }
+
     #[test]
     fn input_has_opa_envoy_shape_and_jwt_claims() {
         // {"alg":"none"} . {"sub":"alice","roles":["admin"]} . sig
@@ -560,6 +832,7 @@ mod tests {
                 headers: &h,
                 source_address: Some("127.0.0.1:5000".into()),
                 destination_address: None,
+                claims: Claims::Unverified,
             },
             &["cookie".to_string()],
         );
@@ -582,6 +855,7 @@ mod tests {
                     headers: &h,
                     source_address: None,
                     destination_address: None,
+                    claims: Claims::Unverified,
                 },
                 &[],
             )
