@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import assert from "node:assert/strict";
+import { createHash, generateKeyPairSync, sign } from "node:crypto";
 
 const [docket, artifacts] = process.argv.slice(2);
 if (!docket || !artifacts) throw new Error("usage: verify_page.mjs <docket binary> <artifact dir>");
@@ -226,9 +227,22 @@ try {
   const current = await verdict("#verify-server");
   assert.equal(current.verdict, "verified", current.text);
   assert.match(current.text, /trusted checkpoint/);
+  // The same tree head signed by a key that is not the log's: not a checkpoint the page holds
+  // the log to (the signature is checked in wasm, by the key in force at its size).
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const raw = Buffer.from(publicKey.export({ format: "jwk" }).x, "base64url");
+  const name = newNote.split("\n")[0];
+  const keyId = createHash("sha256").update(Buffer.concat([Buffer.from(name + "\n"), Buffer.from([1]), raw])).digest().subarray(0, 4);
+  const text = newNote.split("\n").slice(0, 3).join("\n") + "\n";
+  const signature = sign(null, Buffer.from(text), privateKey);
+  const foreignNote = `${text}\n\u2014 ${name} ${Buffer.concat([keyId, signature]).toString("base64")}\n`;
+  await page.fill("#trusted-note", foreignNote);
+  const foreign = await verdict("#verify-server");
+  assert.equal(foreign.verdict, "rejected", foreign.text);
+  assert.match(foreign.text, /not signed by the key in force/);
   await page.fill("#trusted-note", "");
   rollback.close();
-  console.log("browser: a rolled-back server is rejected when the page holds a checkpoint kept from before");
+  console.log("browser: a rolled-back server is rejected when the page holds a checkpoint kept from before, and a checkpoint signed by another key is not held to");
 
   // The page's own headers.
   const headers = (await fetch(`${base}/ui/`)).headers;

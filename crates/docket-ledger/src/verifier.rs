@@ -127,6 +127,8 @@ pub struct Report {
     pub prunes: Vec<PruneSummary>,
     /// Every key the log has used, the genesis key first.
     pub keys: Vec<PublicKey>,
+    /// The size of the trusted tree head or checkpoint the log was required to reach, if any.
+    pub trusted_size: Option<u64>,
     /// The state to continue the log from.
     pub state: ChainState,
 }
@@ -216,6 +218,10 @@ pub struct Verifier {
     expected_origin: Option<String>,
     trusted_checkpoint: Option<(u64, Hash)>,
     root_at_trusted_size: Option<Hash>,
+    /// A whole checkpoint note to reach ([`Verifier::expect_checkpoint`]), and what was found
+    /// wrong with it when the log reached its size.
+    trusted_note: Option<SignedCheckpoint>,
+    trusted_note_failure: Option<(Failure, String)>,
     state: Option<ChainState>,
     frontier: Frontier,
     keys: Vec<PublicKey>,
@@ -246,6 +252,8 @@ impl Verifier {
             expected_origin: None,
             trusted_checkpoint: None,
             root_at_trusted_size: None,
+            trusted_note: None,
+            trusted_note_failure: None,
             state: None,
             frontier: Frontier::new(),
             keys: Vec::new(),
@@ -272,6 +280,20 @@ impl Verifier {
     /// witness or the server published): catches truncation at a checkpoint boundary.
     pub fn expect_tree_head(&mut self, size: u64, root: Hash) {
         self.trusted_checkpoint = Some((size, root));
+    }
+
+    /// Requires the log to reach a checkpoint kept from before (a rollback to an older, shorter
+    /// log is then **truncated**): at its size the log's root must be its root, its origin the
+    /// log's, and it must be signed by the key in force there (after a key rotation, the new
+    /// key), as §8 requires of every checkpoint. Fails only if the note is not a checkpoint.
+    pub fn expect_checkpoint(&mut self, note: &str) -> Result<(), String> {
+        let signed = SignedCheckpoint::parse(note).map_err(|e| e.0)?;
+        if signed.checkpoint.size == 0 {
+            return Err("a checkpoint of the empty tree commits to nothing".into());
+        }
+        self.trusted_checkpoint = Some((signed.checkpoint.size, signed.checkpoint.root));
+        self.trusted_note = Some(signed);
+        Ok(())
     }
 
     /// Entries verified so far.
@@ -396,6 +418,27 @@ impl Verifier {
             && size == self.frontier.size()
         {
             self.root_at_trusted_size = Some(self.frontier.root());
+            if let (Some(note), Some(state)) = (&self.trusted_note, &self.state) {
+                self.trusted_note_failure = if note.checkpoint.origin != state.origin {
+                    Some((
+                        Failure::CheckpointMismatch,
+                        format!(
+                            "the trusted checkpoint belongs to another log (origin {:?}; this log's is {:?})",
+                            note.checkpoint.origin, state.origin
+                        ),
+                    ))
+                } else if !note.is_signed_by(&state.key) {
+                    Some((
+                        Failure::BadSignature,
+                        format!(
+                            "the trusted checkpoint is not signed by the key in force at size {size} ({})",
+                            state.key.to_vkey()
+                        ),
+                    ))
+                } else {
+                    None
+                };
+            }
         }
         let kind_index = EntryKind::KNOWN
             .iter()
@@ -767,6 +810,9 @@ impl Verifier {
                 }
                 Some(_) => {}
             }
+            if let Some((failure, detail)) = self.trusted_note_failure.take() {
+                return Err(self.fail(Location::Checkpoint(size), failure, detail));
+            }
         }
         state.frontier = self.frontier.clone();
         Ok(Report {
@@ -780,6 +826,7 @@ impl Verifier {
             pruned_entries: self.pruned_entries,
             prunes: self.prunes,
             keys: self.keys,
+            trusted_size: self.trusted_checkpoint.map(|(size, _)| size),
             state,
         })
     }

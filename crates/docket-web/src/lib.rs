@@ -56,6 +56,7 @@ pub fn report_json(result: &Result<Report, VerifyError>) -> Value {
                 })).collect::<Vec<_>>(),
                 "keys": report.keys.iter().map(PublicKey::to_vkey).collect::<Vec<_>>(),
                 "origin": report.state.origin,
+                "trusted_size": report.trusted_size,
             })
         }
         Err(e) => failure_json(e),
@@ -133,6 +134,16 @@ impl ExportVerifier {
         let root = decode_hash(root_base64)?;
         self.inner.verifier_mut().expect_tree_head(size, root);
         Ok(())
+    }
+
+    /// Also require the log to reach this checkpoint note, kept from before: its size and root,
+    /// its origin, and a signature by the key in force at its size (log-format §8).
+    #[wasm_bindgen(js_name = expectCheckpoint)]
+    pub fn expect_checkpoint(&mut self, note: &str) -> Result<(), JsError> {
+        self.inner
+            .verifier_mut()
+            .expect_checkpoint(note)
+            .map_err(|e| error(format!("the trusted checkpoint is not a checkpoint: {e}")))
     }
 
     /// Feeds the next chunk of the export's text. Returns false once verification has failed
@@ -234,6 +245,16 @@ impl LogVerifier {
         let root = decode_hash(root_base64)?;
         self.inner.expect_tree_head(size, root);
         Ok(())
+    }
+
+    /// Also require the log to reach this checkpoint note, kept from before: its size and root,
+    /// its origin, and a signature by the key in force at its size (log-format §8), so a
+    /// rollback, another log's checkpoint, or one signed by a retired key is caught.
+    #[wasm_bindgen(js_name = expectCheckpoint)]
+    pub fn expect_checkpoint(&mut self, note: &str) -> Result<(), JsError> {
+        self.inner
+            .expect_checkpoint(note)
+            .map_err(|e| error(format!("the trusted checkpoint is not a checkpoint: {e}")))
     }
 
     /// The next entry, as its binary encoding in base64 (the `encoded` field of docket's API).
