@@ -94,3 +94,9 @@ fuzz seconds="60":
         cargo +nightly fuzz run --fuzz-dir tests/fuzz -O "$target" "$corpus" \
             tests/fuzz/seeds/$target -- -max_total_time={{seconds}} -timeout=10 -rss_limit_mb=4096
     done
+
+# The verifier page in headless Chromium on a log of about a million entries (issue 30).
+page-million:
+    bash tests/setup-browser.sh
+    cargo build --release -p docket
+    node tests/browser/large_page.mjs "${CARGO_TARGET_DIR:-target}/release/docket" 1110000

@@ -1383,13 +1383,20 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
     // Tamper with a copy: flip one byte inside a decision record in the middle of the log.
     let tampered = dir.join("tampered");
     copy_dir(&log_dir, &tampered)?;
-    let segment = store::segment_paths(&tampered)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("no segment"))?;
-    let mut bytes = std::fs::read(&segment)?;
     let target_seq = entries / 2;
-    let (frame_at, offset, what) = locate_record_byte(&bytes, target_seq)?;
+    // The segment holding it: the last whose name (its first seq) is not past it. A log of a
+    // million decisions spans several segments.
+    let (segment, first_seq) = store::segment_paths(&tampered)?
+        .into_iter()
+        .filter_map(|path| {
+            let first = path.file_stem()?.to_str()?.parse::<u64>().ok()?;
+            Some((path, first))
+        })
+        .take_while(|(_, first)| *first <= target_seq)
+        .last()
+        .ok_or_else(|| anyhow!("no segment holds entry {target_seq}"))?;
+    let mut bytes = std::fs::read(&segment)?;
+    let (frame_at, offset, what) = locate_record_byte(&bytes, target_seq - first_seq)?;
     bytes[offset] ^= 0x01;
     let len = u32::from_be_bytes(bytes[frame_at..frame_at + 4].try_into()?) as usize;
     let crc = crc32fast::hash(&bytes[frame_at + 4..frame_at + 5 + len]);
@@ -1428,7 +1435,7 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
     Ok(0)
 }
 
-/// Finds a byte inside the record of entry `seq` in a segment: returns the frame's offset and
+/// Finds a byte inside the record of the `seq`-th entry of a segment: returns the frame's offset and
 /// the byte's. The demo flips it and re-computes the frame's CRC, as an attacker with write
 /// access would: the store's checksum passes and only the log's cryptography can tell.
 fn locate_record_byte(bytes: &[u8], seq: u64) -> Result<(usize, usize, &'static str)> {
