@@ -7,7 +7,7 @@
 
 use crate::{
     Claims, Config, Request, Verdict, build_input, decision_event, decision_id,
-    filter_metadata_from_protobuf, verdict,
+    filter_metadata_from_protobuf, undelivered_event, verdict,
 };
 use docket_ledger::record::Decision;
 use docket_policy::{PolicyEngine, PolicyError};
@@ -15,6 +15,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -60,14 +61,106 @@ struct Shared {
     config: Config,
     engine: RefCell<PolicyEngine>,
     metrics: Metrics,
+    /// Not-delivered notices waiting to be sealed (JSON upload bodies), oldest first, with the
+    /// attempts made. The root context sends them: a request's context, and any callout it
+    /// made, ends with the request.
+    notices: RefCell<VecDeque<(Vec<u8>, u32)>>,
 }
+
+/// Notices kept at most; beyond, the oldest is dropped (and logged).
+const MAX_NOTICES: usize = 10_000;
+/// Attempts per notice before it is dropped (and logged), one per tick while docket refuses.
+const NOTICE_ATTEMPTS: u32 = 600;
+/// How often the root context sends waiting notices.
+const NOTICE_TICK: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 struct Root {
     shared: Option<Rc<Shared>>,
+    /// The notice callout in flight, if any: one at a time, in order.
+    notice_call: Option<u32>,
 }
 
-impl Context for Root {}
+impl Root {
+    fn send_notice(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        if self.notice_call.is_some() {
+            return;
+        }
+        let Some((body, _)) = shared.notices.borrow().front().cloned() else {
+            return;
+        };
+        let docket = &shared.config.docket;
+        let authorization = format!("Bearer {}", docket.token);
+        let call = self.dispatch_http_call(
+            &docket.cluster,
+            vec![
+                (":method", "POST"),
+                (":path", &docket.path),
+                (":authority", &docket.authority),
+                ("content-type", "application/json"),
+                ("authorization", &authorization),
+            ],
+            Some(&body),
+            vec![],
+            Duration::from_millis(docket.timeout_ms),
+        );
+        match call {
+            Ok(token) => self.notice_call = Some(token),
+            Err(_) => self.notice_failed(&shared, "the callout could not be made"),
+        }
+    }
+
+    fn notice_failed(&mut self, shared: &Shared, why: &str) {
+        let mut notices = shared.notices.borrow_mut();
+        if let Some(front) = notices.front_mut() {
+            front.1 += 1;
+            if front.1 >= NOTICE_ATTEMPTS {
+                hostcalls::log(
+                    LogLevel::Critical,
+                    &format!(
+                        "docket: a not-delivered notice was dropped after {} attempts ({why}): {}",
+                        front.1,
+                        String::from_utf8_lossy(&front.0)
+                    ),
+                )
+                .ok();
+                notices.pop_front();
+            }
+        }
+    }
+}
+
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        _body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if self.notice_call != Some(token_id) {
+            return;
+        }
+        self.notice_call = None;
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        match self.get_http_call_response_header(":status").as_deref() {
+            Some("200") => {
+                shared.notices.borrow_mut().pop_front();
+                // The next one right away, not a tick later.
+                self.send_notice();
+            }
+            status => {
+                let why = format!("docket answered {status:?}");
+                self.notice_failed(&shared, &why);
+            }
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -92,7 +185,9 @@ impl RootContext for Root {
                     config,
                     engine: RefCell::new(engine),
                     metrics: Metrics::define(),
+                    notices: RefCell::new(VecDeque::new()),
                 }));
+                self.set_tick_period(NOTICE_TICK);
                 true
             }
             Err(e) => {
@@ -115,6 +210,10 @@ impl RootContext for Root {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+
+    fn on_tick(&mut self) {
+        self.send_notice();
     }
 }
 
@@ -213,6 +312,28 @@ impl Filter {
             ),
         }
         false
+    }
+
+    /// Queues a not-delivered notice for decision `id`; the root context sends it.
+    fn notice_undelivered(&self, id: &str, why: &str) {
+        let mut random = [0u8; 16];
+        let _ = getrandom::fill(&mut random);
+        let now = self
+            .get_current_time()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let event = undelivered_event(&decision_id(random), &self.shared.config, id, why, now);
+        let body = serde_json::to_vec(&[event]).expect("JSON values serialize");
+        let mut notices = self.shared.notices.borrow_mut();
+        if notices.len() >= MAX_NOTICES {
+            hostcalls::log(
+                LogLevel::Critical,
+                "docket: too many not-delivered notices waiting; the oldest was dropped",
+            )
+            .ok();
+            notices.pop_front();
+        }
+        notices.push_back((body, 0));
     }
 
     fn source_address(&self) -> Option<String> {
@@ -370,8 +491,13 @@ impl Context for Filter {
                 Some(s) => format!("docket answered {s}: {body}"),
                 None => "docket did not answer".to_string(),
             };
+            let id = self.decision_id.clone().unwrap_or_default();
             if self.unrecorded(&why) {
                 self.resume_http_request();
+            } else {
+                // Refused: if docket sealed the decision all the same (its answer came too
+                // late), the log must also say the request was not delivered.
+                self.notice_undelivered(&id, &why);
             }
             return;
         }

@@ -667,13 +667,7 @@ pub fn decision_event(
         .map_err(|e| format!("masking the decision: {e}"))?;
         (parse(&masked.input), parse(&masked.result))
     };
-    let mut labels = config.labels.clone();
-    labels
-        .entry("type".to_string())
-        .or_insert_with(|| json!("docket-envoy"));
-    labels
-        .entry("version".to_string())
-        .or_insert_with(|| json!(env!("CARGO_PKG_VERSION")));
+    let labels = event_labels(config);
     let mut version = json!({"digest": decision.policy_version.digest});
     if let Some(r) = &decision.policy_version.revision {
         version["revision"] = json!(r);
@@ -710,6 +704,42 @@ pub fn decision_event(
         event["requested_by"] = json!(source);
     }
     Ok(event)
+}
+
+/// The labels of every event the filter sends: the configured ones, with `type` and `version`.
+fn event_labels(config: &Config) -> Map<String, Value> {
+    let mut labels = config.labels.clone();
+    labels
+        .entry("type".to_string())
+        .or_insert_with(|| json!("docket-envoy"));
+    labels
+        .entry("version".to_string())
+        .or_insert_with(|| json!(env!("CARGO_PKG_VERSION")));
+    labels
+}
+
+/// The notice the filter has sealed after it stopped waiting for a decision's seal and refused
+/// the request (`503`): the request was **not delivered**. docket refuses a decision that
+/// reaches its writer after the sender's deadline, but one the writer reached in time may still
+/// have been sealed while its answer came too late; this notice, sealed afterwards under its
+/// own id, says what happened to it (docs/envoy.md, "Deadlines").
+pub fn undelivered_event(
+    notice_id: &str,
+    config: &Config,
+    decision_id: &str,
+    why: &str,
+    timestamp_ns: u64,
+) -> Value {
+    json!({
+        "decision_id": notice_id,
+        "labels": event_labels(config),
+        "timestamp": docket_ledger::record::rfc3339(timestamp_ns),
+        "undelivered": {
+            "decision_id": decision_id,
+            "answer": 503,
+            "reason": why,
+        },
+    })
 }
 
 #[cfg(test)]
