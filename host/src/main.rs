@@ -315,6 +315,11 @@ struct ServeArgs {
     /// Close a keep-alive connection idle for this many ms (default 75000).
     #[arg(long)]
     idle_timeout_ms: Option<u64>,
+    /// A file holding a read token (mode 0600, 16+ characters): reading entries (/v1/log,
+    /// /v1/log/entries, /v1/log/decisions, /tile/entries) then needs it or the write token as a
+    /// bearer token. Checkpoints, hash tiles, proofs and keys stay public.
+    #[arg(long)]
+    read_token_file: Option<PathBuf>,
     /// On SIGTERM, let requests in flight finish for up to this many ms (default 10000).
     #[arg(long)]
     shutdown_timeout_ms: Option<u64>,
@@ -530,7 +535,19 @@ fn run(cli: Cli) -> Result<i32> {
                 client_rate,
                 client_burst,
                 origin,
+                read_token_file,
             } = *args;
+            let read_token = read_token_file
+                .map(|path| {
+                    docket::private::check_secret(&path, "the read token")
+                        .and_then(|()| Ok(std::fs::read_to_string(&path)?))
+                        .with_context(|| format!("reading the read token file {}", path.display()))
+                        .map(|t| t.trim().to_string())
+                })
+                .transpose()?;
+            if read_token.as_ref().is_some_and(|t| t.len() < 16) {
+                bail!("the read token must be at least 16 characters");
+            }
             let token = match (token_file, std::env::var("DOCKET_TOKEN").ok()) {
                 (Some(path), _) => Some(
                     docket::private::check_secret(&path, "the write token")
@@ -561,6 +578,7 @@ fn run(cli: Cli) -> Result<i32> {
                 client_burst: client_burst.unwrap_or(defaults.admission.client_burst),
             };
             let config = serve::ServeConfig {
+                read_token,
                 origin,
                 max_input: max_input_bytes.unwrap_or(defaults.max_input),
                 limits,

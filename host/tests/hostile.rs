@@ -114,6 +114,9 @@ fn every_serve_flag_at_a_non_default_value() {
     std::fs::write(&token_file, "a-token-of-more-than-16-chars\n").unwrap();
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let salts = dir.join("salts.jsonl");
+    let read_token = dir.join("read-token.txt");
+    std::fs::write(&read_token, "a-read-token-of-16-chars-or-more\n").unwrap();
+    std::fs::set_permissions(&read_token, std::fs::Permissions::from_mode(0o600)).unwrap();
     let flags: Vec<(&str, String)> = vec![
         ("--token-file", token_file.display().to_string()),
         ("--workers", "1".into()),
@@ -139,6 +142,7 @@ fn every_serve_flag_at_a_non_default_value() {
         ("--client-rate", "1000000".into()),
         ("--client-burst", "4000000".into()),
         ("--origin", "docket.test/flags".into()),
+        ("--read-token-file", read_token.display().to_string()),
     ];
     // Every flag `docket serve --help` documents is here (beside --addr and --dir, which every
     // test sets, and --policy, set below): a new flag must be added to this test.
@@ -216,7 +220,14 @@ fn every_serve_flag_at_a_non_default_value() {
         checkpoint.contains("\u{2014} docket.test/flags "),
         "signed by the key named after the origin: {checkpoint}"
     );
-    let log: Value = c.get(s.url("/v1/log")).send().unwrap().json().unwrap();
+    assert_eq!(c.get(s.url("/v1/log")).send().unwrap().status(), 401);
+    let log: Value = c
+        .get(s.url("/v1/log"))
+        .bearer_auth("a-read-token-of-16-chars-or-more")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(log["policy_version"]["revision"], "r-flags");
     let big = format!(r#"{{"input":{{"pad":"{}"}}}}"#, "x".repeat(60_000));
     let r = c
@@ -788,4 +799,64 @@ fn a_runaway_evaluation_does_not_hold_the_worker_ordinary_decisions_need() {
         "stopped by the time limit: {body}"
     );
     assert_eq!(*finished.lock().unwrap(), ["ordinary", "runaway"]);
+}
+
+#[test]
+fn reading_entries_can_require_a_token_while_checkpoints_and_hash_tiles_stay_public() {
+    let dir = scratch("hostile-read-token");
+    let read_token = dir.join("read-token");
+    std::fs::write(&read_token, "a-read-token-of-16-chars-or-more\n").unwrap();
+    std::fs::set_permissions(&read_token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let read_arg = read_token.display().to_string();
+    let s = Server::start(&dir, &["--read-token-file", read_arg.as_str()]);
+    let c = client();
+    let id = decide(&c, &s).headers()["x-docket-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = c.get(s.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    let write = s.token();
+    for path in [
+        "/v1/log".to_string(),
+        "/v1/log/entries".to_string(),
+        "/v1/log/entries/1".to_string(),
+        format!("/v1/log/decisions/{id}"),
+        "/tile/entries/000.p/2".to_string(),
+    ] {
+        assert_eq!(get(&path, None), 401, "{path}");
+        assert_eq!(get(&path, Some("not-the-token-at-all")), 401, "{path}");
+        assert_eq!(
+            get(&path, Some("a-read-token-of-16-chars-or-more")),
+            200,
+            "{path}"
+        );
+        assert_eq!(get(&path, Some(&write)), 200, "{path}");
+    }
+    for path in [
+        "/checkpoint",
+        "/v1/log/checkpoint",
+        "/v1/log/public-key",
+        "/v1/log/keys",
+        "/tile/0/000.p/2",
+        "/v1/log/proof/consistency?from=1",
+    ] {
+        assert_eq!(get(path, None), 200, "{path}");
+    }
+    // A read token others can read is refused like the write token.
+    drop(s);
+    std::fs::set_permissions(&read_token, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = docket_command()
+        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+        .arg(dir.join("data"))
+        .args(["--read-token-file", read_arg.as_str()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
 }

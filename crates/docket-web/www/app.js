@@ -140,6 +140,8 @@ async function verifyServer(event) {
   event.preventDefault();
   await ready;
   const base = ($("server-url").value || location.origin).replace(/\/$/, "");
+  const token = $("server-token").value.trim();
+  const auth = token ? { headers: { authorization: `Bearer ${token}` } } : {};
   try {
     const typed = $("server-key").value.trim();
     const key = typed || (await (await fetch(`${base}/v1/log/public-key`)).text()).trim();
@@ -158,7 +160,9 @@ async function verifyServer(event) {
     let going = true;
     for (let start = 0; start < head.size && going; start += 1000) {
       const limit = Math.min(1000, head.size - start);
-      const page = await (await fetch(`${base}/v1/log/entries?start=${start}&limit=${limit}`)).json();
+      const answer = await fetch(`${base}/v1/log/entries?start=${start}&limit=${limit}`, auth);
+      if (answer.status === 401) throw new Error("the server needs a read token to show its entries (the read token field)");
+      const page = await answer.json();
       for (const e of page.entries) {
         if (!(going = verifier.pushEntry(e.encoded))) break;
       }

@@ -154,6 +154,15 @@ fn needs_token(state: &AppState, method: &Method, path: &str) -> bool {
         || (method == Method::POST && state.ingest_paths.iter().any(|p| p == path))
 }
 
+/// Requests that read entries (records, with every unmasked input): behind `--read-token-file`
+/// when it is set. Checkpoints, hash tiles, proofs and keys hold only hashes and stay public.
+fn reads_entries(path: &str) -> bool {
+    path == "/v1/log"
+        || path.starts_with("/v1/log/entries")
+        || path.starts_with("/v1/log/decisions/")
+        || path.starts_with("/tile/entries/")
+}
+
 /// Requests that seal a decision: the Data API (any method that reads a decision) and `POST /`.
 fn seals_decision(method: &Method, path: &str) -> bool {
     ((path == "/v1/data" || path.starts_with("/v1/data/"))
@@ -247,6 +256,14 @@ pub async fn admit(
         return Err(state
             .authorize(headers)
             .expect_err("the token did not match"));
+    }
+    if reads_entries(path) && !state.may_read(headers) {
+        state.metrics.rejected_requests.inc();
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "reading the log's entries needs `Authorization: Bearer <token>` with this server's read token (--read-token-file) or its write token; checkpoints, hash tiles, proofs and keys are public",
+        ));
     }
     let admission = &state.admission;
     if !token {

@@ -43,6 +43,9 @@ pub struct ServeConfig {
     pub policies: Vec<PathBuf>,
     /// The bearer token write endpoints require; `None` uses (or creates) `<dir>/token`.
     pub token: Option<String>,
+    /// A bearer token reading entries requires (the write token is accepted too); `None`:
+    /// reading is open.
+    pub read_token: Option<String>,
     /// Concurrent evaluations per lane (component instances in the pool).
     pub workers: usize,
     /// How long an evaluation runs before it moves from the ordinary to the long lane.
@@ -81,6 +84,7 @@ impl Default for ServeConfig {
             dir: PathBuf::from("docket-data"),
             policies: Vec::new(),
             token: None,
+            read_token: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             eval_grace: policies::DEFAULT_GRACE,
             commit: CommitPolicy::default(),
@@ -108,6 +112,7 @@ pub struct AppState {
     /// Serializes policy and data changes: check, seal, publish.
     pub policy_writer: Mutex<()>,
     pub token: String,
+    pub read_token: Option<String>,
     pub default_decision: String,
     pub genesis_key: String,
     pub max_body: usize,
@@ -121,9 +126,16 @@ pub struct AppState {
 impl AppState {
     /// True if the request carries the configured bearer token.
     pub fn token_matches(&self, headers: &HeaderMap) -> bool {
-        let given = bearer(headers);
-        use subtle::ConstantTimeEq;
-        !given.is_empty() && bool::from(given.as_bytes().ct_eq(self.token.as_bytes()))
+        same_token(bearer(headers), &self.token)
+    }
+
+    /// True if the request may read entries: reading is open, or it carries the read token or
+    /// the write token.
+    pub fn may_read(&self, headers: &HeaderMap) -> bool {
+        match &self.read_token {
+            None => true,
+            Some(read) => same_token(bearer(headers), read) || self.token_matches(headers),
+        }
     }
 
     /// Refuses a write without the configured bearer token.
@@ -143,6 +155,12 @@ impl AppState {
             },
         ))
     }
+}
+
+/// Compared in constant time.
+fn same_token(given: &str, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    !given.is_empty() && bool::from(given.as_bytes().ct_eq(token.as_bytes()))
 }
 
 fn bearer(headers: &HeaderMap) -> &str {
@@ -500,6 +518,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         metrics,
         policy_writer: Mutex::new(()),
         token,
+        read_token: config.read_token.clone(),
         default_decision: config.default_decision.clone(),
         genesis_key: genesis_vkey,
         max_body: config.max_body,
