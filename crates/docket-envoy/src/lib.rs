@@ -350,7 +350,7 @@ pub fn struct_from_protobuf(bytes: &[u8]) -> Option<Map<String, Value>> {
 /// The `filter_metadata` entry `namespace` of an `envoy.config.core.v3.Metadata` in protobuf's
 /// binary encoding (what Envoy hands a filter for the `metadata` property), as a JSON object.
 pub fn filter_metadata_from_protobuf(bytes: &[u8], namespace: &str) -> Option<Map<String, Value>> {
-    protobuf::decode_map_entry(bytes, namespace).and_then(|s| struct_from_protobuf(s))
+    protobuf::decode_map_entry(bytes, namespace).and_then(struct_from_protobuf)
 }
 
 mod protobuf {
