@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
-use docket::examples::{DEFAULTS, HEALTH, Requests};
+use docket::examples::{HEALTH, Requests};
 use docket::log::{
     AuditLog, describe_failure, failure_name, hex, read_public_key, read_secret_key, verify_frames,
     write_new_key,
@@ -397,44 +397,23 @@ fn run(cli: Cli) -> Result<i32> {
             if let Some(salts) = &salts {
                 log.keep_salts_in(docket::salts::SaltFile::open(salts)?);
             }
-            let mut modules = serde_json::Map::new();
-            for p in &policies {
-                let source = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                let id = p.file_name().map_or_else(
-                    || p.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                );
-                log.instance()
-                    .add_policy(&id, &source)
-                    .map_err(|e| anyhow!("{e}"))?
-                    .map_err(|e| anyhow!("{}: {e:?}; fix the policy and retry", p.display()))?;
-                modules.insert(id, source.into());
-            }
-            let mut documents = Vec::new();
-            for d in &data {
-                let text = std::fs::read_to_string(d)
-                    .with_context(|| format!("reading {}", d.display()))?;
-                log.instance()
-                    .add_data(&text)
-                    .map_err(|e| anyhow!("{e}"))?
-                    .map_err(|e| anyhow!("{}: {e:?}", d.display()))?;
-                documents.push(serde_json::Value::String(text));
-            }
+            // The same loading as `docket serve`'s (one data document merged from the data
+            // files), so the same files give the same policy version in both.
+            let files: Vec<PathBuf> = policies.iter().chain(&data).cloned().collect();
+            let set = serve::load_policy_set(&files, None)?;
+            let version = set.load_into(log.instance())?.map_err(|e| {
+                anyhow!(
+                    "the policies do not load: {}; fix them and retry",
+                    runtime::describe_policy_error(&e)
+                )
+            })?;
             // A policy set the log has not seen (first use, or the files changed since the
             // last eval) is itself an entry, sealed before the decision it governs.
-            let version = log
-                .instance()
-                .policy_version()
-                .map_err(|e| anyhow!("{e}"))?;
             if recorded_version.as_deref() != Some(version.digest.as_str()) {
-                let record = serde_json::json!({
-                    "op": "load",
-                    "modules": modules,
-                    "data_documents": documents,
-                    "policy_version": serve::version_json(&version),
-                });
-                log.record(runtime::EntryKind::PolicyChange, &record.to_string())?;
+                log.record(
+                    runtime::EntryKind::PolicyChange,
+                    &serve::load_record(&set, &version),
+                )?;
             }
             let input_text = match input.as_deref() {
                 Some(p) if p != Path::new("-") => std::fs::read_to_string(p)
@@ -1273,22 +1252,15 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
         runtime::SigningMode::Checkpoint,
     )?;
     log.keep_salts_in(docket::salts::SaltFile::open(&salt_path)?);
-    for p in DEFAULTS {
-        log.instance()
-            .add_policy(p.id, p.source)
-            .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("{e:?}"))?;
-        log.instance()
-            .add_data(p.data)
-            .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("{e:?}"))?;
-    }
-    let version = log
-        .instance()
-        .policy_version()
-        .map_err(|e| anyhow!("{e}"))?;
-    let change = serde_json::json!({"policy_version": {"digest": version.digest}, "modules": DEFAULTS.iter().map(|p| p.id).collect::<Vec<_>>()});
-    log.record(runtime::EntryKind::PolicyChange, &change.to_string())?;
+    // The examples, loaded and recorded as `docket serve` loads and records them.
+    let set = serve::load_policy_set(&[], None)?;
+    let version = set
+        .load_into(log.instance())?
+        .map_err(|e| anyhow!("{}", runtime::describe_policy_error(&e)))?;
+    log.record(
+        runtime::EntryKind::PolicyChange,
+        &serve::load_record(&set, &version),
+    )?;
     log.commit()?;
     println!(
         "  policies: rbac.rego, abac.rego with data, health.rego, and the logging rules system-log.rego (mask the request's address, drop health checks); version {}",

@@ -890,3 +890,84 @@ fn an_upload_past_its_senders_deadline_is_not_sealed() {
     server.stop();
     verify_dir(&dir);
 }
+
+/// `docket eval` and `docket serve` load the same files the same way: the same policy version
+/// and the same `load` record (issue 22: they once sealed different digests for the same files).
+#[test]
+fn eval_and_serve_give_the_same_files_the_same_policy_version() {
+    let dir = scratch("same-version");
+    let examples =
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies"));
+    // Two data files, so merging is part of what must agree.
+    std::fs::write(dir.join("extra.json"), r#"{"extra": {"a": 1}}"#).unwrap();
+    let (rbac, rbac_data, extra) = (
+        examples.join("rbac.rego"),
+        examples.join("rbac.json"),
+        dir.join("extra.json"),
+    );
+    let out = common::docket_command()
+        .args(["keygen", "--out"])
+        .arg(&dir)
+        .args(["--stem", "eval", "--name", "docket.test/eval"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut eval = common::docket_command()
+        .args(["eval", "--path", "rbac/allow", "--input", "-", "--dir"])
+        .arg(dir.join("eval-log"))
+        .arg("--key")
+        .arg(dir.join("eval.key"))
+        .arg("--policy")
+        .arg(&rbac)
+        .arg("--data")
+        .arg(&rbac_data)
+        .arg("--data")
+        .arg(&extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    eval.stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"user":"alice","action":"read","resource":{"type":"document"}}"#)
+        .unwrap();
+    let out = eval.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let exported = dir.join("eval.jsonl");
+    let out = common::docket_command()
+        .args(["log", "export"])
+        .arg(dir.join("eval-log"))
+        .arg("-o")
+        .arg(&exported)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let load = std::fs::read_to_string(&exported)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["kind"] == "policy-change")
+        .map(|l| serde_json::from_str::<Value>(l["record"].as_str().unwrap()).unwrap())
+        .expect("a load record");
+
+    let args: Vec<String> = [&rbac, &rbac_data, &extra]
+        .iter()
+        .flat_map(|p| ["--policy".to_string(), p.display().to_string()])
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(&dir, &args);
+    let served: Value = client()
+        .get(server.url("/v1/log"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(load["op"], "load");
+    assert_eq!(load["policy_version"], served["policy_version"]);
+    assert_eq!(load["data"]["extra"], json!({"a": 1}));
+}
