@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Server, scratch, verify_dir};
+use common::{Server, all_entries, scratch, verify_dir};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use reqwest::blocking::Client;
@@ -22,29 +22,6 @@ fn kills(default: usize) -> usize {
         .ok()
         .and_then(|k| k.parse().ok())
         .unwrap_or(default)
-}
-
-/// Every entry of the server's log, read through its API.
-fn all_entries(c: &Client, server: &Server) -> Vec<Value> {
-    let size = c
-        .get(server.url("/v1/log"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap()["size"]
-        .as_u64()
-        .unwrap();
-    let mut out = Vec::new();
-    while (out.len() as u64) < size {
-        let page: Value = c
-            .get(server.url(&format!("/v1/log/entries?start={}&limit=1000", out.len())))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        out.extend(page["entries"].as_array().unwrap().iter().cloned());
-    }
-    out
 }
 
 #[test]

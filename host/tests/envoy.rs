@@ -1196,29 +1196,13 @@ fn decisions_the_filter_gave_up_on_are_never_sealed_afterwards() {
     // decision docket sealed although its answer came too late is marked as never delivered).
     let deadline = Instant::now() + Duration::from_secs(60);
     let noticed = loop {
-        let size: u64 = c
-            .get(docket.url("/v1/log"))
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap()["size"]
-            .as_u64()
-            .unwrap();
         let mut noticed = std::collections::BTreeSet::new();
-        for start in (0..size).step_by(1000) {
-            let page: Value = c
-                .get(docket.url(&format!("/v1/log/entries?start={start}&limit=1000")))
-                .send()
-                .unwrap()
-                .json()
-                .unwrap();
-            for entry in page["entries"].as_array().unwrap() {
-                let notice = &entry["record"]["undelivered"];
-                if let Some(id) = notice["decision_id"].as_str() {
-                    assert_eq!(notice["answer"], 503, "{entry}");
-                    assert_eq!(entry["kind"], "ingested");
-                    noticed.insert(id.to_string());
-                }
+        for entry in common::all_entries(&c, &docket) {
+            let notice = &entry["record"]["undelivered"];
+            if let Some(id) = notice["decision_id"].as_str() {
+                assert_eq!(notice["answer"], 503, "{entry}");
+                assert_eq!(entry["kind"], "ingested");
+                noticed.insert(id.to_string());
             }
         }
         if unrecorded.iter().all(|id| noticed.contains(id)) {

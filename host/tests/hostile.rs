@@ -242,16 +242,7 @@ fn every_serve_flag_at_a_non_default_value() {
     let verified = verify_dir(&dir);
     assert!(verified.contains("(8 decisions)"), "{verified}");
     // --sign-entries: every entry carries its own signature.
-    let export = dir.join("export.jsonl");
-    let out = docket_command()
-        .args(["log", "export"])
-        .arg(dir.join("data/log"))
-        .arg("-o")
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = std::fs::read_to_string(&export).unwrap();
+    let text = common::export_text(&dir);
     let entries: Vec<&str> = text.lines().filter(|l| l.starts_with("{\"seq\"")).collect();
     assert_eq!(entries.len(), 11, "{text}");
     assert!(
@@ -479,16 +470,7 @@ fn sigterm_with_a_client_stuck_mid_body_stops_in_bounded_time_keeping_acknowledg
     assert!(status.success(), "{status:?}");
     drop(stuck);
     verify_dir(&dir);
-    let export = dir.join("export.jsonl");
-    let out = docket_command()
-        .args(["log", "export"])
-        .arg(dir.join("data/log"))
-        .arg("-o")
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = std::fs::read_to_string(&export).unwrap();
+    let text = common::export_text(&dir);
     assert!(
         text.contains(&id),
         "the acknowledged decision {id} is in the log"

@@ -170,6 +170,47 @@ pub fn rbac_policies(dir: &Path) -> PathBuf {
     policies
 }
 
+/// Every entry of the server's log, read through its API.
+pub fn all_entries(c: &reqwest::blocking::Client, server: &Server) -> Vec<serde_json::Value> {
+    let size = c
+        .get(server.url("/v1/log"))
+        .send()
+        .unwrap()
+        .json::<serde_json::Value>()
+        .unwrap()["size"]
+        .as_u64()
+        .unwrap();
+    let mut out = Vec::new();
+    while (out.len() as u64) < size {
+        let page: serde_json::Value = c
+            .get(server.url(&format!("/v1/log/entries?start={}&limit=1000", out.len())))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        out.extend(page["entries"].as_array().unwrap().iter().cloned());
+    }
+    out
+}
+
+/// The text of `docket log export` of a server's log (`<server dir>/data/log`).
+pub fn export_text(server_dir: &Path) -> String {
+    let export = server_dir.join("export.jsonl");
+    let out = docket_command()
+        .args(["log", "export"])
+        .arg(server_dir.join("data/log"))
+        .arg("-o")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&export).unwrap()
+}
+
 /// The `docket` binary, with the shared component cache.
 pub fn docket_command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_docket"));
