@@ -411,45 +411,41 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         Some(t) => t.clone(),
         None => read_or_create_token(dir)?,
     };
-    let log_dir = dir.join("log");
-    let salt_path = config
-        .salts
-        .clone()
-        .unwrap_or_else(|| dir.join("mask-salts.jsonl"));
-    let reopen_salt_path = salt_path.clone();
-    let segment_bytes = config.segment_bytes;
-    let rt = Arc::clone(&runtime);
-    let signing = config.signing;
-    let (reopen_genesis, reopen_key) = (genesis_key.clone(), key.clone());
+    let served = Arc::new(ServedLog {
+        dir: dir.join("log"),
+        runtime: Arc::clone(&runtime),
+        genesis: genesis_key.clone(),
+        key: key.clone(),
+        salts: config
+            .salts
+            .clone()
+            .unwrap_or_else(|| dir.join("mask-salts.jsonl")),
+        segment_bytes: config.segment_bytes,
+    });
     let genesis_vkey = genesis_key.to_vkey();
-    let new_origin = config.origin.clone();
-    let (log, view) = tokio::task::spawn_blocking(move || -> Result<(AuditLog, LogView)> {
-        if crate::store::is_log_dir(&log_dir) {
-            let opened = AuditLog::open_with_frames(&log_dir, &rt, &genesis_key, &key)?;
-            if opened.recovery.truncated_bytes > 0 {
-                tracing::warn!(
-                    bytes = opened.recovery.truncated_bytes,
-                    unsealed_entries = opened.recovery.unsealed_entries_dropped,
-                    "recovered the log: cut an unfinished commit (never acknowledged)"
-                );
+    let (log, view) = {
+        let (served, signing) = (Arc::clone(&served), config.signing);
+        let origin = config
+            .origin
+            .clone()
+            .unwrap_or_else(|| key.public().name().to_string());
+        tokio::task::spawn_blocking(move || -> Result<(AuditLog, LogView)> {
+            if !crate::store::is_log_dir(&served.dir) {
+                // Created, then opened as every later start opens it.
+                let created = AuditLog::create(
+                    &served.dir,
+                    &served.runtime,
+                    &served.key,
+                    &origin,
+                    &instance_label(),
+                    signing,
+                )?;
+                drop(created);
             }
-            let view = LogView::from_frames(&opened.frames)?;
-            let mut log = opened.log;
-            log.keep_salts_in(SaltFile::open(&salt_path)?);
-            log.set_segment_limit(segment_bytes);
-            Ok((log, view))
-        } else {
-            let origin = new_origin.unwrap_or_else(|| key.public().name().to_string());
-            let mut log =
-                AuditLog::create(&log_dir, &rt, &key, &origin, &instance_label(), signing)?;
-            log.keep_salts_in(SaltFile::open(&salt_path)?);
-            log.set_segment_limit(segment_bytes);
-            let (frames, _) = crate::store::read_frames(&log_dir)?;
-            let view = LogView::from_frames(&frames)?;
-            Ok((log, view))
-        }
-    })
-    .await??;
+            served.open()
+        })
+        .await??
+    };
     let origin = view.checkpoint.lines().next().unwrap_or("").to_string();
     if let Some(wanted) = &config.origin
         && *wanted != origin
@@ -482,18 +478,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             opa_api::describe_policy_error(&e)
         )
     })?;
-    let reopen: appender::Reopen = {
-        let (runtime, log_dir) = (Arc::clone(&runtime), dir.join("log"));
-        Box::new(move || {
-            let opened =
-                AuditLog::open_with_frames(&log_dir, &runtime, &reopen_genesis, &reopen_key)?;
-            let view = LogView::from_frames(&opened.frames)?;
-            let mut log = opened.log;
-            log.keep_salts_in(SaltFile::open(&reopen_salt_path)?);
-            log.set_segment_limit(segment_bytes);
-            Ok((log, view))
-        })
-    };
+    let reopen: appender::Reopen = Box::new(move || served.open());
     let (appender, appender_thread) =
         Appender::start(log, view, config.commit, Arc::clone(&metrics), reopen);
     appender
@@ -574,6 +559,37 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// How the served log is opened: at start, and again by the appender after a failed commit.
+struct ServedLog {
+    dir: PathBuf,
+    runtime: Arc<Runtime>,
+    genesis: docket_ledger::PublicKey,
+    key: docket_ledger::SecretKey,
+    salts: PathBuf,
+    segment_bytes: u64,
+}
+
+impl ServedLog {
+    /// Opens the log (recovery cuts an unfinished commit; the component verifies every entry)
+    /// with its salt file and segment limit, and builds the view readers see.
+    fn open(&self) -> Result<(AuditLog, LogView)> {
+        let opened =
+            AuditLog::open_with_frames(&self.dir, &self.runtime, &self.genesis, &self.key)?;
+        if opened.recovery.truncated_bytes > 0 {
+            tracing::warn!(
+                bytes = opened.recovery.truncated_bytes,
+                unsealed_entries = opened.recovery.unsealed_entries_dropped,
+                "recovered the log: cut an unfinished commit (never acknowledged)"
+            );
+        }
+        let view = LogView::from_frames(&opened.frames)?;
+        let mut log = opened.log;
+        log.keep_salts_in(SaltFile::open(&self.salts)?);
+        log.set_segment_limit(self.segment_bytes);
+        Ok((log, view))
     }
 }
 
