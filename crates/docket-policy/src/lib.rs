@@ -682,11 +682,16 @@ mod load_checks {
             ("not true == input.m[input.x]", None),
             ("not f(input.x) with input.x as 1", None),
             ("not f(input.x) with input.x as 2", Some("true")),
+            // A bare rule name is a reference OPA binds like `data.p.w` (issue 23, class 2).
+            (r#"not w in {"a"}"#, None),
+            (r#"not startswith(w, "M")"#, None),
+            ("not w == 1", Some("true")),
+            ("not w", Some("true")),
         ];
         for (literal, expected) in cases {
             for body in [format!("{{\n\t{literal}\n}}"), literal.to_string()] {
                 let source = format!(
-                    "package p\n\nf(v) if v == 1\n\ng if input.x == 1\n\nh(_) := input.x\n\nx if {body}\n"
+                    "package p\n\nf(v) if v == 1\n\ng if input.x == 1\n\nh(_) := input.x\n\nw := input.x\n\nx if {body}\n"
                 );
                 let mut engine = PolicyEngine::new();
                 engine.add_policy("p.rego", &source).unwrap();
@@ -695,6 +700,19 @@ mod load_checks {
                 assert_eq!(d.result.as_deref(), expected, "{source}");
             }
         }
+        // A local variable is bound when the negation is reached: binding it changes nothing
+        // (OPA: true).
+        let mut engine = PolicyEngine::new();
+        engine
+            .add_policy(
+                "l.rego",
+                "package l\n\nimport rego.v1\n\ne if {\n\tsome v in [\"q\"]\n\tnot v in {\"a\"}\n}\n",
+            )
+            .unwrap();
+        assert_eq!(
+            engine.evaluate("l/e", None).unwrap().result.as_deref(),
+            Some("true")
+        );
         // Inside comprehensions and `every` too (answers printed by OPA): the bodies are
         // undefined, so `nested` counts an empty comprehension.
         let source = "package q\n\nxs := [y | some y in input.l; not startswith(y, input.p)]\n\nall if every y in input.l { not startswith(y, input.p) }\n\nnested := [y | some y in input.l; not count([z | z := y; not startswith(z, input.p)]) > 0]\n";

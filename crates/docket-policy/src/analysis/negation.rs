@@ -191,6 +191,8 @@ fn negated_expression(expr: &Expr, operands: &mut Vec<(usize, usize)>) {
 fn unification_side(expr: &Expr, operands: &mut Vec<(usize, usize)>) {
     match expr {
         Expr::RefDot { .. } | Expr::RefBrack { .. } => reference_operands(expr, operands),
+        // A bare name is a reference without brackets (`not g`, `not g = 1`): nothing to bind.
+        Expr::Var { .. } => {}
         Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => {}
         other => argument(other, operands),
     }
@@ -203,15 +205,25 @@ fn reference_operands(expr: &Expr, operands: &mut Vec<(usize, usize)>) {
             reference_operands(refr, operands);
             argument(index, operands);
         }
+        // A name as the subject (`input.x`, `w.y`, `v[0]`) is the reference's root: nothing to
+        // bind (`not input.x` is `true` when `input.x` is undefined).
+        Expr::Var { .. } => {}
         // The subject of a reference (`f(x)[0]`, `[1, 2][i]`) is bound when it is dynamic.
         other => argument(other, operands),
     }
 }
 
 /// An operand in argument position: references and calls are bound; collections are looked
-/// into; variables, scalars and comprehensions stay.
+/// into; scalars and comprehensions stay. A variable is bound too: a bare rule name is a
+/// reference to the rule (`w` is `data.p.w`), which OPA binds like any other, so `not
+/// startswith(w, "M")` is undefined when `w` is; a local variable is always bound when the
+/// negation is reached, so binding it changes nothing.
 fn argument(expr: &Expr, operands: &mut Vec<(usize, usize)>) {
     match expr {
+        // `_` never is, and a variable of this rewrite already holds a bound operand.
+        Expr::Var { span, .. } if span.text() != "_" && !span.text().starts_with(BOUND_OPERAND) => {
+            operands.push(range(span))
+        }
         Expr::RefDot { span, .. }
         | Expr::RefBrack { span, .. }
         | Expr::Call { span, .. }
