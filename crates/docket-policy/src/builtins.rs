@@ -42,6 +42,8 @@ const OVERRIDES: &[Builtin] = &[
     ("to_number", 1, to_number),
     // OPA raises an error where a patch cannot be applied; regorus answered undefined.
     ("json.patch", 2, json_patch::json_patch),
+    // OPA (gobwas/glob's QuoteMeta) escapes `*?[]{}\`; regorus escaped only `*`.
+    ("glob.quote_meta", 1, glob_quote_meta),
     // Not a builtin: the guard `analysis` wraps around iterated collections.
     (crate::analysis::ITERABLE_GUARD, 1, iterable),
 ];
@@ -164,6 +166,18 @@ fn lower(args: &[Value]) -> Result<Value> {
         string_arg("lower", 1, &args[0])?,
         false,
     )))
+}
+
+fn glob_quote_meta(args: &[Value]) -> Result<Value> {
+    let text = string_arg("glob.quote_meta", 1, &args[0])?;
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    Ok(Value::from(out))
 }
 
 fn array_flatten(args: &[Value]) -> Result<Value> {
@@ -881,6 +895,38 @@ mod tests {
             .as_string()
             .unwrap()
             .to_string()
+    }
+
+    /// Each expectation was printed by the real OPA engine (v1.20).
+    #[test]
+    fn glob_quote_meta_escapes_what_opa_escapes() {
+        let quote = |s: &str| {
+            glob_quote_meta(&[Value::from(s)])
+                .unwrap()
+                .as_string()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            quote("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ aé"),
+            "!\"#$%&'()\\*+,-./:;<=>\\?@\\[\\\\\\]^_`\\{|\\}~ aé"
+        );
+        assert_eq!(quote("file[1].txt"), "file\\[1\\].txt");
+        assert_eq!(quote("what?"), "what\\?");
+        assert_eq!(quote("{a,b}"), "\\{a,b\\}");
+        // And the quoted pattern matches the text literally, as in OPA.
+        let mut engine = crate::PolicyEngine::new();
+        engine
+            .add_policy(
+                "g.rego",
+                "package g\n\nimport rego.v1\n\nm if glob.match(glob.quote_meta(input.s), [], input.s)\n",
+            )
+            .unwrap();
+        for s in ["file[1].txt", "what?", "{a,b}", "a*b", "back\\slash"] {
+            let input = serde_json::json!({ "s": s }).to_string();
+            let d = engine.evaluate("g/m", Some(&input)).unwrap();
+            assert_eq!(d.result.as_deref(), Some("true"), "{s}");
+        }
     }
 
     /// Each expectation was printed by the real OPA engine (v1.20).
