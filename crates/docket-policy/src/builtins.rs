@@ -148,10 +148,26 @@ fn map_case(s: &str, to_upper: bool) -> String {
             if mapped.len() == 1 {
                 mapped.remove(0)
             } else {
-                c
+                go_simple_case(c, to_upper)
             }
         })
         .collect()
+}
+
+/// Go's simple case mapping for a character whose full mapping (Rust's) is several characters:
+/// Greek letters with ypogegrammeni go to their titlecase forms, `İ` lowers to `i`; every other
+/// such character (`ß`, ligatures) maps to itself. The table is the real OPA engine's answers
+/// (v1.20) for every such character.
+fn go_simple_case(c: char, to_upper: bool) -> char {
+    let shifted = |by: u32| char::from_u32(c as u32 + by).expect("inside the Greek Extended block");
+    match (to_upper, c) {
+        (true, '\u{1F80}'..='\u{1F87}' | '\u{1F90}'..='\u{1F97}' | '\u{1FA0}'..='\u{1FA7}') => {
+            shifted(8)
+        }
+        (true, '\u{1FB3}' | '\u{1FC3}' | '\u{1FF3}') => shifted(9),
+        (false, '\u{130}') => 'i',
+        _ => c,
+    }
 }
 
 fn upper(args: &[Value]) -> Result<Value> {
@@ -895,6 +911,38 @@ mod tests {
             .as_string()
             .unwrap()
             .to_string()
+    }
+
+    /// For every character whose full case mapping has several characters, what the real OPA
+    /// engine (v1.20) answers for `upper` and `lower` of it alone (those not listed map to
+    /// themselves).
+    #[test]
+    fn upper_and_lower_of_multi_character_mappings_are_go_s() {
+        let opa_upper: Vec<(u32, u32)> = [0x1f80, 0x1f90, 0x1fa0]
+            .iter()
+            .flat_map(|start| (*start..start + 8).map(|c| (c, c + 8)))
+            .chain([(0x1fb3, 0x1fbc), (0x1fc3, 0x1fcc), (0x1ff3, 0x1ffc)])
+            .collect();
+        let opa_lower = [(0x130, 0x69)];
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            for (to_upper, table) in [(true, &opa_upper[..]), (false, &opa_lower[..])] {
+                let full = if to_upper {
+                    c.to_uppercase().count()
+                } else {
+                    c.to_lowercase().count()
+                };
+                if full < 2 {
+                    continue;
+                }
+                let want = table
+                    .iter()
+                    .find(|(from, _)| *from == c as u32)
+                    .map_or(c, |(_, to)| char::from_u32(*to).unwrap());
+                let got = map_case(&c.to_string(), to_upper);
+                assert_eq!(got, want.to_string(), "{c:?} upper={to_upper}");
+            }
+        }
+        assert_eq!(map_case("İstanbul", false), "istanbul");
     }
 
     /// Each expectation was printed by the real OPA engine (v1.20).
