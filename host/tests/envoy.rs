@@ -61,6 +61,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Three distinct free ports, all held until chosen: ports picked one at a time and released
+/// can repeat, and Envoy refuses two listeners on one address.
+fn free_ports() -> (u16, u16, u16) {
+    let held: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let port = |i: usize| held[i].local_addr().unwrap().port();
+    (port(0), port(1), port(2))
+}
+
 /// A minimal HTTP/1.1 upstream that answers 200 and counts the requests that reach it.
 pub struct Upstream {
     pub port: u16,
@@ -245,7 +255,7 @@ impl Envoy {
         data: &str,
         data_api_paths: Option<&str>,
     ) -> Option<Envoy> {
-        let (port, plain_port, admin_port) = (free_port(), free_port(), free_port());
+        let (port, plain_port, admin_port) = free_ports();
         let docket_port = docket.base.rsplit(':').next().unwrap().to_string();
         let mut config = std::fs::read_to_string(repo().join("examples/envoy/envoy.yaml")).unwrap();
         if let Some(paths) = data_api_paths {

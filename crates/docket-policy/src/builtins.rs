@@ -44,6 +44,9 @@ const OVERRIDES: &[Builtin] = &[
     ("json.patch", 2, json_patch::json_patch),
     // OPA (gobwas/glob's QuoteMeta) escapes `*?[]{}\`; regorus escaped only `*`.
     ("glob.quote_meta", 1, glob_quote_meta),
+    // OPA truncates toward zero and writes no sign on zero (`format_int(-0.5, 16)` is "0",
+    // regorus wrote "-0"); a base other than 2, 8, 10, 16 is an error (regorus: undefined).
+    ("format_int", 2, format_int_builtin),
     // Not a builtin: the guard `analysis` wraps around iterated collections.
     (crate::analysis::ITERABLE_GUARD, 1, iterable),
 ];
@@ -182,6 +185,38 @@ fn lower(args: &[Value]) -> Result<Value> {
         string_arg("lower", 1, &args[0])?,
         false,
     )))
+}
+
+fn format_int_builtin(args: &[Value]) -> Result<Value> {
+    let Value::Number(n) = &args[0] else {
+        bail!(
+            "format_int: operand 1 must be number but got {}",
+            type_name(&args[0])
+        );
+    };
+    let Value::Number(base) = &args[1] else {
+        bail!(
+            "format_int: operand 2 must be number but got {}",
+            type_name(&args[1])
+        );
+    };
+    let magnitude = n.abs().floor();
+    let digits = match base.as_u64().filter(|_| base.is_integer()) {
+        Some(2) => magnitude.format_bin(),
+        Some(8) => magnitude.format_octal(),
+        Some(10) => magnitude.format_decimal(),
+        Some(16) => magnitude.format_hex(),
+        _ => bail!("format_int: operand 2 must be one of {{2, 8, 10, 16}}"),
+    };
+    if digits.is_empty() {
+        bail!("format_int: operand 1 cannot be written as an integer");
+    }
+    let negative = n.as_f64().is_some_and(|f| f < 0.0) && digits != "0";
+    Ok(Value::from(if negative {
+        format!("-{digits}")
+    } else {
+        digits
+    }))
 }
 
 fn glob_quote_meta(args: &[Value]) -> Result<Value> {
@@ -943,6 +978,31 @@ mod tests {
             }
         }
         assert_eq!(map_case("İstanbul", false), "istanbul");
+    }
+
+    /// Each expectation was printed by the real OPA engine (v1.20).
+    #[test]
+    fn format_int_truncates_toward_zero_as_opa_does() {
+        let mut engine = crate::PolicyEngine::new();
+        engine
+            .add_policy(
+                "f.rego",
+                "package f\n\nimport rego.v1\n\nr := [format_int(-0.5, 16), format_int(-1.5, 2), format_int(255.9, 16), format_int(-255.9, 8), format_int(1e20, 10), format_int(0, 2), format_int(-0.0, 10)]\n\nbad := format_int(5, input.b)\n",
+            )
+            .unwrap();
+        let d = engine.evaluate("f/r", None).unwrap();
+        assert_eq!(
+            d.result.as_deref(),
+            Some(r#"["0","-1","ff","-377","100000000000000000000","0","0"]"#)
+        );
+        for base in ["3", "2.5"] {
+            let input = format!(r#"{{"b": {base}}}"#);
+            let e = engine.evaluate("f/bad", Some(&input)).unwrap_err();
+            assert!(
+                format!("{e:?}").contains("operand 2 must be one of {2, 8, 10, 16}"),
+                "{e:?}"
+            );
+        }
     }
 
     /// Each expectation was printed by the real OPA engine (v1.20).
