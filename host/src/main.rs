@@ -913,8 +913,14 @@ fn log_command(cmd: LogCommand) -> Result<i32> {
                 );
             }
             let mut out: Box<dyn Write> = match &output {
+                // An export holds every record, unmasked inputs included: owner-only, as the
+                // log's segments are.
                 Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p)
+                    docket::private::options()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(p)
                         .with_context(|| format!("creating {}", p.display()))?,
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),

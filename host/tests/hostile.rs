@@ -629,6 +629,9 @@ fn secrets_readable_by_others_are_refused_and_new_files_are_private() {
     for segment in std::fs::read_dir(data.join("log/segments")).unwrap() {
         assert_eq!(mode(&segment.unwrap().path()), 0o600);
     }
+    // An export holds the same records: owner-only too.
+    common::export_text(&dir);
+    assert_eq!(mode(&dir.join("export.jsonl")), 0o600);
     for secret in ["docket.key", "token"] {
         let path = data.join(secret);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
