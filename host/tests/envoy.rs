@@ -53,14 +53,6 @@ pub fn filter_wasm() -> PathBuf {
     target.join("wasm32-wasip1/component/docket_envoy.wasm")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Three distinct free ports, all held until chosen: ports picked one at a time and released
 /// can repeat, and Envoy refuses two listeners on one address.
 fn free_ports() -> (u16, u16, u16) {
