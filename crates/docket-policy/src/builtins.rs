@@ -47,6 +47,9 @@ const OVERRIDES: &[Builtin] = &[
     // OPA truncates toward zero and writes no sign on zero (`format_int(-0.5, 16)` is "0",
     // regorus wrote "-0"); a base other than 2, 8, 10, 16 is an error (regorus: undefined).
     ("format_int", 2, format_int_builtin),
+    // Go's AddDate normalizes an overflowing day (Jan 31 + 1 month is Mar 2 in 2024, Feb 29
+    // 2024 - 1 year is Mar 1 2023); regorus clamped to the month's end or answered undefined.
+    ("time.add_date", 4, time_add_date),
     // Not a builtin: the guard `analysis` wraps around iterated collections.
     (crate::analysis::ITERABLE_GUARD, 1, iterable),
 ];
@@ -217,6 +220,50 @@ fn format_int_builtin(args: &[Value]) -> Result<Value> {
     } else {
         digits
     }))
+}
+
+fn time_add_date(args: &[Value]) -> Result<Value> {
+    use chrono::{DateTime, Datelike, NaiveDate, TimeDelta};
+    let integer = |pos: usize| -> Result<i64> {
+        match &args[pos - 1] {
+            Value::Number(n) if n.is_integer() => n
+                .as_i64()
+                .ok_or_else(|| anyhow!("time.add_date: time outside of valid range")),
+            Value::Number(_) if pos == 1 => bail!("time.add_date: timestamp too big"),
+            Value::Number(_) => bail!(
+                "time.add_date: operand {pos} must be integer number but got floating-point number"
+            ),
+            other => bail!(
+                "time.add_date: operand {pos} must be number but got {}",
+                type_name(other)
+            ),
+        }
+    };
+    let (ns, years, months, days) = (integer(1)?, integer(2)?, integer(3)?, integer(4)?);
+    let out_of_range = || anyhow!("time.add_date: time outside of valid range");
+    let at = DateTime::from_timestamp_nanos(ns);
+    // Go's time.Date: months beyond 12 carry into years, days beyond the month into months.
+    let month_index = i64::from(at.year())
+        .checked_add(years)
+        .and_then(|y| y.checked_mul(12))
+        .and_then(|m| m.checked_add(i64::from(at.month0())))
+        .and_then(|m| m.checked_add(months))
+        .ok_or_else(out_of_range)?;
+    let year = i32::try_from(month_index.div_euclid(12)).map_err(|_| out_of_range())?;
+    let month = u32::try_from(month_index.rem_euclid(12) + 1).expect("1..=12");
+    let date = NaiveDate::from_ymd_opt(year, month, 1)
+        .and_then(|first| {
+            first.checked_add_signed(TimeDelta::try_days(
+                i64::from(at.day0()).checked_add(days)?,
+            )?)
+        })
+        .ok_or_else(out_of_range)?;
+    let moved = date
+        .and_time(at.time())
+        .and_utc()
+        .timestamp_nanos_opt()
+        .ok_or_else(out_of_range)?;
+    Ok(Value::from(moved))
 }
 
 fn glob_quote_meta(args: &[Value]) -> Result<Value> {
@@ -978,6 +1025,49 @@ mod tests {
             }
         }
         assert_eq!(map_case("İstanbul", false), "istanbul");
+    }
+
+    /// Each expectation was printed by the real OPA engine (v1.20).
+    #[test]
+    fn time_add_date_normalizes_as_go_does() {
+        let mut engine = crate::PolicyEngine::new();
+        engine
+            .add_policy(
+                "t.rego",
+                r#"package t
+
+import rego.v1
+
+cases := [
+	time.add_date(time.parse_rfc3339_ns("2024-01-31T10:20:30.123456789Z"), 0, 1, 0),
+	time.add_date(time.parse_rfc3339_ns("2024-02-29T00:00:00Z"), -1, 0, 0),
+	time.add_date(time.parse_rfc3339_ns("2024-03-31T23:59:59Z"), 0, -1, 0),
+	time.add_date(time.parse_rfc3339_ns("2023-12-31T00:00:00Z"), 0, 2, 0),
+	time.add_date(time.parse_rfc3339_ns("2024-01-01T00:00:00Z"), 0, 0, -1),
+	time.add_date(time.parse_rfc3339_ns("1969-12-31T23:59:59.5Z"), 1, 13, 40),
+	time.add_date(0, 0, -25, 0),
+]
+
+far := time.add_date(0, input.years, 0, 0)
+"#,
+            )
+            .unwrap();
+        let d = engine.evaluate("t/cases", None).unwrap();
+        assert_eq!(
+            d.result.as_deref(),
+            Some(
+                "[1709374830123456789,1677628800000000000,1709423999000000000,1709337600000000000,1703980800000000000,69206399500000000,-65836800000000000]"
+            )
+        );
+        for years in ["300", "-300"] {
+            let e = engine
+                .evaluate("t/far", Some(&format!(r#"{{"years": {years}}}"#)))
+                .unwrap_err();
+            assert!(
+                format!("{e:?}").contains("time outside of valid range"),
+                "{e:?}"
+            );
+        }
     }
 
     /// Each expectation was printed by the real OPA engine (v1.20).
