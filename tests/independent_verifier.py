@@ -193,7 +193,10 @@ def merkle_root(leaves):
     return sha256(b"\x01", merkle_root(leaves[:k]), merkle_root(leaves[k:]))
 
 
-ENTRY_FIELDS = {"seq", "prev", "timestamp", "kind", "key_id", "record", "pruned", "hash", "signature"}
+ENTRY_FIELDS = {"seq", "prev", "timestamp", "kind", "key_id", "record", "form", "pruned", "hash", "signature"}
+# §3.6: the longest record a body may hold itself (a C2SP entry bundle frames 65,535 bytes, the
+# header takes 73); a longer one is sealed in the digest form.
+MAX_INLINE_RECORD = 65535 - 73
 
 
 def entry_line(line, where):
@@ -212,6 +215,8 @@ def entry_line(line, where):
         return obj
     if not set(obj) <= ENTRY_FIELDS or ("record" in obj) == ("pruned" in obj):
         raise Rejected(where, "malformed", "entry line fields")
+    if "form" in obj and (obj["form"] != "digest" or "pruned" in obj):
+        raise Rejected(where, "malformed", f"form {obj['form']!r}")
     ts = obj.get("timestamp")
     if not (isinstance(ts, str) and ts.isdigit() and ts.isascii() and (ts == "0" or ts[0] != "0")):
         raise Rejected(where, "malformed", f"timestamp {ts!r}")
@@ -290,12 +295,17 @@ def verify_export(lines, trusted_vkey):
             unbound = True
         else:
             record = obj["record"].encode("utf-8")
-            body = (b"docket/entry/v1\0" + struct.pack(">Q", obj["seq"]) + bytes.fromhex(obj["prev"])
+            digest_form = obj.get("form") == "digest"  # §3.6: the body holds SHA-256(record)
+            body = ((b"docket/digest/v1" if digest_form else b"docket/entry/v1\0")
+                    + struct.pack(">Q", obj["seq"]) + bytes.fromhex(obj["prev"])
                     + struct.pack(">Q", int(obj["timestamp"])) + bytes([kind_byte(obj["kind"])])
-                    + bytes.fromhex(obj["key_id"]) + struct.pack(">I", len(record)) + record)
+                    + bytes.fromhex(obj["key_id"]) + struct.pack(">I", len(record))
+                    + (hashlib.sha256(record).digest() if digest_form else record))
             entry_hash = sha256(b"\x00", body)
             if entry_hash.hex() != obj["hash"]:
                 raise Rejected(where, "bad-hash")
+            if digest_form and len(record) <= MAX_INLINE_RECORD:
+                raise Rejected(where, "malformed", "the digest form for a record that fits in its body")
             try:
                 rec = json_text(obj["record"])
             except NotJsonText as e:
@@ -384,6 +394,7 @@ def main():
             assert (e.where, e.failure) == ("entry 4", "bad-hash"), str(e)
             print(f"{name}: tampered copy rejected: {e}")
     check_pruned(vectors, vkey)
+    check_digest(vectors, vkey)
     check_rejected(vectors)
     print("independent verifier: all checks passed")
 
@@ -427,6 +438,40 @@ def check_pruned(vectors, vkey):
         except Rejected as e:
             assert (e.where, e.failure) == (f"entry {case['seq']}", case["failure"]), str(e)
             print(f"log-pruned.jsonl: {case['mutation']}: rejected: {e}")
+
+
+def check_digest(vectors, vkey):
+    """§3.6: the record that fills a body to 65,535 bytes is held in it; one byte more and the
+    body holds the record's SHA-256. Bodies are rebuilt here from the export and compared with
+    digest.json; one changed byte of the long record is bad-hash at its entry."""
+    expected = json.loads((vectors / "digest.json").read_text())
+    lines = export_lines((vectors / "log-digest.jsonl").read_text())
+    size, root, _ = verify_export(lines, vkey)
+    assert (size, root.hex()) == (len(expected["entries"]), expected["root"]), "digest log: size or root differs"
+    for want, line in zip(expected["entries"], [json.loads(line) for line in lines if '"seq"' in line]):
+        record = line["record"].encode("utf-8")
+        digest_form = line.get("form") == "digest"
+        assert digest_form == (len(record) > MAX_INLINE_RECORD) == (want["form"] == "digest"), want
+        body = ((b"docket/digest/v1" if digest_form else b"docket/entry/v1\0")
+                + struct.pack(">Q", line["seq"]) + bytes.fromhex(line["prev"])
+                + struct.pack(">Q", int(line["timestamp"])) + bytes([kind_byte(line["kind"])])
+                + bytes.fromhex(line["key_id"]) + struct.pack(">I", len(record))
+                + (hashlib.sha256(record).digest() if digest_form else record))
+        assert (len(body), hashlib.sha256(body).hexdigest()) == (want["body_length"], want["body_sha256"]), want
+        if digest_form:
+            assert body.hex() == want["body"], f"digest log: entry {line['seq']}'s body differs"
+        print(f"log-digest.jsonl: entry {line['seq']}: a {len(record)}-byte record, a {len(body)}-byte body")
+    index = next(i for i, line in enumerate(lines) if json.loads(line).get("form") == "digest")
+    tampered = list(lines)
+    obj = json.loads(tampered[index])
+    obj["record"] = obj["record"].replace("ppp", "ppq", 1)
+    tampered[index] = json.dumps(obj)
+    try:
+        verify_export(tampered, vkey)
+        sys.exit("log-digest.jsonl: a changed byte of a digest-form record was not detected")
+    except Rejected as e:
+        assert (e.where, e.failure) == (f"entry {obj['seq']}", "bad-hash"), str(e)
+        print(f"log-digest.jsonl: tampered copy rejected: {e}")
 
 
 def export_lines(text):

@@ -11,12 +11,17 @@
 //
 // Entries in a bundle that start with "docket/pruned/v1" are pruned under retention: their
 // bodies are gone (docs/log-format.md §3.5); they are counted and every other entry is proved.
+// A body that starts with "docket/digest/v1" holds its record's length and SHA-256 in place of a
+// record too long for a bundle (§3.6): once the body is proved, the record is fetched from
+// <base>/v1/log/entries/<seq>/record and checked against both.
 //
 // Usage: interop <base-url> [<old-checkpoint-file> <vkey>...]
 // Prints one JSON object; exits 1 with a message on any failure.
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -131,7 +136,7 @@ func main() {
 	cp := open(get(base+"/checkpoint"), note.VerifierList(verifier))
 	reader := tlog.TileHashReader(tlog.Tree{N: cp.size, Hash: cp.root}, tiles{base})
 
-	proved, pruned := 0, 0
+	proved, pruned, digests := 0, 0, 0
 	for first := int64(0); first < cp.size; first += width {
 		count := cp.size - first
 		if count > width {
@@ -151,11 +156,23 @@ func main() {
 				fail("entry %d is not included in the checkpoint: %v", seq, err)
 			}
 			proved++
+			if strings.HasPrefix(string(data), "docket/digest/v1") {
+				if len(data) != 73+sha256.Size {
+					fail("entry %d: a digest-form body of %d bytes, not 105", seq, len(data))
+				}
+				record := get(fmt.Sprintf("%s/v1/log/entries/%d/record", base, seq))
+				sum := sha256.Sum256(record)
+				if uint32(len(record)) != binary.BigEndian.Uint32(data[69:73]) || !bytes.Equal(sum[:], data[73:]) {
+					fail("entry %d: the record served is not the one its body commits to", seq)
+				}
+				digests++
+			}
 		}
 	}
 
 	result := map[string]interface{}{
-		"origin": cp.origin, "size": cp.size, "proved": proved, "pruned": pruned, "key": vkey,
+		"origin": cp.origin, "size": cp.size, "proved": proved, "pruned": pruned, "digests": digests,
+		"key": vkey,
 	}
 	if len(os.Args) > 3 {
 		var verifiers []note.Verifier

@@ -4,8 +4,12 @@ use crate::hash::{Hash, LEAF_PREFIX, sha256};
 use crate::keys::KeyId;
 use std::fmt;
 
-/// Domain tag at the start of every entry body (the RFC 6962 leaf input).
+/// Domain tag at the start of an entry body that holds its record (the RFC 6962 leaf input).
 pub const ENTRY_TAG: &[u8; 16] = b"docket/entry/v1\0";
+/// Domain tag at the start of an entry body that holds its record's SHA-256 in place of the
+/// record (§3.6): the form of every entry whose record-holding body would not fit in the 16-bit
+/// length of a C2SP tlog-tiles entry bundle.
+pub const DIGEST_TAG: &[u8; 16] = b"docket/digest/v1";
 /// Tag at the start of a pruned entry's encoding (§3.5): the header of the entry it stands for,
 /// without its record. Never hashed: a pruned entry keeps the hash the full entry had.
 pub const PRUNED_TAG: &[u8; 16] = b"docket/pruned/v1";
@@ -15,6 +19,41 @@ pub const ENTRY_SIGNATURE_TAG: &[u8; 26] = b"docket/entry-signature/v1\0";
 pub const BODY_HEADER_LEN: usize = 16 + 8 + 32 + 8 + 1 + 4 + 4;
 /// The largest record an entry may carry (16 MiB).
 pub const MAX_RECORD_LEN: usize = 1 << 24;
+/// The largest body a C2SP tlog-tiles entry bundle can frame (a big-endian u16 length).
+pub const MAX_BUNDLE_BODY_LEN: usize = u16::MAX as usize;
+/// The largest record an entry body may hold itself: 65,462 bytes. A longer one is sealed in the
+/// digest form (§3.6).
+pub const MAX_INLINE_RECORD_LEN: usize = MAX_BUNDLE_BODY_LEN - BODY_HEADER_LEN;
+
+/// What an entry's body (its Merkle leaf input) holds after the 73-byte header (§3.2, §3.6).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum LeafForm {
+    /// The record itself, under [`ENTRY_TAG`].
+    Record,
+    /// The record's SHA-256, under [`DIGEST_TAG`]: the record travels beside the body, bound to
+    /// it by the digest, and the body is 105 bytes whatever the record's size.
+    Digest,
+}
+
+impl LeafForm {
+    /// The form a sealer uses for a record of `len` bytes: the record itself whenever the body
+    /// fits in an entry bundle, its digest only when it would not. One form per record length,
+    /// so the encoding stays canonical and a bundle carries every record it can.
+    pub fn for_record_len(len: usize) -> LeafForm {
+        if len > MAX_INLINE_RECORD_LEN {
+            LeafForm::Digest
+        } else {
+            LeafForm::Record
+        }
+    }
+
+    fn tag(self) -> &'static [u8; 16] {
+        match self {
+            LeafForm::Record => ENTRY_TAG,
+            LeafForm::Digest => DIGEST_TAG,
+        }
+    }
+}
 
 /// What an entry's record means. The byte values are part of the format.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -110,6 +149,8 @@ pub struct Entry {
     pub key_id: KeyId,
     /// The record's exact bytes (a UTF-8 JSON object); empty when the entry is pruned.
     pub record: Vec<u8>,
+    /// Whether the body holds the record or its digest (§3.6).
+    pub leaf: LeafForm,
     pub hash: Hash,
     pub signature: Option<[u8; 64]>,
     /// `Some(length of the record it had)` when the record was pruned (§3.5): the entry then
@@ -132,7 +173,7 @@ impl Entry {
     /// The fixed 73-byte start of the body: tag, seq, prev, timestamp, kind, key id, record length.
     pub fn body_header(&self) -> [u8; BODY_HEADER_LEN] {
         let mut h = [0u8; BODY_HEADER_LEN];
-        h[..16].copy_from_slice(ENTRY_TAG);
+        h[..16].copy_from_slice(self.leaf.tag());
         h[16..24].copy_from_slice(&self.seq.to_be_bytes());
         h[24..56].copy_from_slice(&self.prev.0);
         h[56..64].copy_from_slice(&self.timestamp_ns.to_be_bytes());
@@ -156,24 +197,39 @@ impl Entry {
     pub fn pruned(&self) -> Entry {
         Entry {
             record: Vec::new(),
+            leaf: LeafForm::Record,
             pruned: Some(self.record_len()),
             ..self.clone()
         }
     }
 
-    /// The entry body: the exact bytes the entry hash covers (the RFC 6962 leaf input).
+    /// The entry body: the exact bytes the entry hash covers (the RFC 6962 leaf input), which
+    /// is also what a C2SP entry bundle holds: the header, then the record or, in the digest
+    /// form, SHA-256(record).
     pub fn body(&self) -> Vec<u8> {
-        [&self.body_header()[..], &self.record].concat()
+        match self.leaf {
+            LeafForm::Record => [&self.body_header()[..], &self.record].concat(),
+            LeafForm::Digest => [&self.body_header()[..], &sha256(&[&self.record]).0[..]].concat(),
+        }
     }
 
     /// SHA-256(0x00 ‖ body): the entry hash, which is also the entry's Merkle leaf hash. A
     /// pruned entry has no body left to hash: callers check [`Entry::is_pruned`] first.
     pub fn compute_hash(&self) -> Hash {
-        sha256(&[&[LEAF_PREFIX], &self.body_header(), &self.record])
+        match self.leaf {
+            LeafForm::Record => sha256(&[&[LEAF_PREFIX], &self.body_header(), &self.record]),
+            LeafForm::Digest => sha256(&[
+                &[LEAF_PREFIX],
+                &self.body_header(),
+                &sha256(&[&self.record]).0,
+            ]),
+        }
     }
 
     /// The binary encoding used on disk and across the WIT boundary:
-    /// body ‖ hash (32) ‖ signature length (1 byte: 0 or 64) ‖ signature.
+    /// header ‖ record ‖ hash (32) ‖ signature length (1 byte: 0 or 64) ‖ signature. For the
+    /// record form the header and record are the body; in the digest form the header's tag says
+    /// so and the digest, which the record determines, is not stored (§3.6).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(BODY_HEADER_LEN + self.record.len() + 32 + 1 + 64);
         self.encode_into(&mut out);
@@ -221,12 +277,15 @@ impl Entry {
                 bytes.len()
             )));
         }
-        let pruned = match &bytes[..16] {
-            tag if tag == ENTRY_TAG => false,
-            tag if tag == PRUNED_TAG => true,
+        let (pruned, leaf) = match &bytes[..16] {
+            tag if tag == ENTRY_TAG => (false, LeafForm::Record),
+            tag if tag == DIGEST_TAG => (false, LeafForm::Digest),
+            // A pruned entry's hash is taken as stored; which form it had no longer matters.
+            tag if tag == PRUNED_TAG => (true, LeafForm::Record),
             _ => {
                 return Err(DecodeError(
-                    "entry does not start with the docket/entry/v1 or docket/pruned/v1 tag".into(),
+                    "entry does not start with the docket/entry/v1, docket/digest/v1 or docket/pruned/v1 tag"
+                        .into(),
                 ));
             }
         };
@@ -277,6 +336,7 @@ impl Entry {
                 kind,
                 key_id,
                 record,
+                leaf,
                 hash,
                 signature,
                 pruned: pruned.then_some(record_len as u32),

@@ -7,7 +7,7 @@
 //! {"checkpoint":"<origin>\n<size>\n<root>\n\n— <name> <sig>\n"}      after the entry it ends at
 //! ```
 
-use crate::entry::{DecodeError, Entry, EntryKind};
+use crate::entry::{DecodeError, Entry, EntryKind, LeafForm};
 use crate::hash::Hash;
 use crate::keys::KeyId;
 use crate::verifier::{Report, Verifier, VerifyError};
@@ -43,6 +43,9 @@ struct EntryLine {
     /// back. Absent when the entry is pruned.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     record: Option<String>,
+    /// `"digest"` for an entry sealed in the digest form (§3.6); absent for the record form.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    form: Option<String>,
     /// For a pruned entry (§3.5), in place of `record`: the length of the record it had.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pruned: Option<u32>,
@@ -87,6 +90,7 @@ pub fn entry_line(entry: &Entry) -> String {
         },
         key_id: entry.key_id.to_hex(),
         record: (!entry.is_pruned()).then(|| String::from_utf8_lossy(&entry.record).into_owned()),
+        form: (entry.leaf == LeafForm::Digest).then(|| "digest".to_string()),
         pruned: entry.pruned,
         hash: entry.hash.to_hex(),
         signature: entry.signature.map(|s| BASE64.encode(s)),
@@ -183,6 +187,20 @@ pub fn parse_line(line: &str) -> Result<ExportLine, DecodeError> {
         (Some(_), Some(_)) => return Err(bad("an entry line has `record` or `pruned`, not both")),
         (None, None) => return Err(bad("an entry line needs `record` (or `pruned`)")),
     };
+    let leaf = match (e.form.as_deref(), e.pruned) {
+        (None, _) => LeafForm::Record,
+        (Some("digest"), None) => LeafForm::Digest,
+        (Some("digest"), Some(_)) => {
+            return Err(bad(
+                "a pruned entry line has no `form`: its hash is taken as stored",
+            ));
+        }
+        (Some(other), _) => {
+            return Err(bad(format!(
+                "entry form {other:?}; the only form an export names is \"digest\""
+            )));
+        }
+    };
     Ok(ExportLine::Entry(Entry {
         seq: e.seq,
         prev: hash_field("prev", &e.prev)?,
@@ -190,6 +208,7 @@ pub fn parse_line(line: &str) -> Result<ExportLine, DecodeError> {
         kind,
         key_id,
         record,
+        leaf,
         hash: hash_field("hash", &e.hash)?,
         signature,
         pruned: e.pruned,

@@ -21,7 +21,7 @@ pub mod summary;
 pub mod verifier;
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint};
-pub use entry::{Entry, EntryKind};
+pub use entry::{Entry, EntryKind, LeafForm};
 pub use hash::Hash;
 pub use keys::{KeyId, PublicKey, SecretKey};
 pub use masking::{LogRules, MaskRule, MaskSalt};

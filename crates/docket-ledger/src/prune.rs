@@ -292,6 +292,7 @@ mod tests {
             kind: EntryKind::Decision,
             key_id: KeyId(1),
             record: record.into_bytes(),
+            leaf: crate::entry::LeafForm::Record,
             hash: Hash([seq as u8; 32]),
             signature: None,
             pruned: None,

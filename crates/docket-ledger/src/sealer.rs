@@ -4,7 +4,7 @@
 //! persists what it returns. Its state can be read out ([`ChainState`]) and resumed from.
 
 use crate::checkpoint::Checkpoint;
-use crate::entry::{Entry, EntryKind, MAX_RECORD_LEN, entry_signature_message};
+use crate::entry::{Entry, EntryKind, LeafForm, MAX_RECORD_LEN, entry_signature_message};
 use crate::hash::Hash;
 use crate::keys::{PublicKey, SecretKey};
 use crate::masking::MaskSalt;
@@ -399,6 +399,7 @@ impl Sealer {
             timestamp_ns,
             kind,
             key_id: self.key.public().id(),
+            leaf: LeafForm::for_record_len(record.len()),
             record,
             hash: Hash::ZERO,
             signature: None,

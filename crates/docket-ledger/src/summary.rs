@@ -150,6 +150,7 @@ mod tests {
             kind,
             key_id: KeyId(0),
             record: record.as_bytes().to_vec(),
+            leaf: crate::entry::LeafForm::Record,
             hash: Hash::ZERO,
             signature: None,
             pruned: None,

@@ -2,7 +2,9 @@
 //! state and reports the FIRST thing wrong, where it is and why. See `docs/log-format.md` §8.
 
 use crate::checkpoint::SignedCheckpoint;
-use crate::entry::{DecodeError, Entry, EntryKind, entry_signature_message};
+use crate::entry::{
+    DecodeError, Entry, EntryKind, LeafForm, MAX_INLINE_RECORD_LEN, entry_signature_message,
+};
 use crate::hash::Hash;
 use crate::keys::PublicKey;
 use crate::merkle::Frontier;
@@ -398,6 +400,14 @@ impl Verifier {
                     entry.hash
                 );
                 return Err(self.fail(at, Failure::BadHash, detail));
+            }
+            if entry.leaf == LeafForm::Digest && entry.record.len() <= MAX_INLINE_RECORD_LEN {
+                let detail = format!(
+                    "the entry is in the digest form but its {}-byte record fits in its body \
+                     (the digest form is only for records over {MAX_INLINE_RECORD_LEN} bytes)",
+                    entry.record.len()
+                );
+                return Err(self.fail(at, Failure::Malformed, detail));
             }
             let record_check = match pre {
                 Some(p) => p.record_check.clone(),

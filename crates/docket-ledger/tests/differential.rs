@@ -11,9 +11,10 @@
 mod common;
 
 use common::{T0, key};
+use docket_ledger::entry::MAX_INLINE_RECORD_LEN;
 use docket_ledger::entry::entry_signature_message;
 use docket_ledger::export::{ExportVerifier, write_export};
-use docket_ledger::{Checkpoint, Entry, EntryKind, Hash, SecretKey, Verifier};
+use docket_ledger::{Checkpoint, Entry, EntryKind, Hash, LeafForm, SecretKey, Verifier};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -51,6 +52,8 @@ struct Spec {
     signed: bool,
     signer: usize,
     timestamp_ns: u64,
+    /// The body's form when not the one a sealer picks for the record's length (§3.6).
+    form: Option<LeafForm>,
 }
 
 const ORIGIN: &str = "docket.example/differential";
@@ -80,6 +83,7 @@ fn base(keys: &[SecretKey; 2]) -> Vec<Spec> {
         signed,
         signer,
         timestamp_ns: T0 + i * SECOND,
+        form: None,
     };
     let retain = docket_ledger::record::rfc3339(T0 + 3 * SECOND);
     vec![
@@ -150,6 +154,7 @@ fn seal(specs: &[Spec], keys: &[SecretKey; 2], checkpoint_signer: usize) -> Stri
             kind: EntryKind::from_byte(s.kind),
             key_id: signer.public().id(),
             record: s.record.as_bytes().to_vec(),
+            leaf: s.form.unwrap_or(LeafForm::for_record_len(s.record.len())),
             hash: Hash::ZERO,
             signature: None,
             pruned: None,
@@ -194,7 +199,7 @@ fn mutate_record(rng: &mut Rng, specs: &mut [Spec], keys: &[SecretKey; 2]) -> St
         );
         format!("weak+{}+{b64}", id.to_hex())
     };
-    let (what, changed) = match rng.below(17) {
+    let (what, changed) = match rng.below(19) {
         0 => ("a repeated name", with_member(&record, r#""x":1,"x":2"#)),
         1 => {
             // Repeat an existing member (the record's first one).
@@ -311,6 +316,34 @@ fn mutate_record(rng: &mut Rng, specs: &mut [Spec], keys: &[SecretKey; 2]) -> St
             specs[i].kind = *rng.pick(&[0u8, 1, 2, 3, 6, 7, 200]);
             record
         }),
+        17 => {
+            // Padded to the longest record a body holds, one byte more, or well past it: the
+            // sealer's form changes at the boundary (§3.6).
+            let target = MAX_INLINE_RECORD_LEN + *rng.pick(&[0usize, 1, 4096]);
+            let bare = with_member(&record, r#""pad":"""#);
+            let pad = "p".repeat(target.saturating_sub(bare.len()));
+            (
+                "a record at the body limit",
+                with_member(&record, &format!(r#""pad":"{pad}""#)),
+            )
+        }
+        18 => {
+            // The other form than the sealer's: the digest form for a record that fits, or a
+            // long record held in its body (as logs sealed before the digest form hold them).
+            let target = *rng.pick(&[0usize, MAX_INLINE_RECORD_LEN + 1]);
+            let bare = with_member(&record, r#""pad":"""#);
+            let pad = "p".repeat(target.saturating_sub(bare.len()));
+            let padded = if target == 0 {
+                record
+            } else {
+                with_member(&record, &format!(r#""pad":"{pad}""#))
+            };
+            specs[i].form = Some(match LeafForm::for_record_len(padded.len()) {
+                LeafForm::Record => LeafForm::Digest,
+                LeafForm::Digest => LeafForm::Record,
+            });
+            ("the other body form", padded)
+        }
         _ => ("the clock went back", {
             specs[i].timestamp_ns = T0 - SECOND;
             record
@@ -323,7 +356,7 @@ fn mutate_record(rng: &mut Rng, specs: &mut [Spec], keys: &[SecretKey; 2]) -> St
 fn mutate_export(rng: &mut Rng, export: &str) -> (String, String) {
     let mut lines: Vec<String> = export.lines().map(str::to_string).collect();
     let i = 1 + rng.below(lines.len() - 1);
-    let what = match rng.below(7) {
+    let what = match rng.below(8) {
         0 => {
             lines.insert(i, String::new());
             "a blank line"
@@ -348,6 +381,11 @@ fn mutate_export(rng: &mut Rng, export: &str) -> (String, String) {
         5 => {
             lines[i] = lines[i].replacen(r#""record":"#, r#""pruned":5,"record":"#, 1);
             "record and pruned"
+        }
+        6 => {
+            let form = *rng.pick(&["digest", "record", "Digest"]);
+            lines[i] = lines[i].replacen(r#""hash":"#, &format!(r#""form":"{form}","hash":"#), 1);
+            "a form named"
         }
         _ => {
             lines[i] = format!(" {} ", lines[i]);

@@ -89,6 +89,75 @@ fn every_byte_flip_in_every_binary_entry_is_detected_and_named() {
     }
 }
 
+/// The same for an entry in the digest form (log-format §3.6), whose body holds the SHA-256 of a
+/// record too long for a tlog-tiles bundle: every header byte, hash and signature byte, and
+/// every 101st byte of the record (and its last) is flipped in turn.
+#[test]
+fn every_byte_flip_in_a_digest_form_entry_is_detected_and_named() {
+    let signer = key("docket-test", "digest-flip");
+    let trusted = signer.public().clone();
+    let params = docket_ledger::GenesisParams {
+        origin: "docket.test/digest-flip".into(),
+        instance_id: "digest-flip".into(),
+        signing: SigningMode::Entry,
+    };
+    let (mut sealer, genesis) = docket_ledger::Sealer::genesis(signer, params, T0).unwrap();
+    let record = format!(
+        r#"{{"op":"put_data","path":"/big","value":"{}"}}"#,
+        "v".repeat(70_000)
+    );
+    let large = sealer
+        .seal_record(
+            docket_ledger::EntryKind::PolicyChange,
+            record.into_bytes(),
+            T0 + 1,
+        )
+        .unwrap();
+    assert_eq!(large.leaf, docket_ledger::LeafForm::Digest);
+    assert_eq!(large.body().len(), BODY_HEADER_LEN + 32);
+    let after = sealer
+        .seal_decision(&decision(2), T0 + 2, &mut || [0; 32])
+        .unwrap()
+        .into_entry()
+        .unwrap();
+    let (_, note) = sealer.checkpoint();
+    let encoded: Vec<(Option<Vec<u8>>, Option<String>)> = vec![
+        (Some(genesis.encode()), None),
+        (Some(large.encode()), None),
+        (Some(after.encode()), None),
+        (None, Some(note)),
+    ];
+    verify_bytes(&encoded, &trusted).unwrap();
+    let bytes = large.encode();
+    let record_end = BODY_HEADER_LEN + large.record.len();
+    let mut flips = 0;
+    for at in (0..bytes.len()).filter(|&at| {
+        at < BODY_HEADER_LEN || at >= record_end - 1 || (at - BODY_HEADER_LEN).is_multiple_of(101)
+    }) {
+        let mut mutated = encoded.clone();
+        let mut b = bytes.clone();
+        b[at] ^= 0x01;
+        mutated[1].0 = Some(b);
+        let err = verify_bytes(&mutated, &trusted).expect_err("a flipped byte must be detected");
+        let expected = match at {
+            0..16 => Failure::Malformed,                      // tag
+            16..24 => Failure::WrongSequence,                 // seq
+            24..56 => Failure::BrokenLink,                    // prev
+            69..73 => Failure::Malformed,                     // record length
+            _ if at < record_end + 32 => Failure::BadHash, // the rest of the header, record, hash
+            _ if at == record_end + 32 => Failure::Malformed, // signature length
+            _ => Failure::BadSignature,                    // signature
+        };
+        assert_eq!(
+            (err.failure, err.location),
+            (expected, Location::Entry(1)),
+            "flip at byte {at}: {err}"
+        );
+        flips += 1;
+    }
+    assert!(flips > 800, "{flips} flips");
+}
+
 #[test]
 fn a_log_by_another_key_is_untrusted_and_a_spliced_entry_breaks_the_chain() {
     let ours = build("docket.test/a", "a", SigningMode::Checkpoint, 10, 3, None);

@@ -4,10 +4,11 @@
 mod common;
 
 use common::*;
+use docket_ledger::entry::MAX_INLINE_RECORD_LEN;
 use docket_ledger::export::{ExportVerifier, write_export};
 use docket_ledger::merkle::{self, consistency_proof, inclusion_proof};
 use docket_ledger::record::SigningMode;
-use docket_ledger::{Entry, Hash, Verifier};
+use docket_ledger::{Entry, Hash, LeafForm, Verifier};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -95,6 +96,30 @@ fn produce() -> Vec<(&'static str, String)> {
         })).collect::<Vec<_>>(),
         "tampered": pruned_tampered,
     });
+    let (digest_entries, digest_checkpoints) = digest_log();
+    let digest_leaves: Vec<Hash> = digest_entries.iter().map(|e| e.hash).collect();
+    let digest_expected = json!({
+        "origin": DIGEST_ORIGIN,
+        "entries": digest_entries.iter().map(|e| {
+            // A digest-form body is 105 bytes and given whole; a record-form body is given by its
+            // length and SHA-256 (the export line holds the record).
+            let body = e.body();
+            let mut v = json!({
+                "seq": e.seq,
+                "form": format!("{:?}", e.leaf).to_lowercase(),
+                "record_length": e.record.len(),
+                "body_length": body.len(),
+                "body_sha256": hex_of(&sha256(&body)),
+                "hash": e.hash.to_hex(),
+            });
+            if e.leaf == LeafForm::Digest {
+                v["body"] = json!(hex_of(&body));
+                v["record_sha256"] = json!(hex_of(&sha256(&e.record)));
+            }
+            v
+        }).collect::<Vec<_>>(),
+        "root": merkle::root(&digest_leaves).to_hex(),
+    });
     let genesis_secret = key("docket-test", "vectors");
     let rotated = key("docket-test-2", "vectors-rotated");
     vec![
@@ -115,6 +140,17 @@ fn produce() -> Vec<(&'static str, String)> {
         ),
         ("log-pruned.jsonl", pruned_export),
         (
+            "log-digest.jsonl",
+            write_export(DIGEST_ORIGIN, &digest_entries, &digest_checkpoints),
+        ),
+        (
+            "digest.json",
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&digest_expected).unwrap()
+            ),
+        ),
+        (
             "rejected.json",
             format!("{}\n", serde_json::to_string_pretty(&rejected()).unwrap()),
         ),
@@ -129,6 +165,58 @@ fn produce() -> Vec<(&'static str, String)> {
 }
 
 const PRUNED_ORIGIN: &str = "docket.example/vectors-pruned";
+const DIGEST_ORIGIN: &str = "docket.example/vectors-digest";
+
+/// A `put_data` policy-change record of exactly `len` bytes.
+fn record_of_len(len: usize) -> Vec<u8> {
+    let with = |pad: usize| {
+        format!(
+            r#"{{"op":"put_data","path":"/pad","value":"{}","policy_version":{{"digest":"sha256:{}"}}}}"#,
+            "p".repeat(pad),
+            "ab".repeat(32)
+        )
+    };
+    let record = with(len - with(0).len());
+    assert_eq!(record.len(), len);
+    record.into_bytes()
+}
+
+/// A log with the two body forms at their boundary (log-format §3.6): entry 1 holds the longest
+/// record a body may (65,462 bytes), entry 2 one byte more, sealed in the digest form, entry 3 a
+/// decision as usual.
+fn digest_log() -> (Vec<Entry>, Vec<(u64, String)>) {
+    let signer = key("docket-test", "vectors");
+    let params = docket_ledger::GenesisParams {
+        origin: DIGEST_ORIGIN.into(),
+        instance_id: "instance-vectors".into(),
+        signing: SigningMode::Entry,
+    };
+    let (mut sealer, genesis) = docket_ledger::Sealer::genesis(signer, params, T0).unwrap();
+    let mut entries = vec![genesis];
+    for (i, len) in [MAX_INLINE_RECORD_LEN, MAX_INLINE_RECORD_LEN + 1]
+        .into_iter()
+        .enumerate()
+    {
+        let now = T0 + (i as u64 + 1) * 1_000_000;
+        let entry = sealer
+            .seal_record(
+                docket_ledger::EntryKind::PolicyChange,
+                record_of_len(len),
+                now,
+            )
+            .unwrap();
+        entries.push(entry);
+    }
+    entries.push(
+        sealer
+            .seal_decision(&decision(3), T0 + 3_000_000, &mut || [9; 32])
+            .unwrap()
+            .into_entry()
+            .unwrap(),
+    );
+    let (c, note) = sealer.checkpoint();
+    (entries, vec![(c.size, note)])
+}
 
 /// A log whose expired decisions were pruned (log-format §3.5, §4.8): decisions 1, 2, 4, 5 kept
 /// one second, a policy change at 3, decision 6 kept a year; ten seconds later a prune entry
@@ -419,6 +507,10 @@ fn falsely_pruned(items: &[Item], seq: u64) -> Vec<Item> {
     items
 }
 
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    docket_ledger::hash::sha256(&[bytes]).0
+}
+
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -518,4 +610,18 @@ fn the_stored_export_verifies_with_the_stored_key() {
     let report = verifier.finish().unwrap();
     assert_eq!((report.entries, report.pruned_entries), (8, 4));
     assert_eq!(report.prunes[0].pruned_found, 4);
+
+    let text = std::fs::read_to_string(dir.join("log-digest.jsonl")).unwrap();
+    let mut verifier = ExportVerifier::new(Verifier::new(
+        docket_ledger::PublicKey::from_vkey(&vkey).unwrap(),
+    ));
+    let mut forms = Vec::new();
+    for line in text.lines() {
+        if let Some(entry) = verifier.push_line_entry(line).unwrap() {
+            forms.push((entry.leaf, entry.body().len()));
+        }
+    }
+    assert_eq!(verifier.finish().unwrap().entries, 4);
+    assert_eq!(forms[1], (LeafForm::Record, 65_535));
+    assert_eq!(forms[2], (LeafForm::Digest, 105));
 }

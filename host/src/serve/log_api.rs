@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/log", get(summary))
         .route("/v1/log/entries", get(entries))
         .route("/v1/log/entries/{seq}", get(entry_by_seq))
+        .route("/v1/log/entries/{seq}/record", get(record_by_seq))
         .route("/v1/log/decisions/{id}", get(entry_by_decision_id))
         .route("/v1/log/checkpoint", get(checkpoint))
         .route("/v1/log/public-key", get(public_key))
@@ -61,7 +62,7 @@ fn read_entry(state: &AppState, seq: u64) -> AppResult<Option<(Vec<u8>, Entry)>>
         return Ok(None);
     };
     let entry = Entry::decode(&bytes)
-        .map_err(|e| ApiError::internal(format!("entry {seq} does not decode: {e:?}")))?;
+        .map_err(|e| ApiError::internal(format!("entry {seq} does not decode: {e}")))?;
     Ok(Some((bytes, entry)))
 }
 
@@ -134,6 +135,33 @@ async fn entry_by_seq(
     let (bytes, entry) = read_entry(&state, seq)?
         .ok_or_else(|| ApiError::not_found(format!("the log has no entry {seq} yet")))?;
     Ok(axum::Json(entry_json(&bytes, &entry)).into_response())
+}
+
+/// The record's exact bytes: what a client that read a digest-form body (log-format §3.6) from an
+/// entry bundle hashes to compare with the SHA-256 the body holds.
+async fn record_by_seq(
+    State(state): State<Arc<AppState>>,
+    Path(seq): Path<u64>,
+) -> AppResult<Response> {
+    let (_, entry) = read_entry(&state, seq)?
+        .ok_or_else(|| ApiError::not_found(format!("the log has no entry {seq} yet")))?;
+    if entry.is_pruned() {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "record_pruned",
+            format!(
+                "entry {seq}'s record was pruned under retention; its hash stays in the log (/v1/log/entries/{seq})"
+            ),
+        ));
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        entry.record,
+    )
+        .into_response())
 }
 
 /// The entry of a decision with its inclusion proof against the latest checkpoint: everything
@@ -356,10 +384,12 @@ async fn tile(
 }
 
 /// An entry bundle: each entry's body (its Merkle leaf input, log-format §3.2) prefixed by its
-/// length as a big-endian u16, as tlog-tiles prescribes. A pruned entry has no body left: in
-/// its place is its pruned encoding (log-format §3.5, starting `docket/pruned/v1`), which no
-/// client can mistake for a body; its leaf hash is in the hash tiles, so every other entry of
-/// the bundle stays provable (docs/api.md, "Tiles").
+/// length as a big-endian u16, as tlog-tiles prescribes. A record too long for that is in the
+/// digest form (§3.6): its 105-byte body holds the record's SHA-256, the record is at
+/// `/v1/log/entries/{seq}/record`. A pruned entry has no body left: in its place is its pruned
+/// encoding (log-format §3.5, starting `docket/pruned/v1`), which no client can mistake for a
+/// body; its leaf hash is in the hash tiles, so every other entry of the bundle stays provable
+/// (docs/api.md, "Tiles").
 fn entry_bundle(state: &AppState, first: u64, count: u64) -> AppResult<Vec<u8>> {
     let mut out = Vec::new();
     for seq in first..first + count {
@@ -375,7 +405,7 @@ fn entry_bundle(state: &AppState, first: u64, count: u64) -> AppResult<Vec<u8>> 
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "entry_too_large",
                 format!(
-                    "entry {seq} has a {}-byte body, more than a tlog-tiles bundle can frame (65,535); read it from /v1/log/entries/{seq}",
+                    "entry {seq} has a {}-byte body, more than a tlog-tiles bundle can frame (65,535): it was sealed before docket wrote long records in the digest form (log-format §3.6); read it from /v1/log/entries/{seq}",
                     body.len()
                 ),
             )

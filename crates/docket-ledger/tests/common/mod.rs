@@ -185,6 +185,7 @@ pub fn resealed(
             kind: *kind,
             key_id: key.public().id(),
             record: record.as_bytes().to_vec(),
+            leaf: docket_ledger::LeafForm::for_record_len(record.len()),
             hash: docket_ledger::Hash::ZERO,
             signature: None,
             pruned: None,
