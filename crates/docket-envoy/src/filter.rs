@@ -155,7 +155,10 @@ impl Context for Root {
                 self.send_notice();
             }
             status => {
-                let why = format!("docket answered {status:?}");
+                let why = match status {
+                    Some(status) => format!("docket answered HTTP {status}"),
+                    None => "docket's answer had no :status".to_string(),
+                };
                 self.notice_failed(&shared, &why);
             }
         }
@@ -397,8 +400,9 @@ impl Filter {
             Ok(_) => Action::Pause,
             Err(status) => {
                 let why = format!(
-                    "the callout to cluster {} failed: {status:?}",
-                    self.shared.config.docket.cluster
+                    "the callout to cluster {} failed: {}",
+                    self.shared.config.docket.cluster,
+                    status_text(status)
                 );
                 self.unrecorded_action(&why)
             }
@@ -684,5 +688,25 @@ impl HttpContext for Filter {
             self.set_http_response_header("x-docket-decision-id", Some(id));
         }
         Action::Continue
+    }
+}
+
+/// What a proxy-wasm host call's failure means, in words for a log line or a notice.
+fn status_text(status: proxy_wasm::types::Status) -> &'static str {
+    use proxy_wasm::types::Status;
+    match status {
+        Status::Ok => "no error",
+        Status::NotFound => {
+            "the cluster is not configured in Envoy (check clusters: in envoy.yaml)"
+        }
+        Status::BadArgument => {
+            "Envoy refused the call's arguments (a header, the body or the timeout)"
+        }
+        Status::SerializationFailure => "Envoy could not serialize the call",
+        Status::ParseFailure => "Envoy could not parse the call",
+        Status::Empty => "Envoy returned nothing",
+        Status::CasMismatch => "a shared-data compare-and-swap mismatch",
+        Status::InternalFailure => "an internal failure in Envoy",
+        _ => "an error this filter does not know",
     }
 }

@@ -201,12 +201,12 @@ impl Config {
         for (id, source) in &self.policies {
             engine
                 .add_policy(id, source)
-                .map_err(|e| format!("policy {id}: {e:?}"))?;
+                .map_err(|e| format!("policy {id}: {e}"))?;
         }
         if let Some(data) = &self.data {
             engine
                 .add_data(&data.to_string())
-                .map_err(|e| format!("data: {e:?}"))?;
+                .map_err(|e| format!("data: {e}"))?;
         }
         Ok(engine)
     }

@@ -141,7 +141,7 @@ impl LogView {
             match frame {
                 Frame::Entry(bytes) => {
                     let entry = Entry::decode(bytes)
-                        .map_err(|e| anyhow!("entry {}: {e:?}", view.tree.size()))?;
+                        .map_err(|e| anyhow!("entry {}: {e}", view.tree.size()))?;
                     let seq = view.tree.size();
                     let chain_id = *chain_id.get_or_insert(entry.hash);
                     if let Some(id) = indexed_decision_id(&entry, &chain_id) {
