@@ -128,37 +128,6 @@ pub fn last_policy_version(frames: &[Frame]) -> Option<String> {
     })
 }
 
-/// Renders a verification failure as one line: where, what, why.
-pub fn describe_failure(e: &VerifyError) -> String {
-    use runtime::Location;
-    let at = match e.location {
-        Location::Entry(n) => format!("entry {n}"),
-        Location::Checkpoint(n) => format!("checkpoint after {n} entries"),
-        Location::End => "end of log".to_string(),
-    };
-    format!("{at}: {}: {}", failure_name(e), e.detail)
-}
-
-pub fn failure_name(e: &VerifyError) -> &'static str {
-    use runtime::bindings::exports::docket::audit::verification::Failure as F;
-    match e.failure {
-        F::Malformed => "malformed",
-        F::WrongSequence => "wrong-sequence",
-        F::BrokenLink => "broken-link",
-        F::BadHash => "bad-hash",
-        F::BadRecord => "bad-record",
-        F::BadGenesis => "bad-genesis",
-        F::UntrustedKey => "untrusted-key",
-        F::UnknownKey => "unknown-key",
-        F::MissingSignature => "missing-signature",
-        F::BadSignature => "bad-signature",
-        F::TimestampRegression => "timestamp-regression",
-        F::CheckpointMismatch => "checkpoint-mismatch",
-        F::Truncated => "truncated",
-        F::UnauthorizedPrune => "unauthorized-prune",
-    }
-}
-
 /// A decision handed to the log, acted on only once its batch is committed.
 #[derive(Debug, Clone)]
 pub struct Sealed {
@@ -259,7 +228,7 @@ impl AuditLog<Store> {
         let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
         let report =
             verify_frames(&mut instance, genesis_key, &frames, None, |_| {})?.map_err(|e| {
-                use runtime::bindings::exports::docket::audit::verification::Failure as F;
+                use docket_ledger::Failure as F;
                 // Two writers appending at once leave two interleaved histories: the first
                 // entry of the second shows up as out of sequence or unlinked.
                 let fork = match e.failure {
@@ -274,7 +243,7 @@ impl AuditLog<Store> {
                 anyhow!(
                     "the log in {} does not verify: {}; it was not modified{fork}",
                     dir.display(),
-                    describe_failure(&e)
+                    e
                 )
             })?;
         instance

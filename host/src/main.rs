@@ -3,10 +3,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Parser, Subcommand};
 use docket::examples::{HEALTH, Requests};
-use docket::log::{
-    AuditLog, describe_failure, failure_name, hex, read_public_key, read_secret_key, verify_frames,
-    write_new_key,
-};
+use docket::log::{AuditLog, hex, read_public_key, read_secret_key, verify_frames, write_new_key};
 use docket::runtime::{self, Runtime};
 use docket::serve;
 use docket::store;
@@ -782,7 +779,7 @@ fn verify(
     let report = match outcome {
         Ok(report) => report,
         Err(e) => {
-            return Ok(rejected(json, failure_name(&e), &describe_failure(&e)));
+            return Ok(rejected(json, e.failure.name(), &e.to_string()));
         }
     };
     if let Some(trusted) = &trusted {
@@ -1093,7 +1090,7 @@ fn reveal(
     let report = verify_frames(&mut instance, &genesis, &frames, None, |_| {})?.map_err(|e| {
         anyhow!(
             "the log does not verify ({}); nothing in it can be proved",
-            describe_failure(&e)
+            e
         )
     })?;
     let entry = frames
@@ -1320,7 +1317,7 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
     let (frames, _) = store::read_frames(&log_dir)?;
     let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
     let report = verify_frames(&mut instance, key.public(), &frames, None, |_| {})?
-        .map_err(|e| anyhow!("the fresh log does not verify: {}", describe_failure(&e)))?;
+        .map_err(|e| anyhow!("the fresh log does not verify: {}", e))?;
     let verify_time = verifying.elapsed();
     let log_bytes: u64 = store::segment_paths(&log_dir)?
         .iter()
@@ -1404,7 +1401,7 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
         Ok(_) => bail!("tampering went undetected; this is a bug"),
         Err(e) => println!(
             "  tampered copy ({what} of entry {target_seq} changed, frame checksum fixed up): REJECTED: {}",
-            describe_failure(&e)
+            e
         ),
     }
 

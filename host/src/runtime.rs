@@ -50,9 +50,10 @@ pub fn describe_seal_error(e: &SealError) -> String {
         SealError::Refused(m) => format!("refused: {m}"),
     }
 }
-pub use bindings::exports::docket::audit::verification::{
-    Location, PruneSummary, Report, VerifyError,
-};
+pub use bindings::exports::docket::audit::verification::{PruneSummary, Report};
+/// Verification failures cross the WIT boundary as the component's `verify-error` and are
+/// handed on as the ledger's own type, so their names and wording are the ledger's alone.
+pub use docket_ledger::verifier::VerifyError;
 pub use wit::{
     ChainState, Checkpoint, Decision, EntryKind, LogRules, MaskRule, MaskSalt, PolicyVersion,
     SealedEntry, SealedPrune, SigningMode,
@@ -631,39 +632,47 @@ impl VerifierHandle<'_> {
 
     pub fn push_entry(&mut self, encoded: &[u8]) -> Result<Result<(), VerifyError>> {
         let v = self.verifier;
-        self.instance.call(|b, s| {
-            b.docket_audit_verification()
-                .verifier()
-                .call_push_entry(s, v, encoded)
-        })
+        self.instance
+            .call(|b, s| {
+                b.docket_audit_verification()
+                    .verifier()
+                    .call_push_entry(s, v, encoded)
+            })
+            .map(ledger_error)
     }
 
     /// Pushes a run of entries in one call, stopping at the first that fails.
     pub fn push_entries(&mut self, encoded: &[Vec<u8>]) -> Result<Result<(), VerifyError>> {
         let v = self.verifier;
-        self.instance.call(|b, s| {
-            b.docket_audit_verification()
-                .verifier()
-                .call_push_entries(s, v, encoded)
-        })
+        self.instance
+            .call(|b, s| {
+                b.docket_audit_verification()
+                    .verifier()
+                    .call_push_entries(s, v, encoded)
+            })
+            .map(ledger_error)
     }
 
     pub fn push_checkpoint(&mut self, note: &str) -> Result<Result<(), VerifyError>> {
         let v = self.verifier;
-        self.instance.call(|b, s| {
-            b.docket_audit_verification()
-                .verifier()
-                .call_push_checkpoint(s, v, note)
-        })
+        self.instance
+            .call(|b, s| {
+                b.docket_audit_verification()
+                    .verifier()
+                    .call_push_checkpoint(s, v, note)
+            })
+            .map(ledger_error)
     }
 
     pub fn push_export_line(&mut self, line: &str) -> Result<Result<(), VerifyError>> {
         let v = self.verifier;
-        self.instance.call(|b, s| {
-            b.docket_audit_verification()
-                .verifier()
-                .call_push_export_line(s, v, line)
-        })
+        self.instance
+            .call(|b, s| {
+                b.docket_audit_verification()
+                    .verifier()
+                    .call_push_export_line(s, v, line)
+            })
+            .map(ledger_error)
     }
 
     pub fn finish(self) -> Result<Result<Report, VerifyError>> {
@@ -672,6 +681,38 @@ impl VerifierHandle<'_> {
             .instance
             .call(|b, s| b.docket_audit_verification().verifier().call_finish(s, v))?;
         v.resource_drop(&mut self.instance.store)?;
-        Ok(result)
+        Ok(ledger_error(result))
     }
+}
+
+/// The component's verdict with its failure as the ledger's [`VerifyError`].
+fn ledger_error<T>(
+    result: std::result::Result<T, bindings::exports::docket::audit::verification::VerifyError>,
+) -> std::result::Result<T, VerifyError> {
+    use bindings::exports::docket::audit::verification::{Failure as W, Location as L};
+    use docket_ledger::verifier::{Failure, Location};
+    result.map_err(|e| VerifyError {
+        location: match e.location {
+            L::Entry(n) => Location::Entry(n),
+            L::Checkpoint(n) => Location::Checkpoint(n),
+            L::End => Location::End,
+        },
+        failure: match e.failure {
+            W::Malformed => Failure::Malformed,
+            W::WrongSequence => Failure::WrongSequence,
+            W::BrokenLink => Failure::BrokenLink,
+            W::BadHash => Failure::BadHash,
+            W::BadRecord => Failure::BadRecord,
+            W::BadGenesis => Failure::BadGenesis,
+            W::UntrustedKey => Failure::UntrustedKey,
+            W::UnknownKey => Failure::UnknownKey,
+            W::MissingSignature => Failure::MissingSignature,
+            W::BadSignature => Failure::BadSignature,
+            W::TimestampRegression => Failure::TimestampRegression,
+            W::CheckpointMismatch => Failure::CheckpointMismatch,
+            W::Truncated => Failure::Truncated,
+            W::UnauthorizedPrune => Failure::UnauthorizedPrune,
+        },
+        detail: e.detail,
+    })
 }

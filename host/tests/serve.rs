@@ -640,8 +640,9 @@ fn kill_9_under_concurrent_load_loses_no_acknowledged_decision() {
 /// the count (400 in the test command).
 #[test]
 fn every_seeded_mutation_of_a_served_log_is_detected() {
-    use docket::runtime::{Location, Runtime};
+    use docket::runtime::Runtime;
     use docket_ledger::export::{ExportLine, parse_line};
+    use docket_ledger::verifier::Location;
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
 
