@@ -208,7 +208,7 @@ fn component_rejects_a_tampered_log_naming_the_entry() {
     // Flip one byte inside entry 7's record.
     let record_byte = docket_ledger::entry::BODY_HEADER_LEN + 5;
     log[7][record_byte] ^= 0x20;
-    use docket::runtime::bindings::exports::docket::audit::verification::{Failure, Location};
+    use docket_ledger::{Failure, Location};
     let mut verifier = wasm.verifier(&vkey).unwrap();
     let mut failure = None;
     for bytes in &log {
