@@ -8,8 +8,9 @@ pub mod clock;
 pub mod examples;
 pub mod fork;
 pub mod log;
-pub mod private;
 pub mod runtime;
-pub mod salts;
 pub mod serve;
-pub mod store;
+/// The store lives in its own crate (`crates/docket-store`), which the compiler keeps free of
+/// wasmtime and of what an entry means; these names keep the host's paths to it short.
+pub use docket_store as store;
+pub use docket_store::{private, salts};

@@ -390,6 +390,9 @@ impl AuditLog<Store> {
                 ),
             }
         }
+        for (segment, replacements) in &rewrites {
+            check_replacements(&reader, segment, replacements)?;
+        }
         // The authority first: only once the prune entries are durable may payloads go.
         self.commit()?;
         for (segment, replacements) in &rewrites {
@@ -589,4 +592,32 @@ impl<B: LogBackend> AuditLog<B> {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Each replacement is the pruned form of the entry it replaces (the same header, hash and
+/// signature): a segment rewrite may drop records, never change what an entry stands for.
+fn check_replacements(
+    reader: &crate::store::StoreReader,
+    segment: &SegmentInfo,
+    replacements: &BTreeMap<u64, Vec<u8>>,
+) -> Result<()> {
+    for (&seq, encoded) in replacements {
+        let original = reader
+            .read_entry(seq)?
+            .with_context(|| format!("entry {seq} is missing from the store"))?;
+        let same = match (
+            docket_ledger::Entry::decode(encoded),
+            docket_ledger::Entry::decode(&original),
+        ) {
+            (Ok(pruned), Ok(full)) => pruned.is_pruned_form_of(&full),
+            _ => false,
+        };
+        if !same {
+            bail!(
+                "the replacement for entry {seq} is not its pruned form; {} was not rewritten",
+                segment.path.display()
+            );
+        }
+    }
+    Ok(())
 }

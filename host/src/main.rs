@@ -1381,20 +1381,26 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
     // million decisions spans several segments.
     let (segment, first_seq) = store::segment_paths(&tampered)?
         .into_iter()
-        .filter_map(|path| {
-            let first = path.file_stem()?.to_str()?.parse::<u64>().ok()?;
-            Some((path, first))
-        })
-        .take_while(|(_, first)| *first <= target_seq)
+        .filter_map(|path| Some((store::segment_first_seq(&path)?, path)))
+        .take_while(|(first, _)| *first <= target_seq)
+        .map(|(first, path)| (path, first))
         .last()
         .ok_or_else(|| anyhow!("no segment holds entry {target_seq}"))?;
-    let mut bytes = std::fs::read(&segment)?;
-    let (frame_at, offset, what) = locate_record_byte(&bytes, target_seq - first_seq)?;
-    bytes[offset] ^= 0x01;
-    let len = u32::from_be_bytes(bytes[frame_at..frame_at + 4].try_into()?) as usize;
-    let crc = crc32fast::hash(&bytes[frame_at + 4..frame_at + 5 + len]);
-    bytes[frame_at + 5 + len..frame_at + 9 + len].copy_from_slice(&crc.to_be_bytes());
-    std::fs::write(&segment, &bytes)?;
+    // Rewritten through the store's own frame encoder, so every frame's checksum is right, as
+    // an attacker with write access would leave it: only the log's cryptography can tell.
+    let (mut frames, _, _) = store::scan_segment(&std::fs::read(&segment)?);
+    let entry = frames
+        .iter_mut()
+        .filter_map(|frame| match frame {
+            store::Frame::Entry(bytes) => Some(bytes),
+            store::Frame::Checkpoint(_) => None,
+        })
+        .nth((target_seq - first_seq) as usize)
+        .ok_or_else(|| anyhow!("entry {target_seq} not found in {}", segment.display()))?;
+    // A byte inside the record (it follows the 73-byte header in either body form).
+    entry[docket_ledger::entry::BODY_HEADER_LEN + 20] ^= 0x01;
+    let what = "one byte of the decision record";
+    std::fs::write(&segment, store::encode_segment(&frames))?;
     let (frames, _) = store::read_frames(&tampered)?;
     let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
     match verify_frames(&mut instance, key.public(), &frames, None, |_| {})? {
@@ -1426,27 +1432,6 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
         pub_path.display()
     );
     Ok(0)
-}
-
-/// Finds a byte inside the record of the `seq`-th entry of a segment: returns the frame's offset and
-/// the byte's. The demo flips it and re-computes the frame's CRC, as an attacker with write
-/// access would: the store's checksum passes and only the log's cryptography can tell.
-fn locate_record_byte(bytes: &[u8], seq: u64) -> Result<(usize, usize, &'static str)> {
-    let mut at = 0;
-    let mut seen = 0;
-    while at + 9 <= bytes.len() {
-        let len = u32::from_be_bytes(bytes[at..at + 4].try_into()?) as usize;
-        if bytes[at + 4] == store::FRAME_ENTRY {
-            if seen == seq {
-                let payload = at + 5;
-                let record_at = payload + docket_ledger::entry::BODY_HEADER_LEN + 20;
-                return Ok((at, record_at, "one byte of the decision record"));
-            }
-            seen += 1;
-        }
-        at += 9 + len;
-    }
-    bail!("entry {seq} not found")
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {

@@ -203,6 +203,12 @@ impl Entry {
         }
     }
 
+    /// Whether `self` is the pruned form of `full` ([`Entry::pruned`]): the same seq, prev,
+    /// timestamp, kind, key id, record length, hash and signature, and no record.
+    pub fn is_pruned_form_of(&self, full: &Entry) -> bool {
+        self.is_pruned() && !full.is_pruned() && *self == full.pruned()
+    }
+
     /// The entry body: the exact bytes the entry hash covers (the RFC 6962 leaf input), which
     /// is also what a C2SP entry bundle holds: the header, then the record or, in the digest
     /// form, SHA-256(record).
