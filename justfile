@@ -12,6 +12,14 @@ demo *args:
 test:
     bash tests/run
 
+# The fast tier: every crate's unit tests, the ledger's, store's, policy's and wire's own
+# suites, and the host's unit tests; no server, Envoy, browser, OPA or Go. Minutes once built
+# (the first build is the test command's). Needs python3 with `cryptography` for the ledger's
+# differential test: `bash tests/setup-python.sh` (the test command runs it).
+test-fast:
+    cargo test --release -j "${DOCKET_JOBS:-2}" -p docket-ledger -p docket-policy -p docket-wire -p docket-store
+    cargo test --release -j "${DOCKET_JOBS:-2}" -p docket --lib --bins
+
 # Build the policy-and-audit component (wasm32-wasip2) and print its size and WIT world.
 component:
     rustup target add wasm32-wasip2
