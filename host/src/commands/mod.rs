@@ -1,0 +1,38 @@
+//! One module per subcommand: its clap arguments and what it does. `main.rs` parses the
+//! command line and dispatches here; what the commands share is below.
+
+pub mod demo;
+pub mod eval;
+pub mod keys;
+pub mod log;
+pub mod serve;
+pub mod verify;
+
+use anyhow::{Result, anyhow};
+use docket::log::hex;
+use docket::runtime::Runtime;
+use docket_ledger::Entry;
+use std::path::PathBuf;
+
+/// The compiled component is cached per user, keyed by its hash and the engine configuration.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("DOCKET_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("docket")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/docket")))
+        .unwrap_or_else(|| std::env::temp_dir().join("docket-cache"))
+}
+
+pub fn load_runtime() -> Result<Runtime> {
+    Runtime::new(Some(&cache_dir())).map_err(|e| anyhow!("loading the docket component: {e}"))
+}
+
+pub fn instance_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::fill(&mut bytes);
+    hex(&bytes)
+}
+
+pub fn decode_entry(bytes: &[u8]) -> Result<Entry> {
+    Entry::decode(bytes).map_err(|e| anyhow!("undecodable entry: {e}"))
+}
