@@ -28,6 +28,14 @@ pub fn read_public_key(path: &Path) -> Result<PublicKey> {
 }
 
 /// Writes `<stem>.key` (mode 0600) and `<stem>.pub` for a new random key.
+/// A name for a new key, and so for the log it starts: `<prefix>/<12 random hex digits>`, unique
+/// per log as an origin should be (C2SP tlog-checkpoint), e.g. `docket.serve/2711d5a4caf4`.
+pub fn fresh_name(prefix: &str) -> String {
+    let mut label = [0u8; 6];
+    rand::fill(&mut label);
+    format!("{prefix}/{}", hex(&label))
+}
+
 pub fn write_new_key(dir: &Path, stem: &str, key_name: &str) -> Result<SecretKey> {
     let mut seed = [0u8; 32];
     rand::fill(&mut seed);
@@ -161,6 +169,17 @@ pub struct Opened {
     pub frames: Vec<Frame>,
 }
 
+/// How to start a log in a directory that holds none yet.
+pub struct NewLog<'a> {
+    /// The origin (its checkpoints' first line). `None`: the signing key's name, so the key
+    /// that signs its checkpoints is named after the log, as C2SP recommends; every command
+    /// that creates a key names it so (`fresh_name`, `docket keygen --name`, `--origin`).
+    pub origin: Option<&'a str>,
+    pub signing: runtime::SigningMode,
+    /// The sealing instance's id, recorded in the genesis `labels`.
+    pub instance_id: &'a str,
+}
+
 /// An audit log over a durable backend: the embedded segment [`Store`] by default.
 pub struct AuditLog<B: LogBackend = Store> {
     store: B,
@@ -203,6 +222,32 @@ impl AuditLog<Store> {
             salt_file: None,
             pending_salts: Vec::new(),
         })
+    }
+
+    /// The one way a command gets at a log directory it may start: opens the log in `dir`
+    /// (recovered and verified, as [`AuditLog::open_with_frames`]) or, if `dir` holds none,
+    /// starts one as `new` says and opens it the same way. `eval`, `demo` and `docket serve`
+    /// (at start and when its appender reopens the log after a failed write) come here;
+    /// `rotate-key` and `log prune`, which need an existing log, call [`AuditLog::open`].
+    pub fn open_or_create(
+        dir: &Path,
+        runtime: &Runtime,
+        genesis_key: &PublicKey,
+        key: &SecretKey,
+        new: &NewLog<'_>,
+    ) -> Result<Opened> {
+        if !crate::store::is_log_dir(dir) {
+            let origin = new.origin.unwrap_or(key.public().name());
+            drop(AuditLog::create(
+                dir,
+                runtime,
+                key,
+                origin,
+                new.instance_id,
+                new.signing,
+            )?);
+        }
+        AuditLog::open_with_frames(dir, runtime, genesis_key, key)
     }
 
     /// Opens `dir`: recovers the store, verifies the whole log through the component against

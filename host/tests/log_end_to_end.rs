@@ -415,6 +415,29 @@ fn keygen_eval_and_verify_from_the_command_line() {
         serde_json::from_str(&std::fs::read_to_string(examples.join("rbac.json")).unwrap())
             .unwrap();
     assert_eq!(record["data"], data);
+    // The log is named after the key that started it: its checkpoints' origin is the key's
+    // name, and the key's signature line names it too (C2SP tlog-checkpoint).
+    let checkpoint = store::latest_checkpoint(&log_dir).unwrap().unwrap();
+    assert!(checkpoint.starts_with("cli.test\n"), "{checkpoint}");
+    assert!(checkpoint.contains("\n\u{2014} cli.test "), "{checkpoint}");
+
+    // Without --name, each key gets a name of its own, so each log it starts an origin of its own.
+    let names: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|stem| {
+            let (code, out) = docket(&["keygen", "--out", dir.to_str().unwrap(), "--stem", stem]);
+            assert_eq!(code, 0, "{out}");
+            out.lines()
+                .next()
+                .unwrap()
+                .split('+')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(names[0].starts_with("docket.local/"), "{names:?}");
+    assert_ne!(names[0], names[1]);
 }
 
 #[test]

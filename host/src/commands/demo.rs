@@ -3,7 +3,7 @@
 use super::{decode_entry, instance_id, load_runtime};
 use anyhow::{Result, anyhow, bail};
 use docket::examples::{HEALTH, Requests};
-use docket::log::{AuditLog, hex, verify_frames, write_new_key};
+use docket::log::{AuditLog, NewLog, fresh_name, hex, verify_frames, write_new_key};
 use docket::runtime;
 use docket::serve;
 use docket::store;
@@ -133,22 +133,19 @@ fn start_log(dir: &Path) -> Result<(runtime::Runtime, docket_ledger::SecretKey, 
         load.elapsed.as_secs_f64() * 1e3,
         runtime::COMPONENT_WASM.len() / 1024
     );
-    let key = write_new_key(dir, "demo", "docket.demo")?;
+    let key = write_new_key(dir, "demo", &fresh_name("docket.demo"))?;
     let salt_path = dir.join("mask-salts.jsonl");
     println!(
         "  key: {} (secret, 0600) and demo.pub",
         dir.join("demo.key").display()
     );
 
-    let origin = format!("docket.demo/{}", &hex(&key.public().bytes()[..6]));
-    let mut log = AuditLog::create(
-        &log_dir,
-        &runtime,
-        &key,
-        &origin,
-        &instance_id(),
-        runtime::SigningMode::Checkpoint,
-    )?;
+    let new = NewLog {
+        origin: None,
+        signing: runtime::SigningMode::Checkpoint,
+        instance_id: &instance_id(),
+    };
+    let mut log = AuditLog::open_or_create(&log_dir, &runtime, key.public(), &key, &new)?.log;
     log.keep_salts_in(docket::salts::SaltFile::open(&salt_path)?);
     let set = serve::load_policy_set(&[], None)?;
     let version = set

@@ -2,9 +2,9 @@
 
 use super::{instance_id, load_runtime};
 use anyhow::{Context, Result, anyhow};
-use docket::log::{AuditLog, hex, read_public_key, read_secret_key};
+use docket::log::{AuditLog, NewLog, read_public_key, read_secret_key};
 use docket::runtime::{self, Runtime};
-use docket::{serve, store};
+use docket::serve;
 use docket_ledger::PublicKey;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -108,37 +108,29 @@ pub fn run(args: EvalArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Opens the log in `dir` (or starts one), with the policy version its last policy-change entry
-/// recorded, if any.
+/// Opens the log in `dir` (or starts one, named after the key), with the policy version its last
+/// policy-change entry recorded, if any.
 fn open_or_create(
     dir: &Path,
     runtime: &Runtime,
     genesis: &PublicKey,
     secret: &docket_ledger::SecretKey,
 ) -> Result<(AuditLog, Option<String>)> {
-    if store::is_log_dir(dir) {
-        let opened = AuditLog::open_with_frames(dir, runtime, genesis, secret)?;
-        let recorded = docket::log::last_policy_version(&opened.frames);
-        let (log, recovery) = (opened.log, opened.recovery);
-        if recovery.truncated_bytes > 0 {
-            eprintln!(
-                "recovered {}: cut {} bytes of an unfinished commit ({} unacknowledged entries)",
-                dir.display(),
-                recovery.truncated_bytes,
-                recovery.unsealed_entries_dropped
-            );
-        }
-        Ok((log, recorded))
-    } else {
-        let origin = format!("docket.local/{}", &hex(&genesis.bytes()[..8]));
-        let log = AuditLog::create(
-            dir,
-            runtime,
-            secret,
-            &origin,
-            &instance_id(),
-            runtime::SigningMode::Checkpoint,
-        )?;
-        Ok((log, None))
+    let new = NewLog {
+        origin: None,
+        signing: runtime::SigningMode::Checkpoint,
+        instance_id: &instance_id(),
+    };
+    let opened = AuditLog::open_or_create(dir, runtime, genesis, secret, &new)?;
+    let recovery = &opened.recovery;
+    if recovery.truncated_bytes > 0 {
+        eprintln!(
+            "recovered {}: cut {} bytes of an unfinished commit ({} unacknowledged entries)",
+            dir.display(),
+            recovery.truncated_bytes,
+            recovery.unsealed_entries_dropped
+        );
     }
+    let recorded = docket::log::last_policy_version(&opened.frames);
+    Ok((opened.log, recorded))
 }

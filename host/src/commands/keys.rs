@@ -2,7 +2,7 @@
 
 use super::load_runtime;
 use anyhow::Result;
-use docket::log::{AuditLog, read_public_key, read_secret_key, write_new_key};
+use docket::log::{AuditLog, fresh_name, read_public_key, read_secret_key, write_new_key};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -13,13 +13,16 @@ pub struct KeygenArgs {
     /// File stem of the key pair.
     #[arg(long, default_value = "docket")]
     stem: String,
-    /// The key's name (C2SP key name, shown in checkpoint signatures).
-    #[arg(long, default_value = "docket.local")]
-    name: String,
+    /// The key's name (C2SP key name, shown in checkpoint signatures), and the origin of a log
+    /// it starts (`docket eval`): ideally the URL the log is served at without the scheme.
+    /// Default: docket.local/<12 random hex digits>.
+    #[arg(long)]
+    name: Option<String>,
 }
 
 pub fn keygen(args: KeygenArgs) -> Result<i32> {
     let KeygenArgs { out, stem, name } = args;
+    let name = name.unwrap_or_else(|| fresh_name("docket.local"));
     let key = write_new_key(&out, &stem, &name)?;
     eprintln!(
         "wrote {} (secret, 0600) and {}",

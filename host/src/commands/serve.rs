@@ -11,10 +11,10 @@ use std::path::PathBuf;
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on; bind beyond loopback only behind TLS.
-    #[arg(long, default_value = "127.0.0.1:8181")]
+    #[arg(long, default_value = serve::defaults::ADDR)]
     addr: std::net::SocketAddr,
     /// Data directory: key, write token and log (created on first start, reused after).
-    #[arg(long, default_value = "docket-data")]
+    #[arg(long, default_value = serve::defaults::DIR)]
     dir: PathBuf,
     /// A .rego or .json file, or a directory of them; repeatable. Default: the examples.
     #[arg(long = "policy")]
@@ -31,23 +31,23 @@ pub struct ServeArgs {
     #[arg(long)]
     eval_grace_ms: Option<u64>,
     /// At most this many entries per group commit (one fsync and one signed checkpoint).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = serve::appender::CommitPolicy::DEFAULT_MAX_ENTRIES)]
     commit_max_entries: usize,
     /// Wait up to this many microseconds for more requests before committing a batch
     /// (0: commit as soon as the queue is empty).
     #[arg(long, default_value_t = 0)]
     commit_max_delay_us: u64,
     /// The data path `POST /` evaluates.
-    #[arg(long, default_value = "system/main")]
+    #[arg(long, default_value = serve::defaults::DEFAULT_DECISION)]
     default_decision: String,
     /// Paths accepting OPA decision-log uploads (OPA's service resource); repeatable.
-    #[arg(long = "ingest-path", default_value = "/logs")]
+    #[arg(long = "ingest-path", default_value = serve::defaults::INGEST_PATH)]
     ingest_paths: Vec<String>,
     /// Largest request body in bytes (decisions, policies, data).
-    #[arg(long, default_value_t = 4 << 20)]
+    #[arg(long, default_value_t = serve::defaults::MAX_BODY)]
     max_body: usize,
     /// Largest decision-log upload in bytes, compressed and decompressed.
-    #[arg(long, default_value_t = 64 << 20)]
+    #[arg(long, default_value_t = serve::defaults::MAX_INGEST_BODY)]
     max_ingest_body: usize,
     /// A revision label recorded with the policy version (e.g. a git commit).
     #[arg(long)]

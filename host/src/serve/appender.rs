@@ -26,10 +26,15 @@ pub struct CommitPolicy {
     pub max_delay: Duration,
 }
 
+impl CommitPolicy {
+    /// Entries per commit at most, unless configured.
+    pub const DEFAULT_MAX_ENTRIES: usize = 1024;
+}
+
 impl Default for CommitPolicy {
     fn default() -> CommitPolicy {
         CommitPolicy {
-            max_entries: 1024,
+            max_entries: CommitPolicy::DEFAULT_MAX_ENTRIES,
             max_delay: Duration::ZERO,
         }
     }

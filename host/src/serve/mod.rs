@@ -77,26 +77,45 @@ pub struct ServeConfig {
     pub origin: Option<String>,
 }
 
+/// `docket serve`'s defaults, one constant each: [`ServeConfig::default`] and the CLI's flags
+/// (`commands/serve.rs`) both read them.
+pub mod defaults {
+    /// Where `docket serve` listens.
+    pub const ADDR: &str = "127.0.0.1:8181";
+    /// The data directory: key, tokens, salts and the log.
+    pub const DIR: &str = "docket-data";
+    /// Largest request body, in bytes (decisions, policies, data).
+    pub const MAX_BODY: usize = 4 << 20;
+    /// Largest decision-log upload, in bytes, compressed and decompressed.
+    pub const MAX_INGEST_BODY: usize = 64 << 20;
+    /// The data path `POST /` evaluates.
+    pub const DEFAULT_DECISION: &str = "system/main";
+    /// Where OPA's decision-log uploads are accepted.
+    pub const INGEST_PATH: &str = "/logs";
+    /// Largest decision input sealed, in bytes.
+    pub const MAX_INPUT: usize = 1 << 20;
+}
+
 impl Default for ServeConfig {
     fn default() -> ServeConfig {
         ServeConfig {
-            addr: SocketAddr::from(([127, 0, 0, 1], 8181)),
-            dir: PathBuf::from("docket-data"),
+            addr: defaults::ADDR.parse().expect("a socket address"),
+            dir: PathBuf::from(defaults::DIR),
             policies: Vec::new(),
             token: None,
             read_token: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             eval_grace: policies::DEFAULT_GRACE,
             commit: CommitPolicy::default(),
-            max_body: 4 << 20,
-            max_ingest_body: 64 << 20,
-            default_decision: "system/main".into(),
-            ingest_paths: vec!["/logs".into()],
+            max_body: defaults::MAX_BODY,
+            max_ingest_body: defaults::MAX_INGEST_BODY,
+            default_decision: defaults::DEFAULT_DECISION.into(),
+            ingest_paths: vec![defaults::INGEST_PATH.into()],
             signing: runtime::SigningMode::Checkpoint,
             revision: None,
             segment_bytes: crate::store::SEGMENT_LIMIT,
             salts: None,
-            max_input: 1 << 20,
+            max_input: defaults::MAX_INPUT,
             limits: http::Limits::default(),
             admission: guard::AdmissionConfig::default(),
             origin: None,
@@ -397,11 +416,10 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         read_secret_key(&key_path)?
     } else {
         // The key is named after the log's origin, as C2SP tlog-checkpoint recommends.
-        let name = config.origin.clone().unwrap_or_else(|| {
-            let mut label = [0u8; 6];
-            rand::fill(&mut label);
-            format!("docket.serve/{}", crate::log::hex(&label))
-        });
+        let name = config
+            .origin
+            .clone()
+            .unwrap_or_else(|| crate::log::fresh_name("docket.serve"));
         let key = write_new_key(dir, "docket", &name)?;
         tracing::info!(key = %key_path.display(), "created a signing key");
         key
@@ -421,30 +439,13 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             .clone()
             .unwrap_or_else(|| dir.join("mask-salts.jsonl")),
         segment_bytes: config.segment_bytes,
+        origin: config.origin.clone(),
+        signing: config.signing,
     });
     let genesis_vkey = genesis_key.to_vkey();
     let (log, view) = {
-        let (served, signing) = (Arc::clone(&served), config.signing);
-        let origin = config
-            .origin
-            .clone()
-            .unwrap_or_else(|| key.public().name().to_string());
-        tokio::task::spawn_blocking(move || -> Result<(AuditLog, LogView)> {
-            if !crate::store::is_log_dir(&served.dir) {
-                // Created, then opened as every later start opens it.
-                let created = AuditLog::create(
-                    &served.dir,
-                    &served.runtime,
-                    &served.key,
-                    &origin,
-                    &instance_label(),
-                    signing,
-                )?;
-                drop(created);
-            }
-            served.open()
-        })
-        .await??
+        let served = Arc::clone(&served);
+        tokio::task::spawn_blocking(move || served.open(Start::OpenOrCreate)).await??
     };
     let origin = view.checkpoint.lines().next().unwrap_or("").to_string();
     if let Some(wanted) = &config.origin
@@ -478,7 +479,9 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             opa_api::describe_policy_error(&e)
         )
     })?;
-    let reopen: appender::Reopen = Box::new(move || served.open());
+    // A reopen never starts a log: a directory that vanished under a running server is an
+    // error to report, not a reason to begin a new chain in its place.
+    let reopen: appender::Reopen = Box::new(move || served.open(Start::OpenOnly));
     let (appender, appender_thread) =
         Appender::start(log, view, config.commit, Arc::clone(&metrics), reopen);
     appender
@@ -570,14 +573,36 @@ struct ServedLog {
     key: docket_ledger::SecretKey,
     salts: PathBuf,
     segment_bytes: u64,
+    /// How the log is started if the directory holds none (the first start).
+    origin: Option<String>,
+    signing: runtime::SigningMode,
+}
+
+/// Whether [`ServedLog::open`] may start a log: only at the server's start.
+#[derive(Clone, Copy)]
+enum Start {
+    OpenOrCreate,
+    OpenOnly,
 }
 
 impl ServedLog {
-    /// Opens the log (recovery cuts an unfinished commit; the component verifies every entry)
-    /// with its salt file and segment limit, and builds the view readers see.
-    fn open(&self) -> Result<(AuditLog, LogView)> {
-        let opened =
-            AuditLog::open_with_frames(&self.dir, &self.runtime, &self.genesis, &self.key)?;
+    /// Opens the log (recovery cuts an unfinished commit; the component verifies every entry),
+    /// starting it on the first start, with its salt file and segment limit, and builds the
+    /// view readers see.
+    fn open(&self, start: Start) -> Result<(AuditLog, LogView)> {
+        let opened = match start {
+            Start::OpenOrCreate => {
+                let new = crate::log::NewLog {
+                    origin: self.origin.as_deref(),
+                    signing: self.signing,
+                    instance_id: &instance_label(),
+                };
+                AuditLog::open_or_create(&self.dir, &self.runtime, &self.genesis, &self.key, &new)?
+            }
+            Start::OpenOnly => {
+                AuditLog::open_with_frames(&self.dir, &self.runtime, &self.genesis, &self.key)?
+            }
+        };
         if opened.recovery.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = opened.recovery.truncated_bytes,
