@@ -685,6 +685,43 @@ impl VerifierHandle<'_> {
     }
 }
 
+/// The component's report in the ledger's one reporting shape (`docket_ledger::report`), which
+/// `docket verify` prints as the browser page does.
+impl From<&Report> for docket_ledger::report::Summary {
+    fn from(r: &Report) -> docket_ledger::report::Summary {
+        let mut kinds = [0u64; 7];
+        for (slot, count) in kinds.iter_mut().zip(&r.kinds) {
+            *slot = *count;
+        }
+        docket_ledger::report::Summary {
+            entries: r.entries,
+            root: docket_ledger::Hash::from_slice(&r.root).unwrap_or(docket_ledger::Hash::ZERO),
+            checkpoints: r.checkpoints,
+            last_checkpoint_size: r.last_checkpoint_size,
+            first_timestamp_ns: r.first_timestamp_ns,
+            last_timestamp_ns: r.last_timestamp_ns,
+            kinds,
+            pruned_entries: r.pruned_entries,
+            prunes: r
+                .prunes
+                .iter()
+                .map(|p| docket_ledger::verifier::PruneSummary {
+                    seq: p.seq,
+                    timestamp_ns: p.timestamp_ns,
+                    first: p.first,
+                    last: p.last,
+                    entries: p.entries,
+                    pruned_found: p.pruned_found,
+                    policy_versions: p.policy_versions.clone(),
+                })
+                .collect(),
+            keys: r.keys.clone(),
+            origin: r.state.origin.clone(),
+            trusted_size: r.trusted_size,
+        }
+    }
+}
+
 /// The component's verdict with its failure as the ledger's [`VerifyError`].
 fn ledger_error<T>(
     result: std::result::Result<T, bindings::exports::docket::audit::verification::VerifyError>,

@@ -202,7 +202,10 @@ fn duplicate_names_are_refused_by_eval_and_in_exports() {
     let out = verify(&log, &public, &["--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["decisions"], 1, "only the good decision: {report}");
+    assert_eq!(
+        report["kinds"]["decision"], 1,
+        "only the good decision: {report}"
+    );
 
     // An export line with a repeated field: one tool would take the first, another the last.
     let export = dir.join("log.jsonl");
@@ -522,7 +525,7 @@ fn a_trusted_checkpoint_must_be_of_this_log_and_signed_by_its_key() {
     let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(verdict["failure"], "foreign-checkpoint", "{verdict}");
     assert!(
-        verdict["error"]
+        verdict["message"]
             .as_str()
             .unwrap()
             .contains("belongs to another log")

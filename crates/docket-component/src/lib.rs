@@ -497,9 +497,11 @@ fn report_to_wit(r: Report) -> verification::Report {
         entries: r.entries,
         root: r.root.0.to_vec(),
         checkpoints: r.checkpoints,
+        last_checkpoint_size: r.last_checkpoint_size,
         first_timestamp_ns: r.first_timestamp_ns,
         last_timestamp_ns: r.last_timestamp_ns,
-        decisions: r.count(EntryKind::Decision),
+        kinds: r.kinds.to_vec(),
+        trusted_size: r.trusted_size,
         pruned_entries: r.pruned_entries,
         prunes: r
             .prunes

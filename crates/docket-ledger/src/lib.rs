@@ -16,6 +16,7 @@ pub mod masking;
 pub mod merkle;
 pub mod prune;
 pub mod record;
+pub mod report;
 pub mod sealer;
 pub mod summary;
 pub mod verifier;

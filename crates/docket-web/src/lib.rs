@@ -10,8 +10,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use docket_ledger::checkpoint::SignedCheckpoint;
 use docket_ledger::export::ExportVerifier as LedgerExportVerifier;
 use docket_ledger::merkle::{verify_consistency, verify_inclusion};
-use docket_ledger::verifier::{Location, Report, VerifyError};
-use docket_ledger::{EntryKind, Hash, PublicKey, Verifier};
+use docket_ledger::report::{Summary, verdict_json};
+use docket_ledger::verifier::{Report, VerifyError};
+use docket_ledger::{Hash, PublicKey, Verifier};
 use serde_json::{Value, json};
 use wasm_bindgen::prelude::*;
 
@@ -27,56 +28,10 @@ fn public_key(vkey: &str) -> Result<PublicKey, JsError> {
     })
 }
 
-/// The JSON report of a finished verification: `{"ok": true, …}` or `{"ok": false, "failure": …}`.
-pub fn report_json(result: &Result<Report, VerifyError>) -> Value {
-    match result {
-        Ok(report) => {
-            let kinds: serde_json::Map<String, Value> = EntryKind::KNOWN
-                .iter()
-                .map(|k| (k.name().to_string(), json!(report.count(*k))))
-                .collect();
-            json!({
-                "ok": true,
-                "entries": report.entries,
-                "root": report.root.to_string(),
-                "checkpoints": report.checkpoints,
-                "last_checkpoint_size": report.last_checkpoint_size,
-                "first_timestamp": docket_ledger::record::rfc3339(report.first_timestamp_ns),
-                "last_timestamp": docket_ledger::record::rfc3339(report.last_timestamp_ns),
-                "kinds": kinds,
-                "pruned_entries": report.pruned_entries,
-                "prunes": report.prunes.iter().map(|p| json!({
-                    "seq": p.seq,
-                    "at": docket_ledger::record::rfc3339(p.timestamp_ns),
-                    "first": p.first,
-                    "last": p.last,
-                    "entries": p.entries,
-                    "pruned_found": p.pruned_found,
-                    "policy_versions": p.policy_versions,
-                })).collect::<Vec<_>>(),
-                "keys": report.keys.iter().map(PublicKey::to_vkey).collect::<Vec<_>>(),
-                "origin": report.state.origin,
-                "trusted_size": report.trusted_size,
-            })
-        }
-        Err(e) => failure_json(e),
-    }
-}
-
-fn failure_json(e: &VerifyError) -> Value {
-    let (at, seq) = match e.location {
-        Location::Entry(seq) => ("entry", Some(seq)),
-        Location::Checkpoint(size) => ("checkpoint", Some(size)),
-        Location::End => ("end", None),
-    };
-    json!({
-        "ok": false,
-        "failure": e.failure.name(),
-        "location": at,
-        "seq": seq,
-        "detail": e.detail,
-        "message": e.to_string(),
-    })
+/// The JSON report of a finished verification, in the ledger's one shape for every shell
+/// (`docket_ledger::report`): `{"ok": true, …}` or `{"ok": false, "failure": …}`.
+fn report_json(result: Result<Report, VerifyError>) -> Value {
+    verdict_json(&result.map(|report| Summary::from(&report)))
 }
 
 /// Rows of accepted entries waiting for the page: JSON arrays
@@ -207,7 +162,7 @@ impl ExportVerifier {
             Some(e) => Err(e),
             None => self.inner.finish(),
         };
-        report_json(&result).to_string()
+        report_json(result).to_string()
     }
 }
 
@@ -312,7 +267,7 @@ impl LogVerifier {
             Some(e) => Err(e),
             None => self.inner.finish(),
         };
-        report_json(&result).to_string()
+        report_json(result).to_string()
     }
 }
 

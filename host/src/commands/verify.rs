@@ -2,9 +2,11 @@
 
 use super::load_runtime;
 use anyhow::{Context, Result, anyhow};
-use docket::log::{hex, read_public_key, verify_frames};
+use docket::log::{read_public_key, verify_frames};
 use docket::runtime::{self, VerifyError};
 use docket::store;
+use docket_ledger::EntryKind;
+use docket_ledger::report::{Summary, failure_json, rejection_json};
 use docket_ledger::{Entry, PublicKey};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -54,12 +56,19 @@ fn progress_bar(total: u64) -> ProgressBar {
 /// A verdict other than "verified": printed as `REJECTED: …` (or JSON), exit 1.
 fn rejected(json: bool, failure: &str, message: &str) -> i32 {
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"ok": false, "failure": failure, "error": message})
-        );
+        println!("{}", rejection_json(failure, message));
     } else {
         println!("REJECTED: {message}");
+    }
+    1
+}
+
+/// The verifier's failure: printed as `REJECTED: …` (or JSON with where and why), exit 1.
+fn failed(json: bool, e: &VerifyError) -> i32 {
+    if json {
+        println!("{}", failure_json(e));
+    } else {
+        println!("REJECTED: {e}");
     }
     1
 }
@@ -117,7 +126,7 @@ fn verify(
     let report = match outcome {
         Ok(report) => report,
         Err(e) => {
-            return Ok(rejected(json, e.failure.name(), &e.to_string()));
+            return Ok(failed(json, &e));
         }
     };
     if let Some(trusted) = &trusted {
@@ -184,38 +193,27 @@ fn verify_export_lines(
     })
 }
 
-/// Prints what a verification established, as a sentence or as JSON.
+/// Prints what a verification established, as a sentence or as JSON (the ledger's one report
+/// shape, `docket_ledger::report`, plus the seconds it took).
 fn print_verified(
     report: &runtime::Report,
     elapsed: std::time::Duration,
     trusted: Option<&docket_ledger::SignedCheckpoint>,
     json: bool,
 ) {
+    let summary = Summary::from(report);
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "ok": true, "entries": report.entries, "decisions": report.decisions,
-                "checkpoints": report.checkpoints, "root": hex(&report.root),
-                "keys": report.keys, "pruned_entries": report.pruned_entries,
-                "prunes": report.prunes.iter().map(|p| serde_json::json!({
-                    "seq": p.seq, "first": p.first, "last": p.last,
-                    "entries": p.entries, "pruned_found": p.pruned_found,
-                    "policy_versions": p.policy_versions,
-                    "at": docket_ledger::record::rfc3339(p.timestamp_ns),
-                })).collect::<Vec<_>>(),
-                "seconds": elapsed.as_secs_f64(),
-                "trusted_checkpoint_size": trusted.map(|t| t.checkpoint.size),
-            })
-        );
+        let mut out = summary.json();
+        out["seconds"] = serde_json::json!(elapsed.as_secs_f64());
+        println!("{out}");
     } else {
         println!(
             "verified: {} entries ({} decisions), {} checkpoints, root {}, keys {}, in {:.3} s",
-            report.entries,
-            report.decisions,
-            report.checkpoints,
-            hex(&report.root),
-            report.keys.join(", "),
+            summary.entries,
+            summary.count(EntryKind::Decision),
+            summary.checkpoints,
+            summary.root,
+            summary.keys.join(", "),
             elapsed.as_secs_f64()
         );
         for p in &report.prunes {
