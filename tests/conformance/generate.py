@@ -180,6 +180,22 @@ def b64(rng):
     return rng.choice([base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode(), "!!!", "YWJj", "YWJ", ""])
 
 
+# Patterns in Go's syntax where Rust's regex reads them otherwise (docs/conformance.md).
+GO_PATTERNS = [
+    r"^\w+$", r"^\w{3,16}$", r"\w+", r"\W+", r"\d+", r"\D", r"\s+", r"\S+", r"\b\w", r"\B",
+    r"^[\w.-]+@[\w-]+\.\w{2,6}$", r"^\p{L}{1,5}$", r"\pL+", r"[\s,;]+", r"[^\d\s]+", r"[a[]",
+    r"[a&&b]", r"[a~~]", r"[]a]+", r"[[:alpha:]]+", r"[[:^digit:]]+", r"\Qa.b\E", r"(?i)straße",
+    r"(?i)é", r"a*", r"x*", "", r"(a)|(b)", r"(\w)(\d)?", r"(?P<name>\w+)", "[", "(", r"a{1001}",
+    r"\pN", ".", r"(?s).+", r"^$", r"\x41", r"\u0041", r"\101", r"\1", r"\<a\>", r"[a-]+",
+    r"[\d-z]+", r"(?U)a+", r"\x{e9}", r"\z", r"\Aa",
+]
+GO_TEXTS = [
+    "école", "abc_def", "a b\u00a0c", "hello world", "a.b", "axb", "a[b", "&", "~", "]a",
+    "ABC123", "straße", "STRASSE", "ÉCOLE", "x", "", "baaac", "ab", "abab", "a\tb\nc", "١٢٣",
+    "foo@bar.com", "jö@bar.com", "日本語", "a-b_c.d", "<a>", "A", "aaa", "z-9", "é",
+]
+
+
 def any_value(rng):
     return rng.choice([None, True, 0, 2.5, "s", "", [1], {"a": 1}, [], {}])
 
@@ -200,6 +216,7 @@ FIELD = {
     "payload": payload, "b64": b64, "attrs": attrs, "user_object": user_object,
     "claims": claims, "method": pool(METHODS), "spec": pod, "metadata": metadata,
     "key": pool(KEYS), "value": any_value, "other_user": pool(USERS),
+    "go_pattern": pool(GO_PATTERNS), "go_text": pool(GO_TEXTS),
 }
 
 # policy → (input fields, as input key → generator name; the rules queried). Paths are under
@@ -243,6 +260,8 @@ POLICIES = {
                          ["types", "in_office", "valid_cidr", "cidr_contains_cidr", "version_cmp", "version_ok", "uuid_parsed"]),
     "http_api": ({"method": "method", "path": "path", "claims": "claims"}, ["allow", "reasons", "decision", ""]),
     "admission": ({"spec": "spec", "metadata": "metadata"}, ["deny", "memory_limits", "allowed"]),
+    "regex_go": ({"pattern": "go_pattern", "text": "go_text"},
+                 ["matched", "found", "first_two", "groups", "split", "replaced", "valid"]),
 }
 
 

@@ -13,6 +13,7 @@ use regorus::{Engine, Value};
 use std::fmt::Write as _;
 
 mod json_patch;
+pub mod regex;
 
 /// (name, number of arguments, implementation).
 type Builtin = (&'static str, u8, fn(&[Value]) -> Result<Value>);
@@ -29,6 +30,18 @@ const OVERRIDES: &[Builtin] = &[
     ("time.parse_duration_ns", 1, parse_duration_ns),
     // regorus panics (a trap in the component) when the value is shorter than the template.
     ("regex.template_match", 4, regex_template_match),
+    // Go's RE2 syntax (ASCII `\d \s \w \b`, literal `[` in a class, `\Q…\E`) and Go's
+    // `regexp` results; regorus took Rust's Unicode classes, whose size failed `^\w{3,16}$`.
+    ("regex.match", 2, regex::regex_match),
+    ("regex.is_valid", 1, regex::is_valid),
+    ("regex.find_n", 3, regex::find_n),
+    (
+        "regex.find_all_string_submatch_n",
+        3,
+        regex::find_all_string_submatch_n,
+    ),
+    ("regex.replace", 3, regex::replace),
+    ("regex.split", 2, regex::split),
     // Go's fmt verbs over OPA's argument conversion; regorus formats its own way.
     ("sprintf", 2, sprintf),
     // OPA answers `false` for a value that is not a string; regorus raised a type error.
@@ -315,7 +328,7 @@ fn regex_template_match(args: &[Value]) -> Result<Value> {
         if depth == 0 {
             if c == open {
                 depth = 1;
-                pattern.push_str(&regex::escape(&literal));
+                pattern.push_str(&::regex::escape(&literal));
                 literal.clear();
             } else if c == close {
                 bail!("{name}: unbalanced braces in template {template:?}");
@@ -328,7 +341,8 @@ fn regex_template_match(args: &[Value]) -> Result<Value> {
         } else if c == close {
             depth -= 1;
             if depth == 0 {
-                let _ = write!(pattern, "({group})");
+                let rust = regex::go_to_rust(&group).map_err(|e| anyhow!("{name}: {e}"))?;
+                let _ = write!(pattern, "({rust})");
                 group.clear();
             } else {
                 group.push(c);
@@ -340,9 +354,9 @@ fn regex_template_match(args: &[Value]) -> Result<Value> {
     if depth != 0 {
         bail!("{name}: unbalanced braces in template {template:?}");
     }
-    pattern.push_str(&regex::escape(&literal));
+    pattern.push_str(&::regex::escape(&literal));
     pattern.push('$');
-    let re = regex::Regex::new(&pattern).map_err(|e| anyhow!("{name}: {e}"))?;
+    let re = ::regex::Regex::new(&pattern).map_err(|e| anyhow!("{name}: {e}"))?;
     Ok(Value::from(re.is_match(value)))
 }
 
