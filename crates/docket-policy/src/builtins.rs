@@ -775,6 +775,69 @@ fn plain_form(digits: &str, exp: i32) -> String {
     }
 }
 
+/// Go's `%x` of a non-negative finite float64 (strconv's `'x'` format): `0x1.<hex>p±dd`, the
+/// mantissa's hex digits without trailing zeros, or exactly `precision` of them, rounded half to
+/// even; the binary exponent with at least two digits. `%x` of 2.5 is `0x1.4p+01`.
+fn go_hex_float(f: f64, precision: Option<usize>, upper: bool) -> String {
+    if !f.is_finite() {
+        return go_float_shortest(f);
+    }
+    let bits = f.to_bits();
+    let (mut mantissa, mut exp) = (bits & ((1 << 52) - 1), ((bits >> 52) & 0x7ff) as i32);
+    if f == 0.0 {
+        exp = 0;
+    } else if exp == 0 {
+        // Subnormal: normalize so the leading 1 is at bit 52.
+        exp = -1022;
+        while mantissa & (1 << 52) == 0 {
+            mantissa <<= 1;
+            exp -= 1;
+        }
+        mantissa &= (1 << 52) - 1;
+    } else {
+        exp -= 1023;
+    }
+    let mut lead = u64::from(f != 0.0);
+    let mut digits = 13usize; // 52 bits of fraction
+    if let Some(p) = precision.filter(|&p| p < 13) {
+        let shift = 4 * (13 - p) as u32;
+        let full = (lead << 52) | mantissa;
+        let (kept, rest, half) = (
+            full >> shift,
+            full & ((1 << shift) - 1),
+            1u64 << (shift - 1),
+        );
+        let rounded = if rest > half || (rest == half && kept & 1 == 1) {
+            kept + 1
+        } else {
+            kept
+        };
+        let (value, bump) = if rounded >> (52 - shift) >= 2 {
+            (rounded >> 1, 1)
+        } else {
+            (rounded, 0)
+        };
+        lead = value >> (52 - shift);
+        mantissa = value & ((1 << (52 - shift)) - 1);
+        exp += bump;
+        digits = p;
+    }
+    let mut hex = if digits == 0 {
+        String::new()
+    } else {
+        format!("{mantissa:0digits$x}")
+    };
+    match precision {
+        None => hex.truncate(hex.trim_end_matches('0').len()),
+        Some(p) if p > 13 => hex.push_str(&"0".repeat(p - 13)),
+        Some(_) => {}
+    }
+    let point = if hex.is_empty() { "" } else { "." };
+    let sign = if exp < 0 { '-' } else { '+' };
+    let text = format!("0x{lead}{point}{hex}p{sign}{:02}", exp.unsigned_abs());
+    if upper { text.to_uppercase() } else { text }
+}
+
 /// `%e` with a precision, in Go's spelling (`1.235e+03`).
 fn go_exp_precision(f: f64, precision: usize, upper: bool) -> String {
     let s = format!("{f:.precision$e}");
@@ -883,6 +946,12 @@ fn format_arg(spec: &Spec, verb: char, arg: &Arg) -> Option<String> {
                     spec,
                     f.is_sign_negative() && *f != 0.0,
                     go_exp_precision(f.abs(), spec.precision.unwrap_or(6), verb == 'E'),
+                ),
+                // Go's hexadecimal float (`%x` of 2.5 is `0x1.4p+01`).
+                'x' | 'X' => signed(
+                    spec,
+                    f.is_sign_negative() && *f != 0.0,
+                    go_hex_float(f.abs(), spec.precision, verb == 'X'),
                 ),
                 _ => return None,
             };
@@ -1152,6 +1221,11 @@ far := time.add_date(0, input.years, 0, 0)
             r#"%!f(int64=66)|%!d(float64=2.5)|ff|3.14|   42|ab  |"q\"""#
         );
         assert_eq!(fmt("%d %s", "[1]"), "1 %!s(MISSING)");
+        // Hexadecimal floats, as OPA v1.20 printed them.
+        assert_eq!(
+            fmt("%x|%X|%x|%.3x|%10x", "[2.5, 2.5, -0.1, 2.5, 2.5]"),
+            "0x1.4p+01|0X1.4P+01|-0x1.999999999999ap-04|0x1.400p+01| 0x1.4p+01"
+        );
         assert_eq!(fmt("%d", "[1, 2]"), "1%!(EXTRA int64=2)");
         assert_eq!(
             fmt("%v", r#"[[1, "a", {"k": null}]]"#),

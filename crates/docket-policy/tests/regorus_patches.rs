@@ -1,0 +1,118 @@
+//! One test per patch of docket's regorus copy (vendor/regorus/PATCHES.md). Every expected
+//! answer was printed by OPA v1.20 on the same policy and input; each test fails against
+//! regorus 0.14.1 as published.
+
+use docket_policy::PolicyEngine;
+
+/// The result of `path` on `input`, as JSON text; `None` when undefined; `Err` on an error.
+fn eval(source: &str, path: &str, input: &str) -> Result<Option<String>, String> {
+    let mut engine = PolicyEngine::new();
+    engine
+        .add_policy("p.rego", source)
+        .map_err(|e| e.to_string())?;
+    engine
+        .evaluate(path, Some(input))
+        .map(|d| d.result)
+        .map_err(|e| e.to_string())
+}
+
+fn value(source: &str, path: &str, input: &str) -> String {
+    eval(source, path, input)
+        .unwrap_or_else(|e| panic!("{path} on {input}: {e}"))
+        .unwrap_or_else(|| panic!("{path} on {input}: undefined"))
+}
+
+#[test]
+fn an_empty_multi_value_partial_object_is_an_empty_object() {
+    let source = "package m\nimport rego.v1\n\
+        p[k] contains v if { some k, v in input.x }\n\
+        q[\"k\"] contains v if { some v in input.y }\n\
+        r.s[k] contains v if { some k, v in input.x }\n";
+    assert_eq!(value(source, "m/p", "{}"), "{}");
+    assert_eq!(value(source, "m/q", "{}"), r#"{"k":[]}"#);
+    assert_eq!(value(source, "m/r", "{}"), r#"{"s":{}}"#);
+    assert_eq!(value(source, "m/p", r#"{"x":{"a":1}}"#), r#"{"a":[1]}"#);
+}
+
+#[test]
+fn uuid_variants_are_named_as_go_names_them() {
+    let source = "package u\nx := uuid.parse(input.u)\n";
+    let variant = |u: &str| {
+        let doc: serde_json::Value =
+            serde_json::from_str(&value(source, "u/x", &format!(r#"{{"u":"{u}"}}"#))).unwrap();
+        doc["variant"].as_str().unwrap().to_string()
+    };
+    assert_eq!(variant("00000000-0000-0000-0000-000000000000"), "Reserved");
+    assert_eq!(variant("6ba7b810-9dad-11d1-80b4-00c04fd430c8"), "RFC4122");
+    assert_eq!(variant("6ba7b810-9dad-11d1-c0b4-00c04fd430c8"), "Microsoft");
+    assert_eq!(variant("ffffffff-ffff-ffff-ffff-ffffffffffff"), "Future");
+}
+
+#[test]
+fn time_format_writes_rfc3339_nano_without_trailing_zeros() {
+    let source = "package t\nx := time.format(input.ns)\n";
+    let format = |ns: &str| value(source, "t/x", &format!(r#"{{"ns":{ns}}}"#));
+    assert_eq!(format("1767225599500000000"), r#""2025-12-31T23:59:59.5Z""#);
+    assert_eq!(format("1767225599000000000"), r#""2025-12-31T23:59:59Z""#);
+    assert_eq!(
+        format("1767225599123456789"),
+        r#""2025-12-31T23:59:59.123456789Z""#
+    );
+    assert_eq!(
+        format("1767225599120000000"),
+        r#""2025-12-31T23:59:59.12Z""#
+    );
+}
+
+#[test]
+fn units_parse_refuses_units_opa_does_not_know() {
+    let source = "package u\nx := units.parse(input.u)\n";
+    let parse = |u: &str| eval(source, "u/x", &format!(r#"{{"u":"{u}"}}"#));
+    for unknown in ["7u", "1h", "1da", "1n", "1Zi", "1Yi", "1Q", "1y"] {
+        let err = parse(unknown).expect_err(unknown);
+        assert!(err.contains("not recognized"), "{unknown}: {err}");
+    }
+    for (known, expected) in [
+        ("1ki", "1024"),
+        ("1KI", "1024"),
+        ("1m", "0.001"),
+        ("1M", "1000000"),
+        ("1mi", "1048576"),
+        ("1E", "1000000000000000000"),
+        ("1", "1"),
+    ] {
+        assert_eq!(parse(known).unwrap().as_deref(), Some(expected), "{known}");
+    }
+}
+
+#[test]
+fn json_marshal_escapes_as_go_does() {
+    let source = "package j\na := json.marshal(input.x)\n\
+        b := json.marshal_with_options(input.x, {\"pretty\": true})\n\
+        c := json.marshal_with_options(input.x, {\"indent\": \"  \"})\n";
+    let marshal = |q: &str, x: &str| -> String {
+        serde_json::from_str(&value(source, q, &format!(r#"{{"x":{x}}}"#))).unwrap()
+    };
+    assert_eq!(marshal("j/a", r#""<a>&b""#), r#""\u003ca\u003e\u0026b""#);
+    assert_eq!(
+        marshal("j/a", "\"\u{2028}x\u{2029}\""),
+        r#""\u2028x\u2029""#
+    );
+    assert_eq!(marshal("j/b", r#"{"k":"<"}"#), "{\n\t\"k\": \"\\u003c\"\n}");
+    assert_eq!(marshal("j/c", r#"{"k":"<"}"#), "{\n  \"k\": \"\\u003c\"\n}");
+}
+
+#[test]
+fn opa_runtime_does_not_name_a_commit_of_docket() {
+    // The copy lives in docket's repository; its build script must not ask git for a hash.
+    let doc: serde_json::Value =
+        serde_json::from_str(&value("package r\nx := opa.runtime()\n", "r/x", "{}")).unwrap();
+    let text = doc.to_string();
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    assert!(head.is_empty() || !text.contains(&head), "{text}");
+}
