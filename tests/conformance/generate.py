@@ -17,6 +17,9 @@ The format is documented in docs/conformance.md. The files are checked in; the R
 Re-run after changing a policy or a generator: `python3 tests/conformance/generate.py`.
 """
 
+import base64
+import hashlib
+import hmac
 import json
 import random
 from pathlib import Path
@@ -196,6 +199,61 @@ GO_TEXTS = [
 ]
 
 
+def _b64(raw):
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _jwt(header, payload, secret="s3cret", digest=hashlib.sha256, signature=None):
+    """A compact JWS signed with HMAC (or carrying `signature` as given)."""
+    signing = _b64(json.dumps(header, separators=(",", ":")).encode()) + "." + _b64(
+        json.dumps(payload, separators=(",", ":")).encode())
+    if signature is None:
+        signature = _b64(hmac.new(secret.encode(), signing.encode(), digest).digest())
+    return signing + "." + signature
+
+
+_CLAIMS = {"sub": "alice", "role": "admin", "iss": "idp", "aud": "api", "nbf": 1000, "exp": 4102444800}
+JWTS = [
+    _jwt({"alg": "HS256", "typ": "JWT"}, _CLAIMS),
+    _jwt({"alg": "HS256"}, {**_CLAIMS, "role": "viewer"}),
+    _jwt({"alg": "HS256"}, {**_CLAIMS, "aud": ["web", "api"]}),
+    _jwt({"alg": "HS256"}, {k: v for k, v in _CLAIMS.items() if k != "aud"}),
+    _jwt({"alg": "HS256"}, {**_CLAIMS, "exp": 1700000000}),
+    _jwt({"alg": "HS256"}, {**_CLAIMS, "nbf": 4102444800}),
+    _jwt({"alg": "HS256"}, {**_CLAIMS, "exp": "tomorrow"}),
+    _jwt({"alg": "HS256"}, _CLAIMS, secret="other"),
+    _jwt({"alg": "HS512"}, _CLAIMS, digest=hashlib.sha512),
+    _jwt({"alg": "HS384"}, _CLAIMS, digest=hashlib.sha384),
+    _jwt({"alg": "RS256"}, _CLAIMS, signature="c2ln"),
+    _jwt({"alg": "none"}, _CLAIMS, signature=""),
+    _jwt({"typ": "JWT"}, _CLAIMS),
+    _jwt({"alg": "HS256", "cty": "JWT"}, {"x": 1}),
+    "a.b", "x.y.z", "a.b.c", "", "not-a-token",
+    _b64(b"[1]") + "." + _b64(b"{}") + ".c2ln",
+]
+SECRETS = ["s3cret", "other", "", "key"]
+
+
+def constraints(rng):
+    c = {}
+    roll = rng.random()
+    if roll < 0.85:
+        c["secret"] = rng.choice(SECRETS)
+    elif roll < 0.9:
+        c["cert"] = "-----BEGIN PUBLIC KEY-----"
+    if rng.random() < 0.3:
+        c["alg"] = rng.choice(["HS256", "HS512", "RS256"])
+    if rng.random() < 0.5:
+        c["aud"] = rng.choice(["api", "web", "other"])
+    if rng.random() < 0.3:
+        c["iss"] = rng.choice(["idp", "other"])
+    if rng.random() < 0.3:
+        c["time"] = rng.choice([1500000000000000000, 999000000000, 4102444801000000000, 1800000000000000000])
+    if rng.random() < 0.05:
+        c["unknown"] = 1
+    return c
+
+
 def any_value(rng):
     return rng.choice([None, True, 0, 2.5, "s", "", [1], {"a": 1}, [], {}])
 
@@ -217,6 +275,7 @@ FIELD = {
     "claims": claims, "method": pool(METHODS), "spec": pod, "metadata": metadata,
     "key": pool(KEYS), "value": any_value, "other_user": pool(USERS),
     "go_pattern": pool(GO_PATTERNS), "go_text": pool(GO_TEXTS),
+    "token": pool(JWTS), "secret": pool(SECRETS), "constraints": constraints,
 }
 
 # policy → (input fields, as input key → generator name; the rules queried). Paths are under
@@ -262,6 +321,8 @@ POLICIES = {
     "admission": ({"spec": "spec", "metadata": "metadata"}, ["deny", "memory_limits", "allowed"]),
     "regex_go": ({"pattern": "go_pattern", "text": "go_text"},
                  ["matched", "found", "first_two", "groups", "split", "replaced", "valid"]),
+    "jwt_crypto": ({"token": "token", "secret": "secret", "constraints": "constraints", "text": "text"},
+                   ["decoded", "hs256", "hs512", "verified", "hashes", "macs", "same", "allow"]),
 }
 
 

@@ -12,6 +12,7 @@ use anyhow::{Result, anyhow, bail};
 use regorus::{Engine, Value};
 use std::fmt::Write as _;
 
+mod crypto;
 mod json_patch;
 pub mod regex;
 
@@ -63,6 +64,20 @@ const OVERRIDES: &[Builtin] = &[
     // Go's AddDate normalizes an overflowing day (Jan 31 + 1 month is Mar 2 in 2024, Feb 29
     // 2024 - 1 year is Mar 1 2023); regorus clamped to the month's end or answered undefined.
     ("time.add_date", 4, time_add_date),
+    // Missing from regorus: hashes, HMACs and JSON Web Tokens with shared secrets.
+    ("crypto.sha256", 1, crypto::sha256),
+    ("crypto.sha1", 1, crypto::sha1),
+    ("crypto.md5", 1, crypto::md5),
+    ("crypto.hmac.md5", 2, crypto::hmac_md5),
+    ("crypto.hmac.sha1", 2, crypto::hmac_sha1),
+    ("crypto.hmac.sha256", 2, crypto::hmac_sha256),
+    ("crypto.hmac.sha512", 2, crypto::hmac_sha512),
+    ("crypto.hmac.equal", 2, crypto::hmac_equal),
+    ("io.jwt.decode", 1, crypto::decode),
+    ("io.jwt.verify_hs256", 2, crypto::verify_hs256),
+    ("io.jwt.verify_hs384", 2, crypto::verify_hs384),
+    ("io.jwt.verify_hs512", 2, crypto::verify_hs512),
+    ("io.jwt.decode_verify", 2, crypto::decode_verify),
     // Not a builtin: the guard `analysis` wraps around iterated collections.
     (crate::analysis::ITERABLE_GUARD, 1, iterable),
 ];
