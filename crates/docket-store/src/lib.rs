@@ -31,6 +31,16 @@ pub enum Frame {
     Checkpoint(String),
 }
 
+impl Frame {
+    /// The encoded entry this frame holds, if it holds one.
+    pub fn entry(&self) -> Option<&[u8]> {
+        match self {
+            Frame::Entry(bytes) => Some(bytes),
+            Frame::Checkpoint(_) => None,
+        }
+    }
+}
+
 /// What opening found and repaired.
 #[derive(Debug, Default, Clone)]
 pub struct Recovery {

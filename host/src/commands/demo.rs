@@ -222,12 +222,9 @@ fn show_masking(
     let salt_path = dir.join("mask-salts.jsonl");
     let entry = frames
         .iter()
-        .filter_map(|f| match f {
-            store::Frame::Entry(b) => Some(b),
-            store::Frame::Checkpoint(_) => None,
-        })
+        .filter_map(store::Frame::entry)
         .nth(seq as usize)
-        .map(|b| decode_entry(b))
+        .map(decode_entry)
         .transpose()?
         .ok_or_else(|| anyhow!("entry {seq} is missing"))?;
     let salt = docket::salts::find(&salt_path, seq, &entry.hash.to_hex(), "/input/context/ip")?;

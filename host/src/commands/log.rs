@@ -113,10 +113,7 @@ pub fn run(cmd: LogCommand) -> Result<i32> {
             let mut out = stdout.lock();
             for bytes in frames
                 .iter()
-                .filter_map(|f| match f {
-                    store::Frame::Entry(b) => Some(b),
-                    _ => None,
-                })
+                .filter_map(store::Frame::entry)
                 .skip(from as usize)
                 .take(count as usize)
             {
@@ -317,12 +314,9 @@ fn reveal(
     })?;
     let entry = frames
         .iter()
-        .filter_map(|f| match f {
-            store::Frame::Entry(b) => Some(b),
-            store::Frame::Checkpoint(_) => None,
-        })
+        .filter_map(store::Frame::entry)
         .nth(seq as usize)
-        .map(|b| decode_entry(b))
+        .map(decode_entry)
         .transpose()?
         .ok_or_else(|| {
             anyhow!(

@@ -15,15 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use regorus::Value;
 use sha2::Digest;
 
-fn string<'a>(name: &str, n: usize, v: &'a Value) -> Result<&'a str> {
-    match v {
-        Value::String(s) => Ok(s),
-        other => bail!(
-            "{name}: operand {n} must be string but got {}",
-            super::type_name(other)
-        ),
-    }
-}
+use super::string_arg as string;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -101,8 +93,12 @@ pub fn hmac_sha512(args: &[Value]) -> Result<Value> {
 pub fn hmac_equal(args: &[Value]) -> Result<Value> {
     let a = string("crypto.hmac.equal", 1, &args[0])?.as_bytes();
     let b = string("crypto.hmac.equal", 2, &args[1])?.as_bytes();
-    let differ = a.len() != b.len() || a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0;
-    Ok(Value::from(!differ))
+    Ok(Value::from(constant_time_eq(a, b)))
+}
+
+/// Equal bytes, compared without stopping at the first difference (Go's `hmac.Equal`).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// OPA's base64url decoding of a JWT section: unpadded, padding tolerated.
@@ -200,12 +196,7 @@ fn hmac_verifies(token: &Token<'_>, hash: Hash, secret: &[u8]) -> Result<bool> {
     let signature = base64url(token.signature)?;
     let input = format!("{}.{}", token.header, token.payload);
     let expected = hmac_of(hash, secret, input.as_bytes());
-    Ok(signature.len() == expected.len()
-        && signature
-            .iter()
-            .zip(&expected)
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0)
+    Ok(constant_time_eq(&signature, &expected))
 }
 
 fn verify_hs(name: &str, hash: Hash, args: &[Value]) -> Result<Value> {

@@ -223,15 +223,7 @@ pub fn compile(pattern: &str) -> Result<Regex> {
     Ok(re)
 }
 
-fn string<'a>(name: &str, n: usize, v: &'a Value) -> Result<&'a str> {
-    match v {
-        Value::String(s) => Ok(s),
-        other => bail!(
-            "{name}: operand {n} must be string but got {}",
-            super::type_name(other)
-        ),
-    }
-}
+use super::string_arg as string;
 
 /// `n` as Go's `FindAll*` take it: negative is every match.
 fn count(name: &str, v: &Value) -> Result<usize> {
