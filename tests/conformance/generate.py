@@ -232,6 +232,8 @@ JWTS = [
     _b64(b"[1]") + "." + _b64(b"{}") + ".c2ln",
 ]
 SECRETS = ["s3cret", "other", "", "key"]
+# Public keys and tokens signed with their private keys, made once (make_jwt_fixtures.py).
+JWT_FIXTURES = json.loads((Path(__file__).parent / "jwt_fixtures.json").read_text())
 
 
 def constraints(rng):
@@ -276,6 +278,7 @@ FIELD = {
     "key": pool(KEYS), "value": any_value, "other_user": pool(USERS),
     "go_pattern": pool(GO_PATTERNS), "go_text": pool(GO_TEXTS),
     "token": pool(JWTS), "secret": pool(SECRETS), "constraints": constraints,
+    "signed_token": pool(JWT_FIXTURES["tokens"]), "public_key": pool(JWT_FIXTURES["certs"]),
 }
 
 # policy → (input fields, as input key → generator name; the rules queried). Paths are under
@@ -323,6 +326,8 @@ POLICIES = {
                  ["matched", "found", "first_two", "groups", "split", "replaced", "valid"]),
     "jwt_crypto": ({"token": "token", "secret": "secret", "constraints": "constraints", "text": "text"},
                    ["decoded", "hs256", "hs512", "verified", "hashes", "macs", "same", "allow"]),
+    "jwt_keys": ({"token": "signed_token", "cert": "public_key"},
+                 ["rs256", "rs512", "ps256", "es256", "es384", "es512", "eddsa", "verified"]),
 }
 
 

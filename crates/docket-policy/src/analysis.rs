@@ -40,16 +40,6 @@ pub const UNSUPPORTED_BUILTINS: &[(&str, &str)] = &[
     ("crypto.x509.parse_rsa_private_key", CRYPTO),
     ("io.jwt.encode_sign", CRYPTO),
     ("io.jwt.encode_sign_raw", CRYPTO),
-    ("io.jwt.verify_eddsa", CRYPTO),
-    ("io.jwt.verify_es256", CRYPTO),
-    ("io.jwt.verify_es384", CRYPTO),
-    ("io.jwt.verify_es512", CRYPTO),
-    ("io.jwt.verify_ps256", CRYPTO),
-    ("io.jwt.verify_ps384", CRYPTO),
-    ("io.jwt.verify_ps512", CRYPTO),
-    ("io.jwt.verify_rs256", CRYPTO),
-    ("io.jwt.verify_rs384", CRYPTO),
-    ("io.jwt.verify_rs512", CRYPTO),
     ("http.send", IO),
     ("net.lookup_ip_addr", IO),
     ("providers.aws.sign_req", CRYPTO),
@@ -97,7 +87,7 @@ pub const UNSUPPORTED_BUILTINS: &[(&str, &str)] = &[
 ];
 
 const CRYPTO: &str =
-    "docket does not yet verify RSA, ECDSA or EdDSA signatures, sign tokens or parse certificates";
+    "docket does not yet sign tokens or parse certificates and private keys for policies";
 const IO: &str = "a decision that does I/O could not be reproduced from its sealed entry";
 const MISSING: &str = "regorus does not implement it";
 const OFF: &str = "docket builds regorus without JSON Schema and YAML";

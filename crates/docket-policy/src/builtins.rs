@@ -14,6 +14,7 @@ use std::fmt::Write as _;
 
 mod crypto;
 mod json_patch;
+mod jwt_keys;
 pub mod regex;
 
 /// (name, number of arguments, implementation).
@@ -64,7 +65,7 @@ const OVERRIDES: &[Builtin] = &[
     // Go's AddDate normalizes an overflowing day (Jan 31 + 1 month is Mar 2 in 2024, Feb 29
     // 2024 - 1 year is Mar 1 2023); regorus clamped to the month's end or answered undefined.
     ("time.add_date", 4, time_add_date),
-    // Missing from regorus: hashes, HMACs and JSON Web Tokens with shared secrets.
+    // Missing from regorus: hashes, HMACs and JSON Web Tokens.
     ("crypto.sha256", 1, crypto::sha256),
     ("crypto.sha1", 1, crypto::sha1),
     ("crypto.md5", 1, crypto::md5),
@@ -78,6 +79,16 @@ const OVERRIDES: &[Builtin] = &[
     ("io.jwt.verify_hs384", 2, crypto::verify_hs384),
     ("io.jwt.verify_hs512", 2, crypto::verify_hs512),
     ("io.jwt.decode_verify", 2, crypto::decode_verify),
+    ("io.jwt.verify_rs256", 2, crypto::verify_rs256),
+    ("io.jwt.verify_rs384", 2, crypto::verify_rs384),
+    ("io.jwt.verify_rs512", 2, crypto::verify_rs512),
+    ("io.jwt.verify_ps256", 2, crypto::verify_ps256),
+    ("io.jwt.verify_ps384", 2, crypto::verify_ps384),
+    ("io.jwt.verify_ps512", 2, crypto::verify_ps512),
+    ("io.jwt.verify_es256", 2, crypto::verify_es256),
+    ("io.jwt.verify_es384", 2, crypto::verify_es384),
+    ("io.jwt.verify_es512", 2, crypto::verify_es512),
+    ("io.jwt.verify_eddsa", 2, crypto::verify_eddsa),
     // Not a builtin: the guard `analysis` wraps around iterated collections.
     (crate::analysis::ITERABLE_GUARD, 1, iterable),
 ];

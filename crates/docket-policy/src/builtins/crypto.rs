@@ -1,8 +1,8 @@
 //! OPA's hashing and JSON Web Token builtins that regorus leaves out: `crypto.sha256`, `sha1`,
-//! `md5`, `crypto.hmac.*`, `io.jwt.decode`, `io.jwt.verify_hs256/384/512` and
-//! `io.jwt.decode_verify` with a shared secret, following OPA v1.20's `topdown/crypto.go` and
-//! `topdown/tokens.go` (the answers and which inputs are errors; messages are OPA's where a
-//! policy author reads them).
+//! `md5`, `crypto.hmac.*`, `io.jwt.decode`, `io.jwt.verify_*` and `io.jwt.decode_verify`,
+//! following OPA v1.20's `topdown/crypto.go` and `topdown/tokens.go` (the answers and which
+//! inputs are errors; messages are OPA's where a policy author reads them). Public keys and
+//! their signature schemes are in `jwt_keys.rs`.
 //!
 //! Architecture invariant: pure functions of their arguments, as every builtin docket answers,
 //! except that `io.jwt.decode_verify` without a `time` constraint reads the clock, as OPA reads
@@ -219,9 +219,55 @@ pub fn verify_hs512(args: &[Value]) -> Result<Value> {
     verify_hs("io.jwt.verify_hs512", Hash::Sha512, args)
 }
 
+/// The key `io.jwt.decode_verify` verifies with.
+enum TokenKey {
+    Secret(String),
+    Keys(Vec<super::jwt_keys::Key>),
+}
+
+/// `io.jwt.verify_<alg>(jwt, certificate)` for a public-key algorithm: whether the signature
+/// verifies under a key of `certificate` (PEM or JWK(S)), checked with `alg` whatever the
+/// header says, as OPA does.
+fn verify_public(name: &str, alg: &str, args: &[Value]) -> Result<Value> {
+    let token = split(name, string(name, 1, &args[0])?)?;
+    let keys = super::jwt_keys::parse_keys(string(name, 2, &args[1])?)
+        .map_err(|e| anyhow!("{name}: {e}"))?;
+    let signature = base64url(token.signature).map_err(|e| anyhow!("{name}: {e}"))?;
+    let header_bytes = base64url(token.header)
+        .map_err(|e| anyhow!("{name}: JWT header had invalid encoding: {e}"))?;
+    let header = json_object(name, "header", &header_bytes)?;
+    let kid = match field(&header, "kid") {
+        Some(Value::String(kid)) => Some(kid.to_string()),
+        _ => None,
+    };
+    let input = format!("{}.{}", token.header, token.payload);
+    Ok(Value::from(super::jwt_keys::verify_with(
+        &keys,
+        alg,
+        kid.as_deref(),
+        input.as_bytes(),
+        &signature,
+    )))
+}
+
+macro_rules! verify_public_builtins {
+    ($($f:ident => $alg:literal),* $(,)?) => {
+        $(pub fn $f(args: &[Value]) -> Result<Value> {
+            verify_public(concat!("io.jwt.", stringify!($f)), $alg, args)
+        })*
+    };
+}
+
+verify_public_builtins! {
+    verify_rs256 => "RS256", verify_rs384 => "RS384", verify_rs512 => "RS512",
+    verify_ps256 => "PS256", verify_ps384 => "PS384", verify_ps512 => "PS512",
+    verify_es256 => "ES256", verify_es384 => "ES384", verify_es512 => "ES512",
+    verify_eddsa => "EdDSA",
+}
+
 /// What `io.jwt.decode_verify` is told to check.
 struct Constraints {
-    secret: Option<String>,
+    key: Option<TokenKey>,
     alg: Option<String>,
     iss: Option<String>,
     aud: Option<String>,
@@ -237,7 +283,7 @@ fn constraints(name: &str, value: &Value) -> Result<Constraints> {
         );
     };
     let mut c = Constraints {
-        secret: None,
+        key: None,
         alg: None,
         iss: None,
         aud: None,
@@ -252,7 +298,17 @@ fn constraints(name: &str, value: &Value) -> Result<Constraints> {
             bail!("{name}: token validation constraints are named by strings");
         };
         match key.as_ref() {
-            "secret" => c.secret = Some(text("secret", v)?),
+            "secret" | "cert" if c.key.is_some() => bail!("{name}: duplicate key constraints"),
+            // An empty secret is no key at all, as in OPA.
+            "secret" => {
+                let secret = text("secret", v)?;
+                c.key = (!secret.is_empty()).then_some(TokenKey::Secret(secret));
+            }
+            "cert" => {
+                let keys = super::jwt_keys::parse_keys(&text("cert", v)?)
+                    .map_err(|e| anyhow!("{name}: {e}"))?;
+                c.key = Some(TokenKey::Keys(keys));
+            }
             "alg" => c.alg = Some(text("alg", v)?),
             "iss" => c.iss = Some(text("iss", v)?),
             "aud" => c.aud = Some(text("aud", v)?),
@@ -262,15 +318,10 @@ fn constraints(name: &str, value: &Value) -> Result<Constraints> {
                 }
                 c.time = float(v) / 1e9;
             }
-            "cert" => bail!(
-                "{name}: the `cert` constraint (RSA, ECDSA and EdDSA keys) is not supported by \
-                 docket yet; tokens signed with a shared `secret` are"
-            ),
             other => bail!("{name}: unknown token validation constraint: {other}"),
         }
     }
-    // An empty secret is no key at all, as in OPA.
-    if c.secret.as_deref().is_none_or(str::is_empty) {
+    if c.key.is_none() {
         bail!("{name}: no key constraint");
     }
     if c.time.is_nan() {
@@ -345,13 +396,32 @@ pub fn decode_verify(args: &[Value]) -> Result<Value> {
         if c.alg.as_ref().is_some_and(|want| *want != alg) {
             return Ok(unverified());
         }
-        let secret = c.secret.as_deref().expect("checked: a key constraint");
-        let verified = match hmac_hash(&alg) {
-            Some(hash) => hmac_verifies(&token, hash, secret.as_bytes())
-                .map_err(|e| anyhow!("{name}: {e}"))?,
+        let verified = match (
+            c.key.as_ref().expect("checked: a key constraint"),
+            hmac_hash(&alg),
+        ) {
+            (TokenKey::Secret(secret), Some(hash)) => {
+                hmac_verifies(&token, hash, secret.as_bytes())
+                    .map_err(|e| anyhow!("{name}: {e}"))?
+            }
             // An asymmetric algorithm, `none` or one OPA does not know: a shared secret
             // verifies none of them.
-            None => false,
+            (TokenKey::Secret(_), None) => false,
+            (TokenKey::Keys(keys), _) => {
+                let signature = base64url(token.signature).map_err(|e| anyhow!("{name}: {e}"))?;
+                let kid = match field(&header, "kid") {
+                    Some(Value::String(kid)) => Some(kid.to_string()),
+                    _ => None,
+                };
+                let input = format!("{}.{}", token.header, token.payload);
+                super::jwt_keys::verify_with(
+                    keys,
+                    &alg,
+                    kid.as_deref(),
+                    input.as_bytes(),
+                    &signature,
+                )
+            }
         };
         if !verified {
             return Ok(unverified());
