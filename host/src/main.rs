@@ -20,11 +20,17 @@ enum Command {
     ///
     /// Example: docket keygen --out keys --name audit.example
     Keygen(commands::keys::KeygenArgs),
-    /// Evaluate a policy on an input, seal the decision, append it durably, print it.
+    /// Evaluate a query as `opa eval` does; with --dir and --key, also seal the decision into
+    /// a log, durably, and print its entry.
     ///
-    /// Example: echo '{"user":"bob","action":"read","resource":{"type":"document"}}' |
-    ///   docket eval --dir log --key docket.key --policy examples/policies/rbac.rego
-    ///   --data examples/policies/rbac.json --path rbac/allow
+    /// A query naming no package, rule or data document of the policies (a typo) is an error,
+    /// never an undefined decision.
+    ///
+    /// Example (evaluate only):
+    ///   docket eval -d examples/policies -i input.json 'data.rbac.allow'
+    ///
+    /// Example (seal into ./log):
+    ///   docket eval -d examples/policies -i input.json 'data.rbac.allow' --dir log --key docket.key
     Eval(commands::eval::EvalArgs),
     /// Verify a log directory or an export file against the log's genesis public key.
     ///

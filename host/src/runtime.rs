@@ -446,6 +446,12 @@ impl Instance {
         })
     }
 
+    /// Whether `path` names something the loaded policies or data define (see the WIT).
+    pub fn defines(&mut self, path: &str) -> Result<bool> {
+        let e = self.engine;
+        self.call(|b, s| b.docket_audit_policy().engine().call_defines(s, e, path))
+    }
+
     /// Starts a new log in this instance; returns its genesis entry.
     pub fn start_log(
         &mut self,

@@ -535,3 +535,116 @@ fn the_signing_key_is_rotated_from_the_command_line() {
         "{out}"
     );
 }
+
+/// `docket eval` as an OPA user types it: `-d`, `-i`, a `data.` query, `--format`; nothing is
+/// written without `--dir`. A query naming nothing loaded (a typo) is refused before anything is
+/// sealed, with or without a log.
+#[test]
+fn eval_answers_as_opa_eval_and_refuses_a_typo_before_sealing_anything() {
+    let dir = scratch("opa-eval");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let examples = examples.to_str().unwrap();
+    let input = dir.join("input.json");
+    std::fs::write(
+        &input,
+        r#"{"user":"alice","action":"read","resource":{"type":"document","id":"d1"}}"#,
+    )
+    .unwrap();
+    let input = input.to_str().unwrap();
+
+    let (code, out) = docket(&["eval", "-d", examples, "-i", input, "data.rbac.allow"]);
+    assert_eq!(code, 0, "{out}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        answer["result"][0]["expressions"][0]["value"], true,
+        "{out}"
+    );
+    assert_eq!(
+        answer["result"][0]["expressions"][0]["text"],
+        "data.rbac.allow"
+    );
+    let (code, out) = docket(&[
+        "eval",
+        "-d",
+        examples,
+        "-i",
+        input,
+        "-f",
+        "raw",
+        "rbac/allow",
+    ]);
+    assert_eq!((code, out.trim()), (0, "true"));
+    // An existing rule that is undefined for this input: `{}`, as opa eval prints it.
+    let (code, out) = docket(&["eval", "-d", examples, "-i", input, "data.abac.denied"]);
+    assert_eq!((code, out.trim()), (0, "{}"), "{out}");
+    assert!(
+        !dir.join("log").exists(),
+        "evaluating without --dir writes nothing"
+    );
+
+    // A typo is an error, not an undefined decision.
+    let (code, out) = docket(&["eval", "-d", examples, "-i", input, "data.rbac.alow"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("data.rbac.alow names no package, rule or data document"),
+        "{out}"
+    );
+    // With a log: nothing is sealed for it, not even the policy load.
+    let (code, out) = docket(&["keygen", "--out", dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let log_dir = dir.join("log");
+    let seal = |query: &str| {
+        docket(&[
+            "eval",
+            "-d",
+            examples,
+            "-i",
+            input,
+            query,
+            "--dir",
+            log_dir.to_str().unwrap(),
+            "--key",
+            dir.join("docket.key").to_str().unwrap(),
+        ])
+    };
+    let (code, out) = seal("data.rbac.allow");
+    assert_eq!(code, 0, "{out}");
+    let sealed: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (sealed["seq"].as_u64(), &sealed["result"]),
+        (Some(2), &serde_json::json!(true))
+    );
+    let before = decision_ids(&log_dir).len();
+    let (code, out) = seal("data.rbac.alow");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("names no package, rule or data document"),
+        "{out}"
+    );
+    assert_eq!(
+        decision_ids(&log_dir).len(),
+        before,
+        "the typo sealed nothing"
+    );
+    let (frames, _) = store::read_frames(&log_dir).unwrap();
+    assert_eq!(
+        frames
+            .iter()
+            .filter(|f| matches!(f, Frame::Entry(_)))
+            .count(),
+        3,
+        "genesis, the policy load and the one decision"
+    );
+
+    // Rego beyond a data reference is said to be out of reach, not misread.
+    let (code, out) = docket(&[
+        "eval",
+        "-d",
+        examples,
+        "-i",
+        input,
+        "data.rbac.allow == true",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("data reference"), "{out}");
+}

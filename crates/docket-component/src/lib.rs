@@ -96,6 +96,10 @@ impl policy::GuestEngine for EngineResource {
         to_wit_version(self.0.borrow().version())
     }
 
+    fn defines(&self, path: String) -> bool {
+        self.0.borrow().defines(&path)
+    }
+
     fn evaluate(
         &self,
         path: String,

@@ -221,6 +221,31 @@ fn guard_iterations(source: &str, ranges: &[(usize, usize)]) -> String {
     out
 }
 
+/// What a module defines: its package's path under `data` (`["rbac"]` for `package rbac`)
+/// and the first segment of each rule's name; `None` if it does not parse.
+pub(crate) fn definitions(id: &str, source: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let module = parse(id, source)?;
+    let package = get_path_string(&module.package.refr, None).ok()?;
+    let package: Vec<String> = package.split('.').map(str::to_string).collect();
+    let rules = module
+        .policy
+        .iter()
+        .filter_map(|rule| {
+            let refr = match rule.as_ref() {
+                Rule::Spec { head, .. } => match head {
+                    RuleHead::Compr { refr, .. }
+                    | RuleHead::Set { refr, .. }
+                    | RuleHead::Func { refr, .. } => refr,
+                },
+                Rule::Default { refr, .. } => refr,
+            };
+            let path = get_path_string(refr, None).ok()?;
+            Some(path.split('.').next().unwrap_or_default().to_string())
+        })
+        .collect();
+    Some((package, rules))
+}
+
 /// First path segments of everything the module defines or imports under a local name.
 fn local_names(module: &Module) -> Vec<String> {
     let mut names = Vec::new();

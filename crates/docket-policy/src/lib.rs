@@ -189,6 +189,46 @@ impl PolicyEngine {
             .map(|(id, src)| (id.as_str(), src.as_str()))
     }
 
+    /// Whether `path` (slash-separated under `data`) names something the loaded policies or
+    /// data define: a package or a package above one, a rule (or a document inside a rule's
+    /// value), or a document of the data. A typo (`rbac/alow`) names nothing: evaluating it is
+    /// always undefined, which a caller sealing decisions should refuse rather than record.
+    pub fn defines(&self, path: &str) -> bool {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if segments.is_empty() {
+            return true;
+        }
+        let in_modules = self.modules.iter().any(|(id, source)| {
+            let Some((package, rules)) = analysis::definitions(id, source) else {
+                return false;
+            };
+            let shared = segments.len().min(package.len());
+            if segments[..shared] != package[..shared] {
+                return false;
+            }
+            // A package, a package above one, or a rule of this package (and anything inside
+            // its value).
+            segments.len() <= package.len() || rules.iter().any(|r| r == segments[package.len()])
+        });
+        in_modules
+            || self.data.iter().any(|json| {
+                let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(json) else {
+                    return false;
+                };
+                for segment in &segments {
+                    match doc {
+                        serde_json::Value::Object(mut map) => match map.remove(*segment) {
+                            Some(inner) => doc = inner,
+                            None => return false,
+                        },
+                        // Inside an array or a scalar: the rest is evaluated, not looked up.
+                        _ => return true,
+                    }
+                }
+                true
+            })
+    }
+
     /// Evaluates the document at `path` (slash-separated under `data`, as in OPA's Data API:
     /// `rbac/allow` is `data.rbac.allow`) against `input` (JSON text), giving the decision to
     /// seal. An undefined document gives a decision without a result. If logging rules are
@@ -585,6 +625,41 @@ allow if { some g in data.grants[input.user]; g == input.action }
         assert_eq!(d.result.as_deref(), None);
         let d = engine.evaluate("re/ci", Some(r#"{"s":"ABC"}"#)).unwrap();
         assert_eq!(d.result.as_deref(), Some("true"));
+    }
+
+    #[test]
+    fn defines_names_packages_rules_and_data_not_typos() {
+        let mut engine = PolicyEngine::new();
+        engine
+            .add_policy(
+                "rbac.rego",
+                "package app.rbac\nimport rego.v1\nallow if input.x\nroles[r] := 1 if some r in input.r\n",
+            )
+            .unwrap();
+        engine
+            .add_data(r#"{"users": {"alice": {"admin": true}}, "list": [1]}"#)
+            .unwrap();
+        for yes in [
+            "",
+            "app",
+            "app/rbac",
+            "app/rbac/allow",
+            "app/rbac/roles/x",
+            "users",
+            "users/alice/admin",
+            "list/0",
+        ] {
+            assert!(engine.defines(yes), "{yes}");
+        }
+        for no in [
+            "rbac/allow",
+            "app/rbac/alow",
+            "app/other",
+            "users/bob",
+            "nothing",
+        ] {
+            assert!(!engine.defines(no), "{no}");
+        }
     }
 
     #[test]

@@ -1,74 +1,209 @@
-//! `docket eval`: decide once, seal the decision, append it durably, print it.
+//! `docket eval`: evaluate a query as `opa eval` does, or, with a log, decide once, seal the
+//! decision, append it durably and print it.
 
 use super::{instance_id, load_runtime};
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use docket::log::{AuditLog, NewLog, read_public_key, read_secret_key};
 use docket::runtime::{self, Runtime};
 use docket::serve;
 use docket_ledger::PublicKey;
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// Log directory (created on first use).
-    #[arg(long)]
-    dir: PathBuf,
-    /// Secret key file (from `docket keygen`).
-    #[arg(long)]
-    key: PathBuf,
-    /// Public key the log was started with (defaults to the .pub beside --key).
-    #[arg(long = "pub")]
-    public: Option<PathBuf>,
-    /// Rego policy files.
-    #[arg(long = "policy", required = true)]
-    policies: Vec<PathBuf>,
-    /// JSON data documents.
-    #[arg(long = "data")]
+    /// The query, a data reference as `opa eval` takes it (`data.rbac.allow`), or docket's
+    /// path form (`rbac/allow`).
+    #[arg(conflicts_with = "path")]
+    query: Option<String>,
+    /// Policy (.rego) and data (.json) files or directories, as `opa eval -d`; repeatable.
+    #[arg(short = 'd', long = "data")]
     data: Vec<PathBuf>,
-    /// Data path to evaluate, e.g. rbac/allow.
+    /// Rego policy files or directories (the same as --data for .rego files).
+    #[arg(long = "policy")]
+    policies: Vec<PathBuf>,
+    /// The data path to evaluate in docket's form, e.g. rbac/allow (or give the query).
     #[arg(long)]
-    path: String,
-    /// Input JSON file; `-` or absent reads standard input.
-    #[arg(long)]
+    path: Option<String>,
+    /// Input JSON file; `-` reads standard input, as does no --input when input is piped in.
+    #[arg(short = 'i', long)]
     input: Option<PathBuf>,
-    /// Keep the salts of values masked by the logging rules in this file (appended), apart
-    /// from the log; without it they are discarded and masked values cannot be revealed.
-    #[arg(long)]
+    /// Output without a log: `json` (`opa eval`'s result shape), `pretty` or `raw` (the
+    /// value alone).
+    #[arg(short = 'f', long, value_enum, default_value = "json")]
+    format: Format,
+    /// Seal the decision into this log directory (created on first use). Without it the
+    /// query is only evaluated: nothing is written.
+    #[arg(long, requires = "key")]
+    dir: Option<PathBuf>,
+    /// With --dir: the log's secret key file (from `docket keygen`).
+    #[arg(long, requires = "dir")]
+    key: Option<PathBuf>,
+    /// With --dir: the public key the log was started with (defaults to --key's).
+    #[arg(long = "pub", requires = "dir")]
+    public: Option<PathBuf>,
+    /// With --dir: keep the salts of values masked by the logging rules in this file
+    /// (appended), apart from the log; without it masked values can never be revealed.
+    #[arg(long, requires = "dir")]
     salts: Option<PathBuf>,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Json,
+    Pretty,
+    Raw,
+}
+
+/// docket's path (`rbac/allow`) for a query: `data.rbac.allow`, `data`, or a path already.
+fn query_path(query: &str) -> Result<String> {
+    let query = query.trim();
+    let reference = if query == "data" {
+        return Ok(String::new());
+    } else if let Some(rest) = query.strip_prefix("data.") {
+        rest
+    } else if !query.contains('.') {
+        return Ok(query.trim_matches('/').to_string());
+    } else {
+        bail!(
+            "the query {query:?} is neither a data reference (data.rbac.allow) nor a path \
+             (rbac/allow); docket eval evaluates documents under data, not arbitrary Rego queries"
+        )
+    };
+    let segments: Vec<&str> = reference.split('.').collect();
+    let plain = |s: &&str| {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    if !segments.iter().all(plain) {
+        bail!(
+            "the query {query:?} is not a plain data reference (data.a.b with names of letters, \
+             digits and _); for other names use the path form (a/b-c)"
+        );
+    }
+    Ok(segments.join("/"))
+}
+
+/// The input document's text: the --input file, standard input for `-`, or standard input
+/// when it is piped in and no --input is given; `None` when there is none.
+fn read_input(input: Option<&Path>) -> Result<Option<String>> {
+    let from_stdin = || -> Result<Option<String>> {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        Ok(Some(s))
+    };
+    match input {
+        Some(p) if p == Path::new("-") => from_stdin(),
+        Some(p) => Ok(Some(
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )),
+        None if std::io::stdin().is_terminal() => Ok(None),
+        None => from_stdin(),
+    }
+}
+
+/// The sentence for a path that names nothing loaded, naming what is.
+fn names_nothing(path: &str) -> anyhow::Error {
+    anyhow!(
+        "data.{} names no package, rule or data document of the loaded policies and data \
+         (a typo?): its value is always undefined, and docket does not evaluate or seal such a \
+         query; check the package and rule names",
+        path.replace('/', ".")
+    )
+}
+
 pub fn run(args: EvalArgs) -> Result<i32> {
-    let EvalArgs {
-        dir,
-        key,
-        public,
-        policies,
-        data,
-        path,
-        input,
-        salts,
-    } = args;
-    let secret = read_secret_key(&key)?;
-    let genesis = match public {
-        Some(p) => read_public_key(&p)?,
+    let path = match (&args.query, &args.path) {
+        (Some(q), _) => query_path(q)?,
+        (None, Some(p)) => p.trim_matches('/').to_string(),
+        (None, None) => {
+            bail!("give the query to evaluate, e.g. docket eval -d policy.rego 'data.rbac.allow'")
+        }
+    };
+    let files: Vec<PathBuf> = args.policies.iter().chain(&args.data).cloned().collect();
+    if files.is_empty() {
+        bail!("give the policies to evaluate with -d (files or directories of .rego and .json)");
+    }
+    match (&args.dir, &args.key) {
+        (Some(dir), Some(key)) => seal(&args, dir, key, &path, &files),
+        _ => evaluate(&args, &path, &files),
+    }
+}
+
+/// Evaluates without a log, as `opa eval` does: nothing is written.
+fn evaluate(args: &EvalArgs, path: &str, files: &[PathBuf]) -> Result<i32> {
+    let runtime = load_runtime()?;
+    let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+    let set = serve::load_policy_set(files, None)?;
+    set.load_into(&mut instance)?.map_err(|e| {
+        anyhow!(
+            "the policies do not load: {}; fix them and retry",
+            runtime::describe_policy_error(&e)
+        )
+    })?;
+    if !instance.defines(path).map_err(|e| anyhow!("{e}"))? {
+        return Err(names_nothing(path));
+    }
+    let input = read_input(args.input.as_deref())?;
+    let decision = instance
+        .evaluate(path, input.as_deref())
+        .map_err(|e| anyhow!("{e}"))?
+        .map_err(|e| anyhow!("{}", runtime::describe_policy_error(&e)))?;
+    let value: Option<serde_json::Value> = decision
+        .result
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()?;
+    let query = if path.is_empty() {
+        "data".to_string()
+    } else {
+        format!("data.{}", path.replace('/', "."))
+    };
+    match (args.format, value) {
+        (Format::Json, Some(value)) => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"result": [{"expressions": [
+                {"value": value, "text": query, "location": {"row": 1, "col": 1}}
+            ]}]}))?
+        ),
+        (Format::Json, None) => println!("{{}}"),
+        (Format::Pretty, Some(value)) => println!("{}", serde_json::to_string_pretty(&value)?),
+        (Format::Pretty, None) => println!("undefined"),
+        (Format::Raw, Some(serde_json::Value::String(s))) => println!("{s}"),
+        (Format::Raw, Some(value)) => println!("{value}"),
+        (Format::Raw, None) => {}
+    }
+    Ok(0)
+}
+
+/// Decides once, seals the decision into the log in `dir`, and prints it.
+fn seal(args: &EvalArgs, dir: &Path, key: &Path, path: &str, files: &[PathBuf]) -> Result<i32> {
+    let secret = read_secret_key(key)?;
+    let genesis = match &args.public {
+        Some(p) => read_public_key(p)?,
         None => secret.public().clone(),
     };
+    // Read and checked before the log is touched: a mistake here writes nothing.
+    let input_text = read_input(args.input.as_deref())?;
     let runtime = load_runtime()?;
-    let (mut log, recorded_version) = open_or_create(&dir, &runtime, &genesis, &secret)?;
-    if let Some(salts) = &salts {
+    let (mut log, recorded_version) = open_or_create(dir, &runtime, &genesis, &secret)?;
+    if let Some(salts) = &args.salts {
         log.keep_salts_in(docket::salts::SaltFile::open(salts)?);
     }
     // The same loading as `docket serve`'s (one data document merged from the data
     // files), so the same files give the same policy version in both.
-    let files: Vec<PathBuf> = policies.iter().chain(&data).cloned().collect();
-    let set = serve::load_policy_set(&files, None)?;
+    let set = serve::load_policy_set(files, None)?;
     let version = set.load_into(log.instance())?.map_err(|e| {
         anyhow!(
             "the policies do not load: {}; fix them and retry",
             runtime::describe_policy_error(&e)
         )
     })?;
+    if !log.instance().defines(path).map_err(|e| anyhow!("{e}"))? {
+        return Err(names_nothing(path));
+    }
     // A policy set the log has not seen (first use, or the files changed since the
     // last eval) is itself an entry, sealed before the decision it governs.
     if recorded_version.as_deref() != Some(version.digest.as_str()) {
@@ -77,17 +212,7 @@ pub fn run(args: EvalArgs) -> Result<i32> {
             &serve::load_record(&set, &version),
         )?;
     }
-    let input_text = match input.as_deref() {
-        Some(p) if p != Path::new("-") => {
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
-        }
-        _ => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s)?;
-            s
-        }
-    };
-    let sealed = log.decide(&path, Some(&input_text))?;
+    let sealed = log.decide(path, input_text.as_deref())?;
     log.commit()?;
     let result: serde_json::Value = match &sealed.result {
         Some(r) => serde_json::from_str(r)?,

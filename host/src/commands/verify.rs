@@ -207,11 +207,13 @@ fn print_verified(
         out["seconds"] = serde_json::json!(elapsed.as_secs_f64());
         println!("{out}");
     } else {
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         println!(
-            "verified: {} entries ({} decisions), {} checkpoints, root {}, keys {}, in {:.3} s",
-            summary.entries,
-            summary.count(EntryKind::Decision),
-            summary.checkpoints,
+            "verified: {} ({}), {}, root {}, keys {}, in {:.3} s",
+            plural(summary.entries, "entry", "entries"),
+            plural(summary.count(EntryKind::Decision), "decision", "decisions"),
+            plural(summary.checkpoints, "checkpoint", "checkpoints"),
             summary.root,
             summary.keys.join(", "),
             elapsed.as_secs_f64()
