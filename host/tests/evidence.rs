@@ -775,3 +775,42 @@ fn a_fork_is_named_at_open_and_split_into_histories_that_keep_every_acknowledged
     ]);
     assert_exit(&out, 2, "has not forked");
 }
+
+/// A server that cannot listen (its port is taken, or the address is OPA's `:PORT`) stops before
+/// it opens the log: a failed start seals nothing, not even a policy load.
+#[test]
+fn a_start_that_cannot_listen_writes_nothing() {
+    let dir = scratch("cannot-listen");
+    let s = Server::start(&dir, &[]);
+    assert!(s.stop().success());
+    let entries = || {
+        docket::store::read_frames(&dir.join("data/log"))
+            .unwrap()
+            .0
+            .len()
+    };
+    let before = entries();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for (wanted, says) in [
+        (addr.as_str(), "cannot listen on"),
+        (":8181", "every interface"),
+        ("nowhere", "not an address to listen on"),
+    ] {
+        let out = docket_command()
+            .args(["serve", "--addr", wanted, "--dir"])
+            .arg(dir.join("data"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{wanted}: {stderr}");
+        assert!(stderr.contains(says), "{wanted}: {stderr}");
+        assert_eq!(
+            entries(),
+            before,
+            "{wanted}: the failed start wrote to the log"
+        );
+    }
+    drop(taken);
+    verify_dir(&dir);
+}

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 /// `docket serve`'s flags (boxed in [`Command::Serve`]: they outweigh every other command's).
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on; bind beyond loopback only behind TLS.
-    #[arg(long, default_value = serve::defaults::ADDR)]
+    /// Address to listen on: IP:PORT or localhost:PORT; bind beyond loopback only behind TLS.
+    #[arg(long, default_value = serve::defaults::ADDR, value_parser = parse_addr)]
     addr: std::net::SocketAddr,
     /// Data directory: key, write token and log (created on first start, reused after).
     #[arg(long, default_value = serve::defaults::DIR)]
@@ -106,6 +106,33 @@ pub struct ServeArgs {
     /// docket.serve/<random>. Fixed when the log is created.
     #[arg(long)]
     origin: Option<String>,
+}
+
+/// `--addr`: an IP address and port, or `localhost:PORT` (the loopback address). OPA's `:PORT`
+/// means every interface; docket asks for that to be spelled out.
+fn parse_addr(text: &str) -> std::result::Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| format!("{p:?} is not a port number (0 to 65535)"))
+    };
+    if let Some(p) = text.strip_prefix("localhost:") {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port(p)?)));
+    }
+    if let Some(p) = text.strip_prefix(':') {
+        port(p)?;
+        return Err(format!(
+            "{text:?} would listen on every interface (OPA's meaning); say which: \
+             --addr 127.0.0.1:{p} for this machine only, or --addr 0.0.0.0:{p} for every \
+             interface (put TLS in front: docket serves plain HTTP)"
+        ));
+    }
+    Err(format!(
+        "{text:?} is not an address to listen on: give IP:PORT (127.0.0.1:8181, [::1]:8181) or \
+         localhost:PORT"
+    ))
 }
 
 pub fn run(args: Box<ServeArgs>) -> Result<i32> {

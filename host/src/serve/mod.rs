@@ -402,6 +402,16 @@ impl Server {
 /// Opens (or creates) the data directory and log, loads and seals the policy set, binds, and
 /// serves until `stop` or SIGINT/SIGTERM.
 pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server> {
+    // The address first: a server that cannot listen (the port is taken) must stop before it
+    // opens the log, so a failed start seals nothing.
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: is another server running there? Choose another with --addr; nothing was written",
+                config.addr
+            )
+        })?;
     let dir = &config.dir;
     crate::private::create_dir_all(dir)?;
     let key_path = dir.join("docket.key");
@@ -516,9 +526,6 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         admission: guard::Admission::new(config.admission.clone()),
     });
     let app = router(Arc::clone(&state), &config);
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut limits = config.limits;
