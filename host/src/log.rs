@@ -24,10 +24,20 @@ pub fn read_secret_key(path: &Path) -> Result<SecretKey> {
 pub fn read_public_key(path: &Path) -> Result<PublicKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the public key {}", path.display()))?;
-    PublicKey::from_vkey(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
+    if text.trim_start().starts_with("PRIVATE+KEY+") {
+        bail!(
+            "{} holds a secret key; a public key is wanted here (the .pub file written beside it)",
+            path.display()
+        );
+    }
+    PublicKey::from_vkey(&text).map_err(|e| {
+        anyhow!(
+            "{} is not a public key (a .pub file from docket keygen, `name+id+base64`): {e}",
+            path.display()
+        )
+    })
 }
 
-/// Writes `<stem>.key` (mode 0600) and `<stem>.pub` for a new random key.
 /// A name for a new key, and so for the log it starts: `<prefix>/<12 random hex digits>`, unique
 /// per log as an origin should be (C2SP tlog-checkpoint), e.g. `docket.serve/2711d5a4caf4`.
 pub fn fresh_name(prefix: &str) -> String {
@@ -36,6 +46,7 @@ pub fn fresh_name(prefix: &str) -> String {
     format!("{prefix}/{}", hex(&label))
 }
 
+/// Writes `<stem>.key` (mode 0600) and `<stem>.pub` for a new random key.
 pub fn write_new_key(dir: &Path, stem: &str, key_name: &str) -> Result<SecretKey> {
     let mut seed = [0u8; 32];
     rand::fill(&mut seed);

@@ -648,3 +648,49 @@ fn eval_answers_as_opa_eval_and_refuses_a_typo_before_sealing_anything() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("data reference"), "{out}");
 }
+
+/// The usual mistakes with `docket verify` get a sentence saying what to give it instead.
+#[test]
+fn verify_says_what_to_give_it_when_given_the_wrong_thing() {
+    let dir = scratch("verify-mistakes");
+    seed_log(&dir, 3);
+    let public = dir.join("k.pub");
+    let (code, out) = docket(&[
+        "verify",
+        dir.to_str().unwrap(),
+        "--pub",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("is not a log directory but holds one: docket verify"),
+        "{out}"
+    );
+    let log = dir.join("log");
+    let (code, out) = docket(&[
+        "verify",
+        log.to_str().unwrap(),
+        "--pub",
+        dir.join("k.key").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("holds a secret key; a public key is wanted"),
+        "{out}"
+    );
+    let (code, out) = docket(&[
+        "verify",
+        "http://127.0.0.1:8181",
+        "--pub",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("is a URL"), "{out}");
+    let (code, out) = docket(&[
+        "verify",
+        log.to_str().unwrap(),
+        "--pub",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+}

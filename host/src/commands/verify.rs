@@ -1,7 +1,7 @@
 //! `docket verify`: a log directory or an export, against the log's genesis key.
 
 use super::load_runtime;
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use docket::log::{read_public_key, verify_frames};
 use docket::runtime::{self, VerifyError};
 use docket::store;
@@ -80,6 +80,22 @@ fn verify(
     checkpoint_keys: &[PathBuf],
     json: bool,
 ) -> Result<i32> {
+    let text = path.to_string_lossy();
+    if text.starts_with("http://") || text.starts_with("https://") {
+        bail!(
+            "{text} is a URL; docket verify reads a log directory or an export file. Fetch an \
+             export first, or open the server's verifier page at {}/ui/",
+            text.trim_end_matches('/')
+        );
+    }
+    // `docket serve`'s data directory holds the log in log/: point there.
+    if path.is_dir() && !store::is_log_dir(path) && store::is_log_dir(&path.join("log")) {
+        bail!(
+            "{} is not a log directory but holds one: docket verify {}",
+            path.display(),
+            path.join("log").display()
+        );
+    }
     let key = read_public_key(public)?;
     let trusted = checkpoint.map(read_trusted_checkpoint).transpose()?;
     let extra_keys = checkpoint_keys
