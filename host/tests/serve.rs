@@ -972,3 +972,52 @@ fn eval_and_serve_give_the_same_files_the_same_policy_version() {
     assert_eq!(load["policy_version"], served["policy_version"]);
     assert_eq!(load["data"]["extra"], json!({"a": 1}));
 }
+
+/// Every answer is JSON in OPA's error shape, for a route or a method docket does not have too,
+/// and the trailing-slash spellings OPA's clients use are served.
+#[test]
+fn unknown_routes_and_methods_answer_in_opas_error_shape() {
+    let dir = common::scratch("serve-routes");
+    let s = common::Server::start(&dir, &[]);
+    let c = reqwest::blocking::Client::new();
+    let json = |r: reqwest::blocking::Response| -> (u16, serde_json::Value) {
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(serde_json::Value::Null))
+    };
+    let (status, body) = json(c.get(s.url("/v1/nothing/here")).send().unwrap());
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("resource_not_found")),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/nothing/here"),
+        "{body}"
+    );
+    let (status, body) = json(
+        c.patch(s.url("/v1/data"))
+            .bearer_auth(s.token())
+            .header("content-type", "application/json")
+            .body("[]")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{body}"
+    );
+    let (status, body) = json(c.get(s.url("/v1/policies/")).send().unwrap());
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["result"].as_array().is_some_and(|p| !p.is_empty()),
+        "{body}"
+    );
+    let (status, body) = json(c.get(s.url("/v1/data/")).send().unwrap());
+    assert_eq!(status, 200, "{body}");
+    assert!(body["result"]["rbac"].is_object(), "{body}");
+    assert!(s.stop().success());
+}

@@ -642,9 +642,31 @@ fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
         .merge(ui::routes())
         .layer(DefaultBodyLimit::max(config.max_body))
         .merge(ingest)
+        // Every answer is JSON in OPA's error shape, a route docket does not have included.
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::admit,
         ))
         .with_state(state)
+}
+
+async fn no_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "{} is not a route of docket serve (docs/api.md lists them: OPA's /v1/data, \
+         /v1/policies, /health, /metrics, decision-log uploads, and /v1/log, /tile, /ui)",
+        uri.path()
+    ))
+}
+
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} {} is not supported by docket serve (docs/api.md)",
+            uri.path()
+        ),
+    )
 }

@@ -28,6 +28,13 @@ pub fn routes() -> Router<Arc<AppState>> {
                 .delete(delete_data_root),
         )
         .route(
+            "/v1/data/",
+            get(get_data_root)
+                .post(post_data_root)
+                .put(put_data_root)
+                .delete(delete_data_root),
+        )
+        .route(
             "/v1/data/{*path}",
             get(get_data)
                 .post(post_data)
@@ -35,6 +42,8 @@ pub fn routes() -> Router<Arc<AppState>> {
                 .delete(delete_data),
         )
         .route("/v1/policies", get(list_policies))
+        // OPA answers both spellings; OPA's clients probe the one with the slash.
+        .route("/v1/policies/", get(list_policies))
         .route(
             "/v1/policies/{*id}",
             put(put_policy).get(get_policy).delete(delete_policy),
