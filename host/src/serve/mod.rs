@@ -539,11 +539,14 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         limits.max_connections = capacity;
     }
     let metrics = Arc::clone(&state.metrics);
+    // Armed here, before `start` returns and the caller announces the server: a SIGTERM sent
+    // the moment it is up must stop it gracefully, not kill it with the default action.
+    let signals = ShutdownSignals::arm()?;
     let task = tokio::spawn(async move {
         http::serve(listener, app, limits, metrics, async move {
             tokio::select! {
                 _ = stopped => {}
-                _ = shutdown_signal() => {}
+                _ = signals.received() => {}
             }
             tracing::info!("shutting down: finishing requests, committing the queue");
         })
@@ -563,12 +566,26 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
     })
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment they are armed.
+struct ShutdownSignals {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn arm() -> Result<ShutdownSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            term: signal(SignalKind::terminate()).context("installing a SIGTERM handler")?,
+            interrupt: signal(SignalKind::interrupt()).context("installing a SIGINT handler")?,
+        })
+    }
+
+    async fn received(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }
 
