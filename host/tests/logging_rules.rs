@@ -160,4 +160,12 @@ fn masked_values_stay_off_disk_prove_out_with_their_salt_and_drops_are_tallied()
     let zero_salt = ["--salt", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="];
     let wrong_salt = reveal(&format!("\"{ip}\""), &zero_salt);
     assert_eq!(wrong_salt.status.code(), Some(1), "{wrong_salt:?}");
+    // The address without its JSON quotes is a mistake in the command (exit 2, saying so),
+    // not a wrong value.
+    let unquoted = reveal(ip, &salts);
+    assert_eq!(unquoted.status.code(), Some(2), "{unquoted:?}");
+    assert!(
+        String::from_utf8_lossy(&unquoted.stderr).contains("is not JSON text"),
+        "{unquoted:?}"
+    );
 }

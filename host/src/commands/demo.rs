@@ -96,7 +96,7 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
 
     println!();
     println!(
-        "summary: {count} decisions ({allowed} allow, {denied} deny) at {:.0} decisions/s end to end; log {} KiB in {} entries; verify {:.0} ms; total {:.1} s",
+        "summary: {count} requests ({allowed} allowed, {denied} denied, {dropped} health checks dropped by the logging rules) at {:.0} decisions/s end to end; log {} KiB in {} entries; verify {:.0} ms; total {:.1} s",
         count as f64 / sealing.as_secs_f64(),
         log_bytes / 1024,
         entries,
@@ -110,7 +110,9 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
         tampered.display()
     );
     println!(
-        "check it yourself: docket verify {} --pub {}",
+        "check it yourself: {} verify {} --pub {}",
+        // The binary that ran, which `cargo run` does not put on PATH.
+        std::env::current_exe().map_or_else(|_| "docket".into(), |p| p.display().to_string()),
         log_dir.display(),
         pub_path.display()
     );

@@ -104,7 +104,7 @@ fn read_input(input: Option<&Path>) -> Result<Option<String>> {
     }
 }
 
-/// The sentence for a path that names nothing loaded, naming what is.
+/// The sentence for a path that names nothing loaded.
 fn names_nothing(path: &str) -> anyhow::Error {
     anyhow!(
         "data.{} names no package, rule or data document of the loaded policies and data \

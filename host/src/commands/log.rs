@@ -301,6 +301,14 @@ fn reveal(
     salt: Option<&str>,
     salt_file: Option<&Path>,
 ) -> Result<i32> {
+    // The value is JSON text, as it stood in the input: a bare word is a mistake in the
+    // command, not a wrong value, and must not be answered "not proved".
+    if serde_json::from_str::<serde_json::Value>(value).is_err() {
+        bail!(
+            "--value {value:?} is not JSON text; give the masked value as it stood in the input, \
+             a string with its quotes: --value '\"{value}\"'"
+        );
+    }
     let genesis = read_public_key(public)?;
     let (frames, _) = store::read_frames(dir)?;
     let runtime = load_runtime()?;
