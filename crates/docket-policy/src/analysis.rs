@@ -227,41 +227,27 @@ pub(crate) fn definitions(id: &str, source: &str) -> Option<(Vec<String>, Vec<St
     let module = parse(id, source)?;
     let package = get_path_string(&module.package.refr, None).ok()?;
     let package: Vec<String> = package.split('.').map(str::to_string).collect();
-    let rules = module
-        .policy
-        .iter()
-        .filter_map(|rule| {
-            let refr = match rule.as_ref() {
-                Rule::Spec { head, .. } => match head {
-                    RuleHead::Compr { refr, .. }
-                    | RuleHead::Set { refr, .. }
-                    | RuleHead::Func { refr, .. } => refr,
-                },
-                Rule::Default { refr, .. } => refr,
-            };
-            let path = get_path_string(refr, None).ok()?;
-            Some(path.split('.').next().unwrap_or_default().to_string())
-        })
-        .collect();
+    let rules = module.policy.iter().filter_map(|r| rule_name(r)).collect();
     Some((package, rules))
+}
+
+/// The first segment of a rule's name (`allow`, `roles` of `roles[r]`, `a` of `a.b.c`).
+fn rule_name(rule: &Rule) -> Option<String> {
+    let refr = match rule {
+        Rule::Spec { head, .. } => match head {
+            RuleHead::Compr { refr, .. }
+            | RuleHead::Set { refr, .. }
+            | RuleHead::Func { refr, .. } => refr,
+        },
+        Rule::Default { refr, .. } => refr,
+    };
+    let path = get_path_string(refr, None).ok()?;
+    Some(path.split('.').next().unwrap_or_default().to_string())
 }
 
 /// First path segments of everything the module defines or imports under a local name.
 fn local_names(module: &Module) -> Vec<String> {
-    let mut names = Vec::new();
-    for rule in &module.policy {
-        let refr = match rule.as_ref() {
-            Rule::Spec { head, .. } => match head {
-                RuleHead::Compr { refr, .. }
-                | RuleHead::Set { refr, .. }
-                | RuleHead::Func { refr, .. } => refr,
-            },
-            Rule::Default { refr, .. } => refr,
-        };
-        if let Ok(path) = get_path_string(refr, None) {
-            names.push(path.split('.').next().unwrap_or_default().to_string());
-        }
-    }
+    let mut names: Vec<String> = module.policy.iter().filter_map(|r| rule_name(r)).collect();
     for import in &module.imports {
         match &import.r#as {
             Some(alias) => names.push(alias.text().to_string()),

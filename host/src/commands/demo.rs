@@ -1,6 +1,6 @@
 //! `docket demo`: the main job on embedded defaults.
 
-use super::{decode_entry, instance_id, load_runtime};
+use super::{entry_at, instance_id, load_runtime};
 use anyhow::{Result, anyhow, bail};
 use docket::examples::{HEALTH, Requests};
 use docket::log::{AuditLog, NewLog, fresh_name, hex, verify_frames, write_new_key};
@@ -222,13 +222,7 @@ fn show_masking(
 ) -> Result<()> {
     let log_dir = dir.join("log");
     let salt_path = dir.join("mask-salts.jsonl");
-    let entry = frames
-        .iter()
-        .filter_map(store::Frame::entry)
-        .nth(seq as usize)
-        .map(decode_entry)
-        .transpose()?
-        .ok_or_else(|| anyhow!("entry {seq} is missing"))?;
+    let entry = entry_at(frames, seq)?.ok_or_else(|| anyhow!("entry {seq} is missing"))?;
     let salt = docket::salts::find(&salt_path, seq, &entry.hash.to_hex(), "/input/context/ip")?;
     let right = instance
         .check_reveal(&entry.record, "/input/context/ip", ip, &salt)

@@ -1,6 +1,6 @@
 //! `docket log …`: show, export, checkpoint, split-fork, prove, prune, reveal.
 
-use super::{decode_entry, load_runtime};
+use super::{decode_entry, entry_at, load_runtime};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use docket::log::{AuditLog, read_public_key, read_secret_key, verify_frames};
@@ -320,18 +320,12 @@ fn reveal(
             e
         )
     })?;
-    let entry = frames
-        .iter()
-        .filter_map(store::Frame::entry)
-        .nth(seq as usize)
-        .map(decode_entry)
-        .transpose()?
-        .ok_or_else(|| {
-            anyhow!(
-                "the log has {} entries; there is no entry {seq}",
-                report.entries
-            )
-        })?;
+    let entry = entry_at(&frames, seq)?.ok_or_else(|| {
+        anyhow!(
+            "the log has {} entries; there is no entry {seq}",
+            report.entries
+        )
+    })?;
     if entry.kind != docket_ledger::EntryKind::Decision {
         bail!("entry {seq} is a {} entry, not a decision", entry.kind);
     }

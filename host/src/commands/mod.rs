@@ -36,3 +36,13 @@ pub fn instance_id() -> String {
 pub fn decode_entry(bytes: &[u8]) -> Result<Entry> {
     Entry::decode(bytes).map_err(|e| anyhow!("undecodable entry: {e}"))
 }
+
+/// Entry `seq` of a log's frames, decoded; `None` if the log is shorter.
+pub fn entry_at(frames: &[docket::store::Frame], seq: u64) -> Result<Option<Entry>> {
+    frames
+        .iter()
+        .filter_map(docket::store::Frame::entry)
+        .nth(usize::try_from(seq).unwrap_or(usize::MAX))
+        .map(decode_entry)
+        .transpose()
+}
