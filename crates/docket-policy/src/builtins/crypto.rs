@@ -73,20 +73,21 @@ fn hmac_builtin(name: &str, hash: Hash, args: &[Value]) -> Result<Value> {
     ))))
 }
 
-pub fn hmac_md5(args: &[Value]) -> Result<Value> {
-    hmac_builtin("crypto.hmac.md5", Hash::Md5, args)
+/// One builtin function per (name, hash) pair, each calling `$via` with its OPA name.
+macro_rules! builtins_by_hash {
+    ($via:ident, $prefix:literal: $($f:ident => $name:literal, $hash:expr),* $(,)?) => {
+        $(pub fn $f(args: &[Value]) -> Result<Value> {
+            $via(concat!($prefix, $name), $hash, args)
+        })*
+    };
 }
 
-pub fn hmac_sha1(args: &[Value]) -> Result<Value> {
-    hmac_builtin("crypto.hmac.sha1", Hash::Sha1, args)
-}
-
-pub fn hmac_sha256(args: &[Value]) -> Result<Value> {
-    hmac_builtin("crypto.hmac.sha256", Hash::Sha256, args)
-}
-
-pub fn hmac_sha512(args: &[Value]) -> Result<Value> {
-    hmac_builtin("crypto.hmac.sha512", Hash::Sha512, args)
+builtins_by_hash! {
+    hmac_builtin, "crypto.hmac.":
+    hmac_md5 => "md5", Hash::Md5,
+    hmac_sha1 => "sha1", Hash::Sha1,
+    hmac_sha256 => "sha256", Hash::Sha256,
+    hmac_sha512 => "sha512", Hash::Sha512,
 }
 
 /// Compares two MACs in constant time, as Go's `hmac.Equal`.
@@ -207,16 +208,11 @@ fn verify_hs(name: &str, hash: Hash, args: &[Value]) -> Result<Value> {
     Ok(Value::from(verified))
 }
 
-pub fn verify_hs256(args: &[Value]) -> Result<Value> {
-    verify_hs("io.jwt.verify_hs256", Hash::Sha256, args)
-}
-
-pub fn verify_hs384(args: &[Value]) -> Result<Value> {
-    verify_hs("io.jwt.verify_hs384", Hash::Sha384, args)
-}
-
-pub fn verify_hs512(args: &[Value]) -> Result<Value> {
-    verify_hs("io.jwt.verify_hs512", Hash::Sha512, args)
+builtins_by_hash! {
+    verify_hs, "io.jwt.":
+    verify_hs256 => "verify_hs256", Hash::Sha256,
+    verify_hs384 => "verify_hs384", Hash::Sha384,
+    verify_hs512 => "verify_hs512", Hash::Sha512,
 }
 
 /// The key `io.jwt.decode_verify` verifies with.
