@@ -355,6 +355,8 @@ impl Verifier {
         self.accept(entry, None)
     }
 
+    /// Log-format §8's steps for one entry, in the document's order: one function so that the
+    /// order of the checks, which decides which failure is reported, reads as the spec does.
     fn accept(&mut self, entry: &Entry, pre: Option<&Prechecked>) -> Result<(), VerifyError> {
         let position = self.entries();
         let at = Location::Entry(position);

@@ -399,8 +399,9 @@ impl Server {
     }
 }
 
-/// Opens (or creates) the data directory and log, loads and seals the policy set, binds, and
-/// serves until `stop` or SIGINT/SIGTERM.
+/// Binds, opens (or creates) the data directory and log, loads and seals the policy set, and
+/// serves until `stop` or SIGINT/SIGTERM. Longer than most functions here because it is the
+/// start-up sequence, read top to bottom in the order it must happen; each step is a call.
 pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server> {
     // The address first: a server that cannot listen (the port is taken) must stop before it
     // opens the log, so a failed start seals nothing.
@@ -413,32 +414,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
             )
         })?;
     let dir = &config.dir;
-    crate::private::create_dir_all(dir)?;
-    let key_path = dir.join("docket.key");
-    if let Some(origin) = &config.origin
-        && (origin.is_empty() || origin.contains('+') || origin.chars().any(char::is_whitespace))
-    {
-        bail!(
-            "--origin {origin:?} cannot name a log: it is also the signing key's name, which must be non-empty without spaces or '+' (e.g. --origin log.example.com/docket)"
-        );
-    }
-    let key = if key_path.exists() {
-        read_secret_key(&key_path)?
-    } else {
-        // The key is named after the log's origin, as C2SP tlog-checkpoint recommends.
-        let name = config
-            .origin
-            .clone()
-            .unwrap_or_else(|| crate::log::fresh_name("docket.serve"));
-        let key = write_new_key(dir, "docket", &name)?;
-        tracing::info!(key = %key_path.display(), "created a signing key");
-        key
-    };
-    let genesis_key = read_public_key(&dir.join("docket.pub"))?;
-    let token = match &config.token {
-        Some(t) => t.clone(),
-        None => read_or_create_token(dir)?,
-    };
+    let (key, genesis_key, token) = open_data_dir(&config)?;
     let served = Arc::new(ServedLog {
         dir: dir.join("log"),
         runtime: Arc::clone(&runtime),
@@ -453,20 +429,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         signing: config.signing,
     });
     let genesis_vkey = genesis_key.to_vkey();
-    let (log, view) = {
-        let served = Arc::clone(&served);
-        tokio::task::spawn_blocking(move || served.open(Start::OpenOrCreate)).await??
-    };
-    let origin = view.checkpoint.lines().next().unwrap_or("").to_string();
-    if let Some(wanted) = &config.origin
-        && *wanted != origin
-    {
-        bail!(
-            "the log in {} has the origin {origin:?}; --origin {wanted:?} cannot change it (an origin is fixed when a log is created: drop the flag, or start a new data directory)",
-            dir.display()
-        );
-    }
-    tracing::info!(entries = view.tree.size(), %origin, dir = %dir.display(), "log open and verified");
+    let (log, view) = open_served_log(Arc::clone(&served), &config).await?;
 
     let metrics = Arc::new(Metrics::new());
     let set = load_policy_set(&config.policies, config.revision.clone())?;
@@ -564,6 +527,61 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         shutdown,
         task,
     })
+}
+
+/// The data directory's key (created, named after the origin, on the first start), the genesis
+/// public key and the write token.
+fn open_data_dir(
+    config: &ServeConfig,
+) -> Result<(docket_ledger::SecretKey, docket_ledger::PublicKey, String)> {
+    let dir = &config.dir;
+    crate::private::create_dir_all(dir)?;
+    let key_path = dir.join("docket.key");
+    if let Some(origin) = &config.origin
+        && (origin.is_empty() || origin.contains('+') || origin.chars().any(char::is_whitespace))
+    {
+        bail!(
+            "--origin {origin:?} cannot name a log: it is also the signing key's name, which must be non-empty without spaces or '+' (e.g. --origin log.example.com/docket)"
+        );
+    }
+    let key = if key_path.exists() {
+        read_secret_key(&key_path)?
+    } else {
+        // The key is named after the log's origin, as C2SP tlog-checkpoint recommends.
+        let name = config
+            .origin
+            .clone()
+            .unwrap_or_else(|| crate::log::fresh_name("docket.serve"));
+        let key = write_new_key(dir, "docket", &name)?;
+        tracing::info!(key = %key_path.display(), "created a signing key");
+        key
+    };
+    let genesis_key = read_public_key(&dir.join("docket.pub"))?;
+    let token = match &config.token {
+        Some(t) => t.clone(),
+        None => read_or_create_token(dir)?,
+    };
+    Ok((key, genesis_key, token))
+}
+
+/// Opens (on the first start, creates) the served log, and holds it to `--origin` if given.
+async fn open_served_log(
+    served: Arc<ServedLog>,
+    config: &ServeConfig,
+) -> Result<(AuditLog, LogView)> {
+    let (log, view) =
+        tokio::task::spawn_blocking(move || served.open(Start::OpenOrCreate)).await??;
+    let origin = view.checkpoint.lines().next().unwrap_or("").to_string();
+    if let Some(wanted) = &config.origin
+        && *wanted != origin
+    {
+        bail!(
+            "the log in {} has the origin {origin:?}; --origin {wanted:?} cannot change it (an origin is fixed when a log is created: drop the flag, or start a new data directory)",
+            config.dir.display()
+        );
+    }
+    tracing::info!(entries = view.tree.size(), %origin, dir = %config.dir.display(), "log open and verified");
+    Ok((log, view))
 }
 
 /// SIGTERM and SIGINT, caught from the moment they are armed.

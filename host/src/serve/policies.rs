@@ -70,18 +70,6 @@ impl PolicySet {
         node.remove(last).is_some()
     }
 
-    /// The document at `path`, if any.
-    pub fn get_data(&self, path: &[String]) -> Option<Value> {
-        let mut node = Value::Object(self.data.clone());
-        for segment in path {
-            node = match node {
-                Value::Object(mut map) => map.remove(segment)?,
-                _ => return None,
-            };
-        }
-        Some(node)
-    }
-
     /// Loads the set into an instance's engine.
     pub fn load_into(&self, instance: &mut Instance) -> Result<Result<PolicyVersion, PolicyError>> {
         for (id, source) in &self.modules {
