@@ -446,6 +446,22 @@ impl Instance {
         })
     }
 
+    /// Keeps (or stops keeping) the output of `print()` calls for [`Instance::take_prints`].
+    pub fn gather_prints(&mut self, on: bool) -> Result<()> {
+        let e = self.engine;
+        self.call(|b, s| {
+            b.docket_audit_policy()
+                .engine()
+                .call_gather_prints(s, e, on)
+        })
+    }
+
+    /// The `print()` lines since the last call.
+    pub fn take_prints(&mut self) -> Result<Vec<String>> {
+        let e = self.engine;
+        self.call(|b, s| b.docket_audit_policy().engine().call_take_prints(s, e))
+    }
+
     /// Whether `path` names something the loaded policies or data define (see the WIT).
     pub fn defines(&mut self, path: &str) -> Result<bool> {
         let e = self.engine;

@@ -636,6 +636,36 @@ fn eval_answers_as_opa_eval_and_refuses_a_typo_before_sealing_anything() {
         "genesis, the policy load and the one decision"
     );
 
+    // print() output goes to standard error, in OPA's form.
+    let printing = dir.join("pr.rego");
+    std::fs::write(
+        &printing,
+        "package pr\n\nimport rego.v1\n\nallow if {\n\tprint(\"checking\", input.user)\n\tinput.user == \"alice\"\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args([
+            "eval",
+            "-d",
+            printing.to_str().unwrap(),
+            "-i",
+            input,
+            "-f",
+            "raw",
+            "data.pr.allow",
+        ])
+        .env(
+            "DOCKET_CACHE_DIR",
+            std::env::temp_dir().join("docket-test-component-cache"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "pr.rego:6: checking alice"
+    );
+
     // Rego beyond a data reference is said to be out of reach, not misread.
     let (code, out) = docket(&[
         "eval",

@@ -100,6 +100,14 @@ impl policy::GuestEngine for EngineResource {
         self.0.borrow().defines(&path)
     }
 
+    fn gather_prints(&self, on: bool) {
+        self.0.borrow_mut().set_gather_prints(on);
+    }
+
+    fn take_prints(&self) -> Vec<String> {
+        self.0.borrow_mut().take_prints()
+    }
+
     fn evaluate(
         &self,
         path: String,

@@ -72,6 +72,9 @@ pub struct PolicyEngine {
     log_rule_modules: BTreeSet<String>,
     /// The bytecode VM, for the queries it answers as the interpreter does (`vm`).
     vm: vm::VmPath,
+    /// Whether `print()` output is kept for [`PolicyEngine::take_prints`] (off by default:
+    /// a server never reads it, and it must not accumulate).
+    gather_prints: bool,
 }
 
 impl Default for PolicyEngine {
@@ -93,6 +96,7 @@ impl PolicyEngine {
             },
             log_rule_modules: BTreeSet::new(),
             vm: vm::VmPath::new(),
+            gather_prints: false,
         };
         engine.refresh_version();
         engine
@@ -115,6 +119,7 @@ impl PolicyEngine {
             modules.insert(id.to_string(), source.to_string());
             let (engine, packages) = build_engine(&modules, &self.data)?;
             self.engine = engine;
+            self.engine.set_gather_prints(self.gather_prints);
             self.modules = modules;
             packages.get(id).cloned().unwrap_or_default()
         } else {
@@ -146,6 +151,7 @@ impl PolicyEngine {
         modules.remove(id);
         let (engine, _) = build_engine(&modules, &self.data)?;
         self.engine = engine;
+        self.engine.set_gather_prints(self.gather_prints);
         self.modules = modules;
         self.log_rule_modules.remove(id);
         self.vm.remove_module(id);
@@ -187,6 +193,19 @@ impl PolicyEngine {
         self.modules
             .iter()
             .map(|(id, src)| (id.as_str(), src.as_str()))
+    }
+
+    /// Keeps the output of `print()` calls for [`PolicyEngine::take_prints`] (as `opa eval`
+    /// shows it), or stops keeping it. A policy's `print()` runs on the interpreter: the VM
+    /// fragment leaves it out.
+    pub fn set_gather_prints(&mut self, on: bool) {
+        self.gather_prints = on;
+        self.engine.set_gather_prints(on);
+    }
+
+    /// The `print()` lines of the evaluations since the last call (`<module>:<line>: <text>`).
+    pub fn take_prints(&mut self) -> Vec<String> {
+        self.engine.take_prints().unwrap_or_default()
     }
 
     /// Whether `path` (slash-separated under `data`) names something the loaded policies or

@@ -147,8 +147,13 @@ fn evaluate(args: &EvalArgs, path: &str, files: &[PathBuf]) -> Result<i32> {
         return Err(names_nothing(path));
     }
     let input = read_input(args.input.as_deref())?;
-    let decision = instance
-        .evaluate(path, input.as_deref())
+    instance.gather_prints(true).map_err(|e| anyhow!("{e}"))?;
+    let decision = instance.evaluate(path, input.as_deref());
+    // print() output goes to standard error, as opa eval writes it, also when evaluation fails.
+    for line in instance.take_prints().map_err(|e| anyhow!("{e}"))? {
+        eprintln!("{line}");
+    }
+    let decision = decision
         .map_err(|e| anyhow!("{e}"))?
         .map_err(|e| anyhow!("{}", runtime::describe_policy_error(&e)))?;
     let value: Option<serde_json::Value> = decision
@@ -212,7 +217,14 @@ fn seal(args: &EvalArgs, dir: &Path, key: &Path, path: &str, files: &[PathBuf]) 
             &serve::load_record(&set, &version),
         )?;
     }
-    let sealed = log.decide(path, input_text.as_deref())?;
+    log.instance()
+        .gather_prints(true)
+        .map_err(|e| anyhow!("{e}"))?;
+    let sealed = log.decide(path, input_text.as_deref());
+    for line in log.instance().take_prints().map_err(|e| anyhow!("{e}"))? {
+        eprintln!("{line}");
+    }
+    let sealed = sealed?;
     log.commit()?;
     let result: serde_json::Value = match &sealed.result {
         Some(r) => serde_json::from_str(r)?,
