@@ -666,6 +666,25 @@ fn eval_answers_as_opa_eval_and_refuses_a_typo_before_sealing_anything() {
         "pr.rego:6: checking alice"
     );
 
+    // A policy repository with a nested data directory is refused in words, not half-loaded.
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join("sub")).unwrap();
+    std::fs::copy(&printing, repo.join("pr.rego")).unwrap();
+    std::fs::write(repo.join("sub/data.json"), r#"{"x": 1}"#).unwrap();
+    let (code, out) = docket(&[
+        "eval",
+        "-d",
+        repo.to_str().unwrap(),
+        "-i",
+        input,
+        "data.pr.allow",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("holds policy or data files in a subdirectory"),
+        "{out}"
+    );
+
     // Rego beyond a data reference is said to be out of reach, not misread.
     let (code, out) = docket(&[
         "eval",

@@ -260,6 +260,19 @@ impl From<appender::AppendError> for ApiError {
 }
 
 /// Reads the policy files and directories given on the command line (or the examples).
+/// Whether a directory tree holds a `.rego` or `.json` file anywhere.
+fn holds_policy_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.filter_map(|e| e.ok().map(|e| e.path())).any(|p| {
+            if p.is_dir() {
+                holds_policy_files(&p)
+            } else {
+                p.extension().is_some_and(|x| x == "rego" || x == "json")
+            }
+        })
+    })
+}
+
 pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<PolicySet> {
     let mut set = PolicySet {
         revision,
@@ -275,9 +288,25 @@ pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<Po
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            let entries: Vec<PathBuf> = std::fs::read_dir(path)
                 .with_context(|| format!("reading {}", path.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            // OPA loads a directory tree, placing each data file at its directory's path;
+            // docket reads one level and merges data at the root. Rather than skip a nested
+            // directory without a word (or place its data where OPA would not), refuse it.
+            if let Some(nested) = entries.iter().find(|p| p.is_dir() && holds_policy_files(p)) {
+                bail!(
+                    "{} holds policy or data files in a subdirectory ({}); docket loads one \
+                     directory level and does not place data at its directory's path as OPA \
+                     does yet: give that directory as its own --policy (its data then merges at \
+                     the root of data), or flatten the tree",
+                    path.display(),
+                    nested.display()
+                );
+            }
+            let mut found: Vec<PathBuf> = entries
+                .into_iter()
                 .filter(|p| p.extension().is_some_and(|x| x == "rego" || x == "json"))
                 .collect();
             found.sort();
