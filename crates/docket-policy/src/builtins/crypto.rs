@@ -155,24 +155,47 @@ fn decode_sections(name: &str, jwt: &str) -> Result<(Value, Value, String)> {
     let mut jwt = jwt.to_string();
     loop {
         let token = split(name, &jwt)?;
-        let header_bytes = base64url(token.header)
-            .map_err(|e| anyhow!("{name}: JWT header had invalid encoding: {e}"))?;
-        let header = json_object(name, "header", &header_bytes)?;
+        let header = token_header(name, &token)?;
         let payload_bytes = base64url(token.payload)
             .map_err(|e| anyhow!("{name}: JWT payload had invalid encoding: {e}"))?;
         let signature = hex(&base64url(token.signature)
             .map_err(|e| anyhow!("{name}: JWT signature had invalid encoding: {e}"))?);
-        if let Some(Value::String(cty)) = field(&header, "cty") {
-            if !cty.eq_ignore_ascii_case("JWT") {
-                bail!("{name}: unsupported JWT content type {cty:?}");
-            }
-            jwt = String::from_utf8(payload_bytes)
-                .map_err(|_| anyhow!("{name}: the nested JWT is not UTF-8"))?;
+        if let Some(inner) = nested_token(name, &header, &payload_bytes)? {
+            jwt = inner;
             continue;
         }
         let payload = json_object(name, "payload", &payload_bytes)?;
         return Ok((header, payload, signature));
     }
+}
+
+/// A token's header, which must be a base64url JSON object.
+fn token_header(name: &str, token: &Token<'_>) -> Result<Value> {
+    let bytes = base64url(token.header)
+        .map_err(|e| anyhow!("{name}: JWT header had invalid encoding: {e}"))?;
+    json_object(name, "header", &bytes)
+}
+
+/// The header's `kid`, if it names one.
+fn header_kid(header: &Value) -> Option<String> {
+    match field(header, "kid") {
+        Some(Value::String(kid)) => Some(kid.to_string()),
+        _ => None,
+    }
+}
+
+/// The inner token when the header says the payload is one (`cty: JWT`); an error for any
+/// other content type.
+fn nested_token(name: &str, header: &Value, payload: &[u8]) -> Result<Option<String>> {
+    let Some(Value::String(cty)) = field(header, "cty") else {
+        return Ok(None);
+    };
+    if !cty.eq_ignore_ascii_case("JWT") {
+        bail!("{name}: unsupported JWT content type {cty:?}");
+    }
+    String::from_utf8(payload.to_vec())
+        .map(Some)
+        .map_err(|_| anyhow!("{name}: the nested JWT is not UTF-8"))
 }
 
 /// `io.jwt.decode(jwt)`: `[header, payload, signature as hex]`, nothing verified.
@@ -229,13 +252,8 @@ fn verify_public(name: &str, alg: &str, args: &[Value]) -> Result<Value> {
     let keys = super::jwt_keys::parse_keys(string(name, 2, &args[1])?)
         .map_err(|e| anyhow!("{name}: {e}"))?;
     let signature = base64url(token.signature).map_err(|e| anyhow!("{name}: {e}"))?;
-    let header_bytes = base64url(token.header)
-        .map_err(|e| anyhow!("{name}: JWT header had invalid encoding: {e}"))?;
-    let header = json_object(name, "header", &header_bytes)?;
-    let kid = match field(&header, "kid") {
-        Some(Value::String(kid)) => Some(kid.to_string()),
-        _ => None,
-    };
+    let header = token_header(name, &token)?;
+    let kid = header_kid(&header);
     let input = format!("{}.{}", token.header, token.payload);
     Ok(Value::from(super::jwt_keys::verify_with(
         &keys,
@@ -382,9 +400,7 @@ pub fn decode_verify(args: &[Value]) -> Result<Value> {
     let mut jwt = jwt.to_string();
     let (header, payload) = loop {
         let token = split(name, &jwt)?;
-        let header_bytes = base64url(token.header)
-            .map_err(|e| anyhow!("{name}: JWT header had invalid encoding: {e}"))?;
-        let header = json_object(name, "header", &header_bytes)?;
+        let header = token_header(name, &token)?;
         let alg = match field(&header, "alg") {
             Some(Value::String(alg)) => alg.to_string(),
             _ => return Ok(unverified()),
@@ -405,10 +421,7 @@ pub fn decode_verify(args: &[Value]) -> Result<Value> {
             (TokenKey::Secret(_), None) => false,
             (TokenKey::Keys(keys), _) => {
                 let signature = base64url(token.signature).map_err(|e| anyhow!("{name}: {e}"))?;
-                let kid = match field(&header, "kid") {
-                    Some(Value::String(kid)) => Some(kid.to_string()),
-                    _ => None,
-                };
+                let kid = header_kid(&header);
                 let input = format!("{}.{}", token.header, token.payload);
                 super::jwt_keys::verify_with(
                     keys,
@@ -424,12 +437,8 @@ pub fn decode_verify(args: &[Value]) -> Result<Value> {
         }
         let payload_bytes = base64url(token.payload)
             .map_err(|e| anyhow!("{name}: JWT payload had invalid encoding: {e}"))?;
-        if let Some(Value::String(cty)) = field(&header, "cty") {
-            if !cty.eq_ignore_ascii_case("JWT") {
-                bail!("{name}: unsupported JWT content type {cty:?}");
-            }
-            jwt = String::from_utf8(payload_bytes)
-                .map_err(|_| anyhow!("{name}: the nested JWT is not UTF-8"))?;
+        if let Some(inner) = nested_token(name, &header, &payload_bytes)? {
+            jwt = inner;
             continue;
         }
         break (header, json_object(name, "payload", &payload_bytes)?);
