@@ -12,13 +12,13 @@ demo *args:
 test:
     bash tests/run
 
-# The fast tier: every crate's unit tests, the ledger's, store's, policy's and wire's own
-# suites, and the host's unit tests; no server, Envoy, browser, OPA or Go. Minutes once built
-# (the first build is the test command's). Needs python3 with `cryptography` for the ledger's
-# differential test: `bash tests/setup-python.sh` (the test command runs it).
+# The fast tier: every library crate's unit tests and its own suite (ledger, policy, wire,
+# store, runtime, server) and the CLI's unit tests; no server process, Envoy, browser, OPA or Go.
+# Minutes once built (the first build is the test command's). Needs python3 with `cryptography`
+# for the ledger's differential test: `bash tests/setup-python.sh` (the test command runs it).
 test-fast:
-    cargo test --release -j "${DOCKET_JOBS:-2}" -p docket-ledger -p docket-policy -p docket-wire -p docket-store
-    cargo test --release -j "${DOCKET_JOBS:-2}" -p docket --lib --bins
+    cargo test --release -j "${DOCKET_JOBS:-2}" -p docket-ledger -p docket-policy -p docket-wire -p docket-store -p docket-runtime -p docket-server
+    cargo test --release -j "${DOCKET_JOBS:-2}" -p docket --bins
 
 # Build the policy-and-audit component (wasm32-wasip2) and print its size and WIT world.
 component:
@@ -55,15 +55,15 @@ envoy-demo: envoy-filter
 
 # The crash harness at full size: 100 SIGKILLs of a loaded server, 50 of the CLI writer.
 crash kills="100":
-    DOCKET_CRASH_KILLS={{kills}} cargo test --release -p docket --test crash -- --nocapture
+    DOCKET_CRASH_KILLS={{kills}} cargo test --release -p docket --test cli crash:: -- --nocapture
 
 # 10,000 seeded structural mutations of a ledger-built log (5,000 per signing mode) besides
 # every single-bit flip of every entry, then 10,000 seeded mutations of a log written by
 # docket serve, verified through the component.
 # The tamper suites at full size.
 tamper cases="5000":
-    DOCKET_TAMPER_CASES={{cases}} cargo test --release -p docket-ledger --test tamper -- --nocapture
-    DOCKET_SERVED_TAMPER_CASES=$(( {{cases}} * 2 )) cargo test --release -p docket --test serve every_seeded_mutation -- --nocapture
+    DOCKET_TAMPER_CASES={{cases}} cargo test --release -p docket-ledger --test ledger tamper:: -- --nocapture
+    DOCKET_SERVED_TAMPER_CASES=$(( {{cases}} * 2 )) cargo test --release -p docket --test cli serve::every_seeded_mutation -- --nocapture
 
 # docket's evaluators next to the real OPA engine, and verification on 1 and 2 cores.
 peers n="2000":
@@ -82,7 +82,7 @@ lint:
 
 # Regenerate the format's test vectors after a deliberate format change.
 vectors:
-    DOCKET_REGENERATE_VECTORS=1 cargo test -p docket-ledger --test vectors
+    DOCKET_REGENERATE_VECTORS=1 cargo test -p docket-ledger --test ledger vectors::
 
 # Targets: the log decoder and verifier, the export parser, the policy loader, the request
 # parsers of docket serve. Crashes land in tests/fuzz/artifacts/; copy each to

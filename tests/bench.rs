@@ -11,12 +11,12 @@
 #[path = "conformance/suite.rs"]
 mod suite;
 
-use docket::examples::{ABAC, ALL, RBAC, Requests};
-use docket::log::AuditLog;
-use docket::runtime::{self, Runtime};
 use docket_ledger::record::{PolicyVersion, SigningMode};
 use docket_ledger::{GenesisParams, Sealer, SecretKey, Verifier};
 use docket_policy::PolicyEngine;
+use docket_runtime::log::AuditLog;
+use docket_runtime::{self as runtime, Runtime};
+use docket_server::examples::{ABAC, ALL, RBAC, Requests};
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 5;
@@ -62,9 +62,9 @@ fn verify_export(file: &str, public: &str) {
             let t = Instant::now();
             let mut v = instance.verifier(vkey.trim()).unwrap();
             for line in &lines {
-                v.push_export_line(line).unwrap().unwrap();
+                v.push_export_line(line).unwrap();
             }
-            v.finish().unwrap().unwrap();
+            v.finish().unwrap();
             t.elapsed().as_secs_f64()
         })
         .fold(f64::MAX, f64::min);
@@ -194,8 +194,8 @@ fn peers(n: usize) {
         interpreter.add_data(p.data).unwrap();
         chosen.add_policy(p.id, p.source).unwrap();
         chosen.add_data(p.data).unwrap();
-        component.add_policy(p.id, p.source).unwrap().unwrap();
-        component.add_data(p.data).unwrap().unwrap();
+        component.add_policy(p.id, p.source).unwrap();
+        component.add_data(p.data).unwrap();
         vm_engine
             .add_policy(p.id.to_string(), p.source.to_string())
             .unwrap();
@@ -243,11 +243,7 @@ fn peers(n: usize) {
         });
 
         let (component_us, component_answers) = time_each(inputs, |input| {
-            component
-                .evaluate(path, Some(input))
-                .unwrap()
-                .unwrap()
-                .result
+            component.evaluate(path, Some(input)).unwrap().result
         });
 
         let opa_path = &opa[*path];
@@ -504,11 +500,11 @@ fn conformance() {
     for (id, source) in &suite.modules {
         native.add_policy(id, source).unwrap();
         interpreter.add_policy(id, source).unwrap();
-        component.add_policy(id, source).unwrap().unwrap();
+        component.add_policy(id, source).unwrap();
     }
     native.add_data(&suite.data).unwrap();
     interpreter.add_data(&suite.data).unwrap();
-    component.add_data(&suite.data).unwrap().unwrap();
+    component.add_data(&suite.data).unwrap();
     let interpreter_us = best_us(decisions, || {
         for (path, inputs) in &work {
             for input in inputs {
@@ -582,7 +578,6 @@ fn start_component_log(instance: &mut runtime::Instance) {
             "b",
             runtime::SigningMode::Checkpoint,
         )
-        .unwrap()
         .unwrap();
 }
 
@@ -614,11 +609,11 @@ fn verify_in_component(
     note: &str,
 ) {
     let mut v = instance.verifier(&key.to_vkey()).unwrap();
-    for run in log.chunks(docket::log::VERIFY_RUN) {
-        v.push_entries(run).unwrap().unwrap();
+    for run in log.chunks(docket_runtime::log::VERIFY_RUN) {
+        v.push_entries(run).unwrap();
     }
-    v.push_checkpoint(note).unwrap().unwrap();
-    v.finish().unwrap().unwrap();
+    v.push_checkpoint(note).unwrap();
+    v.finish().unwrap();
 }
 
 /// As `verify_in_component`, one call per entry: what batching saves.
@@ -630,10 +625,10 @@ fn verify_in_component_entry_by_entry(
 ) {
     let mut v = instance.verifier(&key.to_vkey()).unwrap();
     for e in log {
-        v.push_entry(e).unwrap().unwrap();
+        v.push_entry(e).unwrap();
     }
-    v.push_checkpoint(note).unwrap().unwrap();
-    v.finish().unwrap().unwrap();
+    v.push_checkpoint(note).unwrap();
+    v.finish().unwrap();
 }
 
 /// `docket-bench hot WHAT [SECONDS] [COMPONENT.wasm]`: repeats one operation for SECONDS
@@ -651,24 +646,21 @@ fn hot(what: &str, seconds: f64, wasm: Option<&str>) {
     for p in ALL {
         native.add_policy(p.id, p.source).unwrap();
         native.add_data(p.data).unwrap();
-        instance.add_policy(p.id, p.source).unwrap().unwrap();
-        instance.add_data(p.data).unwrap().unwrap();
+        instance.add_policy(p.id, p.source).unwrap();
+        instance.add_data(p.data).unwrap();
     }
     let mut requests = Requests::new(99);
     let inputs: Vec<String> = (0..1000).map(|_| requests.rbac()).collect();
     let decision = native.evaluate(RBAC.path, Some(&inputs[0])).unwrap();
     let (mut sealer, _) = Sealer::genesis(log_key(), log_params(), 1).unwrap();
     start_component_log(&mut instance);
-    let wit_decision = instance
-        .evaluate(RBAC.path, Some(&inputs[0]))
-        .unwrap()
-        .unwrap();
+    let wit_decision = instance.evaluate(RBAC.path, Some(&inputs[0])).unwrap();
     let (log, note) = sealed_log(&decision, 1000);
     let key = log_key();
     let mut operation: Box<dyn FnMut()> = match what {
         "eval" => Box::new(|| {
             for input in &inputs {
-                instance.evaluate(RBAC.path, Some(input)).unwrap().unwrap();
+                instance.evaluate(RBAC.path, Some(input)).unwrap();
             }
         }),
         "eval-native" => Box::new(|| {
@@ -771,8 +763,8 @@ fn main() {
     for p in ALL {
         native.add_policy(p.id, p.source).unwrap();
         native.add_data(p.data).unwrap();
-        wasm.add_policy(p.id, p.source).unwrap().unwrap();
-        wasm.add_data(p.data).unwrap().unwrap();
+        wasm.add_policy(p.id, p.source).unwrap();
+        wasm.add_data(p.data).unwrap();
     }
 
     let native_eval = best_us(n, || {
@@ -782,7 +774,7 @@ fn main() {
     });
     let wasm_eval = best_us(n, || {
         for input in &rbac_inputs {
-            wasm.evaluate(RBAC.path, Some(input)).unwrap().unwrap();
+            wasm.evaluate(RBAC.path, Some(input)).unwrap();
         }
     });
 
@@ -795,10 +787,7 @@ fn main() {
         }
     });
     start_component_log(&mut wasm);
-    let wit_decision = wasm
-        .evaluate(RBAC.path, Some(&rbac_inputs[0]))
-        .unwrap()
-        .unwrap();
+    let wit_decision = wasm.evaluate(RBAC.path, Some(&rbac_inputs[0])).unwrap();
     let wasm_seal = best_us(n, || {
         for _ in 0..n {
             wasm.seal_decision(&wit_decision).unwrap().unwrap();
@@ -836,8 +825,8 @@ fn main() {
         )
         .unwrap();
         for p in ALL {
-            log.instance().add_policy(p.id, p.source).unwrap().unwrap();
-            log.instance().add_data(p.data).unwrap().unwrap();
+            log.instance().add_policy(p.id, p.source).unwrap();
+            log.instance().add_data(p.data).unwrap();
         }
         let t = Instant::now();
         for (i, (path, input)) in mixed.iter().enumerate() {

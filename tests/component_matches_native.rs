@@ -2,11 +2,11 @@
 //! same policies, inputs, clock and key, the same decisions and byte-identical entries and
 //! checkpoints. And each side's verifier accepts the other's log.
 
-use docket::examples::{ALL, Requests};
-use docket::runtime::{self, FixedClock, Runtime};
 use docket_ledger::record::SigningMode;
 use docket_ledger::{Decision, GenesisParams, SealedDecision, Sealer, SecretKey, Verifier};
 use docket_policy::PolicyEngine;
+use docket_runtime::{self as runtime, FixedClock, Runtime, Verdict};
+use docket_server::examples::{ALL, Requests};
 use std::time::Duration;
 
 const NOW_NS: u64 = 1_795_464_000_123_456_789;
@@ -48,10 +48,10 @@ fn component_and_native_give_identical_decisions_entries_and_checkpoints() {
         let mut native = PolicyEngine::new();
         for p in ALL {
             assert_eq!(
-                wasm.add_policy(p.id, p.source).unwrap().unwrap(),
+                wasm.add_policy(p.id, p.source).unwrap(),
                 native.add_policy(p.id, p.source).unwrap()
             );
-            wasm.add_data(p.data).unwrap().unwrap();
+            wasm.add_data(p.data).unwrap();
             native.add_data(p.data).unwrap();
         }
         wasm.set_revision(Some("v1")).unwrap();
@@ -80,7 +80,6 @@ fn component_and_native_give_identical_decisions_entries_and_checkpoints() {
                 "instance-1",
                 wit_mode,
             )
-            .unwrap()
             .unwrap();
         assert_eq!(
             wasm_genesis.encoded,
@@ -95,7 +94,7 @@ fn component_and_native_give_identical_decisions_entries_and_checkpoints() {
         for i in 0..300 {
             let (path, input) = requests.next_request();
             let n = native.evaluate(path, Some(&input)).unwrap();
-            let w = wasm.evaluate(path, Some(&input)).unwrap().unwrap();
+            let w = wasm.evaluate(path, Some(&input)).unwrap();
             assert_eq!(
                 (&w.path, &w.input, &w.result),
                 (&n.path, &n.input, &n.result),
@@ -115,7 +114,7 @@ fn component_and_native_give_identical_decisions_entries_and_checkpoints() {
             else {
                 panic!("the example policies drop no access decision");
             };
-            let sealed = wasm.seal_decision(&to_wit(&n)).unwrap().unwrap().unwrap();
+            let sealed = wasm.seal_decision(&to_wit(&n)).unwrap().unwrap();
             assert_eq!(
                 sealed.encoded,
                 entry.encode(),
@@ -129,10 +128,7 @@ fn component_and_native_give_identical_decisions_entries_and_checkpoints() {
             if i == 150 {
                 let next = SecretKey::from_seed("docket-test-next", &NEXT_SEED).unwrap();
                 let rotation = sealer.rotate_key(next, NOW_NS).unwrap();
-                let wasm_rotation = wasm
-                    .rotate_key(&NEXT_SEED, "docket-test-next")
-                    .unwrap()
-                    .unwrap();
+                let wasm_rotation = wasm.rotate_key(&NEXT_SEED, "docket-test-next").unwrap();
                 assert_eq!(wasm_rotation.encoded, rotation.encode());
                 native_log.push(rotation.encode());
                 wasm_log.push(wasm_rotation.encoded);
@@ -150,10 +146,10 @@ fn component_and_native_give_identical_decisions_entries_and_checkpoints() {
         // The component verifies the native log, in runs of entries as the host pushes them...
         let mut verifier = wasm.verifier(&key.public().to_vkey()).unwrap();
         for run in native_log.chunks(64) {
-            verifier.push_entries(run).unwrap().unwrap();
+            verifier.push_entries(run).unwrap();
         }
-        verifier.push_checkpoint(&note).unwrap().unwrap();
-        let report = verifier.finish().unwrap().unwrap();
+        verifier.push_checkpoint(&note).unwrap();
+        let report = verifier.finish().unwrap();
         assert_eq!(report.entries, native_log.len() as u64);
         let summary = docket_ledger::report::Summary::from(&report);
         assert_eq!(summary.count(docket_ledger::EntryKind::Decision), 300);
@@ -191,8 +187,8 @@ fn component_and_native_give_identical_decisions_entries_and_checkpoints() {
 fn component_rejects_a_tampered_log_naming_the_entry() {
     let rt = runtime();
     let mut wasm = rt.instantiate().unwrap();
-    wasm.add_policy(ALL[0].id, ALL[0].source).unwrap().unwrap();
-    wasm.add_data(ALL[0].data).unwrap().unwrap();
+    wasm.add_policy(ALL[0].id, ALL[0].source).unwrap();
+    wasm.add_data(ALL[0].data).unwrap();
     let seed = [9u8; 32];
     let genesis = wasm
         .start_log(
@@ -202,16 +198,12 @@ fn component_rejects_a_tampered_log_naming_the_entry() {
             "i",
             runtime::SigningMode::Checkpoint,
         )
-        .unwrap()
         .unwrap();
     let mut log = vec![genesis.encoded];
     let mut requests = Requests::new(1);
     for _ in 0..20 {
-        let d = wasm
-            .evaluate(ALL[0].path, Some(&requests.rbac()))
-            .unwrap()
-            .unwrap();
-        log.push(wasm.seal_decision(&d).unwrap().unwrap().unwrap().encoded);
+        let d = wasm.evaluate(ALL[0].path, Some(&requests.rbac())).unwrap();
+        log.push(wasm.seal_decision(&d).unwrap().unwrap().encoded);
     }
     let vkey = SecretKey::from_seed("docket-test", &seed)
         .unwrap()
@@ -224,7 +216,7 @@ fn component_rejects_a_tampered_log_naming_the_entry() {
     let mut verifier = wasm.verifier(&vkey).unwrap();
     let mut failure = None;
     for bytes in &log {
-        if let Err(e) = verifier.push_entry(bytes).unwrap() {
+        if let Err(e) = verifier.push_entry(bytes).verdict().unwrap() {
             failure = Some(e);
             break;
         }
@@ -235,10 +227,14 @@ fn component_rejects_a_tampered_log_naming_the_entry() {
 
     // Pushed as one run, the same entry is named, and the verifier stays failed after it.
     let mut verifier = wasm.verifier(&vkey).unwrap();
-    let failure = verifier.push_entries(&log).unwrap().unwrap_err();
+    let failure = verifier.push_entries(&log).verdict().unwrap().unwrap_err();
     assert!(matches!(failure.location, Location::Entry(7)));
     assert!(matches!(failure.failure, Failure::BadHash));
-    let again = verifier.push_entries(&log[8..]).unwrap().unwrap_err();
+    let again = verifier
+        .push_entries(&log[8..])
+        .verdict()
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(again.location, Location::Entry(7)));
 }
 
@@ -248,15 +244,17 @@ fn bad_policy_input_and_keys_get_typed_errors_from_the_component() {
     let mut wasm = rt.instantiate().unwrap();
     let err = wasm
         .add_policy("bad.rego", "package bad\nallow if {")
+        .verdict()
         .unwrap()
         .unwrap_err();
     assert!(
         matches!(err, runtime::PolicyError::Parse((ref id, _)) if id == "bad.rego"),
         "{err:?}"
     );
-    wasm.add_policy(ALL[0].id, ALL[0].source).unwrap().unwrap();
+    wasm.add_policy(ALL[0].id, ALL[0].source).unwrap();
     let err = wasm
         .evaluate("rbac/allow", Some("{not json"))
+        .verdict()
         .unwrap()
         .unwrap_err();
     assert!(matches!(err, runtime::PolicyError::Input(_)), "{err:?}");
@@ -268,6 +266,7 @@ fn bad_policy_input_and_keys_get_typed_errors_from_the_component() {
             "i",
             runtime::SigningMode::Checkpoint,
         )
+        .verdict()
         .unwrap()
         .unwrap_err();
     assert!(matches!(err, runtime::SealError::InvalidKey(_)), "{err:?}");
@@ -279,10 +278,13 @@ fn bad_policy_input_and_keys_get_typed_errors_from_the_component() {
         "i",
         runtime::SigningMode::Checkpoint,
     )
-    .unwrap()
     .unwrap();
     let state = wasm.chain_state().unwrap();
-    let err = wasm.resume_log(&[2; 32], "k", &state).unwrap().unwrap_err();
+    let err = wasm
+        .resume_log(&[2; 32], "k", &state)
+        .verdict()
+        .unwrap()
+        .unwrap_err();
     match err {
         runtime::SealError::KeyMismatch(message) => {
             assert!(

@@ -5,13 +5,13 @@
 //! fails when any policy agrees on fewer decisions than `tests/conformance/level.json` records
 //! (docs/conformance.md names every remaining difference). After an improvement, record the
 //! new level with
-//! `DOCKET_CONFORMANCE_RECORD=1 cargo test --release -p docket-tests --test conformance`.
+//! `DOCKET_CONFORMANCE_RECORD=1 cargo test --release -p docket-tests --test cross conformance::`.
 
 #[path = "conformance/suite.rs"]
 mod suite;
 
-use docket::runtime::Runtime;
 use docket_policy::{PathCounts, PolicyEngine};
+use docket_runtime::{Runtime, Verdict};
 use suite::{Outcome, Report, Suite};
 
 fn native_engine(suite: &Suite, vm: bool) -> PolicyEngine {
@@ -116,14 +116,14 @@ fn run_component(suite: &Suite) -> Report {
     let fresh_instance = || {
         let mut instance = runtime.instantiate().unwrap();
         for (id, source) in &suite.modules {
-            instance.add_policy(id, source).unwrap().unwrap();
+            instance.add_policy(id, source).unwrap();
         }
-        instance.add_data(&suite.data).unwrap().unwrap();
+        instance.add_data(&suite.data).unwrap();
         instance
     };
     let mut instance = fresh_instance();
     suite::run(suite, |path, input| {
-        match instance.evaluate(path, Some(input)) {
+        match instance.evaluate(path, Some(input)).verdict() {
             Ok(answer) => {
                 Outcome::from_docket(answer.map(|d| d.result).map_err(|e| format!("{e:?}")))
             }

@@ -12,7 +12,7 @@
 //! server with evaluation lanes (the default) and one without (`--eval-grace-ms` beyond any
 //! evaluation), in the same run.
 
-use docket::examples::Requests;
+use docket_server::examples::Requests;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -162,18 +162,18 @@ fn rate(run: &Run) -> f64 {
 /// µs per evaluation through the component (no sealing), best of 3.
 fn component_eval_us(sample: &[(&str, String)]) -> f64 {
     let runtime =
-        docket::runtime::Runtime::new(Some(&std::env::temp_dir().join("docket-loadtest-cache")))
+        docket_runtime::Runtime::new(Some(&std::env::temp_dir().join("docket-loadtest-cache")))
             .unwrap();
     let mut instance = runtime.instantiate().unwrap();
-    for p in docket::examples::ALL {
-        instance.add_policy(p.id, p.source).unwrap().unwrap();
-        instance.add_data(p.data).unwrap().unwrap();
+    for p in docket_server::examples::ALL {
+        instance.add_policy(p.id, p.source).unwrap();
+        instance.add_data(p.data).unwrap();
     }
     let mut best = Duration::MAX;
     for _ in 0..3 {
         let t = Instant::now();
         for (path, input) in sample {
-            instance.evaluate(path, Some(input)).unwrap().unwrap();
+            instance.evaluate(path, Some(input)).unwrap();
         }
         best = best.min(t.elapsed());
     }

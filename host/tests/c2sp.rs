@@ -4,9 +4,7 @@
 //! the entry bundles, proves each one's inclusion from the hash tiles, and proves the log
 //! consistent with a checkpoint taken before a prune and a key rotation (issue 21).
 
-mod common;
-
-use common::{Server, docket_command, scratch};
+use crate::common::{Server, docket_command, scratch};
 use reqwest::blocking::Client;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
@@ -90,7 +88,7 @@ fn run(command: &mut Command) -> String {
 }
 
 fn policies(dir: &Path, retention: &str) -> PathBuf {
-    let policies = common::rbac_policies(dir);
+    let policies = crate::common::rbac_policies(dir);
     std::fs::write(
         policies.join("system-log.rego"),
         format!("package system.log\n\nimport rego.v1\n\ndefault retention := \"{retention}\"\n"),

@@ -3,11 +3,9 @@
 //! the log must verify (the server re-verifies it on every start, `docket verify` at the end).
 //!
 //! The test command runs a reduced, seeded size; `just crash` runs the full one:
-//! `DOCKET_CRASH_KILLS=100 cargo test --release -p docket --test crash -- --nocapture`.
+//! `DOCKET_CRASH_KILLS=100 cargo test --release -p docket --test cli crash:: -- --nocapture`.
 
-mod common;
-
-use common::{Server, all_entries, scratch, verify_dir};
+use crate::common::{Server, all_entries, scratch, verify_dir};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use reqwest::blocking::Client;

@@ -4,9 +4,7 @@
 //! the server refuses to start, saying why. The log directory sits on a small tmpfs mounted for the test
 //! (this needs root, as the test command runs here and in CI).
 
-mod common;
-
-use common::{Server, docket_command, scratch, serve_to_exit, verify_dir};
+use crate::common::{Server, docket_command, scratch, serve_to_exit, verify_dir};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

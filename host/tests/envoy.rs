@@ -3,11 +3,11 @@
 //! requests reach the upstream, denied ones get the policy's answer without reaching it, every
 //! decision id is in the log, the log verifies, and with docket down requests are denied.
 
-mod common;
 #[path = "../../tests/conformance/suite.rs"]
 mod suite;
 
-use common::{Server, scratch, verify_dir};
+use crate::common::{Server, scratch, verify_dir};
+use docket_runtime::Verdict;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -729,14 +729,14 @@ fn the_filter_in_envoy_decides_the_conformance_suite_as_the_component_does() {
     assert_eq!(upstream.hits.load(Ordering::SeqCst), 0);
 
     // The same decisions through the component in wasmtime.
-    let runtime = docket::runtime::Runtime::new(Some(&dir.join("cache"))).unwrap();
+    let runtime = docket_runtime::Runtime::new(Some(&dir.join("cache"))).unwrap();
     let mut instance = runtime.instantiate().unwrap();
     for (id, source) in &suite.modules {
-        instance.add_policy(id, source).unwrap().unwrap();
+        instance.add_policy(id, source).unwrap();
     }
-    instance.add_data(&suite.data).unwrap().unwrap();
+    instance.add_data(&suite.data).unwrap();
     let component = suite::run(&suite, |path, input| {
-        let answer = instance.evaluate(path, Some(input)).unwrap();
+        let answer = instance.evaluate(path, Some(input)).verdict().unwrap();
         Outcome::from_docket(answer.map(|d| d.result).map_err(|e| format!("{e:?}")))
     });
     let differing = |report: &suite::Report| -> Vec<(String, String)> {
@@ -830,7 +830,7 @@ fn ms(sorted: &[Duration], p: f64) -> f64 {
 
 /// The Envoy figures of BENCHMARKS.md: the same allowed request through Envoy with the docket
 /// filter (evaluate + sealed by docket serve before forwarding) and without it, same run.
-/// Run: cargo test --release -p docket --test envoy -- --ignored --nocapture
+/// Run: cargo test --release -p docket --test cli envoy:: -- --ignored --nocapture
 #[test]
 #[ignore = "a benchmark; run with --ignored"]
 fn bench_envoy_with_and_without_the_filter() {
@@ -1199,7 +1199,7 @@ fn decisions_the_filter_gave_up_on_are_never_sealed_afterwards() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let noticed = loop {
         let mut noticed = std::collections::BTreeSet::new();
-        for entry in common::all_entries(&c, &docket) {
+        for entry in crate::common::all_entries(&c, &docket) {
             let notice = &entry["record"]["undelivered"];
             if let Some(id) = notice["decision_id"].as_str() {
                 assert_eq!(notice["answer"], 503, "{entry}");

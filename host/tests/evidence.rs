@@ -2,9 +2,7 @@
 //! entry, say "verified" wrongly or seal a masked value in clear, replayed against the real
 //! binary and the real server.
 
-mod common;
-
-use common::{Server, docket_command, scratch, serve_to_exit, verify_dir};
+use crate::common::{Server, docket_command, scratch, serve_to_exit, verify_dir};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -252,7 +250,7 @@ fn served_log(dir: &Path, decisions: usize, extra: &[&str]) -> Vec<String> {
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
-    docket::store::segment_paths(&dir.join("data/log")).unwrap()
+    docket_store::segment_paths(&dir.join("data/log")).unwrap()
 }
 
 /// The byte offsets of every frame in a segment.
@@ -308,7 +306,7 @@ fn copy_log(from: &Path, to: &Path) {
     let _ = std::fs::remove_dir_all(to);
     std::fs::create_dir_all(to.join("segments")).unwrap();
     std::fs::copy(from.join("checkpoint"), to.join("checkpoint")).unwrap();
-    for segment in docket::store::segment_paths(from).unwrap() {
+    for segment in docket_store::segment_paths(from).unwrap() {
         std::fs::copy(
             &segment,
             to.join("segments").join(segment.file_name().unwrap()),
@@ -319,7 +317,7 @@ fn copy_log(from: &Path, to: &Path) {
 
 #[test]
 fn damage_at_every_byte_of_the_last_commits_loses_nothing_acknowledged() {
-    use docket::store::{Store, scan_dir};
+    use docket_store::{Store, scan_dir};
     let dir = scratch("evidence-every-byte");
     served_log(&dir, 6, &[]);
     let pristine = dir.join("data/log");
@@ -470,7 +468,7 @@ fn a_trusted_checkpoint_must_be_of_this_log_and_signed_by_its_key() {
     served_log(&dir, 4, &[]);
     let log = dir.join("data/log");
     let public = dir.join("data/docket.pub");
-    let genuine = docket::store::latest_checkpoint(&log).unwrap().unwrap();
+    let genuine = docket_store::latest_checkpoint(&log).unwrap().unwrap();
     let path = dir.join("trusted.note");
     std::fs::write(&path, &genuine).unwrap();
     let out = verify(&log, &public, &["--checkpoint", path.to_str().unwrap()]);
@@ -685,7 +683,7 @@ fn commits_after(bytes: &[u8], from: usize) -> Vec<std::ops::Range<usize>> {
         let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
         let kind = bytes[at + 4];
         at += 9 + len;
-        if kind == docket::store::FRAME_CHECKPOINT {
+        if kind == docket_store::FRAME_CHECKPOINT {
             commits.push(start..at);
             start = at;
         }
@@ -784,7 +782,7 @@ fn a_start_that_cannot_listen_writes_nothing() {
     let s = Server::start(&dir, &[]);
     assert!(s.stop().success());
     let entries = || {
-        docket::store::read_frames(&dir.join("data/log"))
+        docket_store::read_frames(&dir.join("data/log"))
             .unwrap()
             .0
             .len()

@@ -3,9 +3,7 @@
 //! answering, a bounded shutdown, input limits and quotas, no writes from web pages, private
 //! files, and exactly one tile per address. Each test runs the real binary on loopback.
 
-mod common;
-
-use common::{Server, docket_command, scratch, verify_dir};
+use crate::common::{Server, docket_command, scratch, verify_dir};
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -242,7 +240,7 @@ fn every_serve_flag_at_a_non_default_value() {
     let verified = verify_dir(&dir);
     assert!(verified.contains("(8 decisions)"), "{verified}");
     // --sign-entries: every entry carries its own signature.
-    let text = common::export_text(&dir);
+    let text = crate::common::export_text(&dir);
     let entries: Vec<&str> = text.lines().filter(|l| l.starts_with("{\"seq\"")).collect();
     assert_eq!(entries.len(), 11, "{text}");
     assert!(
@@ -470,7 +468,7 @@ fn sigterm_with_a_client_stuck_mid_body_stops_in_bounded_time_keeping_acknowledg
     assert!(status.success(), "{status:?}");
     drop(stuck);
     verify_dir(&dir);
-    let text = common::export_text(&dir);
+    let text = crate::common::export_text(&dir);
     assert!(
         text.contains(&id),
         "the acknowledged decision {id} is in the log"
@@ -630,12 +628,12 @@ fn secrets_readable_by_others_are_refused_and_new_files_are_private() {
         assert_eq!(mode(&segment.unwrap().path()), 0o600);
     }
     // An export holds the same records: owner-only too.
-    common::export_text(&dir);
+    crate::common::export_text(&dir);
     assert_eq!(mode(&dir.join("export.jsonl")), 0o600);
     for secret in ["docket.key", "token"] {
         let path = data.join(secret);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let out = common::serve_to_exit(&dir);
+        let out = crate::common::serve_to_exit(&dir);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
@@ -746,7 +744,7 @@ fn an_opa_upload_is_acknowledged_only_once_durable() {
 fn a_runaway_evaluation_does_not_hold_the_worker_ordinary_decisions_need() {
     use std::sync::{Arc, Mutex};
     let dir = scratch("hostile-lanes");
-    let policies = common::rbac_policies(&dir);
+    let policies = crate::common::rbac_policies(&dir);
     // 25 million steps: stopped by the runtime's time limit, not by memory.
     std::fs::write(
         policies.join("spin.rego"),

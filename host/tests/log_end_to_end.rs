@@ -1,10 +1,10 @@
 //! The audit log end to end, through the real component and real files: eval → seal → persist
 //! → verify; reopen and continue; crash recovery; tamper detection; a single writer.
 
-use docket::examples::{ALL, Requests};
-use docket::log::{AuditLog, read_public_key, verify_frames, write_new_key};
-use docket::runtime::{Runtime, SigningMode};
-use docket::store::{self, Frame};
+use docket_runtime::log::{AuditLog, read_public_key, verify_frames, write_new_key};
+use docket_runtime::{Runtime, SigningMode};
+use docket_server::examples::{ALL, Requests};
+use docket_store::{self as store, Frame};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -28,8 +28,8 @@ fn scratch(name: &str) -> PathBuf {
 
 fn load_examples(log: &mut AuditLog) {
     for p in ALL {
-        log.instance().add_policy(p.id, p.source).unwrap().unwrap();
-        log.instance().add_data(p.data).unwrap().unwrap();
+        log.instance().add_policy(p.id, p.source).unwrap();
+        log.instance().add_data(p.data).unwrap();
     }
 }
 
@@ -394,9 +394,7 @@ fn keygen_eval_and_verify_from_the_command_line() {
     let (frames, torn) = store::read_frames(&log_dir).unwrap();
     assert!(torn.is_none());
     let mut instance = runtime().instantiate().unwrap();
-    let report = verify_frames(&mut instance, &public, &frames, None, |_| {})
-        .unwrap()
-        .unwrap();
+    let report = verify_frames(&mut instance, &public, &frames, None, |_| {}).unwrap();
     assert_eq!(report.entries, 4);
     let Frame::Entry(bytes) = &frames[2] else {
         panic!("entry 1 follows the genesis checkpoint")

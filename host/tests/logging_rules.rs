@@ -3,11 +3,11 @@
 //! reaches any file; the log verifies; `docket log reveal` proves the value with its salt and
 //! refuses a wrong one; dropped decisions are counted in signed tally entries.
 
-use docket::examples::{DEFAULTS, HEALTH, Requests};
-use docket::log::{AuditLog, verify_frames, write_new_key};
-use docket::runtime::{Runtime, SigningMode};
-use docket::salts::SaltFile;
-use docket::store::{self, Frame};
+use docket_runtime::log::{AuditLog, verify_frames, write_new_key};
+use docket_runtime::{Runtime, SigningMode};
+use docket_server::examples::{DEFAULTS, HEALTH, Requests};
+use docket_store::salts::SaltFile;
+use docket_store::{self as store, Frame};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,8 +57,8 @@ fn masked_values_stay_off_disk_prove_out_with_their_salt_and_drops_are_tallied()
     .unwrap();
     log.keep_salts_in(SaltFile::open(&salt_path).unwrap());
     for p in DEFAULTS {
-        log.instance().add_policy(p.id, p.source).unwrap().unwrap();
-        log.instance().add_data(p.data).unwrap().unwrap();
+        log.instance().add_policy(p.id, p.source).unwrap();
+        log.instance().add_data(p.data).unwrap();
     }
 
     let mut requests = Requests::new(8);
@@ -105,9 +105,7 @@ fn masked_values_stay_off_disk_prove_out_with_their_salt_and_drops_are_tallied()
     // The log verifies, and its tally entries count every dropped decision.
     let (frames, _) = store::read_frames(&log_dir).unwrap();
     let mut instance = runtime.instantiate().unwrap();
-    let report = verify_frames(&mut instance, key.public(), &frames, None, |_| {})
-        .unwrap()
-        .unwrap();
+    let report = verify_frames(&mut instance, key.public(), &frames, None, |_| {}).unwrap();
     let (mut tallied, mut decisions) = (0, 0);
     for frame in &frames {
         if let Frame::Entry(bytes) = frame {

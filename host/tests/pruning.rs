@@ -3,10 +3,10 @@
 //! with "pruned under retention policy version X", an entry still under retention refuses the
 //! prune and leaves every byte as it was, and an interrupted prune is completed.
 
-use docket::examples::{RBAC, Requests};
-use docket::log::{AuditLog, write_new_key};
-use docket::runtime::{EntryKind, Runtime, SigningMode};
-use docket::store::{self, Frame};
+use docket_runtime::log::{AuditLog, write_new_key};
+use docket_runtime::{EntryKind, Runtime, SigningMode};
+use docket_server::examples::{RBAC, Requests};
+use docket_store::{self as store, Frame};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -91,15 +91,9 @@ fn sample_log(dir: &Path) -> (Vec<(String, u64, String)>, u64) {
     )
     .unwrap();
     log.set_segment_limit(6 * 1024);
-    log.instance()
-        .add_policy(RBAC.id, RBAC.source)
-        .unwrap()
-        .unwrap();
-    log.instance().add_data(RBAC.data).unwrap().unwrap();
-    log.instance()
-        .add_policy("system-log.rego", RULES)
-        .unwrap()
-        .unwrap();
+    log.instance().add_policy(RBAC.id, RBAC.source).unwrap();
+    log.instance().add_data(RBAC.data).unwrap();
+    log.instance().add_policy("system-log.rego", RULES).unwrap();
     let version = log.instance().policy_version().unwrap();
     log.record(
         EntryKind::PolicyChange,

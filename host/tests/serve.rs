@@ -3,14 +3,13 @@
 //! before they take effect; OPA decision-log uploads are sealed all-or-nothing; a restart
 //! continues the chain; a kill -9 under concurrent load loses no acknowledged decision.
 
-mod common;
-
+use crate::common::{Server, scratch, verify_dir};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::{Server, scratch, verify_dir};
 use docket_ledger::checkpoint::SignedCheckpoint;
 use docket_ledger::merkle::{verify_consistency, verify_inclusion};
 use docket_ledger::{Hash, PublicKey};
+use docket_runtime::Verdict;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use reqwest::blocking::{Client, Response};
@@ -640,9 +639,9 @@ fn kill_9_under_concurrent_load_loses_no_acknowledged_decision() {
 /// the count (400 in the test command).
 #[test]
 fn every_seeded_mutation_of_a_served_log_is_detected() {
-    use docket::runtime::Runtime;
     use docket_ledger::export::{ExportLine, parse_line};
     use docket_ledger::verifier::Location;
+    use docket_runtime::Runtime;
     use rand::rngs::StdRng;
     use rand::{RngExt, SeedableRng};
 
@@ -650,7 +649,7 @@ fn every_seeded_mutation_of_a_served_log_is_detected() {
     let server = Server::start(&dir, &[]);
     let c = client();
     let token = server.token();
-    let mut requests = docket::examples::Requests::new(11);
+    let mut requests = docket_server::examples::Requests::new(11);
     for _ in 0..30 {
         let (path, input) = requests.next_request();
         let input: Value = serde_json::from_str(&input).unwrap();
@@ -714,9 +713,9 @@ fn every_seeded_mutation_of_a_served_log_is_detected() {
         let mut v = instance.verifier(vkey.trim()).unwrap();
         v.expect_tree_head(head.size, &head.root.0).unwrap();
         for line in lines {
-            v.push_export_line(line).unwrap()?;
+            v.push_export_line(line).verdict().unwrap()?;
         }
-        v.finish().unwrap().map(|report| report.entries)
+        v.finish().verdict().unwrap().map(|report| report.entries)
     };
     assert_eq!(verify(&lines).unwrap(), head.size);
     // Entry lines by their sequence number, for naming the entry a flip lands in.
@@ -906,14 +905,14 @@ fn eval_and_serve_give_the_same_files_the_same_policy_version() {
         examples.join("rbac.json"),
         dir.join("extra.json"),
     );
-    let out = common::docket_command()
+    let out = crate::common::docket_command()
         .args(["keygen", "--out"])
         .arg(&dir)
         .args(["--stem", "eval", "--name", "docket.test/eval"])
         .output()
         .unwrap();
     assert!(out.status.success());
-    let mut eval = common::docket_command()
+    let mut eval = crate::common::docket_command()
         .args(["eval", "--path", "rbac/allow", "--input", "-", "--dir"])
         .arg(dir.join("eval-log"))
         .arg("--key")
@@ -940,7 +939,7 @@ fn eval_and_serve_give_the_same_files_the_same_policy_version() {
         String::from_utf8_lossy(&out.stdout)
     );
     let exported = dir.join("eval.jsonl");
-    let out = common::docket_command()
+    let out = crate::common::docket_command()
         .args(["log", "export"])
         .arg(dir.join("eval-log"))
         .arg("-o")
@@ -977,8 +976,8 @@ fn eval_and_serve_give_the_same_files_the_same_policy_version() {
 /// and the trailing-slash spellings OPA's clients use are served.
 #[test]
 fn unknown_routes_and_methods_answer_in_opas_error_shape() {
-    let dir = common::scratch("serve-routes");
-    let s = common::Server::start(&dir, &[]);
+    let dir = crate::common::scratch("serve-routes");
+    let s = crate::common::Server::start(&dir, &[]);
     let c = reqwest::blocking::Client::new();
     let json = |r: reqwest::blocking::Response| -> (u16, serde_json::Value) {
         let status = r.status().as_u16();

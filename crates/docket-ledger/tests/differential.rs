@@ -8,9 +8,7 @@
 //! Cases: `DOCKET_DIFFERENTIAL_CASES` (default 400). Needs `python3` with `cryptography`
 //! (installed by `tests/setup-python.sh`, which the test command runs first).
 
-mod common;
-
-use common::{T0, key};
+use crate::common::{T0, key};
 use docket_ledger::entry::MAX_INLINE_RECORD_LEN;
 use docket_ledger::entry::entry_signature_message;
 use docket_ledger::export::{ExportVerifier, write_export};

@@ -2,9 +2,7 @@
 //! record, dropped decisions are counted in tally entries, retention becomes `retain_until`, and
 //! the log verifies throughout.
 
-mod common;
-
-use common::{T0, decision, key};
+use crate::common::{T0, decision, key};
 use docket_ledger::masking::{RevealError, check_reveal, commitment};
 use docket_ledger::record::SigningMode;
 use docket_ledger::{

@@ -2,9 +2,7 @@
 //! decisions; the pruned log still verifies, and reports the prune. Payloads removed without
 //! authority, or entries passed off as pruned decisions, are caught.
 
-mod common;
-
-use common::{Item, T0, decision, key, verify};
+use crate::common::{Item, T0, decision, key, verify};
 use docket_ledger::export::{ExportLine, ExportVerifier, entry_line, parse_line, write_export};
 use docket_ledger::record::SigningMode;
 use docket_ledger::sealer::SealError;

@@ -1,8 +1,6 @@
 //! Every single mutation of a sealed log is detected, and named for what it is.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use docket_ledger::entry::BODY_HEADER_LEN;
 use docket_ledger::record::SigningMode;
 use docket_ledger::{Failure, Location};

@@ -2,9 +2,7 @@
 //! its origin, root and a signature by the key in force at its size (the browser page and the
 //! CLI hold a log to one this way).
 
-mod common;
-
-use common::{Item, build, key};
+use crate::common::{Item, build, key};
 use docket_ledger::record::SigningMode;
 use docket_ledger::{Failure, SignedCheckpoint, Verifier};
 

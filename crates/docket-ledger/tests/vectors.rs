@@ -1,9 +1,7 @@
 //! The test vectors of `docs/log-format.md` §11: produced by this crate, checked byte for byte.
-//! Regenerate with `DOCKET_REGENERATE_VECTORS=1 cargo test -p docket-ledger --test vectors`.
+//! Regenerate with `DOCKET_REGENERATE_VECTORS=1 cargo test -p docket-ledger --test ledger vectors::`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use docket_ledger::entry::MAX_INLINE_RECORD_LEN;
 use docket_ledger::export::{ExportVerifier, write_export};
 use docket_ledger::merkle::{self, consistency_proof, inclusion_proof};

@@ -2,11 +2,11 @@
 
 use super::{entry_at, instance_id, load_runtime};
 use anyhow::{Result, anyhow, bail};
-use docket::examples::{HEALTH, Requests};
-use docket::log::{AuditLog, NewLog, fresh_name, hex, verify_frames, write_new_key};
-use docket::runtime;
-use docket::serve;
-use docket::store;
+use docket_runtime::log::{AuditLog, NewLog, fresh_name, hex, verify_frames, write_new_key};
+use docket_runtime::{self as runtime, Verdict};
+use docket_server as serve;
+use docket_server::examples::{HEALTH, Requests};
+use docket_store as store;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -71,9 +71,10 @@ fn demo(dir: Option<PathBuf>, count: u64, batch: usize) -> Result<i32> {
     let pub_path = dir.join("demo.pub");
     let verifying = Instant::now();
     let (frames, _) = store::read_frames(&log_dir)?;
-    let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
-    let report = verify_frames(&mut instance, key.public(), &frames, None, |_| {})?
-        .map_err(|e| anyhow!("the fresh log does not verify: {}", e))?;
+    let mut instance = runtime.instantiate()?;
+    let report = verify_frames(&mut instance, key.public(), &frames, None, |_| {})
+        .verdict()?
+        .map_err(|e| anyhow!("the fresh log does not verify: {e}"))?;
     let verify_time = verifying.elapsed();
     let log_bytes: u64 = store::segment_paths(&log_dir)?
         .iter()
@@ -148,11 +149,9 @@ fn start_log(dir: &Path) -> Result<(runtime::Runtime, docket_ledger::SecretKey, 
         instance_id: &instance_id(),
     };
     let mut log = AuditLog::open_or_create(&log_dir, &runtime, key.public(), &key, &new)?.log;
-    log.keep_salts_in(docket::salts::SaltFile::open(&salt_path)?);
+    log.keep_salts_in(docket_store::salts::SaltFile::open(&salt_path)?);
     let set = serve::load_policy_set(&[], None)?;
-    let version = set
-        .load_into(log.instance())?
-        .map_err(|e| anyhow!("{}", runtime::describe_policy_error(&e)))?;
+    let version = set.load_into(log.instance())?;
     log.record(
         runtime::EntryKind::PolicyChange,
         &serve::load_record(&set, &version),
@@ -223,13 +222,14 @@ fn show_masking(
     let log_dir = dir.join("log");
     let salt_path = dir.join("mask-salts.jsonl");
     let entry = entry_at(frames, seq)?.ok_or_else(|| anyhow!("entry {seq} is missing"))?;
-    let salt = docket::salts::find(&salt_path, seq, &entry.hash.to_hex(), "/input/context/ip")?;
+    let salt =
+        docket_store::salts::find(&salt_path, seq, &entry.hash.to_hex(), "/input/context/ip")?;
     let right = instance
         .check_reveal(&entry.record, "/input/context/ip", ip, &salt)
-        .map_err(|e| anyhow!("{e}"))?;
+        .verdict()?;
     let wrong = instance
         .check_reveal(&entry.record, "/input/context/ip", "\"10.0.0.1\"", &salt)
-        .map_err(|e| anyhow!("{e}"))?;
+        .verdict()?;
     println!(
         "  masked: entry {seq} holds a salted commitment, not the address {ip}; revealed with its salt it {}, a wrong address {}",
         if right.is_ok() {
@@ -287,8 +287,8 @@ fn tamper_copy(
     let what = "one byte of the decision record";
     std::fs::write(&segment, store::encode_segment(&frames))?;
     let (frames, _) = store::read_frames(&tampered)?;
-    let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
-    match verify_frames(&mut instance, key, &frames, None, |_| {})? {
+    let mut instance = runtime.instantiate()?;
+    match verify_frames(&mut instance, key, &frames, None, |_| {}).verdict()? {
         Ok(_) => bail!("tampering went undetected; this is a bug"),
         Err(e) => println!(
             "  tampered copy ({what} of entry {target_seq} changed, frame checksum fixed up): REJECTED: {}",

@@ -3,10 +3,10 @@
 
 use super::{instance_id, load_runtime};
 use anyhow::{Context, Result, anyhow, bail};
-use docket::log::{AuditLog, NewLog, read_public_key, read_secret_key};
-use docket::runtime::{self, Runtime};
-use docket::serve;
 use docket_ledger::PublicKey;
+use docket_runtime::log::{AuditLog, NewLog, read_public_key, read_secret_key};
+use docket_runtime::{self as runtime, Runtime};
+use docket_server as serve;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
@@ -135,27 +135,21 @@ pub fn run(args: EvalArgs) -> Result<i32> {
 /// Evaluates without a log, as `opa eval` does: nothing is written.
 fn evaluate(args: &EvalArgs, path: &str, files: &[PathBuf]) -> Result<i32> {
     let runtime = load_runtime()?;
-    let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+    let mut instance = runtime.instantiate()?;
     let set = serve::load_policy_set(files, None)?;
-    set.load_into(&mut instance)?.map_err(|e| {
-        anyhow!(
-            "the policies do not load: {}; fix them and retry",
-            runtime::describe_policy_error(&e)
-        )
-    })?;
-    if !instance.defines(path).map_err(|e| anyhow!("{e}"))? {
+    set.load_into(&mut instance)
+        .map_err(|e| anyhow!("the policies do not load: {e}; fix them and retry"))?;
+    if !instance.defines(path)? {
         return Err(names_nothing(path));
     }
     let input = read_input(args.input.as_deref())?;
-    instance.gather_prints(true).map_err(|e| anyhow!("{e}"))?;
+    instance.gather_prints(true)?;
     let decision = instance.evaluate(path, input.as_deref());
     // print() output goes to standard error, as opa eval writes it, also when evaluation fails.
-    for line in instance.take_prints().map_err(|e| anyhow!("{e}"))? {
+    for line in instance.take_prints()? {
         eprintln!("{line}");
     }
-    let decision = decision
-        .map_err(|e| anyhow!("{e}"))?
-        .map_err(|e| anyhow!("{}", runtime::describe_policy_error(&e)))?;
+    let decision = decision?;
     let value: Option<serde_json::Value> = decision
         .result
         .as_deref()
@@ -195,18 +189,15 @@ fn seal(args: &EvalArgs, dir: &Path, key: &Path, path: &str, files: &[PathBuf]) 
     let runtime = load_runtime()?;
     let (mut log, recorded_version) = open_or_create(dir, &runtime, &genesis, &secret)?;
     if let Some(salts) = &args.salts {
-        log.keep_salts_in(docket::salts::SaltFile::open(salts)?);
+        log.keep_salts_in(docket_store::salts::SaltFile::open(salts)?);
     }
     // The same loading as `docket serve`'s (one data document merged from the data
     // files), so the same files give the same policy version in both.
     let set = serve::load_policy_set(files, None)?;
-    let version = set.load_into(log.instance())?.map_err(|e| {
-        anyhow!(
-            "the policies do not load: {}; fix them and retry",
-            runtime::describe_policy_error(&e)
-        )
-    })?;
-    if !log.instance().defines(path).map_err(|e| anyhow!("{e}"))? {
+    let version = set
+        .load_into(log.instance())
+        .map_err(|e| anyhow!("the policies do not load: {e}; fix them and retry"))?;
+    if !log.instance().defines(path)? {
         return Err(names_nothing(path));
     }
     // A policy set the log has not seen (first use, or the files changed since the
@@ -217,11 +208,9 @@ fn seal(args: &EvalArgs, dir: &Path, key: &Path, path: &str, files: &[PathBuf]) 
             &serve::load_record(&set, &version),
         )?;
     }
-    log.instance()
-        .gather_prints(true)
-        .map_err(|e| anyhow!("{e}"))?;
+    log.instance().gather_prints(true)?;
     let sealed = log.decide(path, input_text.as_deref());
-    for line in log.instance().take_prints().map_err(|e| anyhow!("{e}"))? {
+    for line in log.instance().take_prints()? {
         eprintln!("{line}");
     }
     let sealed = sealed?;
@@ -268,6 +257,6 @@ fn open_or_create(
             recovery.unsealed_entries_dropped
         );
     }
-    let recorded = docket::log::last_policy_version(&opened.frames);
+    let recorded = docket_runtime::log::last_policy_version(&opened.frames);
     Ok((opened.log, recorded))
 }

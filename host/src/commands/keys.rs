@@ -2,7 +2,7 @@
 
 use super::load_runtime;
 use anyhow::Result;
-use docket::log::{AuditLog, fresh_name, read_public_key, read_secret_key, write_new_key};
+use docket_runtime::log::{AuditLog, fresh_name, read_public_key, read_secret_key, write_new_key};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]

@@ -3,9 +3,10 @@
 use super::{decode_entry, entry_at, load_runtime};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
-use docket::log::{AuditLog, read_public_key, read_secret_key, verify_frames};
-use docket::store;
 use docket_ledger::export::{checkpoint_line, entry_line, header_line};
+use docket_runtime::Verdict;
+use docket_runtime::log::{AuditLog, read_public_key, read_secret_key, verify_frames};
+use docket_store as store;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -152,7 +153,7 @@ pub fn run(cmd: LogCommand) -> Result<i32> {
             idle_log,
         } => prune(&dir, &key, public.as_deref(), through, idle_log),
         LogCommand::SplitFork { dir, out } => {
-            for history in docket::fork::split(&dir, &out)? {
+            for history in docket_runtime::fork::split(&dir, &out)? {
                 match history.forked_at {
                     None => println!(
                         "{}: {} entries, the history from genesis",
@@ -193,7 +194,7 @@ fn export(dir: &Path, output: Option<&Path>) -> Result<i32> {
         // An export holds every record, unmasked inputs included: owner-only, as the
         // log's segments are.
         Some(p) => Box::new(std::io::BufWriter::new(
-            docket::private::options()
+            docket_store::private::options()
                 .write(true)
                 .create(true)
                 .truncate(true)
@@ -250,7 +251,7 @@ fn prune(
     // Retention is judged by this clock (the component reads the same steady clock): one that
     // is far ahead would remove payloads still under retention, so a clock much later than the
     // log's newest entry must be vouched for.
-    let now = wasmtime_wasi::HostWallClock::now(&docket::clock::SteadyClock);
+    let now = docket_runtime::clock::SteadyClock::now();
     let newest = std::time::Duration::from_nanos(report.last_timestamp_ns);
     if !idle_log && now > newest + PRUNE_CLOCK_SLACK {
         bail!(
@@ -312,14 +313,16 @@ fn reveal(
     let genesis = read_public_key(public)?;
     let (frames, _) = store::read_frames(dir)?;
     let runtime = load_runtime()?;
-    let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+    let mut instance = runtime.instantiate()?;
     // The whole log first: a value proved against an entry of a tampered log proves nothing.
-    let report = verify_frames(&mut instance, &genesis, &frames, None, |_| {})?.map_err(|e| {
-        anyhow!(
-            "the log does not verify ({}); nothing in it can be proved",
-            e
-        )
-    })?;
+    let report = verify_frames(&mut instance, &genesis, &frames, None, |_| {})
+        .verdict()?
+        .map_err(|e| {
+            anyhow!(
+                "the log does not verify ({}); nothing in it can be proved",
+                e
+            )
+        })?;
     let entry = entry_at(&frames, seq)?.ok_or_else(|| {
         anyhow!(
             "the log has {} entries; there is no entry {seq}",
@@ -336,13 +339,13 @@ fn reveal(
         );
     }
     let salt = match (salt, salt_file) {
-        (Some(text), _) => docket::salts::decode_salt(text)?,
-        (None, Some(file)) => docket::salts::find(file, seq, &entry.hash.to_hex(), pointer)?,
+        (Some(text), _) => docket_store::salts::decode_salt(text)?,
+        (None, Some(file)) => docket_store::salts::find(file, seq, &entry.hash.to_hex(), pointer)?,
         (None, None) => bail!("give --salt or --salts"),
     };
     match instance
         .check_reveal(&entry.record, pointer, value, &salt)
-        .map_err(|e| anyhow!("{e}"))?
+        .verdict()?
     {
         Ok(()) => {
             println!(
@@ -398,7 +401,7 @@ fn prove(dir: &Path, seq: Option<u64>, decision_id: Option<&str>) -> Result<i32>
         docket_ledger::merkle::inclusion_proof(&leaves, index).expect("index within the tree");
     let proof_bytes: Vec<Vec<u8>> = proof.iter().map(|h| h.0.to_vec()).collect();
     let runtime = load_runtime()?;
-    let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+    let mut instance = runtime.instantiate()?;
     instance
         .verify_inclusion(
             &leaves[index].0,
@@ -407,7 +410,6 @@ fn prove(dir: &Path, seq: Option<u64>, decision_id: Option<&str>) -> Result<i32>
             &proof_bytes,
             &signed.checkpoint.root.0,
         )
-        .map_err(|e| anyhow!("{e}"))?
         .map_err(|e| anyhow!("the computed proof does not verify: {e}"))?;
     println!(
         "{}",

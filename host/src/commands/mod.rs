@@ -9,9 +9,9 @@ pub mod serve;
 pub mod verify;
 
 use anyhow::{Result, anyhow};
-use docket::log::hex;
-use docket::runtime::Runtime;
 use docket_ledger::Entry;
+use docket_runtime::Runtime;
+use docket_runtime::log::hex;
 use std::path::PathBuf;
 
 /// The compiled component is cached per user, keyed by its hash and the engine configuration.
@@ -38,10 +38,10 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Entry> {
 }
 
 /// Entry `seq` of a log's frames, decoded; `None` if the log is shorter.
-pub fn entry_at(frames: &[docket::store::Frame], seq: u64) -> Result<Option<Entry>> {
+pub fn entry_at(frames: &[docket_store::Frame], seq: u64) -> Result<Option<Entry>> {
     frames
         .iter()
-        .filter_map(docket::store::Frame::entry)
+        .filter_map(docket_store::Frame::entry)
         .nth(usize::try_from(seq).unwrap_or(usize::MAX))
         .map(decode_entry)
         .transpose()

@@ -2,8 +2,8 @@
 
 use super::load_runtime;
 use anyhow::{Context, Result, bail};
-use docket::runtime;
-use docket::serve;
+use docket_runtime as runtime;
+use docket_server as serve;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -61,7 +61,7 @@ pub struct ServeArgs {
     salts: Option<PathBuf>,
     /// Roll log segments over past this many bytes. Retention prunes whole sealed
     /// segments (`docket log prune`), so smaller segments let expired entries go sooner.
-    #[arg(long, default_value_t = docket::store::SEGMENT_LIMIT)]
+    #[arg(long, default_value_t = docket_store::SEGMENT_LIMIT)]
     segment_bytes: u64,
     /// Largest decision input sealed, in bytes (default 1 MiB); larger inputs get 413.
     #[arg(long)]
@@ -168,7 +168,7 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
     } = *args;
     let read_token = read_token_file
         .map(|path| {
-            docket::private::check_secret(&path, "the read token")
+            docket_store::private::check_secret(&path, "the read token")
                 .and_then(|()| Ok(std::fs::read_to_string(&path)?))
                 .with_context(|| format!("reading the read token file {}", path.display()))
                 .map(|t| t.trim().to_string())
@@ -179,7 +179,7 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
     }
     let token = match (token_file, std::env::var("DOCKET_TOKEN").ok()) {
         (Some(path), _) => Some(
-            docket::private::check_secret(&path, "the write token")
+            docket_store::private::check_secret(&path, "the write token")
                 .and_then(|()| Ok(std::fs::read_to_string(&path)?))
                 .with_context(|| format!("reading the token file {}", path.display()))?
                 .trim()

@@ -2,12 +2,12 @@
 
 use super::load_runtime;
 use anyhow::{Context, Result, anyhow, bail};
-use docket::log::{read_public_key, verify_frames};
-use docket::runtime::{self, VerifyError};
-use docket::store;
 use docket_ledger::EntryKind;
 use docket_ledger::report::{Summary, failure_json, rejection_json};
 use docket_ledger::{Entry, PublicKey};
+use docket_runtime::log::{read_public_key, verify_frames};
+use docket_runtime::{self as runtime, CallError, Verdict, VerifyError};
+use docket_store as store;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -103,7 +103,7 @@ fn verify(
         .map(|p| read_public_key(p))
         .collect::<Result<Vec<_>>>()?;
     let runtime = load_runtime()?;
-    let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+    let mut instance = runtime.instantiate()?;
     let started = Instant::now();
     let head = trusted
         .as_ref()
@@ -123,9 +123,9 @@ fn verify(
         }
         let total = scan.entries();
         let bar = progress_bar(total);
-        let result = verify_frames(&mut instance, &key, &frames, head, |n| bar.set_position(n))?;
+        let result = verify_frames(&mut instance, &key, &frames, head, |n| bar.set_position(n));
         bar.finish_and_clear();
-        result
+        result.verdict()?
     } else {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -137,7 +137,7 @@ fn verify(
         {
             return Ok(rejected(json, "foreign-checkpoint", &e.to_string()));
         }
-        verify_export_lines(&mut instance, &key, &lines, head)?
+        verify_export_lines(&mut instance, &key, &lines, head).verdict()?
     };
     let report = match outcome {
         Ok(report) => report,
@@ -151,7 +151,7 @@ fn verify(
         let mut keys = report
             .keys
             .iter()
-            .map(|k| PublicKey::from_vkey(k).map_err(|e| anyhow!("{e}")))
+            .map(|k| Ok(PublicKey::from_vkey(k)?))
             .collect::<Result<Vec<_>>>()?;
         keys.extend(extra_keys);
         if let Err(e) = trusted.check_signed_by_any(&keys) {
@@ -179,34 +179,24 @@ fn verify_export_lines(
     key: &PublicKey,
     lines: &[&str],
     head: Option<(u64, &[u8])>,
-) -> Result<Result<runtime::Report, VerifyError>> {
+) -> Result<runtime::Report, CallError<VerifyError>> {
     let bar = progress_bar(lines.len() as u64);
     let mut verifier = instance
         .verifier(&key.to_vkey())
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(CallError::widen)?;
     if let Some((size, root)) = head {
         verifier
             .expect_tree_head(size, root)
-            .map_err(|e| anyhow!("{e}"))?;
+            .map_err(CallError::widen)?;
     }
-    let mut failed = None;
     for (i, line) in lines.iter().enumerate() {
-        if let Err(e) = verifier
-            .push_export_line(line)
-            .map_err(|e| anyhow!("{e}"))?
-        {
-            failed = Some(e);
-            break;
-        }
+        verifier.push_export_line(line)?;
         if i.is_multiple_of(4096) {
             bar.set_position(i as u64);
         }
     }
     bar.finish_and_clear();
-    Ok(match failed {
-        Some(e) => Err(e),
-        None => verifier.finish().map_err(|e| anyhow!("{e}"))?,
-    })
+    verifier.finish()
 }
 
 /// Prints what a verification established, as a sentence or as JSON (the ledger's one report

@@ -1,7 +1,7 @@
 //! Prometheus metrics (`GET /metrics`, OpenMetrics text).
 
-use super::appender::LogView;
-use crate::log::Sealed;
+use crate::appender::LogView;
+use docket_runtime::log::Sealed;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

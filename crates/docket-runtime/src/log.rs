@@ -2,19 +2,17 @@
 //! rule lives: a decision is sealed into a pending batch, and nothing about it may be acted on
 //! until [`AuditLog::commit`] has made the batch and its checkpoint durable.
 
-use crate::runtime::{
-    self, Checkpoint, Decision, Instance, Report, Runtime, SealedEntry, VerifyError,
-};
-use crate::salts::{self, SaltFile, SaltLine};
-use crate::store::{Frame, LogBackend, Recovery, SegmentInfo, Store};
+use crate::{CallError, Checkpoint, Decision, Instance, Report, Runtime, SealedEntry, VerifyError};
 use anyhow::{Context, Result, anyhow, bail};
 use docket_ledger::{PublicKey, SecretKey};
+use docket_store::salts::{self, SaltFile, SaltLine};
+use docket_store::{Frame, LogBackend, Recovery, SegmentInfo, Store};
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Reads a `.key` file (C2SP signer key).
 pub fn read_secret_key(path: &Path) -> Result<SecretKey> {
-    crate::private::check_secret(path, "a signing key")?;
+    docket_store::private::check_secret(path, "a signing key")?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the key file {}", path.display()))?;
     SecretKey::from_skey(&text).map_err(|e| anyhow!("{}: {e}", path.display()))
@@ -50,8 +48,8 @@ pub fn fresh_name(prefix: &str) -> String {
 pub fn write_new_key(dir: &Path, stem: &str, key_name: &str) -> Result<SecretKey> {
     let mut seed = [0u8; 32];
     rand::fill(&mut seed);
-    let key = SecretKey::from_seed(key_name, &seed).map_err(|e| anyhow!("{e}"))?;
-    crate::private::create_dir_all(dir)?;
+    let key = SecretKey::from_seed(key_name, &seed)?;
+    docket_store::private::create_dir_all(dir)?;
     let key_path = dir.join(format!("{stem}.key"));
     let pub_path = dir.join(format!("{stem}.pub"));
     if key_path.exists() {
@@ -60,7 +58,7 @@ pub fn write_new_key(dir: &Path, stem: &str, key_name: &str) -> Result<SecretKey
             key_path.display()
         );
     }
-    let mut file = crate::private::options()
+    let mut file = docket_store::private::options()
         .write(true)
         .create_new(true)
         .open(&key_path)
@@ -83,50 +81,44 @@ pub fn verify_frames(
     frames: &[Frame],
     trusted_head: Option<(u64, &[u8])>,
     mut progress: impl FnMut(u64),
-) -> Result<std::result::Result<Report, VerifyError>> {
+) -> std::result::Result<Report, CallError<VerifyError>> {
     let mut verifier = instance
         .verifier(&genesis_key.to_vkey())
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(CallError::widen)?;
     if let Some((size, root)) = trusted_head {
         verifier
             .expect_tree_head(size, root)
-            .map_err(|e| anyhow!("{e}"))?;
+            .map_err(CallError::widen)?;
     }
     let mut entries = 0u64;
     let mut run: Vec<Vec<u8>> = Vec::with_capacity(VERIFY_RUN);
     // The run so far goes in before a checkpoint, when full, and at the end.
-    let mut push_run = |verifier: &mut runtime::VerifierHandle, run: &mut Vec<Vec<u8>>| {
+    let mut push_run = |verifier: &mut crate::VerifierHandle, run: &mut Vec<Vec<u8>>| {
         if run.is_empty() {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let pushed = verifier.push_entries(run);
         entries += run.len() as u64;
         progress(entries);
         run.clear();
-        pushed.map_err(|e| anyhow!("{e}"))
+        pushed
     };
     for frame in frames {
-        let pushed = match frame {
+        match frame {
             Frame::Entry(bytes) => {
                 run.push(bytes.clone());
-                if run.len() < VERIFY_RUN {
-                    continue;
+                if run.len() == VERIFY_RUN {
+                    push_run(&mut verifier, &mut run)?;
                 }
-                push_run(&mut verifier, &mut run)?
             }
-            Frame::Checkpoint(note) => match push_run(&mut verifier, &mut run)? {
-                Ok(()) => verifier.push_checkpoint(note).map_err(|e| anyhow!("{e}"))?,
-                failed => failed,
-            },
-        };
-        if let Err(e) = pushed {
-            return Ok(Err(e));
+            Frame::Checkpoint(note) => {
+                push_run(&mut verifier, &mut run)?;
+                verifier.push_checkpoint(note)?;
+            }
         }
     }
-    if let Err(e) = push_run(&mut verifier, &mut run)? {
-        return Ok(Err(e));
-    }
-    verifier.finish().map_err(|e| anyhow!("{e}"))
+    push_run(&mut verifier, &mut run)?;
+    verifier.finish()
 }
 
 /// The policy version digest the last policy-change entry among `frames` recorded: what the log
@@ -186,7 +178,7 @@ pub struct NewLog<'a> {
     /// that signs its checkpoints is named after the log, as C2SP recommends; every command
     /// that creates a key names it so (`fresh_name`, `docket keygen --name`, `--origin`).
     pub origin: Option<&'a str>,
-    pub signing: runtime::SigningMode,
+    pub signing: crate::SigningMode,
     /// The sealing instance's id, recorded in the genesis `labels`.
     pub instance_id: &'a str,
 }
@@ -210,10 +202,10 @@ impl AuditLog<Store> {
         key: &SecretKey,
         origin: &str,
         instance_id: &str,
-        signing: runtime::SigningMode,
+        signing: crate::SigningMode,
     ) -> Result<AuditLog> {
         let mut store = Store::create(dir)?;
-        let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+        let mut instance = runtime.instantiate()?;
         let genesis = instance
             .start_log(
                 &key.seed(),
@@ -222,9 +214,8 @@ impl AuditLog<Store> {
                 instance_id,
                 signing,
             )
-            .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("cannot start the log: {}", runtime::describe_seal_error(&e)))?;
-        let checkpoint = instance.checkpoint().map_err(|e| anyhow!("{e}"))?;
+            .map_err(|e| anyhow!("cannot start the log: {}", e))?;
+        let checkpoint = instance.checkpoint()?;
         store.commit(&[&genesis.encoded], &checkpoint.note)?;
         Ok(AuditLog {
             store,
@@ -247,7 +238,7 @@ impl AuditLog<Store> {
         key: &SecretKey,
         new: &NewLog<'_>,
     ) -> Result<Opened> {
-        if !crate::store::is_log_dir(dir) {
+        if !docket_store::is_log_dir(dir) {
             let origin = new.origin.unwrap_or(key.public().name());
             drop(AuditLog::create(
                 dir,
@@ -281,9 +272,13 @@ impl AuditLog<Store> {
         key: &SecretKey,
     ) -> Result<Opened> {
         let (store, frames, recovery) = Store::open(dir)?;
-        let mut instance = runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
+        let mut instance = runtime.instantiate()?;
         let report =
-            verify_frames(&mut instance, genesis_key, &frames, None, |_| {})?.map_err(|e| {
+            verify_frames(&mut instance, genesis_key, &frames, None, |_| {}).map_err(|e| {
+                let e = match e {
+                    CallError::Refused(e) => e,
+                    stopped => return anyhow!(stopped),
+                };
                 use docket_ledger::Failure as F;
                 // Two writers appending at once leave two interleaved histories: the first
                 // entry of the second shows up as out of sequence or unlinked.
@@ -304,13 +299,7 @@ impl AuditLog<Store> {
             })?;
         instance
             .resume_log(&key.seed(), key.public().name(), &report.state)
-            .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| {
-                anyhow!(
-                    "cannot continue the log: {}",
-                    runtime::describe_seal_error(&e)
-                )
-            })?;
+            .map_err(|e| anyhow!("cannot continue the log: {}", e))?;
         Ok(Opened {
             log: AuditLog {
                 store,
@@ -326,7 +315,7 @@ impl AuditLog<Store> {
     }
 
     /// A reader of the durable entries, for other threads.
-    pub fn reader(&self) -> crate::store::StoreReader {
+    pub fn reader(&self) -> docket_store::StoreReader {
         self.store.reader()
     }
 
@@ -411,11 +400,7 @@ impl AuditLog<Store> {
                 rewrites.push((segment.clone(), replacements));
                 continue;
             }
-            match self
-                .instance
-                .seal_prune(&encoded)
-                .map_err(|e| anyhow!("{e}"))?
-            {
+            match self.instance.seal_prune(&encoded) {
                 Ok(sealed_prune) => {
                     outcomes.push(SegmentPrune {
                         segment: name,
@@ -433,17 +418,16 @@ impl AuditLog<Store> {
                     rewrites.push((segment.clone(), replacements));
                     self.pending.push(sealed_prune.entry);
                 }
-                Err(runtime::SealError::Refused(why)) if through.is_some() => bail!(
-                    "cannot prune through entry {}: in {name}, {why}. Nothing was changed",
-                    through.unwrap_or_default()
-                ),
-                Err(runtime::SealError::Refused(why)) => {
+                Err(CallError::Refused(crate::SealError::Refused(why))) if through.is_some() => {
+                    bail!(
+                        "cannot prune through entry {}: in {name}, {why}. Nothing was changed",
+                        through.unwrap_or_default()
+                    )
+                }
+                Err(CallError::Refused(crate::SealError::Refused(why))) => {
                     outcomes.push(SegmentPrune::kept(segment, &name, &why));
                 }
-                Err(e) => bail!(
-                    "sealing a prune entry for {name} failed: {}",
-                    runtime::describe_seal_error(&e)
-                ),
+                Err(e) => bail!("sealing a prune entry for {name} failed: {}", e),
             }
         }
         for (segment, replacements) in &rewrites {
@@ -537,8 +521,7 @@ impl<B: LogBackend> AuditLog<B> {
         let decision = self
             .instance
             .evaluate(path, input)
-            .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("{}", runtime::describe_policy_error(&e)))?;
+            .map_err(|e| anyhow!("{}", e))?;
         self.seal(&decision)
     }
 
@@ -549,8 +532,7 @@ impl<B: LogBackend> AuditLog<B> {
         let Some(entry) = self
             .instance
             .seal_decision(decision)
-            .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("sealing failed: {}", runtime::describe_seal_error(&e)))?
+            .map_err(|e| anyhow!("sealing failed: {}", e))?
         else {
             return Ok(Sealed {
                 result,
@@ -580,12 +562,11 @@ impl<B: LogBackend> AuditLog<B> {
     }
 
     /// Seals a caller-made record (e.g. a policy change) into the pending batch.
-    pub fn record(&mut self, kind: runtime::EntryKind, json: &str) -> Result<u64> {
+    pub fn record(&mut self, kind: crate::EntryKind, json: &str) -> Result<u64> {
         let entry = self
             .instance
             .seal_record(kind, json)
-            .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| anyhow!("sealing failed: {}", runtime::describe_seal_error(&e)))?;
+            .map_err(|e| anyhow!("sealing failed: {}", e))?;
         let seq = entry.seq;
         self.pending.push(entry);
         Ok(seq)
@@ -597,13 +578,7 @@ impl<B: LogBackend> AuditLog<B> {
         let entry = self
             .instance
             .rotate_key(&new_key.seed(), new_key.public().name())
-            .map_err(|e| anyhow!("{e}"))?
-            .map_err(|e| {
-                anyhow!(
-                    "cannot rotate the key: {}",
-                    runtime::describe_seal_error(&e)
-                )
-            })?;
+            .map_err(|e| anyhow!("cannot rotate the key: {}", e))?;
         let seq = entry.seq;
         self.pending.push(entry);
         self.commit()?;
@@ -621,7 +596,7 @@ impl<B: LogBackend> AuditLog<B> {
     pub fn commit(&mut self) -> Result<Commit> {
         // Decisions dropped since the last commit are answered only with this commit, so their
         // tally is in it.
-        if let Some(tally) = self.instance.seal_tally().map_err(|e| anyhow!("{e}"))? {
+        if let Some(tally) = self.instance.seal_tally()? {
             self.pending.push(tally);
         }
         if self.pending.is_empty() {
@@ -630,7 +605,7 @@ impl<B: LogBackend> AuditLog<B> {
                 checkpoint: None,
             });
         }
-        let checkpoint = self.instance.checkpoint().map_err(|e| anyhow!("{e}"))?;
+        let checkpoint = self.instance.checkpoint()?;
         // Salts first: a salt whose entry never lands is harmless (see `salts`), an entry whose
         // salt was lost could never be revealed.
         if let Some(file) = &mut self.salt_file {
@@ -653,7 +628,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Each replacement is the pruned form of the entry it replaces (the same header, hash and
 /// signature): a segment rewrite may drop records, never change what an entry stands for.
 fn check_replacements(
-    reader: &crate::store::StoreReader,
+    reader: &docket_store::StoreReader,
     segment: &SegmentInfo,
     replacements: &BTreeMap<u64, Vec<u8>>,
 ) -> Result<()> {

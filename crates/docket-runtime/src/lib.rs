@@ -1,25 +1,37 @@
-//! The wasmtime embedding of the docket component.
+//! docket-runtime: the wasmtime embedding of the docket component, and the audit log that
+//! joins it to the store.
 //!
 //! [`Runtime`] compiles the component once per process (or loads the compiled artifact from an
 //! on-disk cache keyed by the component's hash and the engine's configuration) and keeps an
 //! `InstancePre`, so each [`Instance`] costs only an instantiation. An [`Instance`] owns one
 //! store and gives typed access to the component's policy engine, sealer and verifier.
+//! [`log::AuditLog`] is a log directory: it opens or creates one, decides, seals through an
+//! instance and appends to a [`docket_store::Store`]. [`clock`] is the wall clock the component
+//! seals by; [`fork`] separates the histories of a log two writers appended to at once.
 //!
 //! Architecture invariant: the host never evaluates, seals or verifies by itself; every such
 //! call goes through the component.
+//!
+//! API boundary: this crate knows wasmtime and the store; it knows nothing of HTTP, the CLI or
+//! tokio. `docket-server` and the `docket` binary build on it.
+
+pub mod clock;
+mod error;
+pub mod fork;
+pub mod log;
 
 use std::hash::{Hash as _, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use wasmtime::Result;
 use wasmtime::component::{Component, Linker, ResourceAny, ResourceTable};
 use wasmtime::error::Context;
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime::{Result, format_err};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../../wit",
         world: "docket",
     });
 }
@@ -28,38 +40,17 @@ use bindings::docket::audit::types as wit;
 pub use bindings::exports::docket::audit::policy::PolicyError;
 pub use bindings::exports::docket::audit::sealing::SealError;
 
-/// The one line that explains a policy error (the component's message, never Rust's `Debug`).
-pub fn describe_policy_error(e: &PolicyError) -> String {
-    match e {
-        PolicyError::Parse((id, message)) => format!("{id}: {message}"),
-        PolicyError::Data(m) => format!("data: {m}"),
-        PolicyError::Input(m) => format!("input: {m}"),
-        PolicyError::Evaluation(m) => format!("evaluation: {m}"),
-        PolicyError::NotFound(m) => format!("not found: {m}"),
-    }
-}
-
-/// The one line that explains a sealing refusal.
-pub fn describe_seal_error(e: &SealError) -> String {
-    match e {
-        SealError::InvalidKey(m) => format!("invalid key: {m}"),
-        SealError::KeyMismatch(m) => format!("wrong key: {m}"),
-        SealError::InvalidOrigin(m) => format!("invalid origin: {m}"),
-        SealError::InvalidRecord(m) => format!("invalid record: {m}"),
-        SealError::InvalidState(m) => format!("the chain cannot be continued: {m}"),
-        SealError::Refused(m) => format!("refused: {m}"),
-    }
-}
 pub use bindings::exports::docket::audit::verification::{PruneSummary, Report};
 /// Verification failures cross the WIT boundary as the component's `verify-error` and are
 /// handed on as the ledger's own type, so their names and wording are the ledger's alone.
 pub use docket_ledger::verifier::VerifyError;
+pub use error::{CallError, Describe, Verdict};
 pub use wit::{
     ChainState, Checkpoint, Decision, EntryKind, LogRules, MaskRule, MaskSalt, PolicyVersion,
     SealedEntry, SealedPrune, SigningMode,
 };
 
-/// The component, built by `host/build.rs` from `crates/docket-component`.
+/// The component, built by this crate's `build.rs` from `crates/docket-component`.
 pub const COMPONENT_WASM: &[u8] = include_bytes!(env!("DOCKET_COMPONENT_WASM"));
 
 /// Per-store host state: WASI (clocks and random only; no files, sockets or environment) and
@@ -219,16 +210,22 @@ impl Runtime {
     }
 
     /// A fresh instance reading the steady wall clock ([`crate::clock::SteadyClock`]).
-    pub fn instantiate(&self) -> Result<Instance> {
+    pub fn instantiate(&self) -> Result<Instance, CallError> {
         self.instantiate_with_clock(Some(Box::new(crate::clock::SteadyClock)))
     }
 
     /// A fresh instance; `clock` replaces the wall clock (tests use a fixed one; `None` is
-    /// WASI's plain system clock).
+    /// WASI's plain system clock). A failure is [`CallError::Stopped`]: the instance's memory
+    /// could not be reserved, or the component's start-up trapped.
     pub fn instantiate_with_clock(
         &self,
         clock: Option<Box<dyn HostWallClock + Send>>,
-    ) -> Result<Instance> {
+    ) -> Result<Instance, CallError> {
+        let stopped = |e: wasmtime::Error| {
+            CallError::Stopped(format!(
+                "the docket component could not be instantiated: {e:#}"
+            ))
+        };
         let mut builder = WasiCtxBuilder::new();
         if let Some(clock) = clock {
             builder.wall_clock(BoxedClock(clock));
@@ -246,11 +243,12 @@ impl Runtime {
         let deadline_ticks =
             (self.limits.call_timeout.as_nanos() / EPOCH_TICK.as_nanos()).max(1) as u64;
         store.set_epoch_deadline(deadline_ticks);
-        let bindings = self.pre.instantiate(&mut store)?;
+        let bindings = self.pre.instantiate(&mut store).map_err(stopped)?;
         let engine = bindings
             .docket_audit_policy()
             .engine()
-            .call_constructor(&mut store)?;
+            .call_constructor(&mut store)
+            .map_err(stopped)?;
         Ok(Instance {
             store,
             bindings,
@@ -351,10 +349,12 @@ pub struct Instance {
 
 impl Instance {
     /// Arms the time limit for the next call, and refuses calls into a trapped instance.
-    fn arm(&mut self) -> Result<()> {
+    fn arm(&mut self) -> Result<(), CallError> {
         if self.broken {
-            return Err(format_err!(
-                "this component instance stopped after an earlier call exceeded its limits; create a new instance"
+            return Err(CallError::Stopped(
+                "this component instance stopped after an earlier call exceeded its limits; \
+                 create a new instance"
+                    .into(),
             ));
         }
         self.store.set_epoch_deadline(self.deadline_ticks);
@@ -362,7 +362,7 @@ impl Instance {
     }
 
     /// Turns a trap into a clear error and marks the instance unusable.
-    fn check<T>(&mut self, result: Result<T>) -> Result<T> {
+    fn check<T>(&mut self, result: Result<T>) -> Result<T, CallError> {
         result.map_err(|e| {
             self.broken = true;
             let why = match e.downcast_ref::<wasmtime::Trap>() {
@@ -374,9 +374,11 @@ impl Instance {
                     "it trapped ({trap}); a memory limit of {} MiB applies",
                     self.limits.memory_bytes >> 20
                 ),
-                None => format!("{e}"),
+                None => format!("{e:#}"),
             };
-            format_err!("the call into the docket component was stopped: {why}")
+            CallError::Stopped(format!(
+                "the call into the docket component was stopped: {why}"
+            ))
         })
     }
 
@@ -384,42 +386,52 @@ impl Instance {
     fn call<T>(
         &mut self,
         f: impl FnOnce(&bindings::Docket, &mut Store<HostState>) -> Result<T>,
-    ) -> Result<T> {
+    ) -> Result<T, CallError> {
         self.arm()?;
         let result = f(&self.bindings, &mut self.store);
         self.check(result)
     }
 
-    fn sealer(&self) -> Result<ResourceAny> {
+    /// A call the component may refuse with its own error `E`.
+    fn call_refusable<T, E>(
+        &mut self,
+        f: impl FnOnce(&bindings::Docket, &mut Store<HostState>) -> Result<Result<T, E>>,
+    ) -> Result<T, CallError<E>> {
+        self.call(f)
+            .map_err(CallError::widen)?
+            .map_err(CallError::Refused)
+    }
+
+    fn sealer(&self) -> Result<ResourceAny, CallError> {
         self.sealer.ok_or_else(|| {
-            format_err!("no log is open in this instance: start or resume one first")
+            CallError::Stopped("no log is open in this instance: start or resume one first".into())
         })
     }
 
-    pub fn add_policy(&mut self, id: &str, source: &str) -> Result<Result<String, PolicyError>> {
+    pub fn add_policy(&mut self, id: &str, source: &str) -> Result<String, CallError<PolicyError>> {
         let e = self.engine;
-        self.call(|b, s| {
+        self.call_refusable(|b, s| {
             b.docket_audit_policy()
                 .engine()
                 .call_add_policy(s, e, id, source)
         })
     }
 
-    pub fn remove_policy(&mut self, id: &str) -> Result<Result<(), PolicyError>> {
+    pub fn remove_policy(&mut self, id: &str) -> Result<(), CallError<PolicyError>> {
         let e = self.engine;
-        self.call(|b, s| {
+        self.call_refusable(|b, s| {
             b.docket_audit_policy()
                 .engine()
                 .call_remove_policy(s, e, id)
         })
     }
 
-    pub fn add_data(&mut self, json: &str) -> Result<Result<(), PolicyError>> {
+    pub fn add_data(&mut self, json: &str) -> Result<(), CallError<PolicyError>> {
         let e = self.engine;
-        self.call(|b, s| b.docket_audit_policy().engine().call_add_data(s, e, json))
+        self.call_refusable(|b, s| b.docket_audit_policy().engine().call_add_data(s, e, json))
     }
 
-    pub fn set_revision(&mut self, revision: Option<&str>) -> Result<()> {
+    pub fn set_revision(&mut self, revision: Option<&str>) -> Result<(), CallError> {
         let e = self.engine;
         self.call(|b, s| {
             b.docket_audit_policy()
@@ -428,7 +440,7 @@ impl Instance {
         })
     }
 
-    pub fn policy_version(&mut self) -> Result<PolicyVersion> {
+    pub fn policy_version(&mut self) -> Result<PolicyVersion, CallError> {
         let e = self.engine;
         self.call(|b, s| b.docket_audit_policy().engine().call_version(s, e))
     }
@@ -437,9 +449,9 @@ impl Instance {
         &mut self,
         path: &str,
         input: Option<&str>,
-    ) -> Result<Result<Decision, PolicyError>> {
+    ) -> Result<Decision, CallError<PolicyError>> {
         let e = self.engine;
-        self.call(|b, s| {
+        self.call_refusable(|b, s| {
             b.docket_audit_policy()
                 .engine()
                 .call_evaluate(s, e, path, input)
@@ -447,7 +459,7 @@ impl Instance {
     }
 
     /// Keeps (or stops keeping) the output of `print()` calls for [`Instance::take_prints`].
-    pub fn gather_prints(&mut self, on: bool) -> Result<()> {
+    pub fn gather_prints(&mut self, on: bool) -> Result<(), CallError> {
         let e = self.engine;
         self.call(|b, s| {
             b.docket_audit_policy()
@@ -457,13 +469,13 @@ impl Instance {
     }
 
     /// The `print()` lines since the last call.
-    pub fn take_prints(&mut self) -> Result<Vec<String>> {
+    pub fn take_prints(&mut self) -> Result<Vec<String>, CallError> {
         let e = self.engine;
         self.call(|b, s| b.docket_audit_policy().engine().call_take_prints(s, e))
     }
 
     /// Whether `path` names something the loaded policies or data define (see the WIT).
-    pub fn defines(&mut self, path: &str) -> Result<bool> {
+    pub fn defines(&mut self, path: &str) -> Result<bool, CallError> {
         let e = self.engine;
         self.call(|b, s| b.docket_audit_policy().engine().call_defines(s, e, path))
     }
@@ -476,8 +488,8 @@ impl Instance {
         origin: &str,
         instance_id: &str,
         signing: SigningMode,
-    ) -> Result<Result<SealedEntry, SealError>> {
-        let started = self.call(|b, s| {
+    ) -> Result<SealedEntry, CallError<SealError>> {
+        let sealer = self.call_refusable(|b, s| {
             b.docket_audit_sealing().sealer().call_genesis(
                 s,
                 seed,
@@ -487,17 +499,17 @@ impl Instance {
                 signing,
             )
         })?;
-        let sealer = match started {
-            Ok(sealer) => sealer,
-            Err(e) => return Ok(Err(e)),
-        };
-        self.replace_sealer(sealer)?;
-        let genesis = self.call(|b, s| {
-            b.docket_audit_sealing()
-                .sealer()
-                .call_take_genesis(s, sealer)
-        })?;
-        Ok(Ok(genesis.expect("a new sealer holds its genesis entry")))
+        self.replace_sealer(sealer).map_err(CallError::widen)?;
+        let genesis = self
+            .call(|b, s| {
+                b.docket_audit_sealing()
+                    .sealer()
+                    .call_take_genesis(s, sealer)
+            })
+            .map_err(CallError::widen)?;
+        genesis.ok_or_else(|| {
+            CallError::Stopped("the component started a log without a genesis entry".into())
+        })
     }
 
     /// Continues a log from its state.
@@ -506,23 +518,19 @@ impl Instance {
         seed: &[u8; 32],
         key_name: &str,
         state: &ChainState,
-    ) -> Result<Result<(), SealError>> {
-        match self.call(|b, s| {
+    ) -> Result<(), CallError<SealError>> {
+        let sealer = self.call_refusable(|b, s| {
             b.docket_audit_sealing()
                 .sealer()
                 .call_resume(s, seed, key_name, state)
-        })? {
-            Ok(sealer) => {
-                self.replace_sealer(sealer)?;
-                Ok(Ok(()))
-            }
-            Err(e) => Ok(Err(e)),
-        }
+        })?;
+        self.replace_sealer(sealer).map_err(CallError::widen)
     }
 
-    fn replace_sealer(&mut self, sealer: ResourceAny) -> Result<()> {
+    fn replace_sealer(&mut self, sealer: ResourceAny) -> Result<(), CallError> {
         if let Some(old) = self.sealer.replace(sealer) {
-            old.resource_drop(&mut self.store)?;
+            old.resource_drop(&mut self.store)
+                .map_err(|e| CallError::Stopped(format!("dropping the previous sealer: {e:#}")))?;
         }
         Ok(())
     }
@@ -531,9 +539,9 @@ impl Instance {
     pub fn seal_decision(
         &mut self,
         decision: &Decision,
-    ) -> Result<Result<Option<SealedEntry>, SealError>> {
-        let r = self.sealer()?;
-        self.call(|b, s| {
+    ) -> Result<Option<SealedEntry>, CallError<SealError>> {
+        let r = self.sealer().map_err(CallError::widen)?;
+        self.call_refusable(|b, s| {
             b.docket_audit_sealing()
                 .sealer()
                 .call_seal_decision(s, r, decision)
@@ -541,7 +549,7 @@ impl Instance {
     }
 
     /// Seals the tally of decisions dropped since the last one, if any.
-    pub fn seal_tally(&mut self) -> Result<Option<SealedEntry>> {
+    pub fn seal_tally(&mut self) -> Result<Option<SealedEntry>, CallError> {
         let r = self.sealer()?;
         self.call(|b, s| b.docket_audit_sealing().sealer().call_seal_tally(s, r))
     }
@@ -553,8 +561,8 @@ impl Instance {
         path: &str,
         value: &str,
         salt: &[u8],
-    ) -> Result<Result<(), String>> {
-        self.call(|b, s| {
+    ) -> Result<(), CallError<String>> {
+        self.call_refusable(|b, s| {
             b.docket_audit_verification()
                 .call_check_reveal(s, record, path, value, salt)
         })
@@ -564,9 +572,9 @@ impl Instance {
         &mut self,
         kind: EntryKind,
         json: &str,
-    ) -> Result<Result<SealedEntry, SealError>> {
-        let r = self.sealer()?;
-        self.call(|b, s| {
+    ) -> Result<SealedEntry, CallError<SealError>> {
+        let r = self.sealer().map_err(CallError::widen)?;
+        self.call_refusable(|b, s| {
             b.docket_audit_sealing()
                 .sealer()
                 .call_seal_record(s, r, kind, json)
@@ -575,9 +583,9 @@ impl Instance {
 
     /// Seals a prune entry for a run of consecutive encoded entries; refused (nothing sealed)
     /// if any decision among them is still under retention.
-    pub fn seal_prune(&mut self, entries: &[Vec<u8>]) -> Result<Result<SealedPrune, SealError>> {
-        let r = self.sealer()?;
-        self.call(|b, s| {
+    pub fn seal_prune(&mut self, entries: &[Vec<u8>]) -> Result<SealedPrune, CallError<SealError>> {
+        let r = self.sealer().map_err(CallError::widen)?;
+        self.call_refusable(|b, s| {
             b.docket_audit_sealing()
                 .sealer()
                 .call_seal_prune(s, r, entries)
@@ -588,21 +596,21 @@ impl Instance {
         &mut self,
         seed: &[u8; 32],
         key_name: &str,
-    ) -> Result<Result<SealedEntry, SealError>> {
-        let r = self.sealer()?;
-        self.call(|b, s| {
+    ) -> Result<SealedEntry, CallError<SealError>> {
+        let r = self.sealer().map_err(CallError::widen)?;
+        self.call_refusable(|b, s| {
             b.docket_audit_sealing()
                 .sealer()
                 .call_rotate_key(s, r, seed, key_name)
         })
     }
 
-    pub fn checkpoint(&mut self) -> Result<Checkpoint> {
+    pub fn checkpoint(&mut self) -> Result<Checkpoint, CallError> {
         let r = self.sealer()?;
         self.call(|b, s| b.docket_audit_sealing().sealer().call_checkpoint(s, r))
     }
 
-    pub fn chain_state(&mut self) -> Result<ChainState> {
+    pub fn chain_state(&mut self) -> Result<ChainState, CallError> {
         let r = self.sealer()?;
         self.call(|b, s| b.docket_audit_sealing().sealer().call_state(s, r))
     }
@@ -615,15 +623,15 @@ impl Instance {
         size: u64,
         proof: &[Vec<u8>],
         root: &[u8],
-    ) -> Result<Result<(), String>> {
-        self.call(|b, s| {
+    ) -> Result<(), CallError<String>> {
+        self.call_refusable(|b, s| {
             b.docket_audit_verification()
                 .call_verify_inclusion(s, leaf, index, size, proof, root)
         })
     }
 
     /// A streaming verifier inside this instance, trusting `genesis_vkey`.
-    pub fn verifier(&mut self, genesis_vkey: &str) -> Result<VerifierHandle<'_>> {
+    pub fn verifier(&mut self, genesis_vkey: &str) -> Result<VerifierHandle<'_>, CallError> {
         let verifier = self.call(|b, s| {
             b.docket_audit_verification()
                 .verifier()
@@ -643,7 +651,7 @@ pub struct VerifierHandle<'a> {
 }
 
 impl VerifierHandle<'_> {
-    pub fn expect_tree_head(&mut self, size: u64, root: &[u8]) -> Result<()> {
+    pub fn expect_tree_head(&mut self, size: u64, root: &[u8]) -> Result<(), CallError> {
         let v = self.verifier;
         self.instance.call(|b, s| {
             b.docket_audit_verification()
@@ -652,58 +660,60 @@ impl VerifierHandle<'_> {
         })
     }
 
-    pub fn push_entry(&mut self, encoded: &[u8]) -> Result<Result<(), VerifyError>> {
+    pub fn push_entry(&mut self, encoded: &[u8]) -> Result<(), CallError<VerifyError>> {
         let v = self.verifier;
         self.instance
-            .call(|b, s| {
+            .call_refusable(|b, s| {
                 b.docket_audit_verification()
                     .verifier()
                     .call_push_entry(s, v, encoded)
             })
-            .map(ledger_error)
+            .map_err(|e| e.map(ledger_error))
     }
 
     /// Pushes a run of entries in one call, stopping at the first that fails.
-    pub fn push_entries(&mut self, encoded: &[Vec<u8>]) -> Result<Result<(), VerifyError>> {
+    pub fn push_entries(&mut self, encoded: &[Vec<u8>]) -> Result<(), CallError<VerifyError>> {
         let v = self.verifier;
         self.instance
-            .call(|b, s| {
+            .call_refusable(|b, s| {
                 b.docket_audit_verification()
                     .verifier()
                     .call_push_entries(s, v, encoded)
             })
-            .map(ledger_error)
+            .map_err(|e| e.map(ledger_error))
     }
 
-    pub fn push_checkpoint(&mut self, note: &str) -> Result<Result<(), VerifyError>> {
+    pub fn push_checkpoint(&mut self, note: &str) -> Result<(), CallError<VerifyError>> {
         let v = self.verifier;
         self.instance
-            .call(|b, s| {
+            .call_refusable(|b, s| {
                 b.docket_audit_verification()
                     .verifier()
                     .call_push_checkpoint(s, v, note)
             })
-            .map(ledger_error)
+            .map_err(|e| e.map(ledger_error))
     }
 
-    pub fn push_export_line(&mut self, line: &str) -> Result<Result<(), VerifyError>> {
+    pub fn push_export_line(&mut self, line: &str) -> Result<(), CallError<VerifyError>> {
         let v = self.verifier;
         self.instance
-            .call(|b, s| {
+            .call_refusable(|b, s| {
                 b.docket_audit_verification()
                     .verifier()
                     .call_push_export_line(s, v, line)
             })
-            .map(ledger_error)
+            .map_err(|e| e.map(ledger_error))
     }
 
-    pub fn finish(self) -> Result<Result<Report, VerifyError>> {
+    pub fn finish(self) -> Result<Report, CallError<VerifyError>> {
         let v = self.verifier;
         let result = self
             .instance
-            .call(|b, s| b.docket_audit_verification().verifier().call_finish(s, v))?;
-        v.resource_drop(&mut self.instance.store)?;
-        Ok(ledger_error(result))
+            .call_refusable(|b, s| b.docket_audit_verification().verifier().call_finish(s, v))
+            .map_err(|e| e.map(ledger_error));
+        v.resource_drop(&mut self.instance.store)
+            .map_err(|e| CallError::Stopped(format!("dropping the verifier: {e:#}")))?;
+        result
     }
 }
 
@@ -744,13 +754,11 @@ impl From<&Report> for docket_ledger::report::Summary {
     }
 }
 
-/// The component's verdict with its failure as the ledger's [`VerifyError`].
-fn ledger_error<T>(
-    result: std::result::Result<T, bindings::exports::docket::audit::verification::VerifyError>,
-) -> std::result::Result<T, VerifyError> {
+/// The component's verification failure as the ledger's [`VerifyError`].
+fn ledger_error(e: bindings::exports::docket::audit::verification::VerifyError) -> VerifyError {
     use bindings::exports::docket::audit::verification::{Failure as W, Location as L};
     use docket_ledger::verifier::{Failure, Location};
-    result.map_err(|e| VerifyError {
+    VerifyError {
         location: match e.location {
             L::Entry(n) => Location::Entry(n),
             L::Checkpoint(n) => Location::Checkpoint(n),
@@ -773,5 +781,5 @@ fn ledger_error<T>(
             W::UnauthorizedPrune => Failure::UnauthorizedPrune,
         },
         detail: e.detail,
-    })
+    }
 }

@@ -4,7 +4,7 @@
 //! as far as validation goes, and events already in the log (same decision_id) are skipped, so a
 //! retried chunk is not sealed twice.
 
-use super::{ApiError, AppState};
+use crate::{ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -77,7 +77,7 @@ pub async fn upload(
         .ingest(events, deadline_ns)
         .await
         .inspect_err(|e| {
-            if matches!(e, super::appender::AppendError::Expired(_)) {
+            if matches!(e, crate::appender::AppendError::Expired(_)) {
                 state.metrics.expired_uploads.inc();
             }
         })?;

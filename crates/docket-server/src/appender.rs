@@ -3,13 +3,13 @@
 //! answers them. Readers see a [`LogView`] that is updated after each durable commit, so nothing
 //! that is not on disk is ever served or acknowledged.
 
-use super::metrics::Metrics;
-use crate::log::{AuditLog, Sealed, hex};
-use crate::runtime::{Decision, EntryKind, SealedEntry};
-use crate::store::{Frame, StoreReader};
+use crate::metrics::Metrics;
 use anyhow::{Result, anyhow};
 use docket_ledger::Entry;
 use docket_ledger::merkle::Tree;
+use docket_runtime::log::{AuditLog, Sealed, hex};
+use docket_runtime::{Decision, EntryKind, SealedEntry};
+use docket_store::{Frame, StoreReader};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -483,7 +483,7 @@ impl Writer {
                     deadline_ns,
                     reply,
                 } => {
-                    let now_ns = crate::clock::system_now().as_nanos() as u64;
+                    let now_ns = docket_runtime::clock::system_now().as_nanos() as u64;
                     if let Some(deadline) = deadline_ns
                         && now_ns > deadline
                     {

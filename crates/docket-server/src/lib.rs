@@ -4,8 +4,13 @@
 //!
 //! Threads: tokio serves HTTP; evaluations run on a bounded pool of component instances
 //! ([`policies::EvalPool`]); one appender thread seals and commits ([`appender`]).
+//!
+//! API boundary: [`start`] with a [`ServeConfig`] is what the `docket` binary uses; the
+//! modules are public for the tests and benchmarks. [`examples`] holds the example policies,
+//! served when no `--policy` is given.
 
 pub mod appender;
+pub mod examples;
 pub mod guard;
 pub mod http;
 mod ingest;
@@ -15,16 +20,15 @@ mod opa_api;
 pub mod policies;
 pub mod ui;
 
-use crate::examples;
-use crate::log::{AuditLog, read_public_key, read_secret_key, write_new_key};
-use crate::runtime::{self, EntryKind, Runtime};
-use crate::salts::SaltFile;
 use anyhow::{Context, Result, anyhow, bail};
 use appender::{Appender, CommitPolicy, LogView};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use docket_runtime::log::{AuditLog, read_public_key, read_secret_key, write_new_key};
+use docket_runtime::{self as runtime, EntryKind, Runtime};
+use docket_store::salts::SaltFile;
 use metrics::Metrics;
 use policies::{EvalPool, Generation, PolicySet};
 use serde_json::json;
@@ -113,7 +117,7 @@ impl Default for ServeConfig {
             ingest_paths: vec![defaults::INGEST_PATH.into()],
             signing: runtime::SigningMode::Checkpoint,
             revision: None,
-            segment_bytes: crate::store::SEGMENT_LIMIT,
+            segment_bytes: docket_store::SEGMENT_LIMIT,
             salts: None,
             max_input: defaults::MAX_INPUT,
             limits: http::Limits::default(),
@@ -379,7 +383,7 @@ pub fn version_json(version: &runtime::PolicyVersion) -> serde_json::Value {
 fn read_or_create_token(dir: &Path) -> Result<String> {
     let path = dir.join("token");
     if path.exists() {
-        crate::private::check_secret(&path, "the write token")?;
+        docket_store::private::check_secret(&path, "the write token")?;
         let token = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?
             .trim()
@@ -394,8 +398,8 @@ fn read_or_create_token(dir: &Path) -> Result<String> {
     }
     let mut bytes = [0u8; 24];
     rand::fill(&mut bytes);
-    let token = crate::log::hex(&bytes);
-    let mut file = crate::private::options()
+    let token = docket_runtime::log::hex(&bytes);
+    let mut file = docket_store::private::options()
         .write(true)
         .create_new(true)
         .open(&path)
@@ -475,12 +479,9 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         config.workers,
         config.eval_grace,
     );
-    let (version, warm) = scratch.check(&set)?.map_err(|e| {
-        anyhow!(
-            "the policies do not load: {}",
-            opa_api::describe_policy_error(&e)
-        )
-    })?;
+    let (version, warm) = scratch
+        .check(&set)
+        .map_err(|e| anyhow!("the policies do not load: {e}"))?;
     // A reopen never starts a log: a directory that vanished under a running server is an
     // error to report, not a reason to begin a new chain in its place.
     let reopen: appender::Reopen = Box::new(move || served.open(Start::OpenOnly));
@@ -564,7 +565,7 @@ fn open_data_dir(
     config: &ServeConfig,
 ) -> Result<(docket_ledger::SecretKey, docket_ledger::PublicKey, String)> {
     let dir = &config.dir;
-    crate::private::create_dir_all(dir)?;
+    docket_store::private::create_dir_all(dir)?;
     let key_path = dir.join("docket.key");
     if let Some(origin) = &config.origin
         && (origin.is_empty() || origin.contains('+') || origin.chars().any(char::is_whitespace))
@@ -580,7 +581,7 @@ fn open_data_dir(
         let name = config
             .origin
             .clone()
-            .unwrap_or_else(|| crate::log::fresh_name("docket.serve"));
+            .unwrap_or_else(|| docket_runtime::log::fresh_name("docket.serve"));
         let key = write_new_key(dir, "docket", &name)?;
         tracing::info!(key = %key_path.display(), "created a signing key");
         key
@@ -663,7 +664,7 @@ impl ServedLog {
     fn open(&self, start: Start) -> Result<(AuditLog, LogView)> {
         let opened = match start {
             Start::OpenOrCreate => {
-                let new = crate::log::NewLog {
+                let new = docket_runtime::log::NewLog {
                     origin: self.origin.as_deref(),
                     signing: self.signing,
                     instance_id: &instance_label(),

@@ -2,8 +2,7 @@
 //! checkpoint, inclusion and consistency proofs, the genesis key, and C2SP tlog-tiles
 //! (`/checkpoint`, `/tile/<L>/<N>`, `/tile/entries/<N>`). Only durable entries are visible.
 
-use super::{ApiError, AppState};
-use crate::log::hex;
+use crate::{ApiError, AppState};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -13,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use docket_ledger::Entry;
 use docket_ledger::record::rfc3339;
+use docket_runtime::log::hex;
 use docket_wire::{TILE_WIDTH, parse_tile};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -47,7 +47,7 @@ async fn summary(State(state): State<Arc<AppState>>) -> Response {
         "checkpoint": view.checkpoint,
         "genesis_key": state.genesis_key,
         "key": view.key_in_force().map_or(state.genesis_key.as_str(), |k| k.vkey.as_str()),
-        "policy_version": super::version_json(&state.pool.current().version),
+        "policy_version": crate::version_json(&state.pool.current().version),
     }))
     .into_response()
 }

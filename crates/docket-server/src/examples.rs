@@ -15,15 +15,15 @@ pub struct ExamplePolicy {
 
 pub const RBAC: ExamplePolicy = ExamplePolicy {
     id: "rbac.rego",
-    source: include_str!("../../examples/policies/rbac.rego"),
-    data: include_str!("../../examples/policies/rbac.json"),
+    source: include_str!("../../../examples/policies/rbac.rego"),
+    data: include_str!("../../../examples/policies/rbac.json"),
     path: "rbac/allow",
 };
 
 pub const ABAC: ExamplePolicy = ExamplePolicy {
     id: "abac.rego",
-    source: include_str!("../../examples/policies/abac.rego"),
-    data: include_str!("../../examples/policies/abac.json"),
+    source: include_str!("../../../examples/policies/abac.rego"),
+    data: include_str!("../../../examples/policies/abac.json"),
     path: "abac/allow",
 };
 
@@ -33,7 +33,7 @@ pub const ALL: [ExamplePolicy; 2] = [RBAC, ABAC];
 /// A liveness probe, which the logging rules drop from the log.
 pub const HEALTH: ExamplePolicy = ExamplePolicy {
     id: "health.rego",
-    source: include_str!("../../examples/policies/health.rego"),
+    source: include_str!("../../../examples/policies/health.rego"),
     data: "{}",
     path: "health/live",
 };
@@ -42,7 +42,7 @@ pub const HEALTH: ExamplePolicy = ExamplePolicy {
 /// denials for a year.
 pub const LOGGING_RULES: ExamplePolicy = ExamplePolicy {
     id: "system-log.rego",
-    source: include_str!("../../examples/policies/system-log.rego"),
+    source: include_str!("../../../examples/policies/system-log.rego"),
     data: "{}",
     path: "system/log",
 };

@@ -10,7 +10,7 @@
 //! - **Header timeout.** A request head must arrive within `header_timeout` of its first byte.
 //! - **Idle timeout.** A keep-alive connection with no request for `idle_timeout` is closed.
 //! - **Body timeout.** A request body must arrive within `body_timeout` of its head, else `408`.
-//! - **Shutdown.** On SIGTERM/SIGINT or [`super::Server::stop`]: stop accepting, close idle
+//! - **Shutdown.** On SIGTERM/SIGINT or [`crate::Server::stop`]: stop accepting, close idle
 //!   connections, let requests in flight finish for up to `shutdown_timeout`, then drop the rest.
 //!   A dropped request was never acknowledged; whatever was queued for the log is still
 //!   committed by the appender before the process exits.
@@ -37,7 +37,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// How long and how much the server holds for any client (docs/api.md, "Limits").
 #[derive(Clone, Copy, Debug)]

@@ -2,15 +2,15 @@
 //! `POST /` and `GET /health`. Same paths, bodies, status codes and error shapes as OPA
 //! (docs/api.md lists the differences).
 
-use super::policies::{EvalError, Generation, PolicySet};
-use super::{ApiError, AppState, version_json};
-use crate::runtime::{EntryKind, PolicyError};
+use crate::policies::{EvalError, Generation, PolicySet};
+use crate::{ApiError, AppState, version_json};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use docket_runtime::{CallError, Describe, EntryKind, PolicyError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,14 +52,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/metrics", get(metrics))
 }
 
-pub use crate::runtime::describe_policy_error;
-
 fn eval_error(e: EvalError) -> ApiError {
     match e {
         EvalError::Policy(PolicyError::Input(m)) => {
             ApiError::bad_request(format!("body contains malformed input document: {m}"))
         }
-        EvalError::Policy(e) => ApiError::internal(describe_policy_error(&e)),
+        EvalError::Policy(e) => ApiError::internal(e.describe()),
         EvalError::Internal(e) => ApiError::internal(format!("{e:#}")),
     }
 }
@@ -140,7 +138,7 @@ async fn decide(
 fn charged(mut response: Response, bytes: usize) -> Response {
     response
         .extensions_mut()
-        .insert(super::guard::SealedInput(bytes));
+        .insert(crate::guard::SealedInput(bytes));
     response
 }
 
@@ -223,9 +221,11 @@ async fn change_policy(
         tokio::task::spawn_blocking(move || pool.check(&set))
             .await
             .map_err(|e| ApiError::internal(format!("{e}")))?
-            .map_err(|e| ApiError::internal(format!("{e:#}")))?
     };
-    let (version, warm) = checked.map_err(compile_error)?;
+    let (version, warm) = checked.map_err(|e| match e {
+        CallError::Refused(e) => compile_error(e),
+        stopped => ApiError::internal(stopped.to_string()),
+    })?;
     let record = record(&version_json(&version));
     state
         .appender
@@ -248,7 +248,7 @@ async fn change_policy(
 fn compile_error(e: PolicyError) -> ApiError {
     let (code, module, message) = match &e {
         PolicyError::Parse((id, m)) => ("rego_parse_error", Some(id.clone()), m.clone()),
-        other => ("rego_compile_error", None, describe_policy_error(other)),
+        other => ("rego_compile_error", None, other.describe()),
     };
     let mut error = json!({"code": code, "message": message});
     if let Some(module) = module {

@@ -15,7 +15,7 @@
 //! - **Per-client quota** (optional): a token bucket per client address on the bytes of input
 //!   its decisions seal; past it, `429`.
 
-use super::{ApiError, AppState};
+use crate::{ApiError, AppState};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -354,7 +354,7 @@ impl BodyPermit {
     fn new(
         permit: tokio::sync::OwnedSemaphorePermit,
         bytes: usize,
-        metrics: &super::metrics::Metrics,
+        metrics: &crate::metrics::Metrics,
     ) -> BodyPermit {
         let bytes = bytes as u64;
         metrics.body_bytes_in_flight.inc_by(bytes);

@@ -5,8 +5,8 @@
 //! generation are rebuilt before their next evaluation. A decision carries the policy version of
 //! the generation that made it, so the log ties every decision to the exact policy text.
 
-use crate::runtime::{Decision, Instance, PolicyError, PolicyVersion, Runtime};
 use anyhow::{Result, anyhow};
+use docket_runtime::{CallError, Decision, Instance, PolicyError, PolicyVersion, Runtime};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -71,18 +71,19 @@ impl PolicySet {
     }
 
     /// Loads the set into an instance's engine.
-    pub fn load_into(&self, instance: &mut Instance) -> Result<Result<PolicyVersion, PolicyError>> {
+    pub fn load_into(
+        &self,
+        instance: &mut Instance,
+    ) -> Result<PolicyVersion, CallError<PolicyError>> {
         for (id, source) in &self.modules {
-            if let Err(e) = instance.add_policy(id, source)? {
-                return Ok(Err(e));
-            }
+            instance.add_policy(id, source)?;
         }
         let data = serde_json::to_string(&self.data).expect("JSON values serialize");
-        if let Err(e) = instance.add_data(&data)? {
-            return Ok(Err(e));
-        }
-        instance.set_revision(self.revision.as_deref())?;
-        Ok(Ok(instance.policy_version()?))
+        instance.add_data(&data)?;
+        instance
+            .set_revision(self.revision.as_deref())
+            .map_err(CallError::widen)?;
+        instance.policy_version().map_err(CallError::widen)
     }
 }
 
@@ -100,6 +101,15 @@ pub enum EvalError {
     Policy(PolicyError),
     /// The component or the host failed (a limit, a trap, an I/O error).
     Internal(anyhow::Error),
+}
+
+impl From<CallError<PolicyError>> for EvalError {
+    fn from(e: CallError<PolicyError>) -> EvalError {
+        match e {
+            CallError::Refused(e) => EvalError::Policy(e),
+            stopped => EvalError::Internal(anyhow!(stopped)),
+        }
+    }
 }
 
 /// A bounded pool of component instances loaded with the current generation, in two lanes.
@@ -134,7 +144,7 @@ impl EvalPool {
     ) -> EvalPool {
         let size = size.max(1);
         // Instance slots beyond the lanes: the appender's instance and policy checks.
-        let slots = (crate::runtime::POOL_SLOTS as usize).saturating_sub(8);
+        let slots = (docket_runtime::POOL_SLOTS as usize).saturating_sub(8);
         let long = (3 * size).min(slots.saturating_sub(size)).max(1);
         EvalPool {
             runtime,
@@ -152,9 +162,13 @@ impl EvalPool {
 
     /// Compiles `set` in a fresh instance: its version, or the policy error that rejects it.
     /// Nothing is published.
-    pub fn check(&self, set: &PolicySet) -> Result<Result<(PolicyVersion, Instance), PolicyError>> {
-        let mut instance = self.runtime.instantiate().map_err(|e| anyhow!("{e}"))?;
-        Ok(set.load_into(&mut instance)?.map(|v| (v, instance)))
+    pub fn check(
+        &self,
+        set: &PolicySet,
+    ) -> Result<(PolicyVersion, Instance), CallError<PolicyError>> {
+        let mut instance = self.runtime.instantiate().map_err(CallError::widen)?;
+        let version = set.load_into(&mut instance)?;
+        Ok((version, instance))
     }
 
     /// Makes `generation` the one new evaluations use; `warm` (built by [`EvalPool::check`])
@@ -173,7 +187,7 @@ impl EvalPool {
         path: String,
         input: Option<String>,
     ) -> Result<Decision, EvalError> {
-        let closed = |e: tokio::sync::AcquireError| EvalError::Internal(anyhow!("{e}"));
+        let closed = |e: tokio::sync::AcquireError| EvalError::Internal(e.into());
         let ordinary = self.ordinary.acquire().await.map_err(closed)?;
         let pool = Arc::clone(self);
         let mut task =
@@ -200,25 +214,20 @@ impl EvalPool {
         let mut instance = match pooled {
             Some(instance) => instance,
             None => {
-                let mut instance = self
-                    .runtime
-                    .instantiate()
-                    .map_err(|e| EvalError::Internal(anyhow!("{e}")))?;
-                generation
-                    .set
-                    .load_into(&mut instance)
-                    .map_err(EvalError::Internal)?
-                    .map_err(EvalError::Policy)?;
+                let mut instance = self.runtime.instantiate().map_err(CallError::widen)?;
+                generation.set.load_into(&mut instance)?;
                 instance
             }
         };
         let outcome = instance.evaluate(path, input);
-        // A trapped instance is broken (its error says so); it is dropped, not pooled.
-        let decision = outcome.map_err(|e| EvalError::Internal(anyhow!("{e}")))?;
-        self.idle
-            .lock()
-            .expect("pool lock")
-            .push((generation.number, instance));
-        decision.map_err(EvalError::Policy)
+        // A stopped call leaves the instance broken (its error says so): it is dropped, not
+        // pooled. A policy error leaves it as it was.
+        if !matches!(outcome, Err(CallError::Stopped(_))) {
+            self.idle
+                .lock()
+                .expect("pool lock")
+                .push((generation.number, instance));
+        }
+        Ok(outcome?)
     }
 }

@@ -38,6 +38,12 @@ pub fn system_now() -> Duration {
 pub struct SteadyClock;
 
 impl SteadyClock {
+    /// The time the component would seal by now (since the Unix epoch).
+    pub fn now() -> Duration {
+        let mut anchor = ANCHOR.lock().unwrap_or_else(|e| e.into_inner());
+        SteadyClock::read(&mut anchor, system_now(), Instant::now())
+    }
+
     /// The next reading, given the system clock's `system` at monotonic instant `now`.
     fn read(anchor: &mut Option<Anchor>, system: Duration, now: Instant) -> Duration {
         let Some(a) = anchor else {
@@ -89,8 +95,7 @@ impl HostWallClock for SteadyClock {
     }
 
     fn now(&self) -> Duration {
-        let mut anchor = ANCHOR.lock().unwrap_or_else(|e| e.into_inner());
-        SteadyClock::read(&mut anchor, system_now(), Instant::now())
+        SteadyClock::now()
     }
 }
 

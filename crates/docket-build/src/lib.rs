@@ -1,37 +1,36 @@
-//! Builds the docket component (crates/docket-component) for wasm32-wasip2 and hands its path
-//! to the host as DOCKET_COMPONENT_WASM, so `cargo build -p docket` alone yields a working
-//! binary. It also builds the browser verifier (crates/docket-web) for wasm32-unknown-unknown
-//! and runs wasm-bindgen on it (DOCKET_WEB_DIR), for the page `docket serve` serves at /ui.
-//! The nested cargo uses its own target directory (`<target>/wasm`) so it never waits on the
-//! lock of the build that runs this script.
+//! Build-script helpers shared by the crates that embed a wasm build of another workspace crate:
+//! `docket-runtime` embeds the component (wasm32-wasip2), `docket-server` the browser verifier
+//! (wasm32-unknown-unknown). The nested cargo uses its own target directory (`<target>/wasm`)
+//! so it never waits on the lock of the build that runs the build script.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGET: &str = "wasm32-wasip2";
-const WEB_TARGET: &str = "wasm32-unknown-unknown";
-const PROFILE: &str = "component";
+/// The cargo profile wasm builds use (`[profile.component]` in the workspace manifest).
+pub const PROFILE: &str = "component";
 
-fn main() {
-    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let workspace = manifest_dir.parent().unwrap().to_path_buf();
-    for watched in [
-        "crates/docket-component",
-        "crates/docket-web/src",
-        "crates/docket-web/Cargo.toml",
-        "crates/docket-ledger",
-        "crates/docket-policy",
-        "wit",
-        "Cargo.lock",
-    ] {
-        println!(
-            "cargo:rerun-if-changed={}",
-            workspace.join(watched).display()
-        );
+/// The workspace root, from the calling crate's `CARGO_MANIFEST_DIR` (`crates/<name>`).
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
+    manifest_dir
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").exists() || dir.join("wit").is_dir())
+        .expect("the crate lives inside the docket workspace")
+        .to_path_buf()
+}
+
+/// Asks cargo to rerun the build script when anything under these workspace paths changes.
+pub fn rerun_if_changed(workspace: &Path, watched: &[&str]) {
+    for path in watched {
+        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
-    println!("cargo:rerun-if-env-changed=DOCKET_COMPONENT_WASM_OVERRIDE");
+}
 
+/// `<target>/wasm`: the outer build's target directory (CARGO_TARGET_DIR or `<workspace>/target`)
+/// with `wasm` appended.
+pub fn wasm_target_dir(workspace: &Path) -> PathBuf {
     let target_root = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|p| {
@@ -42,30 +41,17 @@ fn main() {
             }
         })
         .unwrap_or_else(|| workspace.join("target"));
-    let wasm_target_dir = target_root.join("wasm");
-
-    let wasm = match env::var("DOCKET_COMPONENT_WASM_OVERRIDE") {
-        Ok(path) => PathBuf::from(path),
-        Err(_) => build_wasm(&workspace, &wasm_target_dir, "docket-component", TARGET),
-    };
-    println!("cargo:rustc-env=DOCKET_COMPONENT_WASM={}", wasm.display());
-
-    let web_wasm = build_wasm(&workspace, &wasm_target_dir, "docket-web", WEB_TARGET);
-    let web_dir = PathBuf::from(env::var("OUT_DIR").unwrap()).join("web");
-    std::fs::create_dir_all(&web_dir).unwrap();
-    wasm_bindgen_cli_support::Bindgen::new()
-        .input_path(&web_wasm)
-        .web(true)
-        .expect("wasm-bindgen web mode")
-        .typescript(false)
-        .generate(&web_dir)
-        .unwrap_or_else(|e| panic!("wasm-bindgen on {}: {e}", web_wasm.display()));
-    println!("cargo:rustc-env=DOCKET_WEB_DIR={}", web_dir.display());
+    target_root.join("wasm")
 }
 
 /// `cargo build -p <package> --target <target> --profile component` in the nested target dir;
 /// returns the .wasm.
-fn build_wasm(workspace: &Path, wasm_target_dir: &Path, package: &str, target: &str) -> PathBuf {
+pub fn build_wasm(
+    workspace: &Path,
+    wasm_target_dir: &Path,
+    package: &str,
+    target: &str,
+) -> PathBuf {
     ensure_target_installed(target);
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(&cargo);
@@ -115,7 +101,7 @@ fn build_wasm(workspace: &Path, wasm_target_dir: &Path, package: &str, target: &
 }
 
 /// rustup does not always install the targets named in rust-toolchain.toml; add it if missing.
-fn ensure_target_installed(target: &str) {
+pub fn ensure_target_installed(target: &str) {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let libdir = Command::new(&rustc)
         .args(["--print", "target-libdir", "--target", target])

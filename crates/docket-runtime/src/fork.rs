@@ -7,9 +7,9 @@
 //! directory of its own, sharing the prefix before the fork. Nothing is re-signed and no byte of
 //! an entry or checkpoint changes, so each history verifies with the log's key as it stands.
 
-use crate::store::{self, Frame};
 use anyhow::{Context, Result, bail};
 use docket_ledger::{Entry, Hash};
+use docket_store::{self as store, Frame};
 use std::path::{Path, PathBuf};
 
 /// One history found in a forked log directory.
