@@ -19,7 +19,7 @@ fn interop_binary() -> PathBuf {
         .get_or_init(|| {
             let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
             let binary = out_dir.join("c2sp-interop");
-            let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/c2sp/interop.go");
+            let source = crate::common::repo().join("tests/c2sp/interop.go");
             let built = Command::new("go")
                 .args(["build", "-o"])
                 .arg(&binary)

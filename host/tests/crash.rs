@@ -126,14 +126,8 @@ fn the_cli_writer_killed_at_random_points_loses_nothing_it_printed() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let policy = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/policies/rbac.rego"
-    );
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/policies/rbac.json"
-    );
+    let policy = crate::common::repo().join("examples/policies/rbac.rego");
+    let data = crate::common::repo().join("examples/policies/rbac.json");
     let mut rng = StdRng::seed_from_u64(0xC11);
     let mut printed = Vec::<String>::new();
     for _ in 0..rounds {
@@ -147,9 +141,9 @@ fn the_cli_writer_killed_at_random_points_loses_nothing_it_printed() {
                     "--path",
                     "rbac/allow",
                     "--policy",
-                    policy,
+                    &policy.display().to_string(),
                     "--data",
-                    data,
+                    &data.display().to_string(),
                 ])
                 .arg("--dir")
                 .arg(dir.join("log"))

@@ -19,9 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use suite::{Outcome, Suite};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::common::repo;
 
 /// The filter's .wasm: `DOCKET_ENVOY_WASM`, or built here for wasm32-wasip1 (a no-op when fresh).
 pub fn filter_wasm() -> PathBuf {

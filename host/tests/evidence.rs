@@ -22,7 +22,7 @@ fn docket(args: &[&str]) -> Output {
 
 /// `docket eval` of the RBAC example on the log in `log` with `key`, `input` on stdin.
 fn eval_stdin(log: &Path, key: &Path, input: &str) -> Output {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let examples = crate::common::repo().join("examples/policies");
     let mut child = docket_command()
         .args(["eval", "--path", "rbac/allow", "--dir"])
         .arg(log)

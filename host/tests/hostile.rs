@@ -158,8 +158,8 @@ fn every_serve_flag_at_a_non_default_value() {
     let tested: BTreeSet<&str> = flags.iter().map(|(f, _)| *f).collect();
     assert_eq!(documented, tested, "flags documented vs tested");
 
-    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies");
-    let mut args: Vec<String> = vec!["--policy".into(), policy.into()];
+    let policy = crate::common::repo().join("examples/policies");
+    let mut args: Vec<String> = vec!["--policy".into(), policy.display().to_string()];
     for (flag, value) in &flags {
         args.push(flag.to_string());
         if !value.is_empty() {

@@ -302,7 +302,7 @@ fn a_second_writer_is_refused() {
         r#"{"user":"bob","action":"read","resource":{"type":"document"}}"#,
     )
     .unwrap();
-    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies/rbac.rego");
+    let policy = crate::common::repo().join("examples/policies/rbac.rego");
     let (code, out) = docket(&[
         "eval",
         "--dir",
@@ -344,7 +344,7 @@ fn keygen_eval_and_verify_from_the_command_line() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let examples = crate::common::repo().join("examples/policies");
     let input = dir.join("input.json");
     std::fs::write(
         &input,
@@ -493,8 +493,8 @@ fn the_signing_key_is_rotated_from_the_command_line() {
         "{out}"
     );
     // The old key can no longer continue the log; the new one can, with the genesis key given.
-    let policy = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/policies/rbac.rego")
+    let policy = crate::common::repo()
+        .join("examples/policies/rbac.rego")
         .display()
         .to_string();
     let input = path("input.json");
@@ -540,7 +540,7 @@ fn the_signing_key_is_rotated_from_the_command_line() {
 #[test]
 fn eval_answers_as_opa_eval_and_refuses_a_typo_before_sealing_anything() {
     let dir = scratch("opa-eval");
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies");
+    let examples = crate::common::repo().join("examples/policies");
     let examples = examples.to_str().unwrap();
     let input = dir.join("input.json");
     std::fs::write(

@@ -896,8 +896,7 @@ fn an_upload_past_its_senders_deadline_is_not_sealed() {
 #[test]
 fn eval_and_serve_give_the_same_files_the_same_policy_version() {
     let dir = scratch("same-version");
-    let examples =
-        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies"));
+    let examples = crate::common::repo().join("examples/policies");
     // Two data files, so merging is part of what must agree.
     std::fs::write(dir.join("extra.json"), r#"{"extra": {"a": 1}}"#).unwrap();
     let (rbac, rbac_data, extra) = (

@@ -8,12 +8,17 @@
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// `tests/conformance`, from the tests crate or from the host's tests (`..` of either is the
-/// workspace root).
+/// workspace root). The directory is read from the environment cargo runs the binary in when
+/// it is there (a test binary cached in a shared target directory may run from another
+/// checkout), else the one it was built in (`docket-bench` run by hand).
 pub fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../tests/conformance")
 }
 
 /// What an engine answered for one query and input.

@@ -11,7 +11,10 @@ use serde_json::json;
 use std::path::PathBuf;
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors")
+    // From the environment `cargo test` runs tests in, not compiled in: a binary cached in a
+    // shared target directory may run from another checkout.
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
+        .join("../../tests/vectors")
 }
 
 fn split(items: &[Item]) -> (Vec<Entry>, Vec<(u64, String)>) {

@@ -349,9 +349,16 @@ mod tests {
     //! paths are called here: creating a `JsError` needs a JavaScript host.
     use super::*;
 
+    /// `tests/vectors`, from the environment `cargo test` runs tests in (a binary cached in a
+    /// shared target directory may run from another checkout than it was built in).
+    fn vectors_dir() -> std::path::PathBuf {
+        std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test"))
+            .join("../../tests/vectors")
+    }
+
     fn vectors() -> (String, String, Value) {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors");
-        let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
+        let dir = vectors_dir();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
         let expected: Value = serde_json::from_str(&read("expected.json")).unwrap();
         (read("log.jsonl"), read("genesis.pub"), expected)
     }
@@ -462,11 +469,7 @@ mod tests {
         let note = expected["checkpoints"][0]["note"].as_str().unwrap();
         let head: Value = serde_json::from_str(&verify_checkpoint(note, &vkey).unwrap()).unwrap();
         assert_eq!((&head["ok"], &head["size"]), (&json!(true), &json!(5)));
-        let rotated = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/vectors/rotated.pub"
-        ))
-        .unwrap();
+        let rotated = std::fs::read_to_string(vectors_dir().join("rotated.pub")).unwrap();
         let head: Value =
             serde_json::from_str(&verify_checkpoint(note, &rotated).unwrap()).unwrap();
         assert_eq!(head["ok"], false);

@@ -163,7 +163,7 @@ impl Drop for Server {
 pub fn rbac_policies(dir: &Path) -> PathBuf {
     let policies = dir.join("policies");
     std::fs::create_dir_all(&policies).unwrap();
-    let examples = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/policies"));
+    let examples = repo().join("examples/policies");
     for file in ["rbac.rego", "rbac.json"] {
         std::fs::copy(examples.join(file), policies.join(file)).unwrap();
     }
@@ -250,4 +250,10 @@ pub fn verify_dir(server_dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     text
+}
+
+/// The workspace root. Read from the environment `cargo test` runs tests in, not compiled in:
+/// a test binary cached in a shared target directory may run from another checkout.
+pub fn repo() -> PathBuf {
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("..")
 }
