@@ -1,9 +1,11 @@
-//! The one writer of a served log: a thread that owns the [`AuditLog`], seals whatever requests
-//! have queued, commits them with one checkpoint and one fsync (group commit), and only then
-//! answers them. Readers see a [`LogView`] that is updated after each durable commit, so nothing
-//! that is not on disk is ever served or acknowledged.
+//! The one writer of a served log: a thread that owns the [`AuditLog`], takes each batch of
+//! waiting requests from the group-commit queue ([`crate::queue`]), seals it, commits it with
+//! one checkpoint and one fsync, and only then answers. Readers see a [`LogView`] that is
+//! updated after each durable commit, so nothing that is not on disk is ever served or
+//! acknowledged.
 
 use crate::metrics::Metrics;
+use crate::queue::{self, Queue};
 use anyhow::{Result, anyhow};
 use docket_ledger::Entry;
 use docket_ledger::merkle::Tree;
@@ -12,33 +14,10 @@ use docket_runtime::{Decision, EntryKind, SealedEntry};
 use docket_store::{Frame, StoreReader};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
-/// How the appender forms group commits.
-#[derive(Clone, Copy, Debug)]
-pub struct CommitPolicy {
-    /// At most this many entries per commit.
-    pub max_entries: usize,
-    /// After the first request of a batch arrives, wait at most this long for more before
-    /// committing. Zero commits as soon as the queue is momentarily empty; under load, requests
-    /// that arrive during one fsync form the next batch either way.
-    pub max_delay: Duration,
-}
-
-impl CommitPolicy {
-    /// Entries per commit at most, unless configured.
-    pub const DEFAULT_MAX_ENTRIES: usize = 1024;
-}
-
-impl Default for CommitPolicy {
-    fn default() -> CommitPolicy {
-        CommitPolicy {
-            max_entries: CommitPolicy::DEFAULT_MAX_ENTRIES,
-            max_delay: Duration::ZERO,
-        }
-    }
-}
+pub use crate::queue::CommitPolicy;
 
 /// Why an append was not acknowledged. The log on disk is intact in every case.
 #[derive(Debug, Clone)]
@@ -258,7 +237,7 @@ impl Appender {
         metrics: Arc<Metrics>,
         reopen: Reopen,
     ) -> (Appender, AppenderThread) {
-        let (tx, rx) = mpsc::channel(policy.max_entries.max(1) * 4);
+        let (tx, queue) = queue::channel(policy, batch_entries);
         let reader = Arc::new(RwLock::new(log.reader()));
         let view = Arc::new(RwLock::new(view));
         metrics.observe_log(&view.read().expect("view lock"));
@@ -268,13 +247,12 @@ impl Appender {
             reopen,
             reader: Arc::clone(&reader),
             view: Arc::clone(&view),
-            policy,
             metrics,
             failed: Arc::clone(&failure),
         };
         let thread = std::thread::Builder::new()
             .name("docket-appender".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(queue))
             .expect("spawning the appender thread");
         (
             Appender {
@@ -348,6 +326,14 @@ impl Appender {
     }
 }
 
+/// What a batch has sealed so far: the replies that wait for its commit, and the decision_ids of
+/// the events it ingested (for deduplication within the batch and for the view).
+#[derive(Default)]
+struct SealedBatch {
+    replies: Vec<Reply>,
+    ingested_ids: Vec<(u64, String)>,
+}
+
 enum Reply {
     Decision(
         oneshot::Sender<Result<Sealed, AppendError>>,
@@ -367,7 +353,6 @@ struct Writer {
     reopen: Reopen,
     reader: Arc<RwLock<StoreReader>>,
     view: Arc<RwLock<LogView>>,
-    policy: CommitPolicy,
     metrics: Arc<Metrics>,
     /// Set when a commit failed (a full disk, a read-only or failing device): the sealer is past
     /// entries that may not be on disk, so the log is closed and nothing is appended until it has
@@ -376,37 +361,8 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
-        let timer = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("a timer runtime");
-        while let Some(first) = rx.blocking_recv() {
-            let mut batch = vec![first];
-            let mut entries = batch_entries(&batch[0]);
-            let deadline = Instant::now() + self.policy.max_delay;
-            while entries < self.policy.max_entries {
-                let next = match rx.try_recv() {
-                    Ok(job) => Some(job),
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            None
-                        } else {
-                            // The timeout is made inside the timer runtime: a tokio timer
-                            // created outside one panics ("no reactor running").
-                            timer
-                                .block_on(async { tokio::time::timeout(left, rx.recv()).await })
-                                .ok()
-                                .flatten()
-                        }
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                };
-                let Some(job) = next else { break };
-                entries += batch_entries(&job);
-                batch.push(job);
-            }
+    fn run(mut self, mut queue: Queue<Job>) {
+        while let Some(batch) = queue.next_batch() {
             self.commit_batch(batch);
         }
     }
@@ -446,8 +402,8 @@ impl Writer {
     }
 
     /// Seals a batch, commits it with one checkpoint and one fsync, then answers every job.
-    /// One function on purpose: between sealing and answering nothing may be acknowledged, and
-    /// keeping the whole path in one place keeps that visible.
+    /// Between sealing and answering nothing may be acknowledged: the replies wait in `sealed`
+    /// until the commit is durable, and a failed commit fails every one of them.
     fn commit_batch(&mut self, batch: Vec<Job>) {
         if let Err(why) = self.recover() {
             let e = AppendError::Unavailable(why);
@@ -458,118 +414,126 @@ impl Writer {
         }
         // Taken for the batch; put back only if the commit succeeds.
         let mut log = self.log.take().expect("recovered");
-        let mut replies = Vec::with_capacity(batch.len());
-        let mut ingested_ids = Vec::new();
+        let mut sealed = SealedBatch::default();
         for job in batch {
-            match job {
-                Job::Decision {
-                    decision,
-                    queued,
-                    reply,
-                } => match log.seal(&decision) {
-                    Ok(sealed) => replies.push(Reply::Decision(reply, sealed, queued)),
-                    Err(e) => {
-                        let _ = reply.send(Err(AppendError::Rejected(format!("{e:#}"))));
-                    }
-                },
-                Job::Record { kind, json, reply } => match log.record(kind, &json) {
-                    Ok(seq) => replies.push(Reply::Record(reply, seq)),
-                    Err(e) => {
-                        let _ = reply.send(Err(AppendError::Rejected(format!("{e:#}"))));
-                    }
-                },
-                Job::Ingest {
-                    events,
-                    deadline_ns,
-                    reply,
-                } => {
-                    let now_ns = docket_runtime::clock::system_now().as_nanos() as u64;
-                    if let Some(deadline) = deadline_ns
-                        && now_ns > deadline
-                    {
-                        let late_ms = (now_ns - deadline) / 1_000_000;
-                        let _ = reply.send(Err(AppendError::Expired(format!(
-                            "the sender's deadline passed {late_ms} ms before these events could \
-                             be sealed; nothing was sealed"
-                        ))));
-                        continue;
-                    }
-                    let mut receipt = IngestReceipt::default();
-                    let mut failure = None;
-                    for event in events {
-                        if let Some(id) = &event.decision_id {
-                            let seen = self
-                                .view
-                                .read()
-                                .expect("view lock")
-                                .decision_ids
-                                .contains_key(id)
-                                || ingested_ids.iter().any(|(_, i)| i == id);
-                            if seen {
-                                receipt.duplicates += 1;
-                                continue;
-                            }
-                        }
-                        match log.record(EntryKind::Ingested, &event.json) {
-                            Ok(seq) => {
-                                receipt.sealed.push(seq);
-                                if let Some(id) = event.decision_id {
-                                    ingested_ids.push((seq, id));
-                                }
-                            }
-                            Err(e) => {
-                                failure = Some(format!("{e:#}"));
-                                break;
-                            }
-                        }
-                    }
-                    match failure {
-                        // Events sealed before the failure are committed with the batch; a
-                        // retry of the whole chunk skips them as duplicates.
-                        Some(why) => {
-                            let _ = reply.send(Err(AppendError::Rejected(why)));
-                        }
-                        None => replies.push(Reply::Ingest(reply, receipt)),
-                    }
-                }
-            }
+            self.seal_job(&mut log, job, &mut sealed);
         }
         let started = Instant::now();
         match log.commit() {
             Ok(commit) => {
                 self.log = Some(log);
-                let Some(checkpoint) = commit.checkpoint else {
-                    // Nothing was sealed (every job was rejected or a duplicate).
-                    return self.answer(replies);
-                };
-                self.metrics
-                    .observe_commit(commit.entries.len(), started.elapsed());
-                {
+                // No checkpoint: nothing was sealed (every job was rejected or a duplicate).
+                if let Some(checkpoint) = commit.checkpoint {
+                    self.metrics
+                        .observe_commit(commit.entries.len(), started.elapsed());
                     let mut view = self.view.write().expect("view lock");
-                    view.apply(&commit.entries, &ingested_ids, &checkpoint.note);
+                    view.apply(&commit.entries, &sealed.ingested_ids, &checkpoint.note);
                     self.metrics.observe_log(&view);
                 }
-                self.answer(replies);
+                self.answer(sealed.replies);
             }
             Err(e) => {
-                let why = format!("{e:#}");
-                tracing::error!(error = %why, "commit failed; the log is closed and will be reopened before the next batch");
-                self.metrics.commit_failures.inc();
-                let err = AppendError::Unavailable(format!(
-                    "the decision could not be made durable ({why}); it was not logged, so it is not answered"
-                ));
-                for reply in replies {
-                    let _ = match reply {
-                        Reply::Decision(tx, ..) => tx.send(Err(err.clone())).map_err(|_| ()),
-                        Reply::Record(tx, _) => tx.send(Err(err.clone())).map_err(|_| ()),
-                        Reply::Ingest(tx, _) => tx.send(Err(err.clone())).map_err(|_| ()),
-                    };
-                }
-                *self.failed.write().expect("failure lock") = Some(why);
-                // Release the lock and the sealer; `recover` reopens from what is on disk.
+                // Release the lock and the sealer first; `recover` reopens from what is on disk.
                 drop(log);
+                self.close(&format!("{e:#}"), sealed.replies);
             }
         }
+    }
+
+    /// Seals one job into the open commit: its reply waits in `sealed`, or it is refused now.
+    fn seal_job(&self, log: &mut AuditLog, job: Job, sealed: &mut SealedBatch) {
+        match job {
+            Job::Decision {
+                decision,
+                queued,
+                reply,
+            } => match log.seal(&decision) {
+                Ok(entry) => sealed.replies.push(Reply::Decision(reply, entry, queued)),
+                Err(e) => {
+                    let _ = reply.send(Err(AppendError::Rejected(format!("{e:#}"))));
+                }
+            },
+            Job::Record { kind, json, reply } => match log.record(kind, &json) {
+                Ok(seq) => sealed.replies.push(Reply::Record(reply, seq)),
+                Err(e) => {
+                    let _ = reply.send(Err(AppendError::Rejected(format!("{e:#}"))));
+                }
+            },
+            Job::Ingest {
+                events,
+                deadline_ns,
+                reply,
+            } => match self.seal_ingest(log, events, deadline_ns, sealed) {
+                Ok(receipt) => sealed.replies.push(Reply::Ingest(reply, receipt)),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+        }
+    }
+
+    /// Seals ingested events, skipping any whose decision_id the log (or this batch) already
+    /// holds. Events sealed before a failure are committed with the batch; a retry of the whole
+    /// chunk skips them as duplicates.
+    fn seal_ingest(
+        &self,
+        log: &mut AuditLog,
+        events: Vec<IngestEvent>,
+        deadline_ns: Option<u64>,
+        sealed: &mut SealedBatch,
+    ) -> Result<IngestReceipt, AppendError> {
+        let now_ns = docket_runtime::clock::system_now().as_nanos() as u64;
+        if let Some(deadline) = deadline_ns
+            && now_ns > deadline
+        {
+            let late_ms = (now_ns - deadline) / 1_000_000;
+            return Err(AppendError::Expired(format!(
+                "the sender's deadline passed {late_ms} ms before these events could be sealed; \
+                 nothing was sealed"
+            )));
+        }
+        let mut receipt = IngestReceipt::default();
+        for event in events {
+            if let Some(id) = &event.decision_id {
+                let seen = self
+                    .view
+                    .read()
+                    .expect("view lock")
+                    .decision_ids
+                    .contains_key(id)
+                    || sealed.ingested_ids.iter().any(|(_, i)| i == id);
+                if seen {
+                    receipt.duplicates += 1;
+                    continue;
+                }
+            }
+            let seq = log
+                .record(EntryKind::Ingested, &event.json)
+                .map_err(|e| AppendError::Rejected(format!("{e:#}")))?;
+            receipt.sealed.push(seq);
+            if let Some(id) = event.decision_id {
+                sealed.ingested_ids.push((seq, id));
+            }
+        }
+        Ok(receipt)
+    }
+
+    /// After a failed commit: nothing of the batch is acknowledged, and the log stays closed
+    /// until `recover` reopens it (the sealer has moved past entries that may not be on disk).
+    fn close(&self, why: &str, replies: Vec<Reply>) {
+        tracing::error!(error = %why, "commit failed; the log is closed and will be reopened before the next batch");
+        self.metrics.commit_failures.inc();
+        let err = AppendError::Unavailable(format!(
+            "the decision could not be made durable ({why}); it was not logged, so it is not answered"
+        ));
+        for reply in replies {
+            let _ = match reply {
+                Reply::Decision(tx, ..) => tx.send(Err(err.clone())).map_err(|_| ()),
+                Reply::Record(tx, _) => tx.send(Err(err.clone())).map_err(|_| ()),
+                Reply::Ingest(tx, _) => tx.send(Err(err.clone())).map_err(|_| ()),
+            };
+        }
+        *self.failed.write().expect("failure lock") = Some(why.to_string());
     }
 
     fn answer(&self, replies: Vec<Reply>) {

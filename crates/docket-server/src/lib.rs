@@ -18,6 +18,7 @@ mod log_api;
 pub mod metrics;
 mod opa_api;
 pub mod policies;
+pub mod queue;
 pub mod ui;
 
 use anyhow::{Context, Result, anyhow, bail};
