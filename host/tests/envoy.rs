@@ -627,6 +627,57 @@ fn a_failed_evaluation_is_denied_and_recorded_with_its_error_and_masks() {
     assert_eq!(headers["x-conflict"], "1");
 }
 
+#[test]
+fn decisions_the_logging_rules_drop_are_counted_in_a_tally_and_never_sealed() {
+    let dir = scratch("envoy-drop");
+    let docket = Server::start(&dir, &[]);
+    let upstream = Upstream::start();
+    let policies = json!({
+        "authz.rego": "package envoy.authz\n\ndecision := {\"allowed\": true}\n",
+        "log.rego": "package system.log\n\n\
+                     drop if input.input.attributes.request.http.path == \"/healthz\"\n",
+    });
+    let envoy = Envoy::start_with(&dir, &docket, upstream.port, &policies, "{}");
+    let c = Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    for path in ["/healthz", "/a", "/healthz", "/healthz"] {
+        let r = c.get(envoy.url(path)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+    }
+    assert_eq!(upstream.hits.load(Ordering::SeqCst), 4);
+    // Each answer came after its decision's seal or tally was durable, so the log holds them
+    // all now: one ingested entry (for /a) and tallies that count the three probes.
+    let entries = crate::common::all_entries(&c, &docket);
+    let kinds: Vec<&Value> = entries.iter().map(|e| &e["kind"]).collect();
+    let ingested: Vec<&Value> = entries.iter().filter(|e| e["kind"] == "ingested").collect();
+    assert_eq!(ingested.len(), 1, "kinds: {kinds:?}");
+    assert_eq!(
+        ingested[0]["record"]["input"]["attributes"]["request"]["http"]["path"],
+        "/a"
+    );
+    let tallied: u64 = entries
+        .iter()
+        .filter(|e| e["kind"] == "tally")
+        .map(|e| {
+            assert_eq!(
+                e["record"]["paths"]["envoy/authz/decision"], e["record"]["count"],
+                "{e}"
+            );
+            e["record"]["count"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(tallied, 3, "kinds: {kinds:?}");
+    assert!(
+        !serde_json::to_string(&entries)
+            .unwrap()
+            .contains("/healthz"),
+        "nothing of a dropped decision's input is in the log"
+    );
+    finish(&dir, docket, envoy);
+}
+
 /// Asks the filter's Data API each `(query, input)` from `clients` threads; the answers, in
 /// order, as the conformance suite compares them.
 fn ask_data_api(envoy: &Envoy, asks: &[(String, String)], clients: usize) -> Vec<Answer> {

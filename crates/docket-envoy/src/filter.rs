@@ -6,11 +6,12 @@
 //! filter after this one keeps it from the router (docs/envoy.md, "The Data API").
 
 use crate::{
-    Claims, Config, Request, Verdict, build_input, decision_event, decision_id,
-    filter_metadata_from_protobuf, undelivered_event, verdict,
+    Claims, Config, Request, Verdict, build_input, event_labels, filter_metadata_from_protobuf,
+    verdict,
 };
-use docket_ledger::record::Decision;
+use docket_ledger::record::{Decision, uuid_v4};
 use docket_policy::{PolicyEngine, PolicyError};
+use docket_wire::events::{decision_event, dropped_event, undelivered_event};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
@@ -325,7 +326,8 @@ impl Filter {
             .get_current_time()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let event = undelivered_event(&decision_id(random), &self.shared.config, id, why, now);
+        let labels = event_labels(&self.shared.config);
+        let event = undelivered_event(&uuid_v4(random), &labels, id, why, now);
         let body = serde_json::to_vec(&[event]).expect("JSON values serialize");
         let mut notices = self.shared.notices.borrow_mut();
         if notices.len() >= MAX_NOTICES {
@@ -356,7 +358,7 @@ impl Filter {
         let config = &self.shared.config;
         let mut random = [0u8; 16];
         let _ = getrandom::fill(&mut random);
-        let id = decision_id(random);
+        let id = uuid_v4(random);
         self.decision_id = Some(id.clone());
         let now = self
             .get_current_time()
@@ -369,7 +371,15 @@ impl Filter {
             getrandom::fill(&mut salt).expect("the proxy provides randomness");
             salt
         };
-        let event = decision_event(&id, config, &decision, error, now, source, &mut salt);
+        let labels = event_labels(config);
+        // A decision the logging rules drop is counted in docket's next tally, not sealed: its
+        // event carries its path and policy version only, and the request waits for the tally
+        // to be durable as it would for the entry.
+        let event = if decision.log.drop && error.is_none() {
+            Ok(dropped_event(&id, &labels, &decision, now))
+        } else {
+            decision_event(&id, &labels, &decision, error, now, source, &mut salt)
+        };
         self.pending = Some(pending);
         let event = match event {
             Ok(event) => event,

@@ -613,101 +613,8 @@ pub fn verdict(result: Option<&str>) -> Verdict {
     }
 }
 
-/// A random UUIDv4 for the decision (the filter's decisions are identified by the filter).
-pub fn decision_id(random: [u8; 16]) -> String {
-    let mut b = random;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// The decision event sent to docket's ingestion endpoint: OPA's decision-log event fields, so
-/// docket seals it as an `ingested` entry (log-format §4.5) exactly as it seals real OPA's.
-///
-/// The logging rules' masks (`data.system.log.mask`, when the filter's policies include them)
-/// are applied here, in the proxy, as OPA applies them before it uploads: a masked value never
-/// leaves the proxy. Each leaves a salted commitment (log-format §4.6) in the event's
-/// `commitments`, beside OPA's `erased` and `masked`; the salt comes from `salt` and the filter
-/// keeps none, so such values cannot be revealed later. An error here means the event cannot be
-/// sent without the values it must not carry.
-///
-/// A decision whose evaluation failed carries the failure as OPA's events do:
-/// `"error": {"code": "internal_error", "message": ..}` (the code the Data API answers with).
-pub fn decision_event(
-    id: &str,
-    config: &Config,
-    decision: &docket_ledger::record::Decision,
-    error: Option<&str>,
-    timestamp_ns: u64,
-    source: Option<&str>,
-    salt: &mut dyn FnMut() -> [u8; 32],
-) -> Result<Value, String> {
-    let parse = |t: &Option<String>| {
-        t.as_deref()
-            .and_then(|t| serde_json::from_str::<Value>(t).ok())
-    };
-    let mut masked = docket_ledger::masking::Masked::default();
-    let (input, result) = if decision.log.mask.is_empty() {
-        (parse(&decision.input), parse(&decision.result))
-    } else {
-        masked = docket_ledger::masking::apply(
-            decision.input.as_deref(),
-            decision.result.as_deref(),
-            &decision.log.mask,
-            salt,
-        )
-        .map_err(|e| format!("masking the decision: {e}"))?;
-        (parse(&masked.input), parse(&masked.result))
-    };
-    let labels = event_labels(config);
-    let mut version = json!({"digest": decision.policy_version.digest});
-    if let Some(r) = &decision.policy_version.revision {
-        version["revision"] = json!(r);
-    }
-    let mut event = json!({
-        "decision_id": id,
-        "labels": labels,
-        "path": decision.path,
-        "input": input,
-        "timestamp": docket_ledger::record::rfc3339(timestamp_ns),
-        "policy_version": version,
-    });
-    if let Some(result) = result {
-        event["result"] = result;
-    }
-    if let Some(message) = error {
-        event["error"] = json!({"code": "internal_error", "message": message});
-    }
-    if !masked.erased.is_empty() {
-        event["erased"] = json!(masked.erased);
-    }
-    if !masked.masked.is_empty() {
-        event["masked"] = json!(masked.masked);
-    }
-    if !masked.commitments.is_empty() {
-        let commitments: serde_json::Map<String, Value> = masked
-            .commitments
-            .iter()
-            .map(|(path, c)| (path.clone(), json!(c)))
-            .collect();
-        event["commitments"] = Value::Object(commitments);
-    }
-    if let Some(source) = source {
-        event["requested_by"] = json!(source);
-    }
-    Ok(event)
-}
-
 /// The labels of every event the filter sends: the configured ones, with `type` and `version`.
-fn event_labels(config: &Config) -> Map<String, Value> {
+pub fn event_labels(config: &Config) -> Map<String, Value> {
     let mut labels = config.labels.clone();
     labels
         .entry("type".to_string())
@@ -716,30 +623,6 @@ fn event_labels(config: &Config) -> Map<String, Value> {
         .entry("version".to_string())
         .or_insert_with(|| json!(env!("CARGO_PKG_VERSION")));
     labels
-}
-
-/// The notice the filter has sealed after it stopped waiting for a decision's seal and refused
-/// the request (`503`): the request was **not delivered**. docket refuses a decision that
-/// reaches its writer after the sender's deadline, but one the writer reached in time may still
-/// have been sealed while its answer came too late; this notice, sealed afterwards under its
-/// own id, says what happened to it (docs/envoy.md, "Deadlines").
-pub fn undelivered_event(
-    notice_id: &str,
-    config: &Config,
-    decision_id: &str,
-    why: &str,
-    timestamp_ns: u64,
-) -> Value {
-    json!({
-        "decision_id": notice_id,
-        "labels": event_labels(config),
-        "timestamp": docket_ledger::record::rfc3339(timestamp_ns),
-        "undelivered": {
-            "decision_id": decision_id,
-            "answer": 503,
-            "reason": why,
-        },
-    })
 }
 
 #[cfg(test)]
@@ -925,12 +808,6 @@ mod tests {
     }
 
     #[test]
-    fn decision_ids_are_v4_uuids() {
-        let id = decision_id([0xff; 16]);
-        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
-    }
-
-    #[test]
     fn config_errors_say_what_is_wrong() {
         assert!(Config::parse(b"{}").unwrap_err().contains("missing field"));
         let ok = br#"{"policies":{"a.rego":"package a\nallow := true"},"query":"a/allow","docket":{"cluster":"docket","token":"0123456789abcdef0123"}}"#;
@@ -1005,8 +882,16 @@ mod tests {
         let input = r#"{"attributes":{"source":{"address":"203.0.113.9"},"request":{"http":{"method":"GET"}}}}"#;
         let decision = engine.evaluate("a/allow", Some(input)).unwrap();
         assert_eq!(decision.log.mask.len(), 1);
-        let event =
-            decision_event("id", &config, &decision, None, 0, None, &mut || [5; 32]).unwrap();
+        let event = docket_wire::events::decision_event(
+            "id",
+            &event_labels(&config),
+            &decision,
+            None,
+            0,
+            None,
+            &mut || [5; 32],
+        )
+        .unwrap();
         let text = event.to_string();
         assert!(!text.contains("203.0.113.9"), "{text}");
         assert_eq!(
@@ -1027,7 +912,16 @@ mod tests {
         // Without logging rules the event carries the decision as made.
         let mut plain = decision.clone();
         plain.log = Default::default();
-        let event = decision_event("id", &config, &plain, None, 0, None, &mut || [5; 32]).unwrap();
+        let event = docket_wire::events::decision_event(
+            "id",
+            &event_labels(&config),
+            &plain,
+            None,
+            0,
+            None,
+            &mut || [5; 32],
+        )
+        .unwrap();
         assert_eq!(
             event["input"]["attributes"]["source"]["address"],
             "203.0.113.9"
@@ -1052,9 +946,15 @@ mod tests {
         let error = engine.evaluate("a/allow", Some(input)).unwrap_err();
         let failed = engine.failed_decision("a/allow", Some(input));
         let message = error.to_string();
-        let event = decision_event("id", &config, &failed, Some(&message), 0, None, &mut || {
-            [5; 32]
-        })
+        let event = docket_wire::events::decision_event(
+            "id",
+            &event_labels(&config),
+            &failed,
+            Some(&message),
+            0,
+            None,
+            &mut || [5; 32],
+        )
         .unwrap();
         assert!(!event.to_string().contains("203.0.113.9"), "{event}");
         assert_eq!(

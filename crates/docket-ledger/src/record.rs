@@ -247,6 +247,19 @@ pub fn decision_id(chain_id: &Hash, seq: u64, timestamp_ns: u64) -> String {
     bytes[6..].copy_from_slice(&digest.0[..10]);
     bytes[6] = 0x70 | (bytes[6] & 0x0F); // version 7
     bytes[8] = 0x80 | (bytes[8] & 0x3F); // RFC 9562 variant
+    uuid_text(&bytes)
+}
+
+/// A random UUIDv4 (RFC 9562 §5.4) from 16 random bytes: the version and variant bits are set.
+pub fn uuid_v4(random: [u8; 16]) -> String {
+    let mut bytes = random;
+    bytes[6] = 0x40 | (bytes[6] & 0x0F); // version 4
+    bytes[8] = 0x80 | (bytes[8] & 0x3F); // RFC 9562 variant
+    uuid_text(&bytes)
+}
+
+/// A UUID's text form: lowercase hex in groups of 8-4-4-4-12 digits.
+pub fn uuid_text(bytes: &[u8; 16]) -> String {
     let h = hex::encode(bytes);
     format!(
         "{}-{}-{}-{}-{}",
@@ -327,6 +340,12 @@ mod tests {
             rfc3339(1_795_464_000_123_456_789),
             "2026-11-23T20:00:00.123456789Z"
         );
+    }
+
+    #[test]
+    fn random_uuids_carry_version_4_and_the_rfc_9562_variant() {
+        assert_eq!(uuid_v4([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        assert_eq!(uuid_v4([0; 16]), "00000000-0000-4000-8000-000000000000");
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct IngestReceipt {
     /// Events skipped because an event with the same decision_id is already in the log (OPA
     /// re-sends a chunk whose acknowledgement it did not see).
     pub duplicates: usize,
+    /// Events marked dropped by their sender's logging rules: counted in the commit's tally
+    /// entry, not sealed one by one.
+    pub dropped: usize,
 }
 
 /// An ingested event: its compact JSON and its decision_id, if it has one.
@@ -494,6 +497,12 @@ impl Writer {
         }
         let mut receipt = IngestReceipt::default();
         for event in events {
+            if let Some(dropped) = event.dropped {
+                log.seal(&dropped_decision(dropped))
+                    .map_err(|e| AppendError::Rejected(format!("{e:#}")))?;
+                receipt.dropped += 1;
+                continue;
+            }
             if let Some(id) = &event.decision_id {
                 let seen = self
                     .view
@@ -550,6 +559,25 @@ impl Writer {
                 }
             };
         }
+    }
+}
+
+/// A decision its sender's logging rules dropped, as the sealer counts it: the tally records
+/// its path and policy version (log-format §4.7), and nothing else of it reaches the log.
+fn dropped_decision(dropped: docket_wire::DroppedDecision) -> Decision {
+    Decision {
+        path: dropped.path,
+        input: None,
+        result: None,
+        policy_version: docket_runtime::PolicyVersion {
+            digest: dropped.policy_version.digest,
+            revision: dropped.policy_version.revision,
+        },
+        log: docket_runtime::LogRules {
+            drop: true,
+            mask: Vec::new(),
+            retention_ns: None,
+        },
     }
 }
 

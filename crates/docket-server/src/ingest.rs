@@ -85,11 +85,13 @@ pub async fn upload(
         events = count,
         sealed = receipt.sealed.len(),
         duplicates = receipt.duplicates,
+        dropped = receipt.dropped,
         "ingested"
     );
     Ok(axum::Json(json!({
         "sealed": receipt.sealed.len(),
         "duplicates": receipt.duplicates,
+        "dropped": receipt.dropped,
         "first_seq": receipt.sealed.first(),
         "last_seq": receipt.sealed.last(),
     }))

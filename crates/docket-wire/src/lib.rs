@@ -10,6 +10,9 @@ use serde_json::value::RawValue;
 use std::fmt;
 use std::io::Read;
 
+pub mod events;
+pub use events::{DroppedDecision, IngestEvent, parse_events};
+
 /// Why a request was refused; the message says what is wrong and what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WireError {
@@ -28,14 +31,6 @@ impl fmt::Display for WireError {
 }
 
 impl std::error::Error for WireError {}
-
-/// One event of an OPA decision-log upload, ready to seal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IngestEvent {
-    /// The event as sent, minified (`docket_ledger::record::minify_json`).
-    pub json: String,
-    pub decision_id: Option<String>,
-}
 
 /// Decompresses a gzip body, refusing more than `limit` bytes of output (a gzip bomb) and any
 /// truncated or corrupt stream.
@@ -81,61 +76,6 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
         });
         (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
     })
-}
-
-/// Checks a whole upload before anything is sealed: a JSON array of objects, each with an
-/// optional non-empty string `decision_id`.
-pub fn parse_events(json: &[u8]) -> Result<Vec<IngestEvent>, WireError> {
-    docket_ledger::json::check_bytes(json).map_err(|e| {
-        WireError::BadRequest(format!(
-            "the body is not a JSON array of decision events docket accepts: {e}; nothing was logged"
-        ))
-    })?;
-    let items: Vec<&RawValue> = serde_json::from_slice(json).map_err(|e| {
-        WireError::BadRequest(format!(
-            "the body is not a JSON array of decision events ({e}); nothing was logged"
-        ))
-    })?;
-    #[derive(Deserialize)]
-    struct Event {
-        decision_id: Option<serde_json::Value>,
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            let text = raw.get();
-            let fields: Event = serde_json::from_str(text)
-                .ok()
-                .filter(|_| text.trim_start().starts_with('{'))
-                .ok_or_else(|| {
-                    WireError::BadRequest(format!(
-                        "event {i} is not a JSON object; nothing was logged"
-                    ))
-                })?;
-            let decision_id = match fields.decision_id {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(id)) if !id.is_empty() => Some(id),
-                Some(_) => {
-                    return Err(WireError::BadRequest(format!(
-                        "event {i} has a decision_id that is not a non-empty string; nothing was logged"
-                    )));
-                }
-            };
-            // Every event is held to what sealing it requires before any is sealed, so a chunk
-            // is sealed whole or not at all.
-            let json = docket_ledger::record::minify_json(text);
-            docket_ledger::sealer::check_record(json.as_bytes()).map_err(|why| {
-                let why = format!("event {i} cannot be sealed: {why}; nothing was logged");
-                if json.len() > docket_ledger::entry::MAX_RECORD_LEN {
-                    WireError::TooLarge(why)
-                } else {
-                    WireError::BadRequest(why)
-                }
-            })?;
-            Ok(IngestEvent { json, decision_id })
-        })
-        .collect()
 }
 
 /// The `input` of a Data API body (`{"input": …}`), as JSON text; `None` for an empty body or
