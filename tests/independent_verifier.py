@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 KINDS = {"genesis": 0, "decision": 1, "key-rotation": 2, "policy-change": 3, "ingested": 4, "tally": 5,
          "prune": 6}
 ALWAYS_SIGNED = {"genesis", "key-rotation", "prune"}
+PRUNABLE = {"decision", "ingested"}  # §4.8: the kinds whose payloads a prune may remove
 
 
 def rfc3339_ns(ns):
@@ -259,7 +260,7 @@ def verify_export(lines, trusted_vkey):
     leaves, key, signing, origin, prev_hash, last_ts, covered = [], None, None, None, b"\0" * 32, 0, True
     # §8: pruned entries wait for a later prune entry to authorize them, and for a checkpoint
     # to bind their hashes (which can no longer be recomputed).
-    unauthorized, unbound, prunes, decisions = set(), False, [], set()
+    unauthorized, unbound, prunes, prunable = set(), False, [], set()
     for line in lines[1:]:
         obj = entry_line(line, f"entry {len(leaves)}")
         if "checkpoint" in obj:
@@ -287,9 +288,9 @@ def verify_export(lines, trusted_vkey):
             raise Rejected(where, "wrong-sequence")
         if bytes.fromhex(obj["prev"]) != prev_hash:
             raise Rejected(where, "broken-link")
-        if pruned:  # §3.5: only the stored hash is left; only decisions are ever pruned
+        if pruned:  # §3.5: only the stored hash is left; only decisions and ingested events are pruned
             entry_hash, rec = bytes.fromhex(obj["hash"]), None
-            if obj["kind"] != "decision":
+            if obj["kind"] not in PRUNABLE:
                 raise Rejected(where, "bad-record")
             unauthorized.add(p)
             unbound = True
@@ -351,8 +352,8 @@ def verify_export(lines, trusted_vkey):
                 raise Rejected(where, "bad-record", str(e))
         if obj["kind"] == "prune":
             why = check_prune_record(rec, p, int(obj["timestamp"]))
-            if not why and any(s not in decisions for a, b in rec["ranges"] for s in range(a, b + 1)):
-                why = "a range names an entry that is not a decision"
+            if not why and any(s not in prunable for a, b in rec["ranges"] for s in range(a, b + 1)):
+                why = "a range names an entry that is neither a decision nor an ingested event"
             if why:
                 raise Rejected(where, "bad-record", why)
             found = {s for a, b in rec["ranges"] for s in range(a, b + 1)} & unauthorized
@@ -361,8 +362,8 @@ def verify_export(lines, trusted_vkey):
                            "pruned_found": len(found), "policy_versions": rec["policy_versions"]})
         if obj["kind"] == "key-rotation":
             key = next_key  # in force from the next entry on (§4.3), and for the checkpoints after it
-        if obj["kind"] == "decision":
-            decisions.add(p)
+        if obj["kind"] in PRUNABLE:
+            prunable.add(p)
         leaves.append(entry_hash)
         prev_hash, last_ts = entry_hash, int(obj["timestamp"])
     if not covered or unbound:

@@ -378,3 +378,82 @@ fn a_prune_interrupted_after_its_entry_was_committed_is_completed() {
         .count();
     assert_eq!(entries, 1, "one prune entry, completed: {verified:?}");
 }
+
+#[test]
+fn ingested_events_are_pruned_by_their_own_retention_and_opa_uploads_are_kept() {
+    let dir = scratch("ingested");
+    let runtime = runtime();
+    let key = write_new_key(&dir, "k", "docket.test").unwrap();
+    let mut log = AuditLog::create(
+        &dir.join("log"),
+        &runtime,
+        &key,
+        "docket.test/prune-ingested",
+        "i1",
+        SigningMode::Checkpoint,
+    )
+    .unwrap();
+    log.set_segment_limit(4 * 1024);
+    // Events as the Envoy filter sends them (a retention already past), and as OPA uploads
+    // them (none), alternating, in commits of four, over several segments.
+    let digest = format!("sha256:{}", "cd".repeat(32));
+    for n in 0..40u64 {
+        let event = if n % 2 == 0 {
+            serde_json::json!({
+                "decision_id": format!("envoy-{n:04}"),
+                "path": "envoy/authz/decision",
+                "input": {"secret": format!("filter-payload-{n:04}")},
+                "retain_until": "2000-01-01T00:00:00.000000000Z",
+                "policy_version": {"digest": digest},
+            })
+        } else {
+            serde_json::json!({
+                "decision_id": format!("opa-{n:04}"),
+                "path": "opa/allow",
+                "input": {"secret": format!("opa-payload-{n:04}")},
+            })
+        };
+        log.record(EntryKind::Ingested, &event.to_string()).unwrap();
+        if n % 4 == 3 {
+            log.commit().unwrap();
+        }
+    }
+    drop(log);
+    let before = segments(&dir);
+    assert!(before.len() >= 3, "small segments: {}", before.len());
+
+    let pruned = docket(&["log", "prune"], &dir);
+    assert_eq!(pruned.status.code(), Some(0), "{pruned:?}");
+    let after = segments(&dir);
+    let all: Vec<u8> = after.iter().flat_map(|(_, b)| b.clone()).collect();
+    // Every sealed segment lost its filter payloads; the active one keeps them until sealed.
+    let active = &after.last().unwrap().1;
+    let mut removed = 0;
+    for n in (0..40u64).step_by(2) {
+        let payload = format!("filter-payload-{n:04}");
+        if !contains(&all, payload.as_bytes()) {
+            removed += 1;
+        } else {
+            assert!(
+                contains(active, payload.as_bytes()),
+                "{payload} kept in a sealed segment: {}",
+                text(&pruned.stdout)
+            );
+        }
+    }
+    assert!(removed >= 5, "{removed} filter payloads pruned");
+    for n in (1..40u64).step_by(2) {
+        let payload = format!("opa-payload-{n:04}");
+        assert!(
+            contains(&all, payload.as_bytes()),
+            "{payload} (no retention) was pruned"
+        );
+    }
+    let verified = verify(&dir);
+    assert_eq!(verified.status.code(), Some(0), "{verified:?}");
+    let report = text(&verified.stdout);
+    assert!(
+        report.contains(&format!("removed under retention policy version {digest}")),
+        "{report}"
+    );
+}

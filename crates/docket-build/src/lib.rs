@@ -22,9 +22,22 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Asks cargo to rerun the build script when anything under these workspace paths changes.
+///
+/// The paths are given relative to the calling crate (cargo resolves them against the package
+/// root), not absolute: a target directory shared by two checkouts (CI's cache, a fresh clone
+/// beside a working copy) would otherwise watch the files of whichever checkout built last, and
+/// embed a stale component in the other.
 pub fn rerun_if_changed(workspace: &Path, watched: &[&str]) {
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("run from a build script"));
+    let depth = manifest_dir
+        .strip_prefix(workspace)
+        .expect("the crate lives inside the workspace")
+        .components()
+        .count();
+    let up = "../".repeat(depth);
     for path in watched {
-        println!("cargo:rerun-if-changed={}", workspace.join(path).display());
+        println!("cargo:rerun-if-changed={up}{path}");
     }
 }
 

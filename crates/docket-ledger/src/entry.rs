@@ -71,6 +71,13 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// Whether entries of this kind may have their payload pruned under retention (§4.8):
+    /// decisions, and ingested events that carry a `retain_until`. Never a genesis, a policy
+    /// change, a key rotation, a tally or a prune.
+    pub fn is_prunable(self) -> bool {
+        matches!(self, EntryKind::Decision | EntryKind::Ingested)
+    }
+
     pub const KNOWN: [EntryKind; 7] = [
         EntryKind::Genesis,
         EntryKind::Decision,

@@ -96,12 +96,12 @@ impl fmt::Display for PruneRefusal {
 
 impl std::error::Error for PruneRefusal {}
 
-/// What pruning reads from a decision record.
+/// What pruning reads from a decision record or an ingested event.
 #[derive(Deserialize)]
 struct Retention {
     #[serde(default)]
     retain_until: Option<String>,
-    policy_version: PolicyDigest,
+    policy_version: Option<PolicyDigest>,
 }
 
 #[derive(Deserialize)]
@@ -126,7 +126,9 @@ pub fn is_fixed_rfc3339(text: &str) -> bool {
 
 /// Plans pruning `entries` (a run of consecutive entries of one log, e.g. a store segment's) at
 /// time `now_ns`: every decision payload in the run goes, provided every decision in it has
-/// expired. Other kinds of entry are kept whole; entries already pruned are skipped.
+/// expired, and with them the ingested events that carry a `retain_until` (a sender's retention,
+/// e.g. the Envoy filter's) and are expired too. An ingested event without one is kept whole and
+/// holds nothing back, as are other kinds of entry; entries already pruned are skipped.
 pub fn plan(entries: &[Entry], now_ns: u64) -> Result<PrunePlan, PruneRefusal> {
     let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
         return Err(PruneRefusal::Nothing);
@@ -144,7 +146,7 @@ pub fn plan(entries: &[Entry], now_ns: u64) -> Result<PrunePlan, PruneRefusal> {
                 found: entry.seq,
             });
         }
-        if entry.kind != EntryKind::Decision || entry.is_pruned() {
+        if !entry.kind.is_prunable() || entry.is_pruned() {
             continue;
         }
         let retention: Retention =
@@ -152,8 +154,10 @@ pub fn plan(entries: &[Entry], now_ns: u64) -> Result<PrunePlan, PruneRefusal> {
                 seq: entry.seq,
                 why: e.to_string(),
             })?;
-        let Some(retain_until) = retention.retain_until else {
-            return Err(PruneRefusal::NoRetention { seq: entry.seq });
+        let retain_until = match (retention.retain_until, entry.kind) {
+            (Some(retain_until), _) => retain_until,
+            (None, EntryKind::Ingested) => continue,
+            (None, _) => return Err(PruneRefusal::NoRetention { seq: entry.seq }),
         };
         if !is_fixed_rfc3339(&retain_until) {
             return Err(PruneRefusal::BadRecord {
@@ -168,7 +172,14 @@ pub fn plan(entries: &[Entry], now_ns: u64) -> Result<PrunePlan, PruneRefusal> {
                 now,
             });
         }
-        policy_versions.insert(retention.policy_version.digest);
+        // A prune record names the policy versions whose retention it applied (at least one).
+        let Some(version) = retention.policy_version else {
+            return Err(PruneRefusal::BadRecord {
+                seq: entry.seq,
+                why: "it has a retain_until but no policy_version".into(),
+            });
+        };
+        policy_versions.insert(version.digest);
         latest_retain_until = latest_retain_until.max(retain_until);
         match ranges.last_mut() {
             Some((_, last)) if *last + 1 == entry.seq => *last = entry.seq,
@@ -305,6 +316,39 @@ mod tests {
             record: b"{}".to_vec(),
             ..decision(seq, None, "x")
         }
+    }
+
+    fn ingested(seq: u64, retain_until: Option<u64>) -> Entry {
+        Entry {
+            kind: EntryKind::Ingested,
+            ..decision(seq, retain_until, "sha256:e")
+        }
+    }
+
+    #[test]
+    fn ingested_events_with_a_retention_are_pruned_and_others_kept_without_holding_back() {
+        let entries = vec![
+            decision(4, Some(10 * NS), "sha256:b"),
+            // An OPA upload carries no retention: kept whole, and it blocks nothing.
+            Entry {
+                record: br#"{"decision_id":"opa","path":"p"}"#.to_vec(),
+                ..ingested(5, None)
+            },
+            ingested(6, Some(12 * NS)),
+        ];
+        let plan = plan(&entries, 20 * NS).unwrap();
+        assert_eq!(plan.record.ranges, vec![(4, 4), (6, 6)]);
+        assert_eq!(plan.record.latest_retain_until, rfc3339(12 * NS));
+        assert_eq!(
+            plan.record.policy_versions,
+            vec!["sha256:b".to_string(), "sha256:e".to_string()]
+        );
+        // An ingested event still under its retention holds the run back, as a decision does.
+        let refused = super::plan(&entries, 11 * NS).unwrap_err();
+        assert!(
+            matches!(refused, PruneRefusal::UnderRetention { seq: 6, .. }),
+            "{refused}"
+        );
     }
 
     #[test]

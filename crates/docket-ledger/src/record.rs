@@ -191,10 +191,7 @@ pub fn decision_record(
         erased: &masked.erased,
         masked: &masked.masked,
         commitments: Commitments(&masked.commitments),
-        retain_until: decision
-            .log
-            .retention_ns
-            .map(|r| rfc3339(timestamp_ns.saturating_add(r))),
+        retain_until: retain_until(timestamp_ns, decision.log.retention_ns),
         labels,
         policy_version: &decision.policy_version,
     };
@@ -202,6 +199,13 @@ pub fn decision_record(
         serde_json::to_vec(&record).expect("records serialize"),
         masked.salts,
     ))
+}
+
+/// The `retain_until` of a record sealed (or sent) at `timestamp_ns` under a retention of
+/// `retention_ns` (log-format §4.6): the earliest time its payload may be pruned. `None` keeps
+/// it for ever.
+pub fn retain_until(timestamp_ns: u64, retention_ns: Option<u64>) -> Option<String> {
+    retention_ns.map(|r| rfc3339(timestamp_ns.saturating_add(r)))
 }
 
 /// Removes insignificant whitespace from valid JSON text, keeping everything else (key order,

@@ -240,9 +240,10 @@ pub struct Verifier {
     first_unbound_pruned: Option<u64>,
     pruned_entries: u64,
     prunes: Vec<PruneSummary>,
-    /// One bit per entry read, set for decision entries: a prune entry's ranges may hold only
-    /// decisions (§4.8), and the entries they name are all behind it. 1 bit per entry.
-    decisions: Vec<u64>,
+    /// One bit per entry read, set for entries of a prunable kind (decisions and ingested
+    /// events): a prune entry's ranges may hold only those (§4.8), and the entries they name are
+    /// all behind it.
+    prunable: Vec<u64>,
     failed: Option<VerifyError>,
 }
 
@@ -267,7 +268,7 @@ impl Verifier {
             unauthorized_pruned: Vec::new(),
             first_unbound_pruned: None,
             pruned_entries: 0,
-            decisions: Vec::new(),
+            prunable: Vec::new(),
             prunes: Vec::new(),
             failed: None,
         }
@@ -387,9 +388,10 @@ impl Verifier {
             // Nothing left to hash. The stored hash stands in the chain (the next full entry's
             // prev commits to it) and in the tree (every later checkpoint's root does); a prune
             // entry later in the log must authorize it (see `finish`).
-            if entry.kind != EntryKind::Decision {
+            if !entry.kind.is_prunable() {
                 let detail = format!(
-                    "a {} entry's record was removed; only decision payloads are ever pruned",
+                    "a {} entry's record was removed; only decision and ingested payloads are \
+                     ever pruned",
                     entry.kind
                 );
                 return Err(self.fail(at, Failure::BadRecord, detail));
@@ -458,10 +460,10 @@ impl Verifier {
             .expect("checked");
         self.kinds[kind_index] += 1;
         if position.is_multiple_of(64) {
-            self.decisions.push(0);
+            self.prunable.push(0);
         }
-        if entry.kind == EntryKind::Decision {
-            self.decisions[(position / 64) as usize] |= 1 << (position % 64);
+        if entry.kind.is_prunable() {
+            self.prunable[(position / 64) as usize] |= 1 << (position % 64);
         }
         if entry.is_pruned() {
             self.pruned_entries += 1;
@@ -633,10 +635,10 @@ impl Verifier {
         if entry.kind == EntryKind::Prune {
             match check_prune_record(&entry.record, entry.seq, entry.timestamp_ns) {
                 Ok(record) => {
-                    if let Some(seq) = self.first_non_decision(&record.ranges) {
+                    if let Some(seq) = self.first_unprunable(&record.ranges) {
                         let detail = format!(
-                            "prune record: its ranges name entry {seq}, which is not a decision; \
-                             only decision payloads are pruned"
+                            "prune record: its ranges name entry {seq}, which is neither a \
+                             decision nor an ingested event; only their payloads are pruned"
                         );
                         return Err(self.fail(at, Failure::BadRecord, detail));
                     }
@@ -668,15 +670,11 @@ impl Verifier {
         Ok(())
     }
 
-    /// The first entry in `ranges` (all before the current entry) that is not a decision.
-    fn first_non_decision(&self, ranges: &[(u64, u64)]) -> Option<u64> {
+    /// The first entry in `ranges` (all before the current entry) of a kind never pruned.
+    fn first_unprunable(&self, ranges: &[(u64, u64)]) -> Option<u64> {
         ranges.iter().find_map(|&(first, last)| {
             (first..=last).find(|&seq| {
-                let word = self
-                    .decisions
-                    .get((seq / 64) as usize)
-                    .copied()
-                    .unwrap_or(0);
+                let word = self.prunable.get((seq / 64) as usize).copied().unwrap_or(0);
                 word & (1 << (seq % 64)) == 0
             })
         })

@@ -183,6 +183,63 @@ fn verify_export(log: &Log) -> Result<docket_ledger::Report, docket_ledger::Veri
 }
 
 #[test]
+fn an_ingested_event_with_a_retention_is_pruned_and_one_without_is_kept() {
+    let mut log = Log::new(SigningMode::Checkpoint);
+    let seal = |log: &mut Log, record: &str, at: u64| {
+        let e = log
+            .sealer
+            .seal_record(EntryKind::Ingested, record.as_bytes().to_vec(), at)
+            .unwrap();
+        log.items.push(Item::Entry(e));
+    };
+    // An event the Envoy filter sent with its logging rules' retention, and one from OPA.
+    let until = docket_ledger::record::rfc3339(T0 + 10 * SECOND);
+    let digest = format!("sha256:{}", "cd".repeat(32));
+    seal(
+        &mut log,
+        &format!(
+            r#"{{"decision_id":"a","path":"envoy/authz/decision","retain_until":"{until}","policy_version":{{"digest":"{digest}"}}}}"#
+        ),
+        T0 + 1,
+    );
+    seal(&mut log, r#"{"decision_id":"b","path":"opa/x"}"#, T0 + 2);
+    log.decide(3, T0 + 3, Some(10 * SECOND));
+    log.checkpoint();
+    let (prune, pruned) = log
+        .sealer
+        .seal_prune(&log.entries(1, 3), T0 + 60 * SECOND)
+        .unwrap();
+    assert_eq!(pruned.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 3]);
+    let record: serde_json::Value = serde_json::from_slice(&prune.record).unwrap();
+    assert_eq!(record["ranges"], serde_json::json!([[1, 1], [3, 3]]));
+    assert!(
+        record["policy_versions"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(digest))
+    );
+    log.items.push(Item::Entry(prune));
+    log.checkpoint();
+    log.replace(&pruned);
+    let report = verify(&log.items, &log.genesis_key, None).unwrap();
+    assert_eq!(report.pruned_entries, 2);
+    assert_eq!(verify_export(&log).unwrap().pruned_entries, 2);
+
+    // A kind that is never pruned (here the genesis) cannot be passed off as pruned, even when
+    // a prune's range covers it.
+    let mut forged = log.items.clone();
+    if let Item::Entry(genesis) = &mut forged[0] {
+        *genesis = genesis.pruned();
+    }
+    let err = verify(&forged, &log.genesis_key, None).unwrap_err();
+    assert_eq!(err.failure, Failure::BadRecord, "{err}");
+    assert!(
+        err.to_string().contains("never pruned") || err.to_string().contains("ever pruned"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_entry_under_retention_or_without_one_refuses_the_prune() {
     let mut log = sample(SigningMode::Checkpoint);
     let size = log.sealer.state().size;

@@ -219,9 +219,9 @@ fn digest_log() -> (Vec<Entry>, Vec<(u64, String)>) {
     (entries, vec![(c.size, note)])
 }
 
-/// A log whose expired decisions were pruned (log-format §3.5, §4.8): decisions 1, 2, 4, 5 kept
-/// one second, a policy change at 3, decision 6 kept a year; ten seconds later a prune entry
-/// (7) removes the payloads of 1..=5 that expired.
+/// A log whose expired decisions were pruned (log-format §3.5, §4.8): decisions 1, 4, 5 and an
+/// ingested event 2 kept one second, a policy change at 3, decision 6 kept a year; ten seconds
+/// later a prune entry (7) removes the payloads of 1..=5 that expired.
 fn pruned_log() -> (Vec<Item>, docket_ledger::PublicKey) {
     let signer = key("docket-test", "vectors");
     let genesis_key = signer.public().clone();
@@ -240,6 +240,23 @@ fn pruned_log() -> (Vec<Item>, docket_ledger::PublicKey) {
                 .seal_record(
                     docket_ledger::EntryKind::PolicyChange,
                     br#"{"policy_change":"vectors"}"#.to_vec(),
+                    now,
+                )
+                .unwrap()
+        } else if i == 2 {
+            // An event a sender (the Envoy filter) sealed with its own retention.
+            let record = json!({
+                "decision_id": "00000000-0000-4000-8000-000000000002",
+                "path": "envoy/authz/decision",
+                "result": {"allowed": true},
+                "timestamp": docket_ledger::record::rfc3339(now),
+                "retain_until": docket_ledger::record::rfc3339(now + 1_000_000_000),
+                "policy_version": decision(i).policy_version,
+            });
+            sealer
+                .seal_record(
+                    docket_ledger::EntryKind::Ingested,
+                    record.to_string().into_bytes(),
                     now,
                 )
                 .unwrap()

@@ -642,6 +642,20 @@ impl Instance {
             verifier,
         })
     }
+
+    /// A streaming verifier trusting `genesis_vkey` that, with `trusted_head` (a size and root
+    /// the caller holds, e.g. from an earlier checkpoint), also requires the log to extend it.
+    pub fn verifier_held_to(
+        &mut self,
+        genesis_vkey: &str,
+        trusted_head: Option<(u64, &[u8])>,
+    ) -> Result<VerifierHandle<'_>, CallError> {
+        let mut verifier = self.verifier(genesis_vkey)?;
+        if let Some((size, root)) = trusted_head {
+            verifier.expect_tree_head(size, root)?;
+        }
+        Ok(verifier)
+    }
 }
 
 /// A verifier resource living in an [`Instance`]; dropped from the store when finished.

@@ -83,13 +83,8 @@ pub fn verify_frames(
     mut progress: impl FnMut(u64),
 ) -> std::result::Result<Report, CallError<VerifyError>> {
     let mut verifier = instance
-        .verifier(&genesis_key.to_vkey())
+        .verifier_held_to(&genesis_key.to_vkey(), trusted_head)
         .map_err(CallError::widen)?;
-    if let Some((size, root)) = trusted_head {
-        verifier
-            .expect_tree_head(size, root)
-            .map_err(CallError::widen)?;
-    }
     let mut entries = 0u64;
     let mut run: Vec<Vec<u8>> = Vec::with_capacity(VERIFY_RUN);
     // The run so far goes in before a checkpoint, when full, and at the end.
@@ -621,8 +616,9 @@ impl<B: LogBackend> AuditLog<B> {
     }
 }
 
+/// Lowercase hex, as docket prints hashes, ids and tokens.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Each replacement is the pruned form of the entry it replaces (the same header, hash and

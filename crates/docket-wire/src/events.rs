@@ -4,7 +4,7 @@
 //! live here, once.
 
 use crate::WireError;
-use docket_ledger::record::{Decision, PolicyVersion, rfc3339};
+use docket_ledger::record::{Decision, PolicyVersion, retain_until, rfc3339};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -21,6 +21,7 @@ struct Event<'a> {
     input: Option<&'a RawValue>,
     #[serde(borrow)]
     result: Option<&'a RawValue>,
+    retain_until: Option<serde_json::Value>,
 }
 
 /// One event of an OPA decision-log upload, ready to seal.
@@ -43,8 +44,9 @@ pub struct DroppedDecision {
 }
 
 /// Checks a whole upload before anything is sealed: a JSON array of objects, each with an
-/// optional non-empty string `decision_id`; an event marked `"dropped": true` has a `path`, a
-/// `policy_version` and no `input` or `result`.
+/// optional non-empty string `decision_id` and an optional `retain_until` in docket's timestamp
+/// form; an event marked `"dropped": true` has a `path`, a `policy_version` and no `input` or
+/// `result`.
 pub fn parse_events(json: &[u8]) -> Result<Vec<IngestEvent>, WireError> {
     docket_ledger::json::check_bytes(json).map_err(|e| {
         WireError::BadRequest(format!(
@@ -69,6 +71,27 @@ pub fn parse_events(json: &[u8]) -> Result<Vec<IngestEvent>, WireError> {
                         "event {i} is not a JSON object; nothing was logged"
                     ))
                 })?;
+            // A retention names when the payload may be pruned (log-format §4.8); one that
+            // cannot be read would hold back the pruning of every entry near it.
+            match &fields.retain_until {
+                None => {}
+                Some(serde_json::Value::String(t))
+                    if docket_ledger::prune::is_fixed_rfc3339(t)
+                        && policy_digest(&fields).is_some() => {}
+                Some(serde_json::Value::String(t)) if docket_ledger::prune::is_fixed_rfc3339(t) => {
+                    return Err(WireError::BadRequest(format!(
+                        "event {i} has a retain_until but no policy_version with a sha256: \
+                         digest (a prune names the policy whose retention it applied); nothing \
+                         was logged"
+                    )));
+                }
+                Some(other) => {
+                    return Err(WireError::BadRequest(format!(
+                        "event {i} has a retain_until {other} that is not a UTC timestamp in the \
+                         form 2026-11-24T10:00:00.000000000Z; nothing was logged"
+                    )));
+                }
+            }
             let dropped = match &fields.dropped {
                 None | Some(serde_json::Value::Bool(false)) => None,
                 Some(serde_json::Value::Bool(true)) => Some(dropped_decision(i, &fields)?),
@@ -107,6 +130,15 @@ pub fn parse_events(json: &[u8]) -> Result<Vec<IngestEvent>, WireError> {
         .collect()
 }
 
+/// An event's `policy_version`, if it has one with a `sha256:` digest.
+fn policy_digest(fields: &Event) -> Option<PolicyVersion> {
+    fields
+        .policy_version
+        .clone()
+        .and_then(|v| serde_json::from_value::<PolicyVersion>(v).ok())
+        .filter(|v| v.digest.starts_with("sha256:"))
+}
+
 /// The path and policy version of an event marked dropped, or why it cannot be counted.
 fn dropped_decision(i: usize, fields: &Event) -> Result<DroppedDecision, WireError> {
     let refuse = |what: &str| {
@@ -123,11 +155,7 @@ fn dropped_decision(i: usize, fields: &Event) -> Result<DroppedDecision, WireErr
         Some(serde_json::Value::String(p)) if !p.is_empty() => p.clone(),
         _ => return Err(refuse("has no `path` string")),
     };
-    let policy_version = fields
-        .policy_version
-        .clone()
-        .and_then(|v| serde_json::from_value::<PolicyVersion>(v).ok())
-        .filter(|v| v.digest.starts_with("sha256:"))
+    let policy_version = policy_digest(fields)
         .ok_or_else(|| refuse("has no `policy_version` with a `sha256:` digest"))?;
     Ok(DroppedDecision {
         path,
@@ -136,7 +164,9 @@ fn dropped_decision(i: usize, fields: &Event) -> Result<DroppedDecision, WireErr
 }
 
 /// A decision event in OPA's decision-log shape, so docket seals it as an `ingested` entry
-/// (log-format §4.5) exactly as it seals real OPA's.
+/// (log-format §4.5) exactly as it seals real OPA's. A retention from the logging rules becomes
+/// the event's `retain_until`, as in docket's own decision records, so the entry's payload may
+/// be pruned once it has passed (log-format §4.8).
 ///
 /// The decision's logging-rule masks are applied here, before the event leaves its writer, as
 /// OPA applies them before it uploads: a masked value never leaves. Each leaves a salted
@@ -204,6 +234,9 @@ pub fn decision_event(
     if let Some(source) = source {
         event["requested_by"] = json!(source);
     }
+    if let Some(until) = retain_until(timestamp_ns, decision.log.retention_ns) {
+        event["retain_until"] = json!(until);
+    }
     Ok(event)
 }
 
@@ -270,6 +303,18 @@ mod tests {
     }
 
     #[test]
+    fn a_decision_event_carries_its_retention_as_retain_until() {
+        let mut d = decision("envoy/authz/decision");
+        d.log.drop = false;
+        d.log.retention_ns = Some(3_600_000_000_000);
+        let event = decision_event("id", &Map::new(), &d, None, 0, None, &mut || [0; 32]).unwrap();
+        assert_eq!(event["retain_until"], "1970-01-01T01:00:00.000000000Z");
+        d.log.retention_ns = None;
+        let event = decision_event("id", &Map::new(), &d, None, 0, None, &mut || [0; 32]).unwrap();
+        assert!(event.get("retain_until").is_none(), "{event}");
+    }
+
+    #[test]
     fn a_dropped_event_reads_back_as_its_path_and_policy_version_only() {
         let d = decision("envoy/health");
         let event = dropped_event("id-1", &Map::new(), &d, 1_000);
@@ -311,6 +356,21 @@ mod tests {
             assert!(err.contains(says), "{body}: {err}");
             assert!(err.contains("nothing was logged"), "{err}");
         }
+        // A retention must be one pruning can read.
+        for bad in [r#""2026-11-24""#, "12", r#""2026-11-24T10:00:00Z""#] {
+            let body = format!(r#"[{{"decision_id":"a","retain_until":{bad}}}]"#);
+            let err = parse_events(body.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains("retain_until"), "{body}: {err}");
+        }
+        let until = r#""retain_until":"2026-11-24T10:00:00.000000000Z""#;
+        let err = parse_events(format!(r#"[{{"decision_id":"a",{until}}}]"#).as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no policy_version"), "{err}");
+        let kept = parse_events(
+            format!(r#"[{{"decision_id":"a",{until},"policy_version":{version}}}]"#).as_bytes(),
+        );
+        assert!(kept.is_ok(), "{kept:?}");
         // Without the marker (or with it false) an event is an ordinary one.
         let plain = parse_events(br#"[{"dropped":false,"path":"a","input":{}}]"#).unwrap();
         assert_eq!(plain[0].dropped, None);

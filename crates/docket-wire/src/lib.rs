@@ -167,6 +167,22 @@ impl TileAddress {
     pub fn first(&self) -> u64 {
         self.index * TILE_WIDTH
     }
+
+    /// The address's one spelling after `tile/` (C2SP tlog-tiles): the level or `entries`, the
+    /// index in groups of three digits (`x001/x234/067`), and `.p/<width>` for a partial tile.
+    /// [`parse_tile`] reads exactly these spellings back.
+    pub fn path(&self) -> String {
+        let mut groups = vec![format!("{:03}", self.index % 1000)];
+        let mut rest = self.index / 1000;
+        while rest > 0 {
+            groups.push(format!("x{:03}", rest % 1000));
+            rest /= 1000;
+        }
+        groups.reverse();
+        let level = self.level.map_or("entries".to_string(), |l| l.to_string());
+        let width = self.width.map_or(String::new(), |w| format!(".p/{w}"));
+        format!("{level}/{}{width}", groups.join("/"))
+    }
 }
 
 /// The last leaf a tile covers, if it is a u64: a level-L hash stands for 256^L leaves.
@@ -365,6 +381,19 @@ mod tests {
             parse_tile("entries/x001/002.p/255"),
             Some(t(None, 1002, Some(255)))
         );
+        // Every address written is the one read back, and back again.
+        for good in [
+            "0/000",
+            "1/x001/x234/067",
+            "0/005.p/17",
+            "0/x072/x057/x594/x037/x927/935",
+            "entries/x001/002.p/255",
+            "entries/x001/000",
+            "8/000.p/1",
+        ] {
+            let address = parse_tile(good).unwrap();
+            assert_eq!(address.path(), good);
+        }
         for bad in [
             "0/5",
             "0/0005",

@@ -182,13 +182,8 @@ fn verify_export_lines(
 ) -> Result<runtime::Report, CallError<VerifyError>> {
     let bar = progress_bar(lines.len() as u64);
     let mut verifier = instance
-        .verifier(&key.to_vkey())
+        .verifier_held_to(&key.to_vkey(), head)
         .map_err(CallError::widen)?;
-    if let Some((size, root)) = head {
-        verifier
-            .expect_tree_head(size, root)
-            .map_err(CallError::widen)?;
-    }
     for (i, line) in lines.iter().enumerate() {
         verifier.push_export_line(line)?;
         if i.is_multiple_of(4096) {

@@ -292,6 +292,7 @@ pub fn http_requests(data: &[u8]) {
                     path,
                     "a tile address that is not canonical"
                 );
+                assert_eq!(address.path(), path, "docket-wire writes another spelling");
                 // Every leaf the tile covers has a u64 index, or the server's arithmetic on
                 // the address wraps and answers with another tile's bytes.
                 let per_hash = 256u128.checked_pow(u32::from(address.level.unwrap_or(0)));

@@ -17,23 +17,21 @@ use sha2::Digest;
 
 use super::string_arg as string;
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use hex::encode as hex;
 
 pub fn sha256(args: &[Value]) -> Result<Value> {
     let s = string("crypto.sha256", 1, &args[0])?;
-    Ok(Value::from(hex(&sha2::Sha256::digest(s.as_bytes()))))
+    Ok(Value::from(hex(sha2::Sha256::digest(s.as_bytes()))))
 }
 
 pub fn sha1(args: &[Value]) -> Result<Value> {
     let s = string("crypto.sha1", 1, &args[0])?;
-    Ok(Value::from(hex(&sha1::Sha1::digest(s.as_bytes()))))
+    Ok(Value::from(hex(sha1::Sha1::digest(s.as_bytes()))))
 }
 
 pub fn md5(args: &[Value]) -> Result<Value> {
     let s = string("crypto.md5", 1, &args[0])?;
-    Ok(Value::from(hex(&md5::Md5::digest(s.as_bytes()))))
+    Ok(Value::from(hex(md5::Md5::digest(s.as_bytes()))))
 }
 
 /// The HMAC of `message` under `key` with one of the hashes OPA offers.
@@ -66,7 +64,7 @@ enum Hash {
 fn hmac_builtin(name: &str, hash: Hash, args: &[Value]) -> Result<Value> {
     let message = string(name, 1, &args[0])?;
     let key = string(name, 2, &args[1])?;
-    Ok(Value::from(hex(&hmac_of(
+    Ok(Value::from(hex(hmac_of(
         hash,
         key.as_bytes(),
         message.as_bytes(),
