@@ -108,3 +108,10 @@ page-million:
     bash tests/setup-browser.sh
     cargo build --release -p docket
     node tests/browser/large_page.mjs "${CARGO_TARGET_DIR:-target}/release/docket" 1110000
+
+# Differential testing against the real OPA engine at full size: generated programs and inputs,
+# every disagreement shrunk and reported (tests/differential/run.py; docs/conformance.md).
+differential cases="7000" seed="7":
+    bash tests/setup-python.sh
+    cargo build --release -p docket-tests --bin docket-differential
+    python3 tests/differential/run.py "${CARGO_TARGET_DIR:-target}/release/docket-differential" --cases {{cases}} --seed {{seed}}
