@@ -23,6 +23,9 @@ type Builtin = (&'static str, u8, fn(&[Value]) -> Result<Value>);
 const OVERRIDES: &[Builtin] = &[
     // regorus counts a string's UTF-16 units; OPA counts code points (`count("🎉")` is 1).
     ("count", 1, count),
+    // OPA refuses an empty search string (an error); regorus answered 0. Found by the
+    // differential tester (docs/conformance.md, "Differential testing").
+    ("indexof", 2, indexof),
     // Go maps case rune by rune; Rust's full mapping turns `ß` into `SS` and a final `Σ` into `ς`.
     ("upper", 1, upper),
     ("lower", 1, lower),
@@ -179,6 +182,20 @@ fn count(args: &[Value]) -> Result<Value> {
         ),
     };
     Ok(Value::from(n as u64))
+}
+
+/// OPA's `indexof`: the position, in code points, of the first occurrence of `search` in
+/// `base`, or -1; an empty `search` is an error ("empty search character").
+fn indexof(args: &[Value]) -> Result<Value> {
+    let base = string_arg("indexof", 1, &args[0])?;
+    let search = string_arg("indexof", 2, &args[1])?;
+    if search.is_empty() {
+        bail!("indexof: empty search character");
+    }
+    let found = base
+        .find(search)
+        .map_or(-1, |byte| base[..byte].chars().count() as i64);
+    Ok(Value::from(found))
 }
 
 /// Per-character case mapping, keeping a character whose mapping is not a single character.
@@ -1094,6 +1111,22 @@ fn sprintf(args: &[Value]) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the real OPA engine (v1.20) answers, checked by hand; `indexof(s, "")` came from
+    /// the differential tester, where docket answered 0.
+    #[test]
+    fn indexof_counts_code_points_and_refuses_an_empty_search() {
+        let at = |base: &str, search: &str| {
+            indexof(&[Value::from(base), Value::from(search)]).map(|v| v.as_i64().unwrap())
+        };
+        assert_eq!(at("héllo", "l").unwrap(), 2);
+        assert_eq!(at("日本語", "語").unwrap(), 2);
+        assert_eq!(at("abc", "z").unwrap(), -1);
+        assert_eq!(at("aaa", "aa").unwrap(), 0);
+        assert_eq!(at("", "a").unwrap(), -1);
+        let err = at("abc", "").unwrap_err().to_string();
+        assert!(err.contains("empty search character"), "{err}");
+    }
 
     fn fmt(format: &str, args: &str) -> String {
         let args = Value::from_json_str(args).unwrap();
