@@ -17,6 +17,7 @@
 use regorus::unstable::{Expr, Literal, Module, Parser, Query, Rule, RuleHead, Source};
 use regorus::utils::get_path_string;
 
+mod index_guard;
 mod negation;
 mod vm_fragment;
 
@@ -142,6 +143,7 @@ pub(crate) fn prepare(id: &str, source: &str) -> Result<Prepared, String> {
     } else {
         bind_negated_operands(id, guard_iterations(source, &walk.iterated), false)
     };
+    let interpreter = guard_indexed_references(id, &module, source, interpreter);
     let vm_text = if !vm.any_rule_in_fragment() {
         interpreter.clone()
     } else if walk.negations.is_empty() {
@@ -154,6 +156,33 @@ pub(crate) fn prepare(id: &str, source: &str) -> Result<Prepared, String> {
         vm_text,
         vm,
     })
+}
+
+/// Adds OPA's index lookups to the interpreter's text as guards (`index_guard`). Spans come
+/// from the text being rewritten, so it is parsed again when an earlier rewrite changed it; a
+/// rewrite that does not parse (a bug) falls back to the text before it.
+fn guard_indexed_references(id: &str, module: &Module, source: &str, text: String) -> String {
+    if index_guard::find(module, source).is_empty() {
+        return text;
+    }
+    let reparsed;
+    let module = if text == source {
+        module
+    } else {
+        match parse(id, &text) {
+            Some(m) => {
+                reparsed = m;
+                &reparsed
+            }
+            None => return text,
+        }
+    };
+    let guarded = index_guard::rewrite(&text, &index_guard::find(module, &text));
+    if parse(id, &guarded).is_some() {
+        guarded
+    } else {
+        text
+    }
 }
 
 /// The module as regorus parses it (Rego v1, as regorus's engine and OPA 1.x do); `None` when

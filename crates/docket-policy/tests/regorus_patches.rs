@@ -116,3 +116,16 @@ fn opa_runtime_does_not_name_a_commit_of_docket() {
         .unwrap_or_default();
     assert!(head.is_empty() || !text.contains(&head), "{text}");
 }
+
+#[test]
+fn a_literal_beginning_with_a_parenthesis_is_not_a_call_on_the_line_before() {
+    let source = "package c\nimport rego.v1\n\
+        r contains x if {\n\tsome x in input.xs\n\t(x + 1) > 2\n}\n\
+        s if {\n\tinput.a\n\t(input.b * 2) == 4\n}\n";
+    assert_eq!(value(source, "c/r", r#"{"xs":[1,2,3]}"#), "[2,3]");
+    assert_eq!(value(source, "c/r", "{}"), "[]");
+    assert_eq!(value(source, "c/s", r#"{"a":true,"b":2}"#), "true");
+    // A call written on one line is still a call.
+    let call = "package d\nimport rego.v1\nf(x) := x + 1\ny := f(1)\n";
+    assert_eq!(value(call, "d/y", "{}"), "2");
+}

@@ -948,6 +948,15 @@ impl<'source> Parser<'source> {
             let sep_pos = span.start;
             span.start = start;
             match self.token_text() {
+                // docket patch: a `(` on a line of its own begins the next literal, as in OPA
+                // (`some x in input.xs` then `(a + b) > c` on the next line); regorus read it
+                // as a call on the reference before it.
+                "(" if possible_fcn
+                    && self.tok.1.start != self.end
+                    && self.line != self.tok.1.line =>
+                {
+                    break;
+                }
                 "." | "[" if self.tok.1.start != self.end => {
                     if self.line != self.tok.1.line {
                         // Newline encountered. This could be a separate

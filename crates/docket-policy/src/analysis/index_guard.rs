@@ -1,0 +1,236 @@
+//! OPA's rule indexing, as it shows from outside: a rule is not evaluated at all when a plain
+//! reference to `input` that its body depends on is undefined.
+//!
+//! OPA indexes a rule by the references its body (and its value) read, and looks them up before
+//! it runs the body; a rule whose indexed reference is undefined is skipped. So in
+//!
+//! ```text
+//! x if { round(input.m) >= 1; count(input.q) > 0 }
+//! ```
+//!
+//! with `input.m` an array and no `input.q`, OPA answers undefined, where an engine that runs the
+//! literals in order (regorus) stops at `round`'s type error. docket makes the same lookups first,
+//! as guards at the head of the body: `_ = input.q` holds exactly when `input.q` is defined, so a
+//! guard changes nothing else.
+//!
+//! Which references act so, checked case by case against the real engine (v1.20): a reference
+//! rooted at `input` whose every step is a name or a number (`input.q`, `input.q.r`,
+//! `input.xs[0]`), found in the rule's value (`x := f(input.q)`) or in a body literal, alone,
+//! compared with something that is not a reference (`input.q > 3`), as an argument at any depth
+//! (`startswith(upper(input.q), "a")`), as the value of an assignment, or as the domain of
+//! `every`. Not: a reference under `not`, in a literal with `with`, in `input.q == input.z`
+//! (a reference on each side), with a variable step (`input.q[_]`), as the collection of
+//! `some .. in`, inside a comprehension or `every`'s body. Each body of a rule with `else` is
+//! guarded by its own references and its own value's, never by another body's (OPA evaluates a
+//! first body whose references are defined even when an `else` body's are not). No guard is
+//! added to a default rule, or for a partial set's element.
+//!
+//! The guards are added to the text for the interpreter only. The bytecode VM runs the module
+//! as written; a builtin error there sends the query to the interpreter, which has the guards,
+//! so both paths answer the same.
+
+use regorus::unstable::{AssignOp, BoolOp, Expr, Literal, Module, Query, Rule, RuleHead};
+
+/// Where to put one body's guards, and which references they check (their source text).
+pub(super) struct Guards {
+    /// The body: its byte range, and whether it is written in braces; `None` for a rule
+    /// written without one (`x := f(input.q)`).
+    body: Option<((usize, usize), bool)>,
+    /// Where the head ends, for a rule written without a body.
+    head_end: usize,
+    refs: Vec<String>,
+}
+
+/// The guards each body of `module` needs (bodies needing none are left out). Each body of a
+/// rule with `else` is guarded by what it and its own value read, never by another's.
+pub(super) fn find(module: &Module, source: &str) -> Vec<Guards> {
+    let mut out = Vec::new();
+    for rule in &module.policy {
+        let Rule::Spec { head, bodies, .. } = rule.as_ref() else {
+            continue;
+        };
+        let (head_value, head_end) = match head {
+            RuleHead::Compr { assign, span, .. } | RuleHead::Func { assign, span, .. } => {
+                (assign.as_ref().map(|a| &a.value), span.end as usize)
+            }
+            RuleHead::Set { span, .. } => (None, span.end as usize),
+        };
+        let mut add = |body: Option<((usize, usize), bool)>, mut refs: Vec<String>| {
+            refs.sort();
+            refs.dedup();
+            if !refs.is_empty() {
+                out.push(Guards {
+                    body,
+                    head_end,
+                    refs,
+                });
+            }
+        };
+        if bodies.is_empty() {
+            if let Some(value) = head_value {
+                let mut refs = Vec::new();
+                collect(value, source, &mut refs);
+                add(None, refs);
+            }
+            continue;
+        }
+        for (i, body) in bodies.iter().enumerate() {
+            let mut refs = Vec::new();
+            let value = if i == 0 {
+                head_value
+            } else {
+                body.assign.as_ref().map(|a| &a.value)
+            };
+            if let Some(value) = value {
+                collect(value, source, &mut refs);
+            }
+            literals(&body.query, source, &mut refs);
+            let span = &body.query.span;
+            let braced = source.as_bytes().get(span.start as usize) == Some(&b'{');
+            add(
+                Some(((span.start as usize, span.end as usize), braced)),
+                refs,
+            );
+        }
+    }
+    out
+}
+
+/// The text with every rule's guards at the head of its body.
+pub(super) fn rewrite(source: &str, guards: &[Guards]) -> String {
+    // (offset, text to insert) back to front, so earlier offsets stay valid.
+    let mut inserts: Vec<(usize, String)> = Vec::new();
+    for g in guards {
+        let checks: Vec<String> = g.refs.iter().map(|r| format!("_ = {r}")).collect();
+        match g.body {
+            Some(((start, _), true)) => {
+                inserts.push((start + 1, format!(" {};", checks.join("; "))))
+            }
+            Some(((start, end), false)) => {
+                inserts.push((end, " }".to_string()));
+                inserts.push((start, format!("{{ {}; ", checks.join("; "))));
+            }
+            None => inserts.push((g.head_end, format!(" if {{ {} }}", checks.join("; ")))),
+        }
+    }
+    inserts.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    let mut out = source.to_string();
+    for (at, text) in inserts {
+        if at <= out.len() {
+            out.insert_str(at, &text);
+        }
+    }
+    out
+}
+
+fn literals(query: &Query, source: &str, refs: &mut Vec<String>) {
+    for stmt in &query.stmts {
+        if !stmt.with_mods.is_empty() {
+            continue;
+        }
+        match &stmt.literal {
+            Literal::Expr { expr, .. } => {
+                let both_refs = match expr.as_ref() {
+                    Expr::BoolExpr {
+                        op: BoolOp::Eq,
+                        lhs,
+                        rhs,
+                        ..
+                    }
+                    | Expr::AssignExpr {
+                        op: AssignOp::Eq,
+                        lhs,
+                        rhs,
+                        ..
+                    } => is_ref(lhs) && is_ref(rhs),
+                    _ => false,
+                };
+                if !both_refs {
+                    collect(expr, source, refs);
+                }
+            }
+            Literal::Every { domain, .. } => collect(domain, source, refs),
+            Literal::SomeVars { .. } | Literal::SomeIn { .. } | Literal::NotExpr { .. } => {}
+        }
+    }
+}
+
+fn is_ref(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::RefDot { .. } | Expr::RefBrack { .. } | Expr::Var { .. }
+    )
+}
+
+/// The plain `input` references in `expr`, outside comprehensions.
+fn collect(expr: &Expr, source: &str, refs: &mut Vec<String>) {
+    match expr {
+        Expr::RefDot { .. } | Expr::RefBrack { .. } => {
+            if plain_input_ref(expr) {
+                let span = expr.span();
+                if let Some(text) = source.get(span.start as usize..span.end as usize) {
+                    refs.push(text.to_string());
+                }
+            } else if let Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } = expr
+                && !rooted_at_input(refr)
+            {
+                // A reference with a variable step is not looked up by the index, nor is its
+                // `input` prefix (`input.q[_]`); what a reference is taken from may hold
+                // references that are (`split(input.t, "-")[1]`).
+                collect(refr, source, refs);
+            }
+        }
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            items.iter().for_each(|i| collect(i, source, refs))
+        }
+        Expr::Object { fields, .. } => {
+            for (_, k, v) in fields {
+                collect(k, source, refs);
+                collect(v, source, refs);
+            }
+        }
+        Expr::Call { params, .. } => params.iter().for_each(|p| collect(p, source, refs)),
+        Expr::UnaryExpr { expr, .. } => collect(expr, source, refs),
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => {
+            collect(lhs, source, refs);
+            collect(rhs, source, refs);
+        }
+        Expr::Membership {
+            key,
+            value,
+            collection,
+            ..
+        } => {
+            if let Some(k) = key {
+                collect(k, source, refs);
+            }
+            collect(value, source, refs);
+            collect(collection, source, refs);
+        }
+        _ => {}
+    }
+}
+
+/// A reference chain starting at `input`, whatever its steps.
+fn rooted_at_input(expr: &Expr) -> bool {
+    match expr {
+        Expr::Var { value, .. } => value.as_string().is_ok_and(|s| s.as_ref() == "input"),
+        Expr::RefDot { refr, .. } | Expr::RefBrack { refr, .. } => rooted_at_input(refr),
+        _ => false,
+    }
+}
+
+/// `input` followed by names and numbers only (`input.q.r`, `input.xs[0]`).
+fn plain_input_ref(expr: &Expr) -> bool {
+    match expr {
+        Expr::Var { value, .. } => value.as_string().is_ok_and(|s| s.as_ref() == "input"),
+        Expr::RefDot { refr, .. } => plain_input_ref(refr),
+        Expr::RefBrack { refr, index, .. } => {
+            matches!(index.as_ref(), Expr::Number { .. }) && plain_input_ref(refr)
+        }
+        _ => false,
+    }
+}
