@@ -274,11 +274,14 @@ class Docket:
         self.p = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def ask(self, cases):
-        """Answers for (module, path, input) cases, in order."""
+        """Answers for (module, path, input) cases, in order: one case written, its answer read,
+        so neither pipe fills while the other side waits on it."""
+        answers = []
         for module, path, input_value in cases:
             self.p.stdin.write(json.dumps({"module": module, "path": path, "input": input_value}) + "\n")
-        self.p.stdin.flush()
-        return [json.loads(self.p.stdout.readline()) for _ in cases]
+            self.p.stdin.flush()
+            answers.append(json.loads(self.p.stdout.readline()))
+        return answers
 
 
 def kind(answer):

@@ -8,6 +8,10 @@
 //!   into an empty array, so regorus iterates nothing as well.
 //! - The dynamic operands of a negated literal are bound before it, as OPA's compiler does
 //!   (`negation`), so `not f(input.missing)` is undefined as in OPA, not `true`.
+//! - A comprehension's `some x` over the rule's own `x` is renamed (`shadow`), which regorus's
+//!   scheduler otherwise refuses for the whole package.
+//! - The `input` references OPA's rule index looks up before a body runs are looked up first
+//!   (`index_guard`), so a rule OPA never evaluates raises none of its errors.
 //!
 //! The module's digest and stored text stay the original source; only the engine gets the
 //! adjusted text. regorus's own parser (`regorus::unstable`, pinned with the crate's version)
@@ -19,6 +23,7 @@ use regorus::utils::get_path_string;
 
 mod index_guard;
 mod negation;
+mod shadow;
 mod vm_fragment;
 
 pub(crate) use vm_fragment::{VmModule, VmRule};
@@ -143,6 +148,7 @@ pub(crate) fn prepare(id: &str, source: &str) -> Result<Prepared, String> {
     } else {
         bind_negated_operands(id, guard_iterations(source, &walk.iterated), false)
     };
+    let interpreter = rename_shadowing(id, &module, source, interpreter);
     let interpreter = guard_indexed_references(id, &module, source, interpreter);
     let vm_text = if !vm.any_rule_in_fragment() {
         interpreter.clone()
@@ -156,6 +162,33 @@ pub(crate) fn prepare(id: &str, source: &str) -> Result<Prepared, String> {
         vm_text,
         vm,
     })
+}
+
+/// Renames the variables comprehensions declare over the rule's own (`shadow`), in the
+/// interpreter's text; parsed again when an earlier rewrite changed it, and left as it was
+/// should the result not parse (a bug).
+fn rename_shadowing(id: &str, module: &Module, source: &str, text: String) -> String {
+    if shadow::find(module, source).is_empty() {
+        return text;
+    }
+    let reparsed;
+    let module = if text == source {
+        module
+    } else {
+        match parse(id, &text) {
+            Some(m) => {
+                reparsed = m;
+                &reparsed
+            }
+            None => return text,
+        }
+    };
+    let renamed = shadow::rewrite(&text, shadow::find(module, &text));
+    if parse(id, &renamed).is_some() {
+        renamed
+    } else {
+        text
+    }
 }
 
 /// Adds OPA's index lookups to the interpreter's text as guards (`index_guard`). Spans come

@@ -630,6 +630,56 @@ allow if { some g in data.grants[input.user]; g == input.action }
         }
     }
 
+    /// A comprehension's `some x` shadows the rule's `x` (`analysis::shadow`); each case with
+    /// the answer the real OPA engine (v1.20) gave.
+    #[test]
+    fn a_comprehension_may_declare_a_variable_the_rule_uses() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "r contains x if { some x in input.xs; count([x | some x in [1]; x > 0]) > 0 }",
+                "a/r",
+                r#"{"xs": [5]}"#,
+                "[5]",
+            ),
+            (
+                "r := [[x, y] | some x in [1, 2]; y := [x | some x in [7]]]",
+                "a/r",
+                "{}",
+                "[[1,[7]],[2,[7]]]",
+            ),
+            (
+                "r := {x: v | some x, v in {\"a\": 1}} if { x := 3; x > 1 }",
+                "a/r",
+                "{}",
+                r#"{"a":1}"#,
+            ),
+            (
+                "q := [x | some x in [1]; other := [x | x := 2]]",
+                "a/q",
+                "{}",
+                "[1]",
+            ),
+            (
+                "r contains x if { some x in input.xs; y := [x | x > 0] }",
+                "a/r",
+                r#"{"xs": [1]}"#,
+                "[1]",
+            ),
+        ];
+        for (rule, path, input, opa) in cases {
+            let mut engine = PolicyEngine::new();
+            engine
+                .add_policy("a.rego", &format!("package a\n\n{rule}\n"))
+                .unwrap();
+            let got = engine.evaluate(path, Some(input)).map(|d| d.result);
+            assert_eq!(
+                got.as_ref().ok().and_then(|r| r.as_deref()),
+                Some(*opa),
+                "{rule}: {got:?}"
+            );
+        }
+    }
+
     #[test]
     fn version_tracks_exactly_what_is_loaded() {
         let mut a = PolicyEngine::new();
