@@ -164,38 +164,36 @@ pub(crate) fn prepare(id: &str, source: &str) -> Result<Prepared, String> {
     })
 }
 
-/// Renames the variables comprehensions declare over the rule's own (`shadow`), in the
-/// interpreter's text; parsed again when an earlier rewrite changed it, and left as it was
-/// should the result not parse (a bug).
+/// Renames the variables comprehensions declare over the rule's own (`shadow`) in the
+/// interpreter's text.
 fn rename_shadowing(id: &str, module: &Module, source: &str, text: String) -> String {
-    if shadow::find(module, source).is_empty() {
-        return text;
-    }
-    let reparsed;
-    let module = if text == source {
-        module
-    } else {
-        match parse(id, &text) {
-            Some(m) => {
-                reparsed = m;
-                &reparsed
-            }
-            None => return text,
-        }
-    };
-    let renamed = shadow::rewrite(&text, shadow::find(module, &text));
-    if parse(id, &renamed).is_some() {
-        renamed
-    } else {
-        text
-    }
+    rewrite_with(id, module, source, text, |m, t| {
+        let renames = shadow::find(m, t);
+        (!renames.is_empty()).then(|| shadow::rewrite(t, renames))
+    })
 }
 
-/// Adds OPA's index lookups to the interpreter's text as guards (`index_guard`). Spans come
-/// from the text being rewritten, so it is parsed again when an earlier rewrite changed it; a
-/// rewrite that does not parse (a bug) falls back to the text before it.
+/// Adds OPA's index lookups to the interpreter's text as guards (`index_guard`).
 fn guard_indexed_references(id: &str, module: &Module, source: &str, text: String) -> String {
-    if index_guard::find(module, source).is_empty() {
+    rewrite_with(id, module, source, text, |m, t| {
+        let guards = index_guard::find(m, t);
+        (!guards.is_empty()).then(|| index_guard::rewrite(t, &guards))
+    })
+}
+
+/// One more rewrite of the interpreter's text: `rewrite` gets the module and the text its spans
+/// point into (`text` parsed again when an earlier rewrite changed it) and answers the new text,
+/// or `None` when nothing needs changing. A result that does not parse (a bug) is dropped and
+/// the text before it kept.
+fn rewrite_with(
+    id: &str,
+    module: &Module,
+    source: &str,
+    text: String,
+    rewrite: impl Fn(&Module, &str) -> Option<String>,
+) -> String {
+    // Most modules need nothing: decided on the parse already made.
+    if rewrite(module, source).is_none() {
         return text;
     }
     let reparsed;
@@ -210,11 +208,9 @@ fn guard_indexed_references(id: &str, module: &Module, source: &str, text: Strin
             None => return text,
         }
     };
-    let guarded = index_guard::rewrite(&text, &index_guard::find(module, &text));
-    if parse(id, &guarded).is_some() {
-        guarded
-    } else {
-        text
+    match rewrite(module, &text) {
+        Some(new) if parse(id, &new).is_some() => new,
+        _ => text,
     }
 }
 
@@ -414,66 +410,72 @@ impl Walk<'_> {
     }
 
     fn expr(&mut self, expr: &Expr) {
-        match expr {
-            Expr::String { .. }
-            | Expr::RawString { .. }
-            | Expr::Number { .. }
-            | Expr::Bool { .. }
-            | Expr::Null { .. }
-            | Expr::Var { .. } => {}
-            Expr::Array { items, .. } | Expr::Set { items, .. } => {
-                items.iter().for_each(|i| self.expr(i))
-            }
-            Expr::Object { fields, .. } => {
-                for (_, k, v) in fields {
-                    self.expr(k);
-                    self.expr(v);
-                }
-            }
-            Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-                self.expr(term);
-                self.query(query, false);
-            }
-            Expr::ObjectCompr {
-                key, value, query, ..
-            } => {
-                self.expr(key);
-                self.expr(value);
-                self.query(query, false);
-            }
-            Expr::Call {
-                span, fcn, params, ..
-            } => {
-                if let Ok(name) = get_path_string(fcn, None) {
-                    self.calls.push((name, span.line));
-                }
-                params.iter().for_each(|p| self.expr(p));
-            }
-            Expr::UnaryExpr { expr, .. } => self.expr(expr),
-            Expr::RefDot { refr, .. } => self.expr(refr),
-            Expr::RefBrack { refr, index, .. } => {
-                self.expr(refr);
-                self.expr(index);
-            }
-            Expr::BinExpr { lhs, rhs, .. }
-            | Expr::BoolExpr { lhs, rhs, .. }
-            | Expr::ArithExpr { lhs, rhs, .. }
-            | Expr::AssignExpr { lhs, rhs, .. } => {
-                self.expr(lhs);
-                self.expr(rhs);
-            }
-            Expr::Membership {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                if let Some(k) = key {
-                    self.expr(k);
-                }
-                self.expr(value);
-                self.expr(collection);
+        if let Expr::Call { span, fcn, .. } = expr
+            && let Ok(name) = get_path_string(fcn, None)
+        {
+            self.calls.push((name, span.line));
+        }
+        let (exprs, queries) = children(expr);
+        exprs.into_iter().for_each(|e| self.expr(e));
+        queries.into_iter().for_each(|q| self.query(q, false));
+    }
+}
+
+/// The sub-expressions and sub-queries of `expr`.
+pub(super) fn children(expr: &Expr) -> (Vec<&Expr>, Vec<&Query>) {
+    let mut e: Vec<&Expr> = Vec::new();
+    let mut q: Vec<&Query> = Vec::new();
+    match expr {
+        Expr::Array { items, .. } | Expr::Set { items, .. } => {
+            e.extend(items.iter().map(|i| i.as_ref()))
+        }
+        Expr::Object { fields, .. } => {
+            for (_, k, v) in fields {
+                e.push(k);
+                e.push(v);
             }
         }
+        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
+            e.push(term);
+            q.push(query);
+        }
+        Expr::ObjectCompr {
+            key, value, query, ..
+        } => {
+            e.push(key);
+            e.push(value);
+            q.push(query);
+        }
+        Expr::Call { fcn, params, .. } => {
+            e.push(fcn);
+            e.extend(params.iter().map(|p| p.as_ref()));
+        }
+        Expr::UnaryExpr { expr, .. } => e.push(expr),
+        Expr::RefDot { refr, .. } => e.push(refr),
+        Expr::RefBrack { refr, index, .. } => {
+            e.push(refr);
+            e.push(index);
+        }
+        Expr::BinExpr { lhs, rhs, .. }
+        | Expr::BoolExpr { lhs, rhs, .. }
+        | Expr::ArithExpr { lhs, rhs, .. }
+        | Expr::AssignExpr { lhs, rhs, .. } => {
+            e.push(lhs);
+            e.push(rhs);
+        }
+        Expr::Membership {
+            key,
+            value,
+            collection,
+            ..
+        } => {
+            if let Some(k) = key {
+                e.push(k);
+            }
+            e.push(value);
+            e.push(collection);
+        }
+        _ => {}
     }
+    (e, q)
 }

@@ -180,37 +180,12 @@ fn collect(expr: &Expr, source: &str, refs: &mut Vec<String>) {
                 collect(refr, source, refs);
             }
         }
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            items.iter().for_each(|i| collect(i, source, refs))
+        // What a comprehension reads is not looked up for the rule around it.
+        Expr::ArrayCompr { .. } | Expr::SetCompr { .. } | Expr::ObjectCompr { .. } => {}
+        _ => {
+            let (exprs, _) = super::children(expr);
+            exprs.into_iter().for_each(|e| collect(e, source, refs));
         }
-        Expr::Object { fields, .. } => {
-            for (_, k, v) in fields {
-                collect(k, source, refs);
-                collect(v, source, refs);
-            }
-        }
-        Expr::Call { params, .. } => params.iter().for_each(|p| collect(p, source, refs)),
-        Expr::UnaryExpr { expr, .. } => collect(expr, source, refs),
-        Expr::BinExpr { lhs, rhs, .. }
-        | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => {
-            collect(lhs, source, refs);
-            collect(rhs, source, refs);
-        }
-        Expr::Membership {
-            key,
-            value,
-            collection,
-            ..
-        } => {
-            if let Some(k) = key {
-                collect(k, source, refs);
-            }
-            collect(value, source, refs);
-            collect(collection, source, refs);
-        }
-        _ => {}
     }
 }
 

@@ -11,6 +11,7 @@
 //! comprehension's variable (`__docket_s1`) throughout the comprehension, in the text the
 //! interpreter runs; a comprehension inside it that declares the name again keeps its own.
 
+use super::children;
 use regorus::unstable::{Expr, Literal, Module, Query, Rule, RuleHead};
 use std::collections::BTreeSet;
 
@@ -114,37 +115,55 @@ fn query_outside<'m>(
     names: &mut BTreeSet<String>,
     found: &mut Vec<&'m Expr>,
 ) {
+    let parts = parts(query);
+    names.extend(parts.declared.iter().map(|v| text(source, v).to_string()));
+    parts
+        .exprs
+        .into_iter()
+        .for_each(|e| outside(e, source, names, found));
+    parts
+        .queries
+        .into_iter()
+        .for_each(|q| query_outside(q, source, names, found));
+}
+
+/// What a query's literals hold: the variables `some x` declares (their spans), the
+/// expressions (`with` values included) and the queries of `every`.
+struct Parts<'m> {
+    declared: Vec<&'m regorus::unstable::Span>,
+    exprs: Vec<&'m Expr>,
+    queries: Vec<&'m Query>,
+}
+
+fn parts(query: &Query) -> Parts<'_> {
+    let mut p = Parts {
+        declared: Vec::new(),
+        exprs: Vec::new(),
+        queries: Vec::new(),
+    };
     for stmt in &query.stmts {
-        for w in &stmt.with_mods {
-            outside(&w.r#as, source, names, found);
-        }
+        p.exprs
+            .extend(stmt.with_mods.iter().map(|w| w.r#as.as_ref()));
         match &stmt.literal {
-            Literal::SomeVars { vars, .. } => {
-                for v in vars {
-                    names.insert(text(source, v).to_string());
-                }
-            }
+            Literal::SomeVars { vars, .. } => p.declared.extend(vars.iter()),
             Literal::SomeIn {
                 key,
                 value,
                 collection,
                 ..
             } => {
-                if let Some(k) = key {
-                    outside(k, source, names, found);
-                }
-                outside(value, source, names, found);
-                outside(collection, source, names, found);
+                p.exprs.extend(key.iter().map(|k| k.as_ref()));
+                p.exprs.push(value);
+                p.exprs.push(collection);
             }
-            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
-                outside(expr, source, names, found)
-            }
+            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => p.exprs.push(expr),
             Literal::Every { domain, query, .. } => {
-                outside(domain, source, names, found);
-                query_outside(query, source, names, found);
+                p.exprs.push(domain);
+                p.queries.push(query);
             }
         }
     }
+    p
 }
 
 /// Renames, inside comprehension `c`, the variables its query declares with `some` that are
@@ -232,96 +251,18 @@ fn occurrences(expr: &Expr, name: &str, source: &str, spans: &mut Vec<(usize, us
 }
 
 fn query_occurrences(query: &Query, name: &str, source: &str, spans: &mut Vec<(usize, usize)>) {
-    for stmt in &query.stmts {
-        for w in &stmt.with_mods {
-            occurrences(&w.r#as, name, source, spans);
-        }
-        match &stmt.literal {
-            Literal::SomeVars { vars, .. } => {
-                for v in vars {
-                    if text(source, v) == name {
-                        spans.push((v.start as usize, v.end as usize));
-                    }
-                }
-            }
-            Literal::SomeIn {
-                key,
-                value,
-                collection,
-                ..
-            } => {
-                if let Some(k) = key {
-                    occurrences(k, name, source, spans);
-                }
-                occurrences(value, name, source, spans);
-                occurrences(collection, name, source, spans);
-            }
-            Literal::Expr { expr, .. } | Literal::NotExpr { expr, .. } => {
-                occurrences(expr, name, source, spans)
-            }
-            Literal::Every { domain, query, .. } => {
-                occurrences(domain, name, source, spans);
-                query_occurrences(query, name, source, spans);
-            }
+    let parts = parts(query);
+    for v in parts.declared {
+        if text(source, v) == name {
+            spans.push((v.start as usize, v.end as usize));
         }
     }
-}
-
-/// The sub-expressions and sub-queries of `expr`.
-fn children(expr: &Expr) -> (Vec<&Expr>, Vec<&Query>) {
-    let mut e: Vec<&Expr> = Vec::new();
-    let mut q: Vec<&Query> = Vec::new();
-    match expr {
-        Expr::Array { items, .. } | Expr::Set { items, .. } => {
-            e.extend(items.iter().map(|i| i.as_ref()))
-        }
-        Expr::Object { fields, .. } => {
-            for (_, k, v) in fields {
-                e.push(k);
-                e.push(v);
-            }
-        }
-        Expr::ArrayCompr { term, query, .. } | Expr::SetCompr { term, query, .. } => {
-            e.push(term);
-            q.push(query);
-        }
-        Expr::ObjectCompr {
-            key, value, query, ..
-        } => {
-            e.push(key);
-            e.push(value);
-            q.push(query);
-        }
-        Expr::Call { fcn, params, .. } => {
-            e.push(fcn);
-            e.extend(params.iter().map(|p| p.as_ref()));
-        }
-        Expr::UnaryExpr { expr, .. } => e.push(expr),
-        Expr::RefDot { refr, .. } => e.push(refr),
-        Expr::RefBrack { refr, index, .. } => {
-            e.push(refr);
-            e.push(index);
-        }
-        Expr::BinExpr { lhs, rhs, .. }
-        | Expr::BoolExpr { lhs, rhs, .. }
-        | Expr::ArithExpr { lhs, rhs, .. }
-        | Expr::AssignExpr { lhs, rhs, .. } => {
-            e.push(lhs);
-            e.push(rhs);
-        }
-        Expr::Membership {
-            key,
-            value,
-            collection,
-            ..
-        } => {
-            if let Some(k) = key {
-                e.push(k);
-            }
-            e.push(value);
-            e.push(collection);
-        }
-        _ => {}
-    }
-    (e, q)
+    parts
+        .exprs
+        .into_iter()
+        .for_each(|e| occurrences(e, name, source, spans));
+    parts
+        .queries
+        .into_iter()
+        .for_each(|q| query_occurrences(q, name, source, spans));
 }
