@@ -1,5 +1,5 @@
 //! The log verifier page at `/ui`: `crates/docket-web/www` and the wasm-bindgen output of
-//! `crates/docket-web` (built by `host/build.rs`), embedded in the binary. The same files work
+//! `crates/docket-web` (built by this crate's `build.rs`), embedded in the binary. The same files work
 //! from any static file server (`docket ui --out DIR` writes them).
 
 use axum::Router;
