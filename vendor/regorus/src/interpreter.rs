@@ -691,14 +691,46 @@ impl Interpreter {
         }
     }
 
+    /// docket patch: OPA's compiler takes the calls nested in an expression out into
+    /// expressions of their own, evaluated one after another (left to right, inner before
+    /// outer) before the call that uses them, and evaluation stops at the first that is
+    /// undefined: in `max([]) % (input.n * 4)` the product is never computed, so a string `n`
+    /// raises no error. A reference or literal operand is read when its own call is. regorus
+    /// evaluated every operand first; this evaluates them in order and answers `None` (the
+    /// expression is undefined) as soon as an operand that is itself a call (an operator or a
+    /// function call) is undefined.
+    fn eval_operands<const N: usize>(&mut self, exprs: [&ExprRef; N]) -> Result<Option<[Value; N]>> {
+        let mut values = [const { Value::Undefined }; N];
+        for (slot, expr) in values.iter_mut().zip(exprs) {
+            *slot = self.eval_expr(expr)?;
+            if *slot == Value::Undefined && Self::is_call(expr) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(values))
+    }
+
+    /// Whether OPA's compiler makes `expr` an expression of its own before the one holding it.
+    fn is_call(expr: &ExprRef) -> bool {
+        matches!(
+            expr.as_ref(),
+            Expr::Call { .. }
+                | Expr::ArithExpr { .. }
+                | Expr::BinExpr { .. }
+                | Expr::BoolExpr { .. }
+                | Expr::Membership { .. }
+        )
+    }
+
     fn eval_bool_expr(
         &mut self,
         op: &BoolOp,
         lhs_expr: &ExprRef,
         rhs_expr: &ExprRef,
     ) -> Result<Value> {
-        let lhs = self.eval_expr(lhs_expr)?;
-        let rhs = self.eval_expr(rhs_expr)?;
+        let Some([lhs, rhs]) = self.eval_operands([lhs_expr, rhs_expr])? else {
+            return Ok(Value::Undefined);
+        };
 
         if lhs == Value::Undefined || rhs == Value::Undefined {
             return Ok(Value::Undefined);
@@ -708,8 +740,9 @@ impl Interpreter {
     }
 
     fn eval_bin_expr(&mut self, op: &BinOp, lhs: &ExprRef, rhs: &ExprRef) -> Result<Value> {
-        let lhs_value = self.eval_expr(lhs)?;
-        let rhs_value = self.eval_expr(rhs)?;
+        let Some([lhs_value, rhs_value]) = self.eval_operands([lhs, rhs])? else {
+            return Ok(Value::Undefined);
+        };
 
         if lhs_value == Value::Undefined || rhs_value == Value::Undefined {
             return Ok(Value::Undefined);
@@ -728,8 +761,9 @@ impl Interpreter {
         lhs: &ExprRef,
         rhs: &ExprRef,
     ) -> Result<Value> {
-        let lhs_value = self.eval_expr(lhs)?;
-        let rhs_value = self.eval_expr(rhs)?;
+        let Some([lhs_value, rhs_value]) = self.eval_operands([lhs, rhs])? else {
+            return Ok(Value::Undefined);
+        };
 
         if lhs_value == Value::Undefined || rhs_value == Value::Undefined {
             return Ok(Value::Undefined);
@@ -2012,7 +2046,10 @@ impl Interpreter {
                 }
 
                 if output == Value::Undefined || !comps_defined {
-                    ctx_mut.rule_value = Value::Undefined;
+                    // docket patch: an undefined head for this binding contributes nothing; the
+                    // values other bindings gave stay (OPA: `s contains u.name if { some u in
+                    // input.users }` skips a user without a name). Marking the whole rule
+                    // undefined emptied the set, or failed the next binding's insert.
                     return Ok(false);
                 }
 
@@ -2223,12 +2260,9 @@ impl Interpreter {
             }
         }
 
-        let r = self.eval_output_expr_in_loop(&loops[..])?;
-
-        let ctx = self.get_current_context()?;
-        ctx.output_expr
-            .as_ref()
-            .map_or_else(|| Ok(r), |_oe| Ok(ctx.rule_value != Value::Undefined))
+        // docket patch: whether this binding produced a value (it was whether any binding had
+        // failed to, which made one undefined head undefine the whole rule).
+        self.eval_output_expr_in_loop(&loops[..])
     }
 
     fn eval_stmts(&mut self, stmts: &[&LiteralStmt]) -> Result<bool> {
@@ -2457,8 +2491,9 @@ impl Interpreter {
         collection: &ExprRef,
     ) -> Result<Value> {
         self.check_execution_time()?;
-        let value = self.eval_expr(value)?;
-        let collection = self.eval_expr(collection)?;
+        let Some([value, collection]) = self.eval_operands([value, collection])? else {
+            return Ok(Value::Undefined);
+        };
 
         let result = match &collection {
             Value::Array(array) => {
@@ -2794,7 +2829,13 @@ impl Interpreter {
 
         let mut param_values = Vec::with_capacity(params.len());
         for p in params {
-            param_values.push(self.eval_expr(p)?);
+            let value = self.eval_expr(p)?;
+            // docket patch: stop at an undefined nested call, as OPA does (`eval_operands`);
+            // `print` alone is given what it is given, as OPA prints `<undefined>`.
+            if value == Value::Undefined && Self::is_call(p) && fcn_path != "print" {
+                return Ok(Value::Undefined);
+            }
+            param_values.push(value);
         }
 
         // Resolve a leading import alias before the `with` override and builtin
