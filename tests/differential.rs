@@ -6,11 +6,24 @@
 //! line per case: `{"value": v}`, `{"undefined": true}` or `{"error": "<message>"}`, the shapes
 //! of the conformance suite's expected answers (docs/conformance.md). A module that does not load
 //! answers every query on it with its error. Consecutive cases with the same module share one
-//! engine, so a generator that writes a module's queries together pays for one load.
+//! engine, so a generator that writes a module's queries together pays for one load. Inputs
+//! and values pass as their exact JSON text, so a number is never rounded on the way.
 
 use docket_policy::PolicyEngine;
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
+use serde_json::value::RawValue;
 use std::io::{BufRead, BufWriter, Write};
+
+#[derive(Deserialize)]
+struct Case<'a> {
+    #[serde(default)]
+    module: String,
+    #[serde(default)]
+    path: String,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+}
 
 fn main() {
     let stdin = std::io::stdin().lock();
@@ -21,16 +34,20 @@ fn main() {
         if line.trim().is_empty() {
             continue;
         }
-        let case: Value = match serde_json::from_str(&line) {
+        let case: Case = match serde_json::from_str(&line) {
             Ok(case) => case,
             Err(e) => {
                 eprintln!("docket-differential: a line is not JSON ({e}); each line is one case");
                 std::process::exit(2);
             }
         };
-        let module = case["module"].as_str().unwrap_or_default().to_string();
-        let path = case["path"].as_str().unwrap_or_default();
-        let input = case.get("input").map(Value::to_string);
+        let Case {
+            module,
+            path,
+            input,
+        } = case;
+        let path = path.as_str();
+        let input = input.map(RawValue::get);
         if loaded.as_ref().is_none_or(|(m, _)| *m != module) {
             let mut engine = PolicyEngine::new();
             let engine = engine
@@ -44,12 +61,20 @@ fn main() {
             Ok(engine) => {
                 // A panic inside regorus is a trap in the component: an error, not the end.
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    engine.evaluate(path, input.as_deref())
+                    engine.evaluate(path, input)
                 }));
                 match result {
                     Ok(Ok(decision)) => match decision.result {
-                        Some(text) => json!({ "value": serde_json::from_str::<Value>(&text)
-                            .unwrap_or_else(|e| json!(format!("not JSON: {e}"))) }),
+                        // The value's own text: `json!` would read its numbers as `f64`s.
+                        Some(text) => match RawValue::from_string(text) {
+                            Ok(raw) => {
+                                writeln!(out, r#"{{"value":{}}}"#, raw.get())
+                                    .expect("writing standard output");
+                                out.flush().expect("writing standard output");
+                                continue;
+                            }
+                            Err(e) => json!({ "value": format!("not JSON: {e}") }),
+                        },
                         None => json!({ "undefined": true }),
                     },
                     Ok(Err(e)) => json!({ "error": e.to_string() }),

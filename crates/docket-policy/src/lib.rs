@@ -13,6 +13,7 @@
 
 pub mod analysis;
 pub mod builtins;
+mod json_value;
 pub mod log_rules;
 mod vm;
 
@@ -258,7 +259,7 @@ impl PolicyEngine {
             // first (duplicate names would be read one way here and another by the masker).
             Some(text) => {
                 docket_ledger::json::check(text).map_err(|e| PolicyError::Input(e.to_string()))?;
-                Value::from_json_str(text).map_err(|e| PolicyError::Input(e.to_string()))?
+                json_value::read(text).map_err(|e| PolicyError::Input(e.to_string()))?
             }
             None => Value::Undefined,
         };
@@ -408,7 +409,7 @@ fn build_engine(
         packages.insert(id.clone(), package);
     }
     for doc in data {
-        let value = Value::from_json_str(doc).map_err(|e| PolicyError::Data(e.to_string()))?;
+        let value = json_value::read(doc).map_err(|e| PolicyError::Data(e.to_string()))?;
         engine
             .add_data(value)
             .map_err(|e| PolicyError::Data(e.to_string()))?;

@@ -146,17 +146,44 @@ fn a_binding_whose_head_is_undefined_adds_nothing_and_removes_nothing() {
     let cases: [(&str, [&str; 7]); 5] = [
         (
             r#"{"users":[{"name":"A"},{}]}"#,
-            [r#"["A"]"#, r#"{"A":1}"#, "{}", r#""A""#, "2", r#"["A"]"#, "{}"],
+            [
+                r#"["A"]"#,
+                r#"{"A":1}"#,
+                "{}",
+                r#""A""#,
+                "2",
+                r#"["A"]"#,
+                "{}",
+            ],
         ),
         (
             r#"{"users":[{},{"name":"A","id":1}]}"#,
-            [r#"["A"]"#, r#"{"A":1}"#, r#"{"1":"A"}"#, r#""A""#, "2", r#"["A"]"#, r#"{"1":["A"]}"#],
+            [
+                r#"["A"]"#,
+                r#"{"A":1}"#,
+                r#"{"1":"A"}"#,
+                r#""A""#,
+                "2",
+                r#"["A"]"#,
+                r#"{"1":["A"]}"#,
+            ],
         ),
         (
             r#"{"users":[{"id":2},{"name":"A","id":1}]}"#,
-            [r#"["A"]"#, r#"{"A":1}"#, r#"{"1":"A"}"#, r#""A""#, "2", r#"["A"]"#, r#"{"1":["A"]}"#],
+            [
+                r#"["A"]"#,
+                r#"{"A":1}"#,
+                r#"{"1":"A"}"#,
+                r#""A""#,
+                "2",
+                r#"["A"]"#,
+                r#"{"1":["A"]}"#,
+            ],
         ),
-        (r#"{"users":[{}]}"#, ["[]", "{}", "{}", undefined, "2", "[]", "{}"]),
+        (
+            r#"{"users":[{}]}"#,
+            ["[]", "{}", "{}", undefined, "2", "[]", "{}"],
+        ),
         ("{}", ["[]", "{}", "{}", undefined, "2", "[]", "{}"]),
     ];
     for (input, expected) in cases {
@@ -190,9 +217,88 @@ fn an_undefined_nested_call_stops_the_expression_before_later_operands() {
     for r in 1..=11 {
         let got = eval(source, &format!("o/r{r}"), input);
         match r {
-            4 => assert!(got.as_ref().is_err_and(|e| e.contains(count_error)), "r4: {got:?}"),
+            4 => assert!(
+                got.as_ref().is_err_and(|e| e.contains(count_error)),
+                "r4: {got:?}"
+            ),
             8 => assert_eq!(got, Ok(Some("true".to_string())), "r8"),
             _ => assert_eq!(got, Ok(None), "r{r}"),
         }
     }
+}
+
+#[test]
+fn arithmetic_on_fractions_is_opas_64_bit_decimal_arithmetic() {
+    let source = "package f\nimport rego.v1\n\
+        x := [input.a * input.b, input.a + input.b, input.a - input.b, input.a / input.b]\n\
+        chain := ((input.a * 3) - input.b) * 10\n";
+    // [a * b, a + b, a - b, a / b] as OPA v1.20 answered; f64 gives 0.30000000000000004 for
+    // 0.1 * 3, 6.799999999999999 for 7.1 - 0.3, 59.97000000000001 for 19.99 * 3.
+    for (a, b, expected) in [
+        ("0.1", "3", "[0.3,3.1,-2.9,0.03333333333333333]"),
+        ("0.1", "0.2", "[0.02,0.3,-0.1,0.5]"),
+        ("7.1", "0.3", "[2.13,7.4,6.8,23.666666666666668]"),
+        ("1", "3", "[3,4,-2,0.3333333333333333]"),
+        ("19.99", "3", "[59.97,22.99,16.99,6.663333333333333]"),
+        ("2.5", "0.1", "[0.25,2.6,2.4,25]"),
+        ("0.3", "0.1", "[0.03,0.4,0.2,3]"),
+    ] {
+        let input = format!(r#"{{"a":{a},"b":{b}}}"#);
+        assert_eq!(value(source, "f/x", &input), expected, "{a}, {b}");
+    }
+    // ((a * 3) - b) * 10 as OPA answered (f64: 5.551115123125783e-16, 30.000000000000004,
+    // 19.999999999999996).
+    for (input, expected) in [
+        (r#"{"a":0.1,"b":0.3}"#, "0"),
+        (r#"{"a":1.1,"b":0.3}"#, "30"),
+        (r#"{"a":0.7,"b":0.1}"#, "20"),
+    ] {
+        assert_eq!(value(source, "f/chain", input), expected, "{input}");
+    }
+}
+
+#[test]
+fn sum_and_product_aggregate_as_opa_does() {
+    let source = "package f\nimport rego.v1\nx := [sum(input.a), product(input.a)]\n";
+    // As OPA v1.20 answered, with its spelling: integers exactly, sums at 64 bits of mantissa,
+    // products in a 53-bit accumulator of factors read at 64 bits.
+    for (a, expected) in [
+        ("[0.1, 0.2]", "[0.3,0.02]"), // f64: 0.30000000000000004, 0.020000000000000004
+        ("[0.1, 3]", "[3.1,0.30000000000000004]"), // OPA's product, too
+        ("[89.99, 32, 89.99]", "[211.98,259142.40319999997]"),
+        ("[0.1, 0.2, -0.3]", "[0,-0.006]"), // f64: 5.551115123125783e-17
+        (
+            "[1000000.0, 10007199254740183]",
+            "[10007199255740183,10007199254740183000000]",
+        ),
+        (
+            "[100000000000000000000, 3]",
+            "[100000000000000000003,300000000000000000000]",
+        ),
+    ] {
+        assert_eq!(
+            value(source, "f/x", &format!(r#"{{"a":{a}}}"#)),
+            expected,
+            "{a}"
+        );
+    }
+}
+
+#[test]
+fn integers_of_any_size_stay_exact_and_quotients_are_64_bit_floats() {
+    let source = "package f\nimport rego.v1\n\
+        x := [7 / (input.n * -1.5), (input.n - 1) / -1, ((input.n - 1) / -1) + 1, 1 / 3, \
+        7 / 3.0, input.n + 0.5, input.n + 6.25, input.n % 7, input.big % 10, input.big + 1, \
+        input.e * 3]\n";
+    let input = r#"{"n": 100000000000000000000, "big": 18446744073709551617, "e": 1e3}"#;
+    // OPA v1.20 answered (its texts; a fraction here is the f64 nearest it):
+    // -4.6666666666666666668e-20, -100000000000000000000 (a quotient beyond a machine word is a
+    // 64-bit float), -99999999999999999999, 0.33333333333333333334, 2.3333333333333333333,
+    // 100000000000000000000, 100000000000000000010, 2, 7, 18446744073709551618, 3000.
+    assert_eq!(
+        value(source, "f/x", input),
+        "[-4.6666666666666665e-20,-100000000000000000000,-99999999999999999999,\
+         0.3333333333333333,2.3333333333333335,100000000000000000000,100000000000000000010,\
+         2,7,18446744073709551618,3000]"
+    );
 }

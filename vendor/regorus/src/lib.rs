@@ -158,6 +158,7 @@ pub mod languages {
 mod lexer;
 pub(crate) mod lookup;
 mod number;
+mod opa_float; // docket patch
 mod parser;
 mod policy_info;
 mod query;

@@ -284,6 +284,21 @@ impl Serialize for Number {
         S: Serializer,
     {
         let s = self.format_decimal();
+        if let Number::BigInt(_) = self {
+            // docket patch: an integer beyond 64 bits is written with all its digits;
+            // `serde_json::Number` (without `arbitrary_precision`) rounded it to an `f64`.
+            let raw = serde_json::value::RawValue::from_string(s)
+                .map_err(|_| serde::ser::Error::custom("could not serialize number"))?;
+            return raw.serialize(serializer);
+        }
+        if let Number::Float(f) = self {
+            // docket patch: the `f64` itself; reading its text back through serde_json's fast
+            // (not correctly rounded) float parser moved some values by one unit in the last
+            // place (`-4.6666666666666665e-20` came out `-4.666666666666666e-20`).
+            let v = serde_json::Number::from_f64(*f)
+                .ok_or_else(|| serde::ser::Error::custom("could not serialize number"))?;
+            return v.serialize(serializer);
+        }
         let v = serde_json::Number::from_str(&s)
             .map_err(|_| serde::ser::Error::custom("could not serialize number"))?;
         v.serialize(serializer)
@@ -1086,8 +1101,83 @@ impl Number {
             axiom_f64_ops_deterministic();
             lemma_div_ensures_cases(self@, rhs@);
         }
+        if let Some(quotient) = self.opa_float(crate::opa_float::Op::Quo, rhs) {
+            return Ok(quotient);
+        }
         let quotient = Self::checked_float(self.to_f64_lossy() / rhs.to_f64_lossy(), "division")?;
         Ok(Number::Float(quotient))
+    }
+
+    /// docket patch: `self op rhs` as OPA computes it when the operands are not both integers
+    /// (crate::opa_float), read as OPA reads its decimal; `None` for a zero divisor.
+    #[verus_verify(external_body)]
+    fn opa_float(&self, op: crate::opa_float::Op, rhs: &Self) -> Option<Number> {
+        let text = crate::opa_float::arithmetic(op, &self.opa_decimal()?, &rhs.opa_decimal()?)?;
+        Number::from_str(&text).ok()
+    }
+
+    /// docket patch: the decimal OPA holds for this number (crate::opa_float).
+    #[verus_verify(external_body)]
+    fn opa_decimal(&self) -> Option<crate::opa_float::Decimal> {
+        use crate::opa_float::Decimal;
+        match self {
+            Number::UInt(v) => Some(Decimal::from_integer(&BigInt::from(*v))),
+            Number::Int(v) => Some(Decimal::from_integer(&BigInt::from(*v))),
+            Number::BigInt(v) => Some(Decimal::from_integer(v)),
+            Number::Float(v) if v.is_finite() => Decimal::from_f64(*v),
+            Number::Float(_) => None,
+        }
+    }
+
+    /// docket patch: OPA's `sum` (`product` when `product`): exact on integers, else as
+    /// `crate::opa_float::sum` (`product`) computes it; the `f64` fold where that cannot answer.
+    #[verus_verify(external_body)]
+    pub fn aggregate(items: &[Number], product: bool) -> Result<Number> {
+        let fold = || {
+            let mut acc = Number::from(u64::from(product));
+            for item in items {
+                if product {
+                    acc.mul_assign(item)?;
+                } else {
+                    acc.add_assign(item)?;
+                }
+            }
+            Ok(acc)
+        };
+        if items.iter().all(Number::is_integer) {
+            // OPA sums (multiplies) integers exactly, `1e6` and `2.0` among them.
+            let mut acc = BigInt::from(u64::from(product));
+            for item in items {
+                let n = match item {
+                    Number::Float(f) => {
+                        <BigInt as num_traits::FromPrimitive>::from_f64(*f).ok_or_else(|| {
+                            anyhow!("internal error: {f} is not an integer")
+                        })?
+                    }
+                    other => other.to_bigint_owned().ok_or_else(|| {
+                        anyhow!("internal error: not an integer")
+                    })?,
+                };
+                if product {
+                    acc *= n;
+                } else {
+                    acc += n;
+                }
+            }
+            return Ok(Number::from_bigint_owned(acc));
+        }
+        let decimals: Option<alloc::vec::Vec<_>> = items.iter().map(Number::opa_decimal).collect();
+        let value = decimals.and_then(|d| {
+            if product {
+                crate::opa_float::product(&d)
+            } else {
+                crate::opa_float::sum(&d)
+            }
+        });
+        match value.and_then(|text| Number::from_str(&text).ok()) {
+            Some(n) => Ok(n),
+            None => fold(),
+        }
     }
 
     #[verus_spec(result =>
@@ -1118,6 +1208,9 @@ impl Number {
 
         match (self, rhs) {
             (Number::Float(_), _) | (_, Number::Float(_)) => {
+                if let Some(sum) = self.opa_float(crate::opa_float::Op::Add, rhs) {
+                    return Ok(sum);
+                }
                 let sum =
                     Self::checked_float(self.to_f64_lossy() + rhs.to_f64_lossy(), "addition")?;
                 Ok(Number::normalize_float(sum))
@@ -1182,6 +1275,9 @@ impl Number {
 
         match (self, rhs) {
             (Number::Float(_), _) | (_, Number::Float(_)) => {
+                if let Some(diff) = self.opa_float(crate::opa_float::Op::Sub, rhs) {
+                    return Ok(diff);
+                }
                 let diff =
                     Self::checked_float(self.to_f64_lossy() - rhs.to_f64_lossy(), "subtraction")?;
                 Ok(Number::normalize_float(diff))
@@ -1257,6 +1353,9 @@ impl Number {
 
         match (self, rhs) {
             (Number::Float(_), _) | (_, Number::Float(_)) => {
+                if let Some(product) = self.opa_float(crate::opa_float::Op::Mul, rhs) {
+                    return Ok(product);
+                }
                 let product = Self::checked_float(
                     self.to_f64_lossy() * rhs.to_f64_lossy(),
                     "multiplication",
@@ -1321,6 +1420,13 @@ impl Number {
         }
 
         if matches!(self, Number::Float(_)) || matches!(rhs, Number::Float(_)) {
+            return self.float_quotient(rhs);
+        }
+
+        // docket patch: OPA divides integers exactly only within a machine word; beyond, the
+        // quotient is a 64-bit float even when one divides the other (`(10^20 - 1) / -1` is
+        // `-1e+20`).
+        if self.as_i64().is_none() || rhs.as_i64().is_none() {
             return self.float_quotient(rhs);
         }
 
@@ -1988,6 +2094,11 @@ fn scientific_parts_to_bigint(mantissa: &str, exponent: i32) -> Option<BigInt> {
     while fractional_len > 0 && digits.ends_with('0') {
         digits.pop();
         fractional_len -= 1;
+    }
+
+    // docket patch: zero is zero whatever its exponent; `0e999999999` computed 10^999999999.
+    if digits.bytes().all(|d| d == b'0') {
+        return Some(BigInt::zero());
     }
 
     let adjusted_exponent = exponent.checked_sub(fractional_len)?;

@@ -73,26 +73,22 @@ fn min(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Resu
 fn product(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     ensure_args_count(span, "product", params, args, 1)?;
 
-    let mut v = Number::from(1_u64);
-    Ok(Value::from(match &args[0] {
-        Value::Array(a) => {
-            for e in a.iter() {
-                v.mul_assign(&ensure_numeric("product", &params[0], e)?)?;
-            }
-            v
-        }
-
-        Value::Set(a) => {
-            for e in a.iter() {
-                v.mul_assign(&ensure_numeric("product", &params[0], e)?)?;
-            }
-            v
-        }
+    // docket patch: the numbers are gathered and aggregated as OPA does (`Number::aggregate`).
+    let items: Vec<Number> = match &args[0] {
+        Value::Array(a) => a
+            .iter()
+            .map(|e| ensure_numeric("product", &params[0], e))
+            .collect::<Result<_>>()?,
+        Value::Set(a) => a
+            .iter()
+            .map(|e| ensure_numeric("product", &params[0], e))
+            .collect::<Result<_>>()?,
         a => {
             let span = params[0].span();
             bail!(span.error(format!("`product` requires array/set argument. Got `{a}`.").as_str()))
         }
-    }))
+    };
+    Ok(Value::from(Number::aggregate(&items, true)?))
 }
 
 fn sort(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
@@ -123,24 +119,20 @@ fn sort(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Res
 fn sum(span: &Span, params: &[Ref<Expr>], args: &[Value], _strict: bool) -> Result<Value> {
     ensure_args_count(span, "sum", params, args, 1)?;
 
-    let mut v = Number::from(0_u64);
-    Ok(Value::from(match &args[0] {
-        Value::Array(a) => {
-            for e in a.iter() {
-                v.add_assign(&ensure_numeric("sum", &params[0], e)?)?;
-            }
-            v
-        }
-
-        Value::Set(a) => {
-            for e in a.iter() {
-                v.add_assign(&ensure_numeric("sum", &params[0], e)?)?;
-            }
-            v
-        }
+    // docket patch: the numbers are gathered and aggregated as OPA does (`Number::aggregate`).
+    let items: Vec<Number> = match &args[0] {
+        Value::Array(a) => a
+            .iter()
+            .map(|e| ensure_numeric("sum", &params[0], e))
+            .collect::<Result<_>>()?,
+        Value::Set(a) => a
+            .iter()
+            .map(|e| ensure_numeric("sum", &params[0], e))
+            .collect::<Result<_>>()?,
         a => {
             let span = params[0].span();
             bail!(span.error(format!("`sum` requires array/set argument. Got `{a}`.").as_str()))
         }
-    }))
+    };
+    Ok(Value::from(Number::aggregate(&items, false)?))
 }

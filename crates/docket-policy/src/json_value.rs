@@ -1,0 +1,139 @@
+//! JSON text read into a policy value with its numbers as OPA holds them.
+//!
+//! OPA keeps each number of its input and data as the decimal it is written as: an integer of
+//! any size stays exact (`18446744073709551617`, `1e20` is the integer 10^20), and arithmetic on
+//! integers is exact. regorus's JSON reader goes through `serde_json`, which turns an integer
+//! beyond 64 bits, and every number written with an exponent, into an `f64`: `1e20 + 1` was
+//! `1e20`, `18446744073709551617 % 10` the error `modulo on floating-point number`.
+//!
+//! So a text whose numbers an `f64`, `i64` or `u64` holds exactly as written (no exponent, at
+//! most 15 significant digits, the case of nearly every request) is read by regorus as before;
+//! any other is read here, every number through regorus's own exact reading of a numeric
+//! string (`Value::from_numeric_string`: integers as big integers, fractions as `f64`). The
+//! text has passed `docket_ledger::json::check` first, so every number fits an `f64`'s range
+//! and the exponents, which would otherwise ask for integers of any length, are bounded.
+
+use regorus::Value;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
+
+/// `text` (checked JSON) as a policy value, its numbers exact.
+pub fn read(text: &str) -> anyhow::Result<Value> {
+    if every_number_fits_f64_as_written(text) {
+        return Value::from_json_str(text);
+    }
+    exact(text)
+}
+
+/// Whether no number literal in `text` has an exponent or more than 15 significant digits.
+/// A lexical scan: strings are skipped, escapes included.
+fn every_number_fits_f64_as_written(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                i += 1;
+                while let Some(&c) = bytes.get(i) {
+                    i += if c == b'\\' { 2 } else { 1 };
+                    if c == b'"' {
+                        break;
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while bytes
+                    .get(i)
+                    .is_some_and(|c| matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                {
+                    i += 1;
+                }
+                let literal = &bytes[start..i];
+                if literal.iter().any(|c| matches!(c, b'e' | b'E')) {
+                    return false;
+                }
+                let significant = literal
+                    .iter()
+                    .filter(|c| c.is_ascii_digit())
+                    .skip_while(|&&c| c == b'0')
+                    .count();
+                if significant > 15 {
+                    return false;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    true
+}
+
+fn exact(text: &str) -> anyhow::Result<Value> {
+    let text = text.trim();
+    Ok(match text.as_bytes().first() {
+        Some(b'{') => {
+            let members: BTreeMap<String, &RawValue> = serde_json::from_str(text)?;
+            let mut object = BTreeMap::new();
+            for (name, member) in members {
+                object.insert(Value::from(name), exact(member.get())?);
+            }
+            Value::from(object)
+        }
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(text)?;
+            let items: anyhow::Result<Vec<Value>> = items.iter().map(|v| exact(v.get())).collect();
+            Value::from(items?)
+        }
+        Some(b'-' | b'0'..=b'9') => Value::from_numeric_string(text)?,
+        _ => Value::from_json_str(text)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_an_f64_holds_as_written_take_regorus_s_reader() {
+        for fits in [
+            r#"{"a": 1, "b": [2.5, -3], "c": "1e400 12345678901234567890"}"#,
+            "123456789012345",
+            r#""\"1e5""#,
+            "0.000000000000001",
+        ] {
+            assert!(every_number_fits_f64_as_written(fits), "{fits}");
+        }
+        for exact in [
+            "1e3",
+            r#"{"n": 18446744073709551617}"#,
+            "[1, 2.0E-3]",
+            "1234567890123456",
+        ] {
+            assert!(!every_number_fits_f64_as_written(exact), "{exact}");
+        }
+    }
+
+    #[test]
+    fn big_integers_and_exponents_stay_exact() {
+        let value =
+            read(r#"{"n": 18446744073709551617, "e": 1e20, "f": [0.5, "x", null, true]}"#).unwrap();
+        assert_eq!(
+            value
+                .to_json_str()
+                .unwrap()
+                .split_whitespace()
+                .collect::<String>(),
+            r#"{"e":100000000000000000000,"f":[0.5,"x",null,true],"n":18446744073709551617}"#
+        );
+    }
+
+    #[test]
+    fn a_zero_with_a_huge_exponent_is_zero_at_once() {
+        // A 14-byte text that once asked for the integer 10^999999999.
+        for zero in ["0e999999999", "-0.000E+999999999", "[0e999999999]"] {
+            let value = read(zero).unwrap();
+            let text = value.to_json_str().unwrap();
+            assert!(text.contains('0') && !text.contains('1'), "{zero}: {text}");
+        }
+    }
+}
