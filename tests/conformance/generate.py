@@ -57,6 +57,26 @@ TIMESTAMPS = [
     "1970-01-01T00:00:00Z", "2025-13-01T00:00:00Z", "yesterday", "2025-03-04", "2023-11-14T22:13:20Z",
     "2038-01-19T03:14:08-08:00", "2025-12-31T23:59:59.5Z",
 ]
+TIME_NS = [
+    0, 1717000037500000000, 1717000037000000000, 1709164800123456789, -1, -86400000000000,
+    1700000000000000001, 1735689599999999999, 2.5e18, 1.5, 9223372036854775807, 1e19,
+    1679792400000000000, 1667091600000000000,  # around Europe's 2023 changes of clock
+]
+ZONES = [
+    "", "UTC", "Local", "Europe/Paris", "America/New_York", "Asia/Kathmandu", "Asia/Kolkata",
+    "Australia/Lord_Howe", "America/St_Johns", "Pacific/Chatham", "Africa/Casablanca",
+    "America/Sao_Paulo", "Etc/GMT+3", "Bad/Zone", "utc", "Europe/Dublin",
+]
+LAYOUTS = [
+    "", "MST", "RFC3339", "RFC3339Nano", "RFC1123", "RFC1123Z", "RFC822", "RFC822Z", "RFC850",
+    "ANSIC", "UnixDate", "RubyDate", "Kitchen", "DateTime", "2006-01-02T15:04:05.000Z07:00",
+    "2006-01-02T15:04:05.999Z07:00", "15:04:05,000000", "15:04:05,999999999",
+    "Monday January _2 3:4:5 PM .000000", "Mon Jan 2 15:04:05 MST 2006", "3:04pm",
+    "Z07 Z0700 Z07:00 Z070000 Z07:00:00", "-07 -0700 -07:00 -070000 -07:00:00",
+    "_2 __2 002 _2006 06 2006", "Janet Mond Monday January", "1 01 2 02 3 03 4 04 5 05",
+    "2006-01-02 15:04:05.9999 -0700 MST", ".0 .9 .00 .99", "05.000005", "no layout elements",
+    "2006年01月02日", "PM pm AM",
+]
 DURATIONS = ["1h", "90m", "1h30m", "2.5s", "-5m", "bad", "300ms", "1d", "0", "45us", "2h45m30.5s"]
 DAYS = ["2024-01-31", "2024-02-29", "2023-02-29", "2024-13-01", "bad", "1999-12-31"]
 SIZES = ["10MB", "1Mi", "512", "1.5GiB", "bad", "10mb", "2Ki", "0", "1e3", "3 GB", "-1K"]
@@ -279,6 +299,7 @@ FIELD = {
     "go_pattern": pool(GO_PATTERNS), "go_text": pool(GO_TEXTS),
     "token": pool(JWTS), "secret": pool(SECRETS), "constraints": constraints,
     "signed_token": pool(JWT_FIXTURES["tokens"]), "public_key": pool(JWT_FIXTURES["certs"]),
+    "time_ns": pool(TIME_NS), "zone": pool(ZONES), "layout": pool(LAYOUTS),
 }
 
 # policy → (input fields, as input key → generator name; the rules queried). Paths are under
@@ -328,6 +349,8 @@ POLICIES = {
                    ["decoded", "hs256", "hs512", "verified", "hashes", "macs", "same", "allow"]),
     "jwt_keys": ({"token": "signed_token", "cert": "public_key"},
                  ["rs256", "rs512", "ps256", "es256", "es384", "es512", "eddsa", "verified"]),
+    "time_format": ({"ns": "time_ns", "zone": "zone", "layout": "layout"},
+                    ["formatted", "default_layout", "plain"]),
 }
 
 

@@ -16,6 +16,7 @@ mod crypto;
 mod json_patch;
 mod jwt_keys;
 pub mod regex;
+mod time_format;
 
 /// (name, number of arguments, implementation).
 type Builtin = (&'static str, u8, fn(&[Value]) -> Result<Value>);
@@ -68,6 +69,13 @@ const OVERRIDES: &[Builtin] = &[
     // Go's AddDate normalizes an overflowing day (Jan 31 + 1 month is Mar 2 in 2024, Feb 29
     // 2024 - 1 year is Mar 1 2023); regorus clamped to the month's end or answered undefined.
     ("time.add_date", 4, time_add_date),
+    // Go's time.Format over the zone database: `MST` is the zone's abbreviation (`CEST`),
+    // `.999` drops trailing zeros; regorus wrote a fixed offset and padded.
+    ("time.format", 1, time_format::time_format),
+    // OPA's `big.Float` ceil and floor of a number between -1 and 0 are 1 and 0 (its code
+    // truncates toward zero, then tests the sign of the zero it got); regorus answered 0, -1.
+    ("ceil", 1, ceil),
+    ("floor", 1, floor),
     // Missing from regorus: hashes, HMACs and JSON Web Tokens.
     ("crypto.sha256", 1, crypto::sha256),
     ("crypto.sha1", 1, crypto::sha1),
@@ -320,6 +328,40 @@ fn time_add_date(args: &[Value]) -> Result<Value> {
         .timestamp_nanos_opt()
         .ok_or_else(out_of_range)?;
     Ok(Value::from(moved))
+}
+
+fn ceil(args: &[Value]) -> Result<Value> {
+    round_toward("ceil", &args[0], f64::ceil)
+}
+
+fn floor(args: &[Value]) -> Result<Value> {
+    round_toward("floor", &args[0], f64::floor)
+}
+
+/// OPA's `arithCeil` / `arithFloor`: `x` truncated toward zero, and then one more (ceil) or
+/// one less (floor) only when the truncated value's sign bit agrees, which a zero never has:
+/// so every `x` in (-1, 0) gives 1 for `ceil` and 0 for `floor`.
+fn round_toward(name: &str, x: &Value, round: fn(f64) -> f64) -> Result<Value> {
+    let n = match x {
+        Value::Number(n) => n,
+        other => bail!(
+            "{name}: operand 1 must be number but got {}",
+            type_name(other)
+        ),
+    };
+    if n.is_integer() {
+        return Ok(x.clone());
+    }
+    let f = n
+        .as_f64()
+        .ok_or_else(|| anyhow!("{name}: operand 1 must be a finite number"))?;
+    let result = if f > -1.0 && f < 0.0 {
+        if name == "ceil" { 1.0 } else { 0.0 }
+    } else {
+        round(f)
+    };
+    // A non-integral f64 lies well inside i64.
+    Ok(Value::from(result as i64))
 }
 
 fn glob_quote_meta(args: &[Value]) -> Result<Value> {
@@ -1360,5 +1402,26 @@ far := time.add_date(0, input.years, 0, 0)
         assert!(parse_semver("1.2").is_none());
         assert!(parse_semver("01.2.3").is_none());
         assert!(parse_semver("1.2.3+build.5").is_some());
+    }
+
+    #[test]
+    fn ceil_and_floor_of_fractions_between_minus_one_and_zero_are_opas() {
+        // [ceil, floor] as OPA v1.20 answered.
+        for (x, expected) in [
+            (-0.5, [1, 0]),
+            (-0.01, [1, 0]),
+            (-1.5, [-1, -2]),
+            (0.5, [1, 0]),
+            (1.5, [2, 1]),
+            (-2.5, [-2, -3]),
+            (2.5, [3, 2]),
+        ] {
+            let got = [
+                ceil(&[Value::from(x)]).unwrap(),
+                floor(&[Value::from(x)]).unwrap(),
+            ];
+            assert_eq!(got, expected.map(|n: i64| Value::from(n)), "{x}");
+        }
+        assert_eq!(ceil(&[Value::from(-1_i64)]).unwrap(), Value::from(-1_i64));
     }
 }

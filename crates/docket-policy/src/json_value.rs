@@ -84,9 +84,61 @@ fn exact(text: &str) -> anyhow::Result<Value> {
             let items: anyhow::Result<Vec<Value>> = items.iter().map(|v| exact(v.get())).collect();
             Value::from(items?)
         }
-        Some(b'-' | b'0'..=b'9') => Value::from_numeric_string(text)?,
+        Some(b'-' | b'0'..=b'9') => number(text)?,
         _ => Value::from_json_str(text)?,
     })
+}
+
+/// A number literal: an integer written with an exponent that an `f64` holds exactly
+/// (`1e+21`, as JavaScript and Python write large numbers) stays an `f64`, so that it prints
+/// as OPA prints the literal (`1e+21`) while it still counts as the integer it is; any other
+/// integer is exact, a fraction the nearest `f64`.
+fn number(text: &str) -> anyhow::Result<Value> {
+    if text.contains(['e', 'E']) {
+        let Some(digits) = integer_digits(text) else {
+            return Value::from_numeric_string(text);
+        };
+        if digits == "0" {
+            return Ok(Value::from(0_u64));
+        }
+        if let Ok(v) = text.parse::<f64>()
+            && v.is_finite()
+            && format!("{:.0}", v.abs()) == digits
+        {
+            return Ok(Value::from(v));
+        }
+    }
+    Value::from_numeric_string(text)
+}
+
+/// The decimal digits of the magnitude of an integral number literal; `None` for a fraction.
+/// The text has passed docket's JSON check, so its value fits an `f64` and the digits are few.
+fn integer_digits(text: &str) -> Option<String> {
+    let text = text.strip_prefix('-').unwrap_or(text);
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some("0".to_string());
+    }
+    let shift = exponent.checked_sub(i64::try_from(frac.len()).ok()?)?;
+    if shift >= 0 {
+        let zeros = usize::try_from(shift).ok()?;
+        // A nonzero value beyond an f64 was refused before this reading.
+        (digits.len() + zeros <= 400).then(|| format!("{digits}{}", "0".repeat(zeros)))
+    } else {
+        let cut = usize::try_from(-shift).ok()?;
+        let keep = digits.len().checked_sub(cut)?;
+        let (whole, dropped) = digits.split_at(keep);
+        dropped
+            .bytes()
+            .all(|d| d == b'0')
+            .then(|| whole.to_string())
+    }
 }
 
 #[cfg(test)]
@@ -123,7 +175,27 @@ mod tests {
                 .unwrap()
                 .split_whitespace()
                 .collect::<String>(),
-            r#"{"e":100000000000000000000,"f":[0.5,"x",null,true],"n":18446744073709551617}"#
+            r#"{"e":1e+20,"f":[0.5,"x",null,true],"n":18446744073709551617}"#
+        );
+    }
+
+    #[test]
+    fn an_integer_an_f64_holds_keeps_its_exponent_spelling() {
+        for (literal, exact) in [
+            ("1e+21", Some("1000000000000000000000")),
+            ("2.5E3", Some("2500")),
+            ("1.5e-3", None),
+            ("120e-1", Some("12")),
+            ("125e-1", None),
+            ("-0.0e5", Some("0")),
+        ] {
+            assert_eq!(integer_digits(literal).as_deref(), exact, "{literal}");
+        }
+        // An f64 holds 10^21 exactly: it stays a float (and prints as one); 10^23 it does not.
+        assert_eq!(read("1e+21").unwrap().to_json_str().unwrap(), "1e+21");
+        assert_eq!(
+            read("1e+23").unwrap().to_json_str().unwrap(),
+            "100000000000000000000000"
         );
     }
 

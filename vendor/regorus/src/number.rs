@@ -145,7 +145,14 @@ impl Number {
             Number::UInt(v) => Some(BigInt::from(*v)),
             Number::Int(v) => Some(BigInt::from(*v)),
             Number::BigInt(v) => Some((**v).clone()),
-            Number::Float(f) => Self::float_to_small_bigint(*f),
+            // docket patch: an integral float of any magnitude is the integer it is, as OPA's
+            // `NumberToInt` reads `1e+21` (`1e21 % 7`, `format_int(1e21, 16)`); beyond 2^53
+            // regorus refused it ("modulo on floating-point number").
+            Number::Float(f) => Self::float_to_small_bigint(*f).or_else(|| {
+                (f.is_finite() && f.fract() == 0.0)
+                    .then(|| <BigInt as num_traits::FromPrimitive>::from_f64(*f))
+                    .flatten()
+            }),
         }
     }
 
