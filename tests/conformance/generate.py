@@ -77,6 +77,43 @@ LAYOUTS = [
     "2006-01-02 15:04:05.9999 -0700 MST", ".0 .9 .00 .99", "05.000005", "no layout elements",
     "2006年01月02日", "PM pm AM",
 ]
+NETS = [
+    "10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.3.0/24", "10.1.2.128/25", "10.1.2.3/32",
+    "10.1.2.3/8", "192.168.0.0/16", "192.168.1.0/24", "172.16.0.0/12", "0.0.0.0/0",
+    "2001:db8::/32", "2001:db8:1::/48", "2001:db8::1/128", "::/0", "fe80::/10",
+    "::ffff:10.0.0.0/104", "10.0.0.0/33", "bad", "10.0.0.0", "", "10.0.0.0/08", "10.0.0.0/-1",
+]
+ADDRESSES = NETS[:17] + [
+    "10.1.2.3", "10.200.0.1", "192.168.1.77", "172.20.1.1", "8.8.8.8", "2001:db8::5",
+    "2001:db9::1", "::ffff:10.1.2.3", "224.0.0.1", "not-an-ip", "1.2.3",
+]
+MERGEABLE = [
+    "10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/23", "10.0.4.0/22", "10.0.0.128/25", "10.0.0.5",
+    "192.168.0.0/24", "192.168.1.0/24", "192.168.3.0/24", "172.16.5.4", "10.1.2.3",
+    "2001:db8::/33", "2001:db8:8000::/33", "2001:db8::/32", "2001:db9::/48", "::/1",
+    "0.0.0.0/1", "128.0.0.0/1", "255.255.255.255/32", "255.255.255.254/32", "10.0.0.0/8",
+]
+
+
+def cidr_collection(rng):
+    kind = rng.random()
+    if kind < 0.25:
+        return rng.choice(ADDRESSES)
+    if kind < 0.55:
+        return [rng.choice(ADDRESSES) for _ in range(rng.randint(0, 4))]
+    if kind < 0.7:
+        return [[rng.choice(ADDRESSES), rng.choice(["web", "db", 7])] for _ in range(rng.randint(1, 3))]
+    if kind < 0.9:
+        return {f"k{i}": rng.choice(ADDRESSES) for i in range(rng.randint(0, 3))}
+    return rng.choice([[], [[]], [1], {"k": 5}, 17, None])
+
+
+def merge_list(rng):
+    if rng.random() < 0.1:
+        return rng.choice([["2001:db8::1"], ["bad"], [5], "10.0.0.0/8"])
+    return [rng.choice(MERGEABLE) for _ in range(rng.randint(0, 6))]
+
+
 DURATIONS = ["1h", "90m", "1h30m", "2.5s", "-5m", "bad", "300ms", "1d", "0", "45us", "2h45m30.5s"]
 DAYS = ["2024-01-31", "2024-02-29", "2023-02-29", "2024-13-01", "bad", "1999-12-31"]
 SIZES = ["10MB", "1Mi", "512", "1.5GiB", "bad", "10mb", "2Ki", "0", "1e3", "3 GB", "-1K"]
@@ -300,6 +337,7 @@ FIELD = {
     "token": pool(JWTS), "secret": pool(SECRETS), "constraints": constraints,
     "signed_token": pool(JWT_FIXTURES["tokens"]), "public_key": pool(JWT_FIXTURES["certs"]),
     "time_ns": pool(TIME_NS), "zone": pool(ZONES), "layout": pool(LAYOUTS),
+    "net": pool(NETS), "cidr_collection": cidr_collection, "merge_list": merge_list,
 }
 
 # policy → (input fields, as input key → generator name; the rules queried). Paths are under
@@ -351,6 +389,8 @@ POLICIES = {
                  ["rs256", "rs512", "ps256", "es256", "es384", "es512", "eddsa", "verified"]),
     "time_format": ({"ns": "time_ns", "zone": "zone", "layout": "layout"},
                     ["formatted", "default_layout", "plain"]),
+    "net_cidr": ({"a": "net", "b": "net", "x": "cidr_collection", "y": "cidr_collection", "list": "merge_list"},
+                 ["intersects", "matches", "merged", "merged_set", "allowed"]),
 }
 
 

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 mod crypto;
 mod json_patch;
 mod jwt_keys;
+mod net;
 pub mod regex;
 mod time_format;
 
@@ -72,6 +73,10 @@ const OVERRIDES: &[Builtin] = &[
     // Go's time.Format over the zone database: `MST` is the zone's abbreviation (`CEST`),
     // `.999` drops trailing zeros; regorus wrote a fixed offset and padded.
     ("time.format", 1, time_format::time_format),
+    // Missing from regorus.
+    ("net.cidr_intersects", 2, net::cidr_intersects),
+    ("net.cidr_contains_matches", 2, net::cidr_contains_matches),
+    ("net.cidr_merge", 1, net::cidr_merge),
     // OPA's `big.Float` ceil and floor of a number between -1 and 0 are 1 and 0 (its code
     // truncates toward zero, then tests the sign of the zero it got); regorus answered 0, -1.
     ("ceil", 1, ceil),

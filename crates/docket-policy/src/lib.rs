@@ -359,10 +359,9 @@ impl PolicyEngine {
         if let Ok(value) = self.engine.eval_rule(query.clone()) {
             return Ok(value);
         }
-        let results = self
-            .engine
-            .eval_query(query, false)
-            .map_err(|e| PolicyError::Evaluation(e.to_string()))?;
+        let results = self.engine.eval_query(query, false).map_err(|e| {
+            PolicyError::Evaluation(in_written_source(&e.to_string(), &self.modules))
+        })?;
         Ok(results
             .result
             .into_iter()
@@ -471,6 +470,49 @@ fn check_nesting(source: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// An evaluation error from regorus, pointed at the module as its author wrote it.
+///
+/// regorus reports `--> file:line:col`, the line, a caret and `error: why`, about the text it
+/// ran, which docket's rewrites (`analysis`) may have added to: guards such as `_ = input.x;`
+/// or `__docket_iterable(..)` the author never wrote, and columns that point past them. Lines
+/// are never added, so the line is the author's: the error becomes `file:line: why` (OPA's
+/// shape) with the author's own line beneath it, and the column is kept only when that line was
+/// not rewritten. Anything else passes unchanged.
+fn in_written_source(message: &str, modules: &BTreeMap<String, String>) -> String {
+    let parsed = (|| {
+        let location = message
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("--> "))?;
+        let (file_line, column) = location.rsplit_once(':')?;
+        let (file, line) = file_line.rsplit_once(':')?;
+        let line_number: usize = line.parse().ok()?;
+        let why_at = message.find("\nerror: ")?;
+        let why = message[why_at + "\nerror: ".len()..].trim_end();
+        let written = modules
+            .get(file)?
+            .lines()
+            .nth(line_number.checked_sub(1)?)?;
+        let ran = message
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(&format!("{line_number} | ")))
+            .or_else(|| {
+                message
+                    .lines()
+                    .find_map(|l| l.trim_start().strip_prefix(&format!("{line_number} |")))
+            })?;
+        let at = if ran.trim_end() == written.trim_end() {
+            format!("{file}:{line_number}:{column}")
+        } else {
+            format!("{file}:{line_number}")
+        };
+        Some(format!(
+            "{at}: {why}\n  {line_number} | {}",
+            written.trim_end()
+        ))
+    })();
+    parsed.unwrap_or_else(|| message.to_string())
 }
 
 /// The policy version digest (`docs/log-format.md` §5):
@@ -629,6 +671,139 @@ allow if { some g in data.grants[input.user]; g == input.action }
             };
             assert_eq!(got, *opa, "{rule}");
         }
+    }
+
+    /// A literal comparing a plain `input` reference with a constant is looked up by OPA's
+    /// index before the body runs (`analysis::index_guard`); each answer OPA v1.20's, for an
+    /// input whose compared values all differ and whose `x` makes `count` fail.
+    #[test]
+    fn indexed_equalities_skip_the_rule_as_in_opa() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("x if { count(input.x) > 0; input.b == false }", None),
+            ("x if { count(input.x) > 0; input.s == \"a\" }", None),
+            ("x if { count(input.x) > 0; \"a\" == input.s }", None),
+            ("x if { count(input.x) > 0; input.s = \"a\" }", None),
+            ("x if { count(input.x) > 0; input.n == 1 }", None),
+            ("x if { count(input.x) > 0; input.arr == [1] }", None),
+            ("x if { count(input.x) > 0; input.o.k == \"a\" }", None),
+            ("x if { count(input.x) > 0; input.xs[0] == \"a\" }", None),
+            ("x if { count(input.x) > 0; input.s == null }", None),
+            ("x := 5 if { count(input.x) > 0; input.s == \"a\" }", None),
+            ("x if { z := count(input.x); input.s == \"a\" }", None),
+            (
+                "f(y) if { count(input.x) > y; input.s == \"a\" }\nx if { f(0) }",
+                None,
+            ),
+            (
+                "x contains 1 if { count(input.x) > 0; input.s == \"a\" }",
+                Some("[]"),
+            ),
+            (
+                "x := 1 if { count(input.x) > 0; input.s == \"a\" } else := 2",
+                Some("2"),
+            ),
+            ("x if { count(input.x) > 0; input.n > 3 }", Some("error")),
+            (
+                "x if { count(input.x) > 0; input.s == input.t }",
+                Some("error"),
+            ),
+            (
+                "x if { count(input.x) > 0; not input.s == \"a\" }",
+                Some("error"),
+            ),
+            (
+                "x if { count(input.x) > 0; input.s != \"a\" }",
+                Some("error"),
+            ),
+            (
+                "c := \"zz\"\nx if { count(input.x) > 0; data.a.c == \"a\" }",
+                Some("error"),
+            ),
+            (
+                "x if { count(input.x) > 0; input.s == \"a\" with input.zz as 1 }",
+                Some("error"),
+            ),
+        ];
+        let input = r#"{"x": 5, "b": "true", "s": "c", "t": "d", "n": 2.0, "arr": [2],
+            "o": {"k": "c"}, "xs": ["c"]}"#;
+        for (rule, opa) in cases {
+            let mut engine = PolicyEngine::new();
+            engine
+                .add_policy("a.rego", &format!("package a\n\n{rule}\n"))
+                .unwrap();
+            let got = engine.evaluate("a/x", Some(input));
+            let got = match &got {
+                Ok(d) => d.result.as_deref(),
+                Err(_) => Some("error"),
+            };
+            assert_eq!(got, *opa, "{rule}");
+        }
+    }
+
+    /// `glob.match` with a constant pattern is looked up by OPA's index too: a rule whose
+    /// reference holds no string is not evaluated (undefined), where the builtin alone raises
+    /// its type error. Each answer OPA v1.20's for `{"h": [1, "a"]}`.
+    #[test]
+    fn indexed_glob_matches_skip_the_rule_as_in_opa() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("glob.match(\"api.*\", [], input.h)", None),
+            ("glob.match(\"*.example.com\", [\".\"], input.h)", None),
+            ("glob.match(\"api.*\", [\".\"], input.h)", None),
+            ("glob.match(\"*\", [], input.h)", None),
+            ("glob.match(\"a.b\", [], input.h)", None),
+            ("glob.match(\"a:*\", [\":\"], input.h)", None),
+            ("glob.match(\"x.*.y\", [\".\"], input.h)", None),
+            ("glob.match(\"api.*\", [], input.h[0])", None),
+            ("glob.match(\"a*\", [], input.h)", Some("error")),
+            ("glob.match(\"a*\", [\".\"], input.h)", Some("error")),
+            ("glob.match(\"a.*\", null, input.h)", Some("error")),
+            ("glob.match(\"api.**\", [\".\"], input.h)", Some("error")),
+            ("glob.match(\"a?\", [], input.h)", Some("error")),
+            ("glob.match(\"[ab].c\", [], input.h)", Some("error")),
+            ("glob.match(\"{a,b}.c\", [], input.h)", Some("error")),
+        ];
+        for (call, opa) in cases {
+            let mut engine = PolicyEngine::new();
+            engine
+                .add_policy("a.rego", &format!("package a\n\nx if {{ {call} }}\n"))
+                .unwrap();
+            let got = engine.evaluate("a/x", Some(r#"{"h": [1, "a"]}"#));
+            let got = match &got {
+                Ok(d) => d.result.as_deref(),
+                Err(_) => Some("error"),
+            };
+            assert_eq!(got, *opa, "{call}");
+        }
+    }
+
+    #[test]
+    fn evaluation_errors_point_at_the_line_the_author_wrote() {
+        let mut engine = PolicyEngine::new();
+        let source = "package a\n\nx if {\n\tcount(input.x) > 0\n}\n\ny if { count(input.x) > 0; input.s }\n";
+        engine.add_policy("a.rego", source).unwrap();
+        // Line 4 ran as written: its column is kept.
+        let err = engine
+            .evaluate("a/x", Some(r#"{"x": 5}"#))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "evaluation failed: a.rego:4:10: count: operand 1 must be one of {array, object, set, \
+             string} but got number\n  4 | \tcount(input.x) > 0"
+        );
+        // Line 7 ran with docket's guards (`_ = input.s; ...`): the author's line, no column.
+        let err = engine
+            .evaluate("a/y", Some(r#"{"x": 5, "s": true}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("evaluation failed: a.rego:7: count: operand 1 must be"),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("\n  7 | y if { count(input.x) > 0; input.s }") && !err.contains("_ ="),
+            "{err}"
+        );
     }
 
     /// A comprehension's `some x` shadows the rule's `x` (`analysis::shadow`); each case with

@@ -25,6 +25,14 @@
 //! first body whose references are defined even when an `else` body's are not). No guard is
 //! added to a default rule, or for a partial set's element.
 //!
+//! The index also holds the value a body compares such a reference with: a literal `input.q ==
+//! "a"` (or `=`, either way round, with a scalar or an array of scalars) keeps the rule out when
+//! `input.q` holds another value, so `r if { count(input.x) > 0; input.s == "a" }` is undefined
+//! for `{"x": 5, "s": "c"}` in OPA, where the literals in order stop at `count`'s type error.
+//! docket copies each such literal to the head of its body, before the other literals; it can
+//! only fail, never raise an error, so that changes nothing else. Not: under `not`, with
+//! `with`, `!=`, `<`, a reference on both sides, a reference into `data`.
+//!
 //! The guards are added to the text for the interpreter only. The bytecode VM runs the module
 //! as written; a builtin error there sends the query to the interpreter, which has the guards,
 //! so both paths answer the same.
@@ -39,6 +47,8 @@ pub(super) struct Guards {
     /// Where the head ends, for a rule written without a body.
     head_end: usize,
     refs: Vec<String>,
+    /// Indexed equalities (`input.q == "a"`), as written, to check first.
+    equalities: Vec<String>,
 }
 
 /// The guards each body of `module` needs (bodies needing none are left out). Each body of a
@@ -55,14 +65,17 @@ pub(super) fn find(module: &Module, source: &str) -> Vec<Guards> {
             }
             RuleHead::Set { span, .. } => (None, span.end as usize),
         };
-        let mut add = |body: Option<((usize, usize), bool)>, mut refs: Vec<String>| {
+        let mut add = |body: Option<((usize, usize), bool)>,
+                       mut refs: Vec<String>,
+                       equalities: Vec<String>| {
             refs.sort();
             refs.dedup();
-            if !refs.is_empty() {
+            if !refs.is_empty() || !equalities.is_empty() {
                 out.push(Guards {
                     body,
                     head_end,
                     refs,
+                    equalities,
                 });
             }
         };
@@ -70,7 +83,7 @@ pub(super) fn find(module: &Module, source: &str) -> Vec<Guards> {
             if let Some(value) = head_value {
                 let mut refs = Vec::new();
                 collect(value, source, &mut refs);
-                add(None, refs);
+                add(None, refs, Vec::new());
             }
             continue;
         }
@@ -84,12 +97,14 @@ pub(super) fn find(module: &Module, source: &str) -> Vec<Guards> {
             if let Some(value) = value {
                 collect(value, source, &mut refs);
             }
-            literals(&body.query, source, &mut refs);
+            let mut equalities = Vec::new();
+            literals(&body.query, source, &mut refs, &mut equalities);
             let span = &body.query.span;
             let braced = source.as_bytes().get(span.start as usize) == Some(&b'{');
             add(
                 Some(((span.start as usize, span.end as usize), braced)),
                 refs,
+                equalities,
             );
         }
     }
@@ -101,7 +116,12 @@ pub(super) fn rewrite(source: &str, guards: &[Guards]) -> String {
     // (offset, text to insert) back to front, so earlier offsets stay valid.
     let mut inserts: Vec<(usize, String)> = Vec::new();
     for g in guards {
-        let checks: Vec<String> = g.refs.iter().map(|r| format!("_ = {r}")).collect();
+        let checks: Vec<String> = g
+            .refs
+            .iter()
+            .map(|r| format!("_ = {r}"))
+            .chain(g.equalities.iter().cloned())
+            .collect();
         match g.body {
             Some(((start, _), true)) => {
                 inserts.push((start + 1, format!(" {};", checks.join("; "))))
@@ -123,13 +143,37 @@ pub(super) fn rewrite(source: &str, guards: &[Guards]) -> String {
     out
 }
 
-fn literals(query: &Query, source: &str, refs: &mut Vec<String>) {
+fn literals(query: &Query, source: &str, refs: &mut Vec<String>, equalities: &mut Vec<String>) {
     for stmt in &query.stmts {
         if !stmt.with_mods.is_empty() {
             continue;
         }
         match &stmt.literal {
             Literal::Expr { expr, .. } => {
+                if let Expr::BoolExpr {
+                    op: BoolOp::Eq,
+                    lhs,
+                    rhs,
+                    ..
+                }
+                | Expr::AssignExpr {
+                    op: AssignOp::Eq,
+                    lhs,
+                    rhs,
+                    ..
+                } = expr.as_ref()
+                    && let Some((reference, value)) = match (lhs.as_ref(), rhs.as_ref()) {
+                        (r, v) | (v, r) if plain_input_ref(r) && constant(v) => Some((r, v)),
+                        _ => None,
+                    }
+                    && let (Some(reference), Some(value)) =
+                        (text_of(reference, source), constant_text(value, source))
+                {
+                    equalities.push(format!("{reference} == {value}"));
+                }
+                if let Some(check) = indexed_glob(expr, source) {
+                    equalities.push(check);
+                }
                 let both_refs = match expr.as_ref() {
                     Expr::BoolExpr {
                         op: BoolOp::Eq,
@@ -152,6 +196,101 @@ fn literals(query: &Query, source: &str, refs: &mut Vec<String>) {
             Literal::Every { domain, .. } => collect(domain, source, refs),
             Literal::SomeVars { .. } | Literal::SomeIn { .. } | Literal::NotExpr { .. } => {}
         }
+    }
+}
+
+/// `glob.match(pattern, delimiters, input.ref)` as OPA's index holds it: a constant pattern
+/// whose every part between delimiters is `*` or has no glob syntax, constant delimiters (none
+/// meaning `.`), a plain `input` reference. The index keeps the rule out when the reference
+/// holds no string or one the pattern does not match; the check written for that, to run
+/// first: `is_string(input.ref); glob.match(...)`.
+fn indexed_glob(expr: &Expr, source: &str) -> Option<String> {
+    let Expr::Call { fcn, params, .. } = expr else {
+        return None;
+    };
+    if text_of(fcn, source)? != "glob.match" {
+        return None;
+    }
+    let [pattern, delimiters, reference] = params.as_slice() else {
+        return None;
+    };
+    let (Expr::String { value, .. } | Expr::RawString { value, .. }) = pattern.as_ref() else {
+        return None;
+    };
+    let pattern_text = value.as_string().ok()?.to_string();
+    let Expr::Array { items, .. } = delimiters.as_ref() else {
+        return None;
+    };
+    let mut delims = Vec::new();
+    for item in items {
+        let (Expr::String { value, .. } | Expr::RawString { value, .. }) = item.as_ref() else {
+            return None;
+        };
+        delims.push(value.as_string().ok()?.to_string());
+    }
+    if !plain_input_ref(reference) {
+        return None;
+    }
+    let splitters: Vec<&str> = if delims.is_empty() {
+        vec!["."]
+    } else {
+        delims.iter().map(String::as_str).collect()
+    };
+    let mut parts = vec![pattern_text.as_str()];
+    for d in splitters.iter().filter(|d| !d.is_empty()) {
+        parts = parts.iter().flat_map(|p| p.split(d)).collect();
+    }
+    let plain = |p: &&str| *p == "*" || !p.contains(['*', '?', '[', ']', '{', '}', '\\']);
+    if !parts.iter().all(plain) {
+        return None;
+    }
+    let reference = text_of(reference, source)?;
+    Some(format!(
+        "is_string({reference}); glob.match({}, {}, {reference})",
+        constant_text(pattern, source)?,
+        constant_text(delimiters, source)?
+    ))
+}
+
+/// A scalar, or an array of scalars: a value OPA's index compares a reference with.
+fn constant(expr: &Expr) -> bool {
+    match expr {
+        Expr::Array { items, .. } => items.iter().all(|i| scalar(i)),
+        other => scalar(other),
+    }
+}
+
+fn scalar(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::String { .. }
+            | Expr::RawString { .. }
+            | Expr::Number { .. }
+            | Expr::Bool { .. }
+            | Expr::Null { .. }
+    )
+}
+
+fn text_of(expr: &Expr, source: &str) -> Option<String> {
+    let span = expr.span();
+    source
+        .get(span.start as usize..span.end as usize)
+        .map(str::to_string)
+}
+
+/// A constant written out again: a string as JSON (its span leaves out the quotes), any other
+/// scalar as written.
+fn constant_text(expr: &Expr, source: &str) -> Option<String> {
+    match expr {
+        Expr::String { value, .. } | Expr::RawString { value, .. } => {
+            serde_json::to_string(value.as_string().ok()?.as_ref()).ok()
+        }
+        Expr::Array { items, .. } => {
+            let items: Option<Vec<String>> =
+                items.iter().map(|i| constant_text(i, source)).collect();
+            Some(format!("[{}]", items?.join(", ")))
+        }
+        other => text_of(other, source),
     }
 }
 
