@@ -594,6 +594,19 @@ allow if { some g in data.grants[input.user]; g == input.action }
         assert_eq!(d.result, None);
     }
 
+    /// `data.a.x` for `input` in a module of `rules` (package `a`): its JSON text, `None` when
+    /// undefined, `"error"` when evaluation fails.
+    fn answer(rules: &str, input: &str) -> Option<String> {
+        let mut engine = PolicyEngine::new();
+        engine
+            .add_policy("a.rego", &format!("package a\n\n{rules}\n"))
+            .unwrap();
+        match engine.evaluate("a/x", Some(input)) {
+            Ok(d) => d.result,
+            Err(_) => Some("error".to_string()),
+        }
+    }
+
     /// A rule whose body reads an undefined plain `input` reference is not evaluated at all in
     /// OPA, so a builtin error in it is never raised (`analysis::index_guard`). Each case with
     /// the answer the real OPA engine (v1.20) gave for `{"m": []}` (no `q`): `None` undefined,
@@ -660,16 +673,7 @@ allow if { some g in data.grants[input.user]; g == input.action }
             ),
         ];
         for (rule, opa) in cases {
-            let mut engine = PolicyEngine::new();
-            engine
-                .add_policy("a.rego", &format!("package a\n\n{rule}\n"))
-                .unwrap();
-            let got = engine.evaluate("a/x", Some(r#"{"m": []}"#));
-            let got = match &got {
-                Ok(d) => d.result.as_deref(),
-                Err(_) => Some("error"),
-            };
-            assert_eq!(got, *opa, "{rule}");
+            assert_eq!(answer(rule, r#"{"m": []}"#).as_deref(), *opa, "{rule}");
         }
     }
 
@@ -727,16 +731,7 @@ allow if { some g in data.grants[input.user]; g == input.action }
         let input = r#"{"x": 5, "b": "true", "s": "c", "t": "d", "n": 2.0, "arr": [2],
             "o": {"k": "c"}, "xs": ["c"]}"#;
         for (rule, opa) in cases {
-            let mut engine = PolicyEngine::new();
-            engine
-                .add_policy("a.rego", &format!("package a\n\n{rule}\n"))
-                .unwrap();
-            let got = engine.evaluate("a/x", Some(input));
-            let got = match &got {
-                Ok(d) => d.result.as_deref(),
-                Err(_) => Some("error"),
-            };
-            assert_eq!(got, *opa, "{rule}");
+            assert_eq!(answer(rule, input).as_deref(), *opa, "{rule}");
         }
     }
 
@@ -763,16 +758,12 @@ allow if { some g in data.grants[input.user]; g == input.action }
             ("glob.match(\"{a,b}.c\", [], input.h)", Some("error")),
         ];
         for (call, opa) in cases {
-            let mut engine = PolicyEngine::new();
-            engine
-                .add_policy("a.rego", &format!("package a\n\nx if {{ {call} }}\n"))
-                .unwrap();
-            let got = engine.evaluate("a/x", Some(r#"{"h": [1, "a"]}"#));
-            let got = match &got {
-                Ok(d) => d.result.as_deref(),
-                Err(_) => Some("error"),
-            };
-            assert_eq!(got, *opa, "{call}");
+            let rule = format!("x if {{ {call} }}");
+            assert_eq!(
+                answer(&rule, r#"{"h": [1, "a"]}"#).as_deref(),
+                *opa,
+                "{call}"
+            );
         }
     }
 

@@ -150,19 +150,8 @@ fn literals(query: &Query, source: &str, refs: &mut Vec<String>, equalities: &mu
         }
         match &stmt.literal {
             Literal::Expr { expr, .. } => {
-                if let Expr::BoolExpr {
-                    op: BoolOp::Eq,
-                    lhs,
-                    rhs,
-                    ..
-                }
-                | Expr::AssignExpr {
-                    op: AssignOp::Eq,
-                    lhs,
-                    rhs,
-                    ..
-                } = expr.as_ref()
-                    && let Some((reference, value)) = match (lhs.as_ref(), rhs.as_ref()) {
+                if let Some((lhs, rhs)) = equality(expr)
+                    && let Some((reference, value)) = match (lhs, rhs) {
                         (r, v) | (v, r) if plain_input_ref(r) && constant(v) => Some((r, v)),
                         _ => None,
                     }
@@ -174,21 +163,7 @@ fn literals(query: &Query, source: &str, refs: &mut Vec<String>, equalities: &mu
                 if let Some(check) = indexed_glob(expr, source) {
                     equalities.push(check);
                 }
-                let both_refs = match expr.as_ref() {
-                    Expr::BoolExpr {
-                        op: BoolOp::Eq,
-                        lhs,
-                        rhs,
-                        ..
-                    }
-                    | Expr::AssignExpr {
-                        op: AssignOp::Eq,
-                        lhs,
-                        rhs,
-                        ..
-                    } => is_ref(lhs) && is_ref(rhs),
-                    _ => false,
-                };
+                let both_refs = equality(expr).is_some_and(|(l, r)| is_ref(l) && is_ref(r));
                 if !both_refs {
                     collect(expr, source, refs);
                 }
@@ -291,6 +266,25 @@ fn constant_text(expr: &Expr, source: &str) -> Option<String> {
             Some(format!("[{}]", items?.join(", ")))
         }
         other => text_of(other, source),
+    }
+}
+
+/// The two sides of `a == b` or `a = b`.
+fn equality(expr: &Expr) -> Option<(&Expr, &Expr)> {
+    match expr {
+        Expr::BoolExpr {
+            op: BoolOp::Eq,
+            lhs,
+            rhs,
+            ..
+        }
+        | Expr::AssignExpr {
+            op: AssignOp::Eq,
+            lhs,
+            rhs,
+            ..
+        } => Some((lhs, rhs)),
+        _ => None,
     }
 }
 
