@@ -634,6 +634,53 @@ fn eval_answers_as_opa_eval_and_refuses_a_typo_before_sealing_anything() {
         "genesis, the policy load and the one decision"
     );
 
+    // Numbers as OPA has them, printed with all their digits: an integer beyond 64 bits stays
+    // exact in every output format and in the sealed answer, and 0.1 * 3 is 0.3.
+    let numbers = dir.join("n.rego");
+    std::fs::write(
+        &numbers,
+        "package n\n\nimport rego.v1\n\nx := [input.big + 1, input.tenth * 3]\n",
+    )
+    .unwrap();
+    let numbers_input = dir.join("n.json");
+    std::fs::write(
+        &numbers_input,
+        r#"{"big": 18446744073709551617, "tenth": 0.1}"#,
+    )
+    .unwrap();
+    let eval_numbers = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "-d",
+            numbers.to_str().unwrap(),
+            "-i",
+            numbers_input.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push("data.n.x");
+        docket(&args)
+    };
+    for format in ["json", "pretty", "raw"] {
+        let (code, out) = eval_numbers(&["-f", format]);
+        assert_eq!(code, 0, "{out}");
+        let compact: String = out.split_whitespace().collect();
+        assert!(
+            compact.contains("[18446744073709551618,0.3]"),
+            "{format}: {out}"
+        );
+    }
+    let (code, out) = eval_numbers(&[
+        "--dir",
+        log_dir.to_str().unwrap(),
+        "--key",
+        dir.join("docket.key").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(r#""result":[18446744073709551618,0.3]"#),
+        "{out}"
+    );
+
     // print() output goes to standard error, in OPA's form.
     let printing = dir.join("pr.rego");
     std::fs::write(

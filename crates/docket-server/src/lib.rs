@@ -264,7 +264,6 @@ impl From<appender::AppendError> for ApiError {
     }
 }
 
-/// Reads the policy files and directories given on the command line (or the examples).
 /// Whether a directory tree holds a `.rego` or `.json` file anywhere.
 fn holds_policy_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
@@ -278,6 +277,7 @@ fn holds_policy_files(dir: &Path) -> bool {
     })
 }
 
+/// Reads the policy files and directories given on the command line (or the examples).
 pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<PolicySet> {
     let mut set = PolicySet {
         revision,

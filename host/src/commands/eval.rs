@@ -150,31 +150,75 @@ fn evaluate(args: &EvalArgs, path: &str, files: &[PathBuf]) -> Result<i32> {
         eprintln!("{line}");
     }
     let decision = decision?;
-    let value: Option<serde_json::Value> = decision
-        .result
-        .as_deref()
-        .map(serde_json::from_str)
-        .transpose()?;
     let query = if path.is_empty() {
         "data".to_string()
     } else {
         format!("data.{}", path.replace('/', "."))
     };
-    match (args.format, value) {
-        (Format::Json, Some(value)) => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"result": [{"expressions": [
-                {"value": value, "text": query, "location": {"row": 1, "col": 1}}
-            ]}]}))?
-        ),
-        (Format::Json, None) => println!("{{}}"),
-        (Format::Pretty, Some(value)) => println!("{}", serde_json::to_string_pretty(&value)?),
-        (Format::Pretty, None) => println!("undefined"),
-        (Format::Raw, Some(serde_json::Value::String(s))) => println!("{s}"),
-        (Format::Raw, Some(value)) => println!("{value}"),
-        (Format::Raw, None) => {}
+    let Some(result) = decision.result else {
+        match args.format {
+            Format::Json => println!("{{}}"),
+            Format::Pretty => println!("undefined"),
+            Format::Raw => {}
+        }
+        return Ok(0);
+    };
+    // The value is printed from its own text, so an integer beyond 64 bits keeps its digits
+    // (a serde_json value would round it to an f64).
+    let raw = serde_json::value::RawValue::from_string(result.clone())?;
+    match args.format {
+        Format::Json => {
+            let shape = EvalOutput {
+                result: [QueryResult {
+                    expressions: [Expression {
+                        value: &raw,
+                        text: &query,
+                        location: Location { row: 1, col: 1 },
+                    }],
+                }],
+            };
+            println!("{}", serde_json::to_string_pretty(&shape)?);
+        }
+        Format::Pretty => println!("{}", pretty_exact(&result)),
+        Format::Raw => match serde_json::from_str::<String>(&result) {
+            Ok(s) => println!("{s}"),
+            Err(_) => println!("{result}"),
+        },
     }
     Ok(0)
+}
+
+/// `opa eval`'s output shape for one defined value.
+#[derive(serde::Serialize)]
+struct EvalOutput<'a> {
+    result: [QueryResult<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+struct QueryResult<'a> {
+    expressions: [Expression<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+struct Expression<'a> {
+    value: &'a serde_json::value::RawValue,
+    text: &'a str,
+    location: Location,
+}
+
+#[derive(serde::Serialize)]
+struct Location {
+    row: u32,
+    col: u32,
+}
+
+/// `text` (JSON) indented, when serde_json holds every number in it exactly; else as it is.
+fn pretty_exact(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .filter(|v| v.to_string() == text)
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_string())
 }
 
 /// Decides once, seals the decision into the log in `dir`, and prints it.
@@ -215,23 +259,46 @@ fn seal(args: &EvalArgs, dir: &Path, key: &Path, path: &str, files: &[PathBuf]) 
     }
     let sealed = sealed?;
     log.commit()?;
-    let result: serde_json::Value = match &sealed.result {
-        Some(r) => serde_json::from_str(r)?,
-        None => serde_json::Value::Null,
+    // The result from its own text, so an integer beyond 64 bits keeps its digits.
+    let result = sealed
+        .result
+        .clone()
+        .map(serde_json::value::RawValue::from_string)
+        .transpose()?;
+    let out = match &sealed.entry {
+        Some(e) => SealedOutput {
+            decision_id: Some(&e.decision_id),
+            seq: Some(e.seq),
+            entry_hash: Some(&e.entry_hash),
+            dropped: None,
+            result: result.as_deref(),
+        },
+        None => SealedOutput {
+            decision_id: None,
+            seq: None,
+            entry_hash: None,
+            dropped: Some("by the logging rules; counted in a tally entry"),
+            result: result.as_deref(),
+        },
     };
-    let mut out = match &sealed.entry {
-        Some(e) => {
-            serde_json::json!({"decision_id": e.decision_id, "seq": e.seq, "entry_hash": e.entry_hash})
-        }
-        None => {
-            serde_json::json!({"dropped": "by the logging rules; counted in a tally entry"})
-        }
-    };
-    if sealed.result.is_some() {
-        out["result"] = result;
-    }
-    println!("{out}");
+    println!("{}", serde_json::to_string(&out)?);
     Ok(0)
+}
+
+/// What a sealing `docket eval` prints: the entry, or that the logging rules dropped the
+/// decision, and the result when defined.
+#[derive(serde::Serialize)]
+struct SealedOutput<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry_hash: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropped: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a serde_json::value::RawValue>,
 }
 
 /// Opens the log in `dir` (or starts one, named after the key), with the policy version its last
