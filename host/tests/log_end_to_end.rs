@@ -711,24 +711,64 @@ fn eval_answers_as_opa_eval_and_refuses_a_typo_before_sealing_anything() {
         "pr.rego:6: checking alice"
     );
 
-    // A policy repository with a nested data directory is refused in words, not half-loaded.
+    // A policy repository loads as OPA loads it: recursively, each data file at its
+    // directory's path, modules named by their path under the directory given (two
+    // `policy.rego`s side by side), objects merging key by key.
     let repo = dir.join("repo");
-    std::fs::create_dir_all(repo.join("sub")).unwrap();
-    std::fs::copy(&printing, repo.join("pr.rego")).unwrap();
-    std::fs::write(repo.join("sub/data.json"), r#"{"x": 1}"#).unwrap();
-    let (code, out) = docket(&[
-        "eval",
-        "-d",
-        repo.to_str().unwrap(),
-        "-i",
-        input,
-        "data.pr.allow",
-    ]);
+    std::fs::create_dir_all(repo.join("team/roles")).unwrap();
+    std::fs::create_dir_all(repo.join("other")).unwrap();
+    std::fs::create_dir_all(repo.join("lists/names")).unwrap();
+    std::fs::write(repo.join("data.json"), r#"{"top": {"a": 1}}"#).unwrap();
+    std::fs::write(repo.join("more.json"), r#"{"top": {"b": 2}}"#).unwrap();
+    std::fs::write(repo.join("team/roles/data.json"), r#"{"alice": "admin"}"#).unwrap();
+    std::fs::write(repo.join("lists/names/names.json"), r#"["x", "y"]"#).unwrap();
+    std::fs::write(repo.join("team/notes.txt"), "not OPA's to load").unwrap();
+    std::fs::write(
+        repo.join("team/policy.rego"),
+        "package team\n\nimport rego.v1\n\nrole := data.team.roles[input.user]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        repo.join("other/policy.rego"),
+        "package other\n\nimport rego.v1\n\nall := [data.top, data.lists.names]\n",
+    )
+    .unwrap();
+    let eval_repo = |query: &str| {
+        docket(&[
+            "eval",
+            "-d",
+            repo.to_str().unwrap(),
+            "-i",
+            input,
+            "-f",
+            "raw",
+            query,
+        ])
+    };
+    assert_eq!(eval_repo("data.team.role"), (0, "admin\n".to_string()));
+    let (code, out) = eval_repo("data.other.all");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap(),
+        serde_json::json!([{"a": 1, "b": 2}, ["x", "y"]])
+    );
+    // The same key set twice is refused, naming where; so is YAML, which docket does not read.
+    std::fs::write(
+        repo.join("team/clash.json"),
+        r#"{"roles": {"alice": "viewer"}}"#,
+    )
+    .unwrap();
+    let (code, out) = eval_repo("data.team.role");
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("holds policy or data files in a subdirectory"),
+        out.contains("data at team/roles/alice is already set"),
         "{out}"
     );
+    std::fs::remove_file(repo.join("team/clash.json")).unwrap();
+    std::fs::write(repo.join("team/extra.yaml"), "a: 1\n").unwrap();
+    let (code, out) = eval_repo("data.team.role");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("does not read YAML data files yet"), "{out}");
 
     // Rego beyond a data reference is said to be out of reach, not misread.
     let (code, out) = docket(&[

@@ -264,20 +264,12 @@ impl From<appender::AppendError> for ApiError {
     }
 }
 
-/// Whether a directory tree holds a `.rego` or `.json` file anywhere.
-fn holds_policy_files(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.filter_map(|e| e.ok().map(|e| e.path())).any(|p| {
-            if p.is_dir() {
-                holds_policy_files(&p)
-            } else {
-                p.extension().is_some_and(|x| x == "rego" || x == "json")
-            }
-        })
-    })
-}
-
-/// Reads the policy files and directories given on the command line (or the examples).
+/// Reads the policy files and directories given on the command line (or the examples), as OPA
+/// loads them: a directory is read whole, recursively; a module's id is its path under the
+/// directory given (`rbac.rego`, `team/rbac.rego`); a data file's document is placed at its
+/// directory's path under that directory (`team/roles/data.json` at `data.team.roles`, a file
+/// at the top at the root of `data`), objects merging key by key. A file given by itself is a
+/// module named by its file name, or data at the root.
 pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<PolicySet> {
     let mut set = PolicySet {
         revision,
@@ -286,79 +278,147 @@ pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<Po
     if paths.is_empty() {
         for p in examples::DEFAULTS {
             set.modules.insert(p.id.to_string(), p.source.to_string());
-            merge_data(&mut set, p.data, Path::new(p.id))?;
+            merge_data(&mut set, p.data, Path::new(p.id), &[])?;
         }
         return Ok(set);
     }
-    let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let entries: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("reading {}", path.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .collect();
-            // OPA loads a directory tree, placing each data file at its directory's path;
-            // docket reads one level and merges data at the root. Rather than skip a nested
-            // directory without a word (or place its data where OPA would not), refuse it.
-            if let Some(nested) = entries.iter().find(|p| p.is_dir() && holds_policy_files(p)) {
-                bail!(
-                    "{} holds policy or data files in a subdirectory ({}); docket loads one \
-                     directory level and does not place data at its directory's path as OPA \
-                     does yet: give that directory as its own --policy (its data then merges at \
-                     the root of data), or flatten the tree",
-                    path.display(),
-                    nested.display()
-                );
-            }
-            let mut found: Vec<PathBuf> = entries
-                .into_iter()
-                .filter(|p| p.extension().is_some_and(|x| x == "rego" || x == "json"))
-                .collect();
-            found.sort();
-            files.extend(found);
+            load_tree(&mut set, path, &[])?;
         } else {
-            files.push(path.clone());
-        }
-    }
-    for file in files {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading the policy file {}", file.display()))?;
-        match file.extension().and_then(|x| x.to_str()) {
-            Some("rego") => {
-                let id = file
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if set.modules.insert(id.clone(), text).is_some() {
-                    bail!("two policy files are named {id}; module ids must be unique");
-                }
-            }
-            Some("json") => merge_data(&mut set, &text, &file)?,
-            _ => bail!(
-                "{}: expected a .rego policy or a .json data file",
-                file.display()
-            ),
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            load_file(&mut set, path, &name, &[])?;
         }
     }
     Ok(set)
 }
 
-fn merge_data(set: &mut PolicySet, text: &str, file: &Path) -> Result<()> {
+/// Everything under `dir`, whose path under the directory given is `prefix`.
+fn load_tree(set: &mut PolicySet, dir: &Path, prefix: &[String]) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("reading {}", dir.display()))?;
+    entries.sort();
+    for entry in entries {
+        let name = entry
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if entry.is_dir() {
+            let mut inner = prefix.to_vec();
+            inner.push(name);
+            load_tree(set, &entry, &inner)?;
+        } else if entry
+            .extension()
+            .is_some_and(|x| x == "rego" || x == "json" || x == "yaml" || x == "yml")
+        {
+            let id = prefix
+                .iter()
+                .map(String::as_str)
+                .chain([name.as_str()])
+                .collect::<Vec<_>>()
+                .join("/");
+            load_file(set, &entry, &id, prefix)?;
+        }
+        // Any other file is not OPA's to load either.
+    }
+    Ok(())
+}
+
+/// One policy or data file: a module named `id`, or data placed at `prefix`.
+fn load_file(set: &mut PolicySet, file: &Path, id: &str, prefix: &[String]) -> Result<()> {
+    match file.extension().and_then(|x| x.to_str()) {
+        Some("rego") => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading the policy file {}", file.display()))?;
+            if set.modules.insert(id.to_string(), text).is_some() {
+                bail!(
+                    "two policy files have the module id {id} (a module's id is its path under \
+                     the directory given); give their common parent directory instead, or \
+                     rename one"
+                );
+            }
+        }
+        Some("json") => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading the data file {}", file.display()))?;
+            merge_data(set, &text, file, prefix)?;
+        }
+        Some("yaml" | "yml") => bail!(
+            "{}: docket does not read YAML data files yet (its YAML reader would read some \
+             values otherwise than OPA's YAML 1.1, such as yes and no); convert it to JSON",
+            file.display()
+        ),
+        _ => bail!(
+            "{}: expected a .rego policy or a .json data file",
+            file.display()
+        ),
+    }
+    Ok(())
+}
+
+/// Merges the JSON document in `text` into `data` at `prefix`, key by key, as OPA merges data
+/// files; the same key with two values that are not both objects is refused.
+fn merge_data(set: &mut PolicySet, text: &str, file: &Path, prefix: &[String]) -> Result<()> {
     docket_ledger::json::check(text)
         .map_err(|e| anyhow!("{} is not valid JSON: {e}", file.display()))?;
     let value: serde_json::Value = serde_json::from_str(text)
         .with_context(|| format!("{} is not valid JSON", file.display()))?;
-    let serde_json::Value::Object(map) = value else {
-        bail!("{}: a data file must hold a JSON object", file.display());
-    };
-    for (k, v) in map {
-        if set.data.contains_key(&k) {
+    let Some((last, parents)) = prefix.split_last() else {
+        let serde_json::Value::Object(map) = value else {
             bail!(
-                "{}: data key {k:?} is already set by another data file",
+                "{}: a data file at the top of a policy directory must hold a JSON object",
                 file.display()
             );
+        };
+        return merge_object(&mut set.data, map, file, "");
+    };
+    let mut node = &mut set.data;
+    let mut at = String::new();
+    for key in parents {
+        at = format!("{at}/{key}");
+        let child = node
+            .entry(key.clone())
+            .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+        let serde_json::Value::Object(child) = child else {
+            bail!(
+                "{}: data at {at} is already set by another data file and is not an object",
+                file.display()
+            );
+        };
+        node = child;
+    }
+    let mut wrapped = serde_json::Map::new();
+    wrapped.insert(last.clone(), value);
+    merge_object(node, wrapped, file, &at)
+}
+
+fn merge_object(
+    into: &mut serde_json::Map<String, serde_json::Value>,
+    from: serde_json::Map<String, serde_json::Value>,
+    file: &Path,
+    at: &str,
+) -> Result<()> {
+    for (key, value) in from {
+        let here = format!("{at}/{key}");
+        match (into.get_mut(&key), value) {
+            (None, value) => {
+                into.insert(key, value);
+            }
+            (Some(serde_json::Value::Object(existing)), serde_json::Value::Object(more)) => {
+                merge_object(existing, more, file, &here)?;
+            }
+            (Some(_), _) => bail!(
+                "{}: data at {} is already set by another data file",
+                file.display(),
+                here.trim_start_matches('/')
+            ),
         }
-        set.data.insert(k, v);
     }
     Ok(())
 }
