@@ -32,6 +32,14 @@ enum Command {
     /// Example (seal into ./log):
     ///   docket eval -d examples/policies -i input.json 'data.rbac.allow' --dir log --key docket.key
     Eval(commands::eval::EvalArgs),
+    /// Run the policies' Rego tests as `opa test` does: every rule named test_* passes when it
+    /// is true. Nothing is sealed.
+    ///
+    /// Exit 0 when every test passes; 1 when one fails or raises an error; 2 when the policies
+    /// cannot be read or loaded.
+    ///
+    /// Example: docket test policies/ -v
+    Test(commands::test::TestArgs),
     /// Verify a log directory or an export file against the log's genesis public key.
     ///
     /// Exit 0 with a summary; 1 naming the first bad entry and why, damage in the files (file,
@@ -93,6 +101,7 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Keygen(args) => keys::keygen(args),
         Command::Eval(args) => eval::run(args),
+        Command::Test(args) => test::run(args),
         Command::Verify(args) => verify::run(args),
         Command::RotateKey(args) => keys::rotate_key(args),
         Command::Log(cmd) => log::run(cmd),

@@ -828,3 +828,47 @@ fn verify_says_what_to_give_it_when_given_the_wrong_thing() {
     ]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// `docket test` classifies each test as OPA v1.20 evaluates it (`tests/rego-test-fixture/`:
+/// the engine gave `true` for four tests, undefined for `test_wrong`, 7 for `test_value`, a type
+/// error for `test_error`), and exits 1 when one fails, 0 when those run all pass.
+#[test]
+fn test_runs_rego_tests_as_opa_test_does() {
+    let fixture = crate::common::repo().join("tests/rego-test-fixture");
+    let fixture = fixture.to_str().unwrap();
+    let (code, out) = docket(&["test", fixture]);
+    assert_eq!(code, 1, "{out}");
+    for line in [
+        "data.app_test.test_wrong: FAIL",
+        "data.app_test.test_value: FAIL",
+        "data.app_test.test_error: ERROR",
+        "data.app_test.todo_test_later: SKIPPED",
+        "PASS: 4/8",
+        "FAIL: 2/8",
+        "SKIPPED: 1/8",
+        "ERROR: 1/8",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    assert!(
+        !out.contains("test_alice_allowed"),
+        "passes are quiet: {out}"
+    );
+    assert!(out.contains("its value is 7, not true"), "{out}");
+
+    let (code, out) = docket(&["test", fixture, "-v", "--run", "alice|bob|helper|limit"]);
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "data.app_test.test_alice_allowed: PASS",
+        "data.app_test.test_bob_denied: PASS",
+        "data.app_test.test_limit: PASS",
+        "data.app_test.test_uses_helper: PASS",
+        "PASS: 4/4",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+
+    let (code, out) = docket(&["test", fixture, "--run", "("]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--run is not a regular expression"), "{out}");
+}

@@ -100,6 +100,10 @@ impl policy::GuestEngine for EngineResource {
         self.0.borrow().defines(&path)
     }
 
+    fn test_rules(&self) -> (Vec<String>, Vec<String>) {
+        self.0.borrow().test_rules()
+    }
+
     fn gather_prints(&self, on: bool) {
         self.0.borrow_mut().set_gather_prints(on);
     }

@@ -286,6 +286,41 @@ pub(crate) fn definitions(id: &str, source: &str) -> Option<(Vec<String>, Vec<St
     Some((package, rules))
 }
 
+/// The data paths (`pkg/test_x`) of a module's test rules as OPA finds them: rules (not
+/// functions) whose name starts with `test_`, and, apart, those starting with `todo_test_`,
+/// which OPA reports as skipped; each once, in the order the module defines them.
+pub(crate) fn test_rules(id: &str, source: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let module = parse(id, source)?;
+    let package = get_path_string(&module.package.refr, None)
+        .ok()?
+        .replace('.', "/");
+    let (mut tests, mut skipped) = (Vec::new(), Vec::new());
+    for rule in &module.policy {
+        if let Rule::Spec {
+            head: RuleHead::Func { .. },
+            ..
+        } = rule.as_ref()
+        {
+            continue;
+        }
+        let Some(name) = rule_name(rule) else {
+            continue;
+        };
+        let list = if name.starts_with("test_") {
+            &mut tests
+        } else if name.starts_with("todo_test_") {
+            &mut skipped
+        } else {
+            continue;
+        };
+        let path = format!("{package}/{name}");
+        if !list.contains(&path) {
+            list.push(path);
+        }
+    }
+    Some((tests, skipped))
+}
+
 /// The first segment of a rule's name (`allow`, `roles` of `roles[r]`, `a` of `a.b.c`).
 fn rule_name(rule: &Rule) -> Option<String> {
     let refr = match rule {

@@ -209,6 +209,20 @@ impl PolicyEngine {
         self.engine.take_prints().unwrap_or_default()
     }
 
+    /// The test rules of the loaded modules, as `opa test` finds them: `(tests, skipped)`,
+    /// data paths (`pkg/test_x`) by module id, then in each module's order; `skipped` are the
+    /// `todo_test_` rules.
+    pub fn test_rules(&self) -> (Vec<String>, Vec<String>) {
+        let (mut tests, mut skipped) = (Vec::new(), Vec::new());
+        for (id, source) in &self.modules {
+            if let Some((t, s)) = analysis::test_rules(id, source) {
+                tests.extend(t);
+                skipped.extend(s);
+            }
+        }
+        (tests, skipped)
+    }
+
     /// Whether `path` (slash-separated under `data`) names something the loaded policies or
     /// data define: a package or a package above one, a rule (or a document inside a rule's
     /// value), or a document of the data. A typo (`rbac/alow`) names nothing: evaluating it is

@@ -480,6 +480,12 @@ impl Instance {
         self.call(|b, s| b.docket_audit_policy().engine().call_defines(s, e, path))
     }
 
+    /// The loaded modules' test rules and skipped `todo_test_` rules (see the WIT).
+    pub fn test_rules(&mut self) -> Result<(Vec<String>, Vec<String>), CallError> {
+        let e = self.engine;
+        self.call(|b, s| b.docket_audit_policy().engine().call_test_rules(s, e))
+    }
+
     /// Starts a new log in this instance; returns its genesis entry.
     pub fn start_log(
         &mut self,

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod keys;
 pub mod log;
 pub mod serve;
+pub mod test;
 pub mod verify;
 
 use anyhow::{Result, anyhow};
