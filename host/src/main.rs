@@ -40,6 +40,13 @@ enum Command {
     ///
     /// Example: docket test policies/ -v
     Test(commands::test::TestArgs),
+    /// Load the policies and data as `docket serve` would and report every module that does not
+    /// (syntax, safety, an unsupported builtin), as `opa check` does. Nothing is evaluated.
+    ///
+    /// Exit 0 when everything loads; 1 naming each error.
+    ///
+    /// Example: docket check policies/
+    Check(commands::check::CheckArgs),
     /// Verify a log directory or an export file against the log's genesis public key.
     ///
     /// Exit 0 with a summary; 1 naming the first bad entry and why, damage in the files (file,
@@ -102,6 +109,7 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Keygen(args) => keys::keygen(args),
         Command::Eval(args) => eval::run(args),
         Command::Test(args) => test::run(args),
+        Command::Check(args) => check::run(args),
         Command::Verify(args) => verify::run(args),
         Command::RotateKey(args) => keys::rotate_key(args),
         Command::Log(cmd) => log::run(cmd),

@@ -872,3 +872,37 @@ fn test_runs_rego_tests_as_opa_test_does() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("--run is not a regular expression"), "{out}");
 }
+
+/// `docket check` loads without evaluating, and names every module that does not load.
+#[test]
+fn check_names_every_module_that_does_not_load() {
+    let fixture = crate::common::repo().join("tests/rego-test-fixture");
+    let (code, out) = docket(&["check", fixture.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("2 modules and the data load without errors"),
+        "{out}"
+    );
+
+    let dir = scratch("check");
+    std::fs::write(dir.join("a.rego"), "package a\n\nallow if {\n").unwrap();
+    std::fs::write(
+        dir.join("b.rego"),
+        "package b\n\nimport rego.v1\n\nx := http.send({\"method\": \"get\", \"url\": \"u\"})\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("c.rego"),
+        "package c\n\nimport rego.v1\n\nok := true\n",
+    )
+    .unwrap();
+    let (code, out) = docket(&["check", dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("a.rego:"), "{out}");
+    assert!(
+        out.contains("b.rego:") && out.contains("http.send"),
+        "{out}"
+    );
+    assert!(!out.contains("c.rego:"), "{out}");
+    assert!(out.contains("2 errors: fix them and check again"), "{out}");
+}

@@ -216,7 +216,7 @@ struct Location {
 fn pretty_exact(text: &str) -> String {
     serde_json::from_str::<serde_json::Value>(text)
         .ok()
-        .filter(|v| v.to_string() == text)
+        .filter(|v| serde_json::to_string(v).is_ok_and(|t| t == text))
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or_else(|| text.to_string())
 }
