@@ -765,6 +765,19 @@ fn eval_answers_as_opa_eval_and_refuses_a_typo_before_sealing_anything() {
         "{out}"
     );
     std::fs::remove_file(repo.join("team/clash.json")).unwrap();
+    // A number the data tree would round is refused, not changed.
+    std::fs::write(
+        repo.join("team/ids.json"),
+        r#"{"big": 18446744073709551617}"#,
+    )
+    .unwrap();
+    let (code, out) = eval_repo("data.team.role");
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("the integer 18446744073709551617 is beyond 64 bits"),
+        "{out}"
+    );
+    std::fs::remove_file(repo.join("team/ids.json")).unwrap();
     std::fs::write(repo.join("team/extra.yaml"), "a: 1\n").unwrap();
     let (code, out) = eval_repo("data.team.role");
     assert_eq!(code, 2, "{out}");

@@ -342,6 +342,24 @@ fn policy_changes_need_the_token_and_are_sealed_before_they_take_effect() {
     assert_eq!(status, 400);
     assert_eq!(err["code"], "invalid_parameter");
     assert_eq!(err["errors"][0]["code"], "rego_parse_error");
+    // A data document docket would have to round (an integer beyond 64 bits) is refused in
+    // words, and nothing is sealed for it.
+    let (status, err) = json_of(
+        c.put(server.url("/v1/data/tenants/ids"))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/json")
+            .body(r#"{"big": 18446744073709551617}"#)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("the integer 18446744073709551617 is beyond 64 bits"),
+        "{err}"
+    );
     let (_, still) = decide(&c, &server, "tenants/allow", &json!({"tenant": "acme"}));
     assert_eq!(still["result"], json!(true));
     let (status, _) = json_of(

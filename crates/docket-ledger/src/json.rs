@@ -247,6 +247,49 @@ impl<'de> Visitor<'de> for Name {
     }
 }
 
+/// The number literals of `text` (checked JSON), as written, in order; strings are skipped.
+pub fn number_literals(text: &str) -> impl Iterator<Item = &str> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while let Some(&b) = bytes.get(i) {
+            match b {
+                b'"' => {
+                    i += 1;
+                    while let Some(&c) = bytes.get(i) {
+                        i += if c == b'\\' { 2 } else { 1 };
+                        if c == b'"' {
+                            break;
+                        }
+                    }
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = i;
+                    while bytes.get(i).is_some_and(|c| {
+                        matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                    }) {
+                        i += 1;
+                    }
+                    return text.get(start..i);
+                }
+                _ => i += 1,
+            }
+        }
+        None
+    })
+}
+
+/// The first integer literal in `text` (checked JSON) that no 64-bit integer holds
+/// (`18446744073709551617`), for a reader that keeps numbers as 64-bit integers or doubles and
+/// must refuse what it would round rather than change it.
+pub fn integer_beyond_64_bits(text: &str) -> Option<&str> {
+    number_literals(text).find(|literal| {
+        !literal.contains(['.', 'e', 'E'])
+            && literal.parse::<i64>().is_err()
+            && literal.parse::<u64>().is_err()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +331,23 @@ mod tests {
         assert!(check("[1e308, -0, 12345678901234567890]").is_ok());
         assert!(check("{} x").is_err());
         assert!(check_bytes(b"\"\xff\"").is_err());
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_found_outside_strings() {
+        assert_eq!(
+            integer_beyond_64_bits(r#"{"a": 18446744073709551615, "b": -9223372036854775808}"#),
+            None
+        );
+        assert_eq!(
+            integer_beyond_64_bits(
+                r#"{"s": "18446744073709551616", "n": [1.5e300, 18446744073709551616]}"#
+            ),
+            Some("18446744073709551616")
+        );
+        assert_eq!(
+            integer_beyond_64_bits(r#"{"\"": -9223372036854775809}"#),
+            Some("-9223372036854775809")
+        );
     }
 }

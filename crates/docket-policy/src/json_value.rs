@@ -26,46 +26,15 @@ pub fn read(text: &str) -> anyhow::Result<Value> {
 }
 
 /// Whether no number literal in `text` has an exponent or more than 15 significant digits.
-/// A lexical scan: strings are skipped, escapes included.
 fn every_number_fits_f64_as_written(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'"' => {
-                i += 1;
-                while let Some(&c) = bytes.get(i) {
-                    i += if c == b'\\' { 2 } else { 1 };
-                    if c == b'"' {
-                        break;
-                    }
-                }
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while bytes
-                    .get(i)
-                    .is_some_and(|c| matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
-                {
-                    i += 1;
-                }
-                let literal = &bytes[start..i];
-                if literal.iter().any(|c| matches!(c, b'e' | b'E')) {
-                    return false;
-                }
-                let significant = literal
-                    .iter()
-                    .filter(|c| c.is_ascii_digit())
-                    .skip_while(|&&c| c == b'0')
-                    .count();
-                if significant > 15 {
-                    return false;
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    true
+    docket_ledger::json::number_literals(text).all(|literal| {
+        let significant = literal
+            .bytes()
+            .filter(u8::is_ascii_digit)
+            .skip_while(|&d| d == b'0')
+            .count();
+        !literal.contains(['e', 'E']) && significant <= 15
+    })
 }
 
 fn exact(text: &str) -> anyhow::Result<Value> {

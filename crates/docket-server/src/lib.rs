@@ -367,6 +367,9 @@ fn load_file(set: &mut PolicySet, file: &Path, id: &str, prefix: &[String]) -> R
 fn merge_data(set: &mut PolicySet, text: &str, file: &Path, prefix: &[String]) -> Result<()> {
     docket_ledger::json::check(text)
         .map_err(|e| anyhow!("{} is not valid JSON: {e}", file.display()))?;
+    if let Some(n) = docket_ledger::json::integer_beyond_64_bits(text) {
+        bail!("{}: {}", file.display(), policies::integer_too_large(n));
+    }
     let value: serde_json::Value = serde_json::from_str(text)
         .with_context(|| format!("{} is not valid JSON", file.display()))?;
     let Some((last, parents)) = prefix.split_last() else {

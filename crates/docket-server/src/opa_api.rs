@@ -146,9 +146,7 @@ fn format_json(text: &str, pretty: bool) -> String {
     if !pretty {
         return text.to_string();
     }
-    serde_json::from_str::<Value>(text)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| text.to_string())
+    docket_wire::pretty_json(text)
 }
 
 fn wants(params: &HashMap<String, String>, name: &str) -> bool {
@@ -276,6 +274,15 @@ async fn put_data_at(state: &AppState, path: Vec<String>, body: &Bytes) -> AppRe
     docket_ledger::json::check_bytes(body).map_err(|e| {
         ApiError::bad_request(format!("body contains malformed data document: {e}"))
     })?;
+    if let Some(n) = std::str::from_utf8(body)
+        .ok()
+        .and_then(docket_ledger::json::integer_beyond_64_bits)
+    {
+        return Err(ApiError::bad_request(format!(
+            "body contains a data document docket cannot hold exactly: {}",
+            crate::policies::integer_too_large(n)
+        )));
+    }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!("body contains malformed data document: {e}"))
     })?;

@@ -87,6 +87,16 @@ impl PolicySet {
     }
 }
 
+/// Why a data document holding `n` (an integer beyond 64 bits) is refused: the data tree
+/// (serde_json values) would round it, and the policy-change entry would seal another number
+/// than the one given.
+pub fn integer_too_large(n: &str) -> String {
+    format!(
+        "the integer {n} is beyond 64 bits, which docket's data documents cannot hold exactly \
+         (it would be rounded, and sealed so); write it as a string"
+    )
+}
+
 /// One published policy set with the version its engines report.
 pub struct Generation {
     pub number: u64,

@@ -121,6 +121,16 @@ pub fn data_response(decision_id: Option<&str>, result: Option<&str>) -> String 
     }
 }
 
+/// JSON `text` indented, when serde_json holds every number in it exactly (it would round an
+/// integer beyond 64 bits); else `text` as it is.
+pub fn pretty_json(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .filter(|v| serde_json::to_string(v).is_ok_and(|t| t == text))
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| text.to_string())
+}
+
 /// The body of an error answer, in OPA's shape: `{"code": …, "message": …}`.
 pub fn error_body(code: &str, message: &str) -> String {
     serde_json::json!({"code": code, "message": message}).to_string()

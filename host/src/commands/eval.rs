@@ -179,7 +179,7 @@ fn evaluate(args: &EvalArgs, path: &str, files: &[PathBuf]) -> Result<i32> {
             };
             println!("{}", serde_json::to_string_pretty(&shape)?);
         }
-        Format::Pretty => println!("{}", pretty_exact(&result)),
+        Format::Pretty => println!("{}", docket_wire::pretty_json(&result)),
         Format::Raw => match serde_json::from_str::<String>(&result) {
             Ok(s) => println!("{s}"),
             Err(_) => println!("{result}"),
@@ -210,15 +210,6 @@ struct Expression<'a> {
 struct Location {
     row: u32,
     col: u32,
-}
-
-/// `text` (JSON) indented, when serde_json holds every number in it exactly; else as it is.
-fn pretty_exact(text: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .filter(|v| serde_json::to_string(v).is_ok_and(|t| t == text))
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| text.to_string())
 }
 
 /// Decides once, seals the decision into the log in `dir`, and prints it.
