@@ -45,6 +45,20 @@ fn decide(c: &Client, s: &Server, path: &str, input: &Value) -> (u16, Value) {
     )
 }
 
+/// The sequence number of the entry a new decision gets (`x-docket-seq`).
+fn next_decision_seq(c: &Client, s: &Server) -> u64 {
+    let response = c
+        .post(s.url("/v1/data/rbac/allow"))
+        .json(&json!({"input": {}}))
+        .send()
+        .unwrap();
+    response.headers()["x-docket-seq"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn b64_hash(text: &Value) -> Hash {
     Hash(
         B64.decode(text.as_str().unwrap())
@@ -114,6 +128,47 @@ fn decisions_are_answered_as_opa_does_and_each_is_provable() {
     assert_eq!(status, 200);
     assert!(undefined.get("result").is_none(), "{undefined}");
     assert!(undefined["decision_id"].is_string());
+
+    // ?metrics=true answers OPA's metrics member, its timers measured; ?explain is refused
+    // before anything is evaluated or sealed, since docket has no query tracer.
+    let (status, measured) = json_of(
+        c.post(server.url("/v1/data/rbac/allow?metrics=true"))
+            .json(&json!({"input": rbac_input("alice", "read", "document")}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{measured}");
+    assert_eq!(measured["result"], json!(true));
+    for timer in [
+        "timer_rego_query_eval_ns",
+        "timer_docket_seal_ns",
+        "timer_server_handler_ns",
+    ] {
+        assert!(
+            measured["metrics"][timer].as_u64() > Some(0),
+            "{timer}: {measured}"
+        );
+    }
+    let seq_before = next_decision_seq(&c, &server);
+    let (status, refused) = json_of(
+        c.post(server.url("/v1/data/rbac/allow?explain=full"))
+            .json(&json!({"input": rbac_input("alice", "read", "document")}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("docket does not explain decisions"),
+        "{refused}"
+    );
+    assert_eq!(
+        next_decision_seq(&c, &server),
+        seq_before + 1,
+        "nothing was sealed for the refused request"
+    );
 
     // Headers name the entry.
     let response = c

@@ -69,8 +69,21 @@ async fn decide(
     path: &str,
     input: Option<String>,
     wrap: bool,
-    pretty: bool,
+    params: &HashMap<String, String>,
 ) -> AppResult<Response> {
+    let started = std::time::Instant::now();
+    let pretty = wants(params, "pretty");
+    // OPA's query tracer has no counterpart in docket: say so before anything is sealed,
+    // rather than answer without the explanation asked for.
+    if let Some(explain) = params
+        .get("explain")
+        .filter(|e| !e.is_empty() && *e != "off")
+    {
+        return Err(ApiError::bad_request(format!(
+            "docket does not explain decisions (explain={explain}): it has no query tracer; \
+             ask without explain (nothing was evaluated or logged)"
+        )));
+    }
     let input_bytes = input.as_ref().map_or(0, String::len);
     if input_bytes > state.max_input {
         return Err(ApiError::new(
@@ -87,7 +100,9 @@ async fn decide(
         .evaluate(path.to_string(), input)
         .await
         .map_err(eval_error)?;
+    let evaluated = started.elapsed();
     let sealed = state.appender.decision(decision).await?;
+    let sealed_after = started.elapsed();
     let mut headers = HeaderMap::new();
     // A decision the logging rules dropped has no entry (it is counted in a tally entry), and,
     // as in OPA when a decision is not logged, no decision_id.
@@ -124,10 +139,23 @@ async fn decide(
             input_bytes,
         ));
     }
-    let body = docket_wire::data_response(
-        sealed.entry.as_ref().map(|e| e.decision_id.as_str()),
-        sealed.result.as_deref(),
-    );
+    let decision_id = sealed.entry.as_ref().map(|e| e.decision_id.as_str());
+    let body = if wants(params, "metrics") {
+        // OPA's timer names where they mean the same; docket's own for sealing (evaluated,
+        // sealed and made durable before this answer).
+        let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        docket_wire::data_response_with_metrics(
+            decision_id,
+            sealed.result.as_deref(),
+            &[
+                ("timer_rego_query_eval_ns", ns(evaluated)),
+                ("timer_docket_seal_ns", ns(sealed_after - evaluated)),
+                ("timer_server_handler_ns", ns(started.elapsed())),
+            ],
+        )
+    } else {
+        docket_wire::data_response(decision_id, sealed.result.as_deref())
+    };
     Ok(charged(
         (headers, format_json(&body, pretty)).into_response(),
         input_bytes,
@@ -166,7 +194,7 @@ async fn post_data(
     body: Bytes,
 ) -> AppResult<Response> {
     let input = input_from_body(&body)?;
-    decide(&state, &path, input, true, wants(&params, "pretty")).await
+    decide(&state, &path, input, true, &params).await
 }
 
 async fn post_data_root(
@@ -175,7 +203,7 @@ async fn post_data_root(
     body: Bytes,
 ) -> AppResult<Response> {
     let input = input_from_body(&body)?;
-    decide(&state, "", input, true, wants(&params, "pretty")).await
+    decide(&state, "", input, true, &params).await
 }
 
 async fn get_data(
@@ -184,7 +212,7 @@ async fn get_data(
     Query(params): Query<HashMap<String, String>>,
 ) -> AppResult<Response> {
     let input = params.get("input").cloned();
-    decide(&state, &path, input, true, wants(&params, "pretty")).await
+    decide(&state, &path, input, true, &params).await
 }
 
 async fn get_data_root(
@@ -192,7 +220,7 @@ async fn get_data_root(
     Query(params): Query<HashMap<String, String>>,
 ) -> AppResult<Response> {
     let input = params.get("input").cloned();
-    decide(&state, "", input, true, wants(&params, "pretty")).await
+    decide(&state, "", input, true, &params).await
 }
 
 /// `POST /`: the body is the input itself; the answer is the bare result.
@@ -203,7 +231,7 @@ async fn default_decision(
 ) -> AppResult<Response> {
     let input = docket_wire::default_decision_input(&body)?;
     let path = state.default_decision.clone();
-    decide(&state, &path, input, false, wants(&params, "pretty")).await
+    decide(&state, &path, input, false, &params).await
 }
 
 /// Checks a changed policy set, seals the change, and publishes it: only a change that is in

@@ -121,6 +121,28 @@ pub fn data_response(decision_id: Option<&str>, result: Option<&str>) -> String 
     }
 }
 
+/// A Data API answer (`data_response`) with OPA's `metrics` member: `(name, value)` pairs,
+/// as `?metrics=true` asks for them.
+pub fn data_response_with_metrics(
+    decision_id: Option<&str>,
+    result: Option<&str>,
+    metrics: &[(&str, u64)],
+) -> String {
+    let body = data_response(decision_id, result);
+    let members: Vec<String> = metrics
+        .iter()
+        .map(|(name, value)| {
+            let name = serde_json::to_string(name).expect("strings serialize");
+            format!("{name}:{value}")
+        })
+        .collect();
+    let metrics = format!(r#""metrics":{{{}}}"#, members.join(","));
+    match body.strip_suffix('}') {
+        Some(open) if open.len() > 1 => format!("{open},{metrics}}}"),
+        _ => format!("{{{metrics}}}"),
+    }
+}
+
 /// JSON `text` indented, when serde_json holds every number in it exactly (it would round an
 /// integer beyond 64 bits); else `text` as it is.
 pub fn pretty_json(text: &str) -> String {
@@ -429,6 +451,31 @@ mod tests {
             "8/000.p/2",
         ] {
             assert_eq!(parse_tile(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn metrics_join_the_data_answer_as_a_member() {
+        let m = [
+            ("timer_server_handler_ns", 7_u64),
+            ("timer_rego_query_eval_ns", 3),
+        ];
+        for (id, result) in [
+            (Some("d1"), Some("true")),
+            (None, Some("[1]")),
+            (Some("d1"), None),
+            (None, None),
+        ] {
+            let body = data_response_with_metrics(id, result, &m);
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["metrics"]["timer_server_handler_ns"], 7, "{body}");
+            assert_eq!(v["metrics"]["timer_rego_query_eval_ns"], 3, "{body}");
+            assert_eq!(v.get("decision_id").and_then(|d| d.as_str()), id, "{body}");
+            assert_eq!(
+                v.get("result").map(|r| r.to_string()).as_deref(),
+                result,
+                "{body}"
+            );
         }
     }
 }
