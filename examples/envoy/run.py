@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
 """The Envoy example, end to end on loopback: docket serve, a small upstream, and Envoy with the
 docket filter (examples/envoy/envoy.yaml). Sends an allowed, a denied and an admin request, shows
-each answer and decision id, then the sealed entry of one of them.
+each answer and decision id, then the sealed entry of one of them, and stays up, printing what
+to try, until Ctrl-C (or exits at once with --once).
 
 Usage (from the repository root, after `cargo build --release -p docket` and building the filter,
-which `just envoy-demo` does): python3 examples/envoy/run.py
+which `just envoy-demo` does):
+
+    python3 examples/envoy/run.py [--port 10000] [--docket-port 8181] [--once]
 """
 
+import argparse
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,19 +61,45 @@ def request(method, url, headers=None, body=b"{}"):
         return e.code, dict(e.headers), e.read().decode()
 
 
+def port_is_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def main():
+    parser = argparse.ArgumentParser(description="docket's Envoy filter, end to end on loopback")
+    parser.add_argument("--port", type=int, default=10000,
+                        help="Envoy's listener (default 10000; 0 for any free port)")
+    parser.add_argument("--docket-port", type=int, default=8181,
+                        help="docket serve, which seals every decision (default 8181; 0 for any)")
+    parser.add_argument("--once", action="store_true",
+                        help="send the example requests, check their answers and stop (exit 1 "
+                             "if one is not the expected one), instead of staying up")
+    args = parser.parse_args()
+    if args.port == 0:
+        args.port = free_port()
     for path, what in [(DOCKET, "cargo build --release -p docket"), (FILTER, "just envoy-filter")]:
         if not path.exists():
             sys.exit(f"{path} is missing: run {what}")
+    for port, flag in [(args.port, "--port"), (args.docket_port, "--docket-port")]:
+        if port and not port_is_free(port):
+            sys.exit(f"127.0.0.1:{port} is in use: choose another with {flag}")
     work = Path(tempfile.mkdtemp(prefix="docket-envoy-example-"))
     docket = subprocess.Popen(
-        [DOCKET, "serve", "--addr", "127.0.0.1:0", "--dir", work / "data"],
+        [DOCKET, "serve", "--addr", f"127.0.0.1:{args.docket_port}", "--dir", work / "data"],
         stdout=subprocess.PIPE, stderr=open(work / "docket.log", "w"), text=True,
     )
-    base = next(line.split()[-1] for line in docket.stdout if "listening on" in line)
+    base = next((line.split()[-1] for line in docket.stdout if "listening on" in line), None)
+    if base is None:
+        sys.exit(f"docket serve did not start; see {work / 'docket.log'}")
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    ports = {name: free_port() for name in ["ADMIN_PORT", "LISTEN_PORT", "PLAIN_PORT"]}
+    ports = {name: free_port() for name in ["ADMIN_PORT", "PLAIN_PORT"]}
+    ports["LISTEN_PORT"] = args.port
     policies = {p.name: p.read_text() for p in sorted((ROOT / "examples" / "envoy").glob("*.rego"))}
     config = (ROOT / "examples" / "envoy" / "envoy.yaml").read_text()
     # An identity provider's key, made up for the example: jwt_authn trusts it (its JWKS), and
@@ -109,12 +140,15 @@ def main():
             json.dumps({"sub": "alice", "roles": ["admin"], "iss": "docket-example"}).encode())
         admin_jwt = signed + "." + b64url(idp.sign(signed.encode()))
         last_id = None
-        for method, path, headers in [
-            ("GET", "/public/catalog", {}),
-            ("POST", "/admin/users", {}),
-            ("POST", "/admin/users", {"Authorization": f"Bearer {admin_jwt}"}),
+        wrong = []
+        for method, path, headers, expected in [
+            ("GET", "/public/catalog", {}, 200),
+            ("POST", "/admin/users", {}, 403),
+            ("POST", "/admin/users", {"Authorization": f"Bearer {admin_jwt}"}, 200),
         ]:
             status, got, body = request(method, front + path, headers)
+            if status != expected or not got.get("x-docket-decision-id"):
+                wrong.append(f"{method} {path}: {status} (expected {expected}, with a decision id)")
             last_id = got.get("x-docket-decision-id") or last_id
             print(f"{method} {path} {'(admin JWT)' if headers else ''}-> {status} {body.strip()!r}  decision {got.get('x-docket-decision-id')}")
         # The filter also answers OPA's Data API itself, each answer sealed before it is given.
@@ -125,7 +159,34 @@ def main():
         status, _, body = request("GET", f"{base}/v1/log/decisions/{last_id}")
         entry = json.loads(body)["entry"]
         print(f"\nsealed as entry {entry['seq']} ({entry['kind']}): result {json.dumps(entry['record']['result'])}, policy {entry['record']['policy_version']['digest'][:19]}…")
-        print(f"\nfiles in {work}; verify with: {DOCKET} verify {work}/data/log --pub {work}/data/docket.pub")
+        verify = f"{DOCKET} verify {work}/data/log --pub {work}/data/docket.pub"
+        if args.once:
+            print(f"\nfiles in {work}; verify with: {verify}")
+            if wrong:
+                sys.exit("not the expected answers: " + "; ".join(wrong))
+            return
+        print(f"""
+Running until Ctrl-C. Envoy with the docket filter: {front}; docket serve: {base}
+Try:
+  curl -i {front}/public/catalog                      # allowed, sealed first
+  curl -i -X POST {front}/admin/users                 # denied (403), sealed too
+  curl -i -X POST {front}/admin/users -H 'Authorization: Bearer {admin_jwt}'
+  curl -s {base}/v1/log/checkpoint                     # the log's signed checkpoint
+  curl -s {base}/v1/log/decisions/<decision id>        # a decision's entry and its proof
+  {verify}
+Files: {work} (docket.log, envoy.log, data/)""", flush=True)
+        # Ctrl-C or a SIGTERM ends the example (a shell's background job starts with SIGINT
+        # ignored, so both are set here).
+        def stop(*_):
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while docket.poll() is None and envoy.poll() is None:
+                time.sleep(0.5)
+            print("a process stopped; see the logs in", work)
+        except KeyboardInterrupt:
+            print("\nstopping")
     finally:
         envoy.terminate()
         docket.terminate()
