@@ -67,7 +67,7 @@ class Gen:
 
     def num(self, depth=0):
         r = self.r
-        leaves = ["input.n", "input.m", str(r.randint(-3, 10)), r.choice(["0.5", "2.5", "-1.5", "1e3"])]
+        leaves = ["input.n", "input.m", str(r.randint(-3, 10)), r.choice(["0.5", "2.5", "-1.5", "1e3", "0.1", "0.3", "19.99", "1.1"])]
         if depth > 1 or r.random() < 0.35:
             return r.choice(leaves)
         choice = r.randrange(14)
@@ -233,8 +233,8 @@ def random_input(rng):
         return value if x < 0.8 else wrong if x < 0.9 else None
 
     fields = {
-        "n": maybe(rng.choice([0, 1, 2, 3, -1, 7, 2.5, 10**20]), "3"),
-        "m": maybe(rng.choice([0, 1, 2, 5, -4, 0.5]), [1]),
+        "n": maybe(rng.choice([0, 1, 2, 3, -1, 7, 2.5, 10**20, 0.1, 19.99]), "3"),
+        "m": maybe(rng.choice([0, 1, 2, 5, -4, 0.5, 0.7, 1.1]), [1]),
         "s": maybe(rng.choice(["a", "ab", "abc", "x-y", "", "A b", "é", "10", "a-b-c"]), 5),
         "t": maybe(rng.choice(["a", "b", "-", "y", "10"]), None),
         "xs": maybe([rng.choice([0, 1, 2, 3, -1, 5]) for _ in range(rng.randint(0, 4))], "12"),

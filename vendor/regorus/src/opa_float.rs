@@ -49,20 +49,58 @@ pub struct Decimal {
 }
 
 impl Decimal {
-    /// The shortest decimal that reads back to `value` (finite).
+    /// The decimal OPA most likely holds for an `f64` (finite): the shortest decimal that reads
+    /// back to it when that has at most 15 significant digits, which is the literal as written
+    /// (`0.1`) or a result OPA also wrote that short; otherwise the `f64`'s exact value, since
+    /// the `f64` is then the nearest one to a longer decimal of OPA's
+    /// (`2 / 1.1` = `1.81818181818181818182`), which its exact value approximates better than
+    /// its 17-digit shortest spelling.
     pub fn from_f64(value: f64) -> Option<Decimal> {
         // `{:e}` writes Rust's shortest round-trip digits: `1e-1`, `3.0000000000000004e-1`.
         let text = alloc::format!("{:e}", value.abs());
         let (mantissa, exponent) = text.split_once('e')?;
         let exponent: i64 = exponent.parse().ok()?;
         let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let neg = value.is_sign_negative();
+        if int.len().checked_add(frac.len())? > 15 {
+            return Some(Self::exact(neg, value.abs()));
+        }
         let digits: BigUint = alloc::format!("{int}{frac}").parse().ok()?;
         let frac_len = i64::try_from(frac.len()).ok()?;
         Some(Decimal {
-            neg: value.is_sign_negative(),
+            neg,
             digits,
             exp10: exponent.checked_sub(frac_len)?,
         })
+    }
+
+    /// The exact value of a finite, non-negative `f64` as a decimal.
+    fn exact(neg: bool, value: f64) -> Decimal {
+        let bits = value.to_bits();
+        let biased = i64::try_from((bits >> 52) & 0x7ff).unwrap_or(0);
+        let fraction = bits & ((1_u64 << 52) - 1);
+        // value = mant × 2^e
+        let (mant, e) = if biased == 0 {
+            (fraction, -1074_i64)
+        } else {
+            (fraction | (1_u64 << 52), biased - 1075)
+        };
+        let mant = BigUint::from(mant);
+        if e >= 0 {
+            Decimal {
+                neg,
+                digits: mant << u64::try_from(e).unwrap_or(0),
+                exp10: 0,
+            }
+        } else {
+            // m / 2^k = m × 5^k / 10^k
+            let k = e.unsigned_abs();
+            Decimal {
+                neg,
+                digits: mant * BigUint::from(5_u32).pow(u32::try_from(k).unwrap_or(0)),
+                exp10: e,
+            }
+        }
     }
 
     pub fn from_integer(value: &BigInt) -> Decimal {
