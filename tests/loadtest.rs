@@ -25,6 +25,7 @@ struct Options {
     requests: usize,
     seconds: u64,
     lanes: bool,
+    witnesses: bool,
 }
 
 fn options() -> Options {
@@ -33,6 +34,7 @@ fn options() -> Options {
         requests: 20_000,
         seconds: 20,
         lanes: false,
+        witnesses: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -42,8 +44,9 @@ fn options() -> Options {
             ("--requests", Some(v)) => o.requests = v,
             ("--seconds", Some(v)) => o.seconds = v as u64,
             ("--lanes", Some(v)) => o.lanes = v != 0,
+            ("--witnesses", Some(v)) => o.witnesses = v != 0,
             _ => panic!(
-                "usage: docket-loadtest [--clients N] [--requests N] [--seconds N] [--lanes 1]"
+                "usage: docket-loadtest [--clients N] [--requests N] [--seconds N] [--lanes 1] [--witnesses 1]"
             ),
         }
     }
@@ -326,6 +329,114 @@ fn lanes(o: &Options, docket: &std::path::Path, scratch: &std::path::Path) {
     }
 }
 
+/// `docket serve` alone and with three witnesses (two `docket witness` processes on the same
+/// machine and one down), alternating, same clients and requests: what witnessing costs the
+/// decision path, and how far behind the cosignatures are at the end.
+fn witnesses(o: &Options, docket: &std::path::Path, scratch: &std::path::Path) {
+    let data = scratch.join("witnessed/data");
+    let keygen = Command::new(docket)
+        .args(["keygen", "--out"])
+        .arg(&data)
+        .args(["--stem", "docket", "--name", "loadtest.docket/log"])
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let log_pub = data.join("docket.pub");
+    let start_witness = |name: &str| {
+        let mut command = Command::new(docket);
+        command
+            .args(["witness", "--addr", "127.0.0.1:0", "--name", name, "--dir"])
+            .arg(scratch.join(name))
+            .arg("--log")
+            .arg(&log_pub);
+        let (child, url) = spawn(command, "docket witness: listening on ");
+        let key = std::fs::read_to_string(scratch.join(name).join("witness.pub")).unwrap();
+        (child, format!("{}@{url}", key.trim()))
+    };
+    let (mut w1, a1) = start_witness("w1");
+    let (mut w2, a2) = start_witness("w2");
+    let (mut w3, a3) = start_witness("w3");
+    let _ = w3.kill();
+    let _ = w3.wait();
+    println!(
+        "{} clients, up to {} requests or {} s per run, RBAC and ABAC; witnesses: two live `docket witness` on this machine, one down",
+        o.clients, o.requests, o.seconds
+    );
+    println!();
+    println!(
+        "| run | server | decisions | errors | decisions/s | p50 ms | p99 ms | cosigned size / log size at the end |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut rates = [Vec::new(), Vec::new()];
+    for round in 1..=2 {
+        for (i, (name, with)) in [("alone", false), ("3 witnesses (1 down)", true)]
+            .iter()
+            .enumerate()
+        {
+            let dir = if *with {
+                scratch.join("witnessed")
+            } else {
+                scratch.join(format!("alone-{round}"))
+            };
+            let mut command = Command::new(docket);
+            command
+                .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+                .arg(dir.join("data"));
+            if *with {
+                command.args(["--witness", &a1, "--witness", &a2, "--witness", &a3]);
+            }
+            let (mut server, url) = spawn(command, "docket serve: listening on ");
+            let run = drive(&url, o);
+            let lag = if *with {
+                let client = reqwest::blocking::Client::new();
+                let size = client
+                    .get(format!("{url}/v1/log"))
+                    .send()
+                    .unwrap()
+                    .json::<serde_json::Value>()
+                    .unwrap()["size"]
+                    .as_u64()
+                    .unwrap();
+                let cosigned = client
+                    .get(format!("{url}/v1/log/witnessed?quorum=2"))
+                    .send()
+                    .ok()
+                    .and_then(|r| r.json::<serde_json::Value>().ok())
+                    .and_then(|v| v["size"].as_u64())
+                    .unwrap_or(0);
+                format!("{cosigned} / {size}")
+            } else {
+                "".to_string()
+            };
+            Command::new("kill")
+                .args(["-TERM", &server.id().to_string()])
+                .status()
+                .unwrap();
+            server.wait().unwrap();
+            rates[i].push(rate(&run));
+            println!(
+                "| {round} | {name} | {} | {} | {:.0} | {:.2} | {:.2} | {lag} |",
+                run.done,
+                run.errors,
+                rate(&run),
+                percentile(&run.latencies, 0.5),
+                percentile(&run.latencies, 0.99)
+            );
+        }
+    }
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+    println!();
+    println!(
+        "with witnesses / alone, decisions/s (mean of 2 runs each): {:.2}",
+        mean(&rates[1]) / mean(&rates[0])
+    );
+    let _ = w1.kill();
+    let _ = w2.kill();
+    let _ = w1.wait();
+    let _ = w2.wait();
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
 fn main() {
     let o = options();
     let bin_dir = std::env::current_exe()
@@ -341,6 +452,10 @@ fn main() {
     let _ = std::fs::remove_dir_all(&scratch);
     if o.lanes {
         lanes(&o, &docket, &scratch);
+        return;
+    }
+    if o.witnesses {
+        witnesses(&o, &docket, &scratch);
         return;
     }
 

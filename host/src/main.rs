@@ -75,6 +75,12 @@ enum Command {
     ///
     /// Example: docket ui --out site && python3 -m http.server -d site
     Ui(commands::serve::UiArgs),
+    /// Witness other logs (C2SP tlog-witness): cosign each checkpoint a log submits only if it
+    /// is consistent with every one cosigned before, and keep any contradicting checkpoint as
+    /// evidence. Logs submit to it with `docket serve --witness`.
+    ///
+    /// Example: docket witness --dir w1 --name witness.example/w1 --log log.pub --addr 127.0.0.1:7380
+    Witness(commands::witness::WitnessArgs),
     /// The main job on embedded defaults: seal and verify thousands of decisions, then show
     /// that tampering is caught.
     ///
@@ -87,7 +93,7 @@ fn main() {
     // A closed stdout (`docket verify log --pub k.pub | head -1`) ends a command quietly, as it
     // ends `cat`: the default SIGPIPE action instead of Rust's panic on EPIPE. `docket serve`
     // keeps SIGPIPE ignored: a client hanging up must never stop the server.
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !matches!(cli.command, Command::Serve(_) | Command::Witness(_)) {
         // SAFETY: called before any thread is started; SIG_DFL is a valid disposition.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -116,5 +122,6 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Demo(args) => demo::run(args),
         Command::Ui(args) => serve::ui(args),
         Command::Serve(args) => serve::run(args),
+        Command::Witness(args) => witness::run(args),
     }
 }

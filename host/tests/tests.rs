@@ -14,3 +14,4 @@ mod log_end_to_end;
 mod logging_rules;
 mod pruning;
 mod serve;
+mod witness;

@@ -31,6 +31,20 @@ pub struct NoteSignature {
     pub signature: Vec<u8>,
 }
 
+impl NoteSignature {
+    /// The signature line as a note carries it: `— <name> <base64(key id ‖ signature)>\n`.
+    pub fn line(&self) -> String {
+        let mut blob = Vec::with_capacity(4 + self.signature.len());
+        blob.extend_from_slice(&self.key_id.0.to_be_bytes());
+        blob.extend_from_slice(&self.signature);
+        format!(
+            "{SIGNATURE_LINE_PREFIX}{} {}\n",
+            self.key_name,
+            BASE64.encode(blob)
+        )
+    }
+}
+
 /// A parsed signed checkpoint: the checkpoint, its exact signed text and its signatures.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedCheckpoint {
@@ -118,6 +132,34 @@ impl Checkpoint {
     }
 }
 
+/// Parses note signature lines (without the final newline), as a note ends or as a witness
+/// answers `add-checkpoint` (C2SP tlog-witness).
+pub fn parse_signature_lines(block: &str) -> Result<Vec<NoteSignature>, CheckpointError> {
+    let mut signatures = Vec::new();
+    for line in block.split('\n') {
+        let rest = line.strip_prefix(SIGNATURE_LINE_PREFIX).ok_or_else(|| {
+            bad(format!(
+                "signature line {line:?} does not start with \"— \""
+            ))
+        })?;
+        let (name, b64) = rest
+            .split_once(' ')
+            .ok_or_else(|| bad(format!("signature line {line:?} has no key name")))?;
+        let blob = BASE64
+            .decode(b64)
+            .map_err(|_| bad(format!("signature of key {name:?} is not base64")))?;
+        if blob.len() < 5 {
+            return Err(bad(format!("signature of key {name:?} is too short")));
+        }
+        signatures.push(NoteSignature {
+            key_name: name.to_string(),
+            key_id: KeyId(u32::from_be_bytes(blob[..4].try_into().expect("4 bytes"))),
+            signature: blob[4..].to_vec(),
+        });
+    }
+    Ok(signatures)
+}
+
 impl SignedCheckpoint {
     /// Parses a signed note holding a checkpoint. Signatures are parsed, not checked.
     pub fn parse(note: &str) -> Result<SignedCheckpoint, CheckpointError> {
@@ -134,28 +176,7 @@ impl SignedCheckpoint {
         let Some(sig_block) = sig_block.strip_suffix('\n') else {
             return Err(bad("signed note must end with a newline"));
         };
-        let mut signatures = Vec::new();
-        for line in sig_block.split('\n') {
-            let rest = line.strip_prefix(SIGNATURE_LINE_PREFIX).ok_or_else(|| {
-                bad(format!(
-                    "signature line {line:?} does not start with \"— \""
-                ))
-            })?;
-            let (name, b64) = rest
-                .split_once(' ')
-                .ok_or_else(|| bad(format!("signature line {line:?} has no key name")))?;
-            let blob = BASE64
-                .decode(b64)
-                .map_err(|_| bad(format!("signature of key {name:?} is not base64")))?;
-            if blob.len() < 5 {
-                return Err(bad(format!("signature of key {name:?} is too short")));
-            }
-            signatures.push(NoteSignature {
-                key_name: name.to_string(),
-                key_id: KeyId(u32::from_be_bytes(blob[..4].try_into().expect("4 bytes"))),
-                signature: blob[4..].to_vec(),
-            });
-        }
+        let signatures = parse_signature_lines(sig_block)?;
         if signatures.is_empty() {
             return Err(bad("signed note has no signatures"));
         }
@@ -194,7 +215,8 @@ impl SignedCheckpoint {
             .collect();
         let trusted: Vec<&str> = keys.iter().map(|k| k.name()).collect();
         Err(CheckpointError(format!(
-            "the trusted checkpoint carries no valid signature by a key of this log or one given              with --checkpoint-key (signed by: {}; trusted: {}), so it proves nothing",
+            "the trusted checkpoint carries no valid signature by a key of this log or one given \
+             with --checkpoint-key (signed by: {}; trusted: {}), so it proves nothing",
             names.join(", "),
             trusted.join(", ")
         )))

@@ -19,7 +19,13 @@ pub struct KeyId(pub u32);
 
 impl KeyId {
     pub fn compute(name: &str, public_key: &[u8; 32]) -> KeyId {
-        let digest = sha256(&[name.as_bytes(), b"\n", &[ALG_ED25519], public_key]);
+        KeyId::compute_for(ALG_ED25519, name, public_key)
+    }
+
+    /// The key id of a key of signature type `alg` (0x01 a note signature, 0x04 a
+    /// `cosignature/v1`): C2SP ties the type into the id, so one Ed25519 key has one id per use.
+    pub fn compute_for(alg: u8, name: &str, public_key: &[u8; 32]) -> KeyId {
+        let digest = sha256(&[name.as_bytes(), b"\n", &[alg], public_key]);
         KeyId(u32::from_be_bytes([
             digest.0[0],
             digest.0[1],
@@ -45,7 +51,7 @@ impl KeyId {
 
     /// A key id as a signed-note key states it: 8 hex digits in either case, as Go's
     /// `golang.org/x/mod/sumdb/note` reads them (docket writes lower case).
-    fn from_note_hex(text: &str) -> Option<KeyId> {
+    pub(crate) fn from_note_hex(text: &str) -> Option<KeyId> {
         if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
@@ -127,6 +133,10 @@ impl PublicKey {
 
     pub fn bytes(&self) -> &[u8; 32] {
         self.key.as_bytes()
+    }
+
+    pub(crate) fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
     }
 
     /// The note verifier key text: `<name>+<id>+<base64(0x01 ‖ key)>`.

@@ -7,6 +7,7 @@
 //! every wasm target docket ships.
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod entry;
 pub mod export;
 pub mod hash;
@@ -20,8 +21,10 @@ pub mod report;
 pub mod sealer;
 pub mod summary;
 pub mod verifier;
+pub mod witness;
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint};
+pub use cosignature::CosignerKey;
 pub use entry::{Entry, EntryKind, LeafForm};
 pub use hash::Hash;
 pub use keys::{KeyId, PublicKey, SecretKey};

@@ -218,6 +218,28 @@ pub struct Appender {
     /// Replaced when the log is reopened after a failed commit.
     reader: Arc<RwLock<StoreReader>>,
     failure: Arc<RwLock<Option<String>>>,
+    /// The size of the latest durable checkpoint, for whoever follows the log (the witness
+    /// client).
+    checkpoints: tokio::sync::watch::Receiver<u64>,
+}
+
+/// Reads the log's durable view and learns of each new checkpoint (see [`Appender::follower`]).
+#[derive(Clone)]
+pub struct LogFollower {
+    view: Arc<RwLock<LogView>>,
+    checkpoints: tokio::sync::watch::Receiver<u64>,
+}
+
+impl LogFollower {
+    pub fn view(&self) -> std::sync::RwLockReadGuard<'_, LogView> {
+        self.view.read().expect("view lock")
+    }
+
+    /// The size of the latest durable checkpoint, changing with each commit; closed when the
+    /// writer stops.
+    pub fn checkpoints(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.checkpoints.clone()
+    }
 }
 
 /// The appender thread; joining it waits for the last commit.
@@ -245,7 +267,10 @@ impl Appender {
         let view = Arc::new(RwLock::new(view));
         metrics.observe_log(&view.read().expect("view lock"));
         let failure = Arc::new(RwLock::new(None));
+        let (published, checkpoints) =
+            tokio::sync::watch::channel(view.read().expect("view lock").checkpoint_size);
         let writer = Writer {
+            published,
             log: Some(log),
             reopen,
             reader: Arc::clone(&reader),
@@ -263,6 +288,7 @@ impl Appender {
                 view,
                 reader,
                 failure,
+                checkpoints,
             },
             AppenderThread(thread),
         )
@@ -274,6 +300,15 @@ impl Appender {
 
     pub fn reader(&self) -> StoreReader {
         self.reader.read().expect("reader lock").clone()
+    }
+
+    /// A handle that follows the log's durable checkpoints without being able to append, so
+    /// it does not keep the writer alive: when the writer stops, its followers are told.
+    pub fn follower(&self) -> LogFollower {
+        LogFollower {
+            view: Arc::clone(&self.view),
+            checkpoints: self.checkpoints.clone(),
+        }
     }
 
     /// Why the log stopped accepting entries, if it did (a failed commit).
@@ -351,6 +386,7 @@ enum Reply {
 }
 
 struct Writer {
+    published: tokio::sync::watch::Sender<u64>,
     /// `None` after a failed commit, until the log is reopened.
     log: Option<AuditLog>,
     reopen: Reopen,
@@ -388,7 +424,9 @@ impl Writer {
                         "the log was reopened after a failed commit; appending again"
                     );
                     *self.reader.write().expect("reader lock") = log.reader();
+                    let size = view.checkpoint_size;
                     *self.view.write().expect("view lock") = view;
+                    self.published.send_replace(size);
                     self.metrics
                         .observe_log(&self.view.read().expect("view lock"));
                     *self.failed.write().expect("failure lock") = None;
@@ -432,6 +470,7 @@ impl Writer {
                     let mut view = self.view.write().expect("view lock");
                     view.apply(&commit.entries, &sealed.ingested_ids, &checkpoint.note);
                     self.metrics.observe_log(&view);
+                    self.published.send_replace(view.checkpoint_size);
                 }
                 self.answer(sealed.replies);
             }

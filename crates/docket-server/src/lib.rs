@@ -20,6 +20,8 @@ mod opa_api;
 pub mod policies;
 pub mod queue;
 pub mod ui;
+pub mod witness;
+pub mod witnessing;
 
 use anyhow::{Context, Result, anyhow, bail};
 use appender::{Appender, CommitPolicy, LogView};
@@ -80,6 +82,9 @@ pub struct ServeConfig {
     /// The origin line of a new log's checkpoints, and its new key's name (C2SP: a log's origin
     /// should be its URL without the scheme). `None`: `docket.serve/<12 random hex digits>`.
     pub origin: Option<String>,
+    /// Witnesses to submit checkpoints to, and how often.
+    pub witnesses: Vec<witnessing::WitnessTarget>,
+    pub witness_pacing: witnessing::WitnessPacing,
 }
 
 /// `docket serve`'s defaults, one constant each: [`ServeConfig::default`] and the CLI's flags
@@ -124,6 +129,8 @@ impl Default for ServeConfig {
             limits: http::Limits::default(),
             admission: guard::AdmissionConfig::default(),
             origin: None,
+            witnesses: Vec::new(),
+            witness_pacing: witnessing::WitnessPacing::default(),
         }
     }
 }
@@ -145,6 +152,8 @@ pub struct AppState {
     pub max_input: usize,
     pub ingest_paths: Vec<String>,
     pub admission: guard::Admission,
+    /// The witnesses' cosignatures on the log's checkpoints.
+    pub cosignatures: Arc<witnessing::Cosignatures>,
 }
 
 impl AppState {
@@ -548,6 +557,11 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         .map_err(|e| anyhow!("the policies do not load: {e}"))?;
     // A reopen never starts a log: a directory that vanished under a running server is an
     // error to report, not a reason to begin a new chain in its place.
+    let cosignatures = Arc::new(witnessing::Cosignatures::open(
+        &dir.join("log"),
+        config.witnesses.iter().map(|w| w.key.clone()).collect(),
+        &view,
+    )?);
     let reopen: appender::Reopen = Box::new(move || served.open(Start::OpenOnly));
     let (appender, appender_thread) =
         Appender::start(log, view, config.commit, Arc::clone(&metrics), reopen);
@@ -581,7 +595,14 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         max_input: config.max_input,
         ingest_paths: config.ingest_paths.clone(),
         admission: guard::Admission::new(config.admission.clone()),
+        cosignatures: Arc::clone(&cosignatures),
     });
+    witnessing::start(
+        config.witnesses.clone(),
+        state.appender.follower(),
+        cosignatures,
+        config.witness_pacing,
+    );
     let app = router(Arc::clone(&state), &config);
     let addr = listener.local_addr()?;
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/v1/log/entries/{seq}/record", get(record_by_seq))
         .route("/v1/log/decisions/{id}", get(entry_by_decision_id))
         .route("/v1/log/checkpoint", get(checkpoint))
+        .route("/v1/log/witnessed", get(witnessed))
         .route("/v1/log/public-key", get(public_key))
         .route("/v1/log/keys", get(keys))
         .route("/v1/log/proof/inclusion", get(inclusion))
@@ -187,7 +188,7 @@ async fn entry_by_decision_id(
     let mut entry = entry_json(&bytes, &entry);
     // A pruned decision has no record left to name it; it was found by the id it had.
     entry["decision_id"] = Value::String(id);
-    Ok(axum::Json(json!({
+    let mut out = json!({
         "entry": entry,
         "inclusion_proof": {
             "leaf_index": seq,
@@ -195,12 +196,48 @@ async fn entry_by_decision_id(
             "hashes": proof.iter().map(|h| B64.encode(h.0)).collect::<Vec<_>>(),
         },
         "checkpoint": note,
-    }))
-    .into_response())
+    });
+    // Trusted time: the first witnessed checkpoint holding the entry, with a proof against it.
+    if let Some(witnessed) = state.cosignatures.covering(seq) {
+        let proof = state
+            .appender
+            .view()
+            .tree
+            .inclusion_proof(seq, witnessed.checkpoint.size);
+        let mut w = crate::witnessing::witnessed_json(&witnessed);
+        w["inclusion_proof"] = json!(
+            proof
+                .unwrap_or_default()
+                .iter()
+                .map(|h| B64.encode(h.0))
+                .collect::<Vec<_>>()
+        );
+        out["witnessed"] = w;
+    }
+    Ok(axum::Json(out).into_response())
 }
 
+/// The latest checkpoint, with the cosignatures witnesses have returned for it so far (C2SP:
+/// extra signature lines; a client ignores those of witnesses it does not know).
 async fn checkpoint(State(state): State<Arc<AppState>>) -> Response {
-    let note = state.appender.view().checkpoint.clone();
+    let (note, size) = {
+        let view = state.appender.view();
+        (view.checkpoint.clone(), view.checkpoint_size)
+    };
+    let note = match (
+        state.cosignatures.at(size),
+        docket_ledger::SignedCheckpoint::parse(&note),
+    ) {
+        (Some(witnessed), Ok(signed)) if witnessed.text == signed.text => {
+            let extra: Vec<_> = witnessed
+                .cosignatures
+                .into_iter()
+                .map(|(_, _, s)| s)
+                .collect();
+            signed.with_signatures(&extra).unwrap_or(note)
+        }
+        _ => note,
+    };
     (
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
@@ -209,6 +246,31 @@ async fn checkpoint(State(state): State<Arc<AppState>>) -> Response {
         note,
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+struct WitnessedQuery {
+    quorum: Option<usize>,
+}
+
+/// The newest checkpoint carrying at least `quorum` (default 1) witness cosignatures: the note
+/// with its cosignatures, and who cosigned it when.
+async fn witnessed(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<WitnessedQuery>,
+) -> AppResult<Response> {
+    let quorum = q.quorum.unwrap_or(1);
+    if state.cosignatures.witnesses().is_empty() {
+        return Err(ApiError::not_found(
+            "this server submits its checkpoints to no witness (docket serve --witness)",
+        ));
+    }
+    let witnessed = state.cosignatures.newest(quorum).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no checkpoint carries {quorum} witness cosignatures yet"
+        ))
+    })?;
+    Ok(axum::Json(crate::witnessing::witnessed_json(&witnessed)).into_response())
 }
 
 /// The key in force: the one `/checkpoint` is signed by. A client that trusts only the genesis

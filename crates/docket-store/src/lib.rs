@@ -8,6 +8,7 @@
 //! modes, fsync before acknowledging, torn tails cut at open): the mask-salt file ([`salts`])
 //! and the private-file helpers ([`private`]).
 
+pub mod files;
 pub mod private;
 pub mod salts;
 
@@ -553,7 +554,7 @@ const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_millis(250)
 /// Takes the single-writer lock: an exclusive `flock` on the log directory itself, which no
 /// file operation inside it can remove (a lock on a file in it would end with an `rm`). `LOCK`
 /// only tells people which process holds it.
-fn take_lock(dir: &Path) -> Result<File> {
+pub fn take_lock(dir: &Path) -> Result<File> {
     let handle = File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
     // A lock is also held, for a moment, by a child process this one is starting: between
     // fork and exec the child shares the open directory. A writer is only refused once the
@@ -566,7 +567,7 @@ fn take_lock(dir: &Path) -> Result<File> {
         }
         let holder = fs::read_to_string(dir.join("LOCK")).unwrap_or_default();
         bail!(
-            "the log directory {} is in use by another writer (process {}); stop it or use another --dir",
+            "the directory {} is in use by another writer (process {}); stop it or use another --dir",
             dir.display(),
             match holder.trim() {
                 "" => "unknown",

@@ -9,6 +9,7 @@ pub mod log;
 pub mod serve;
 pub mod test;
 pub mod verify;
+pub mod witness;
 
 use anyhow::{Result, anyhow};
 use docket_ledger::Entry;

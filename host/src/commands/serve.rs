@@ -106,6 +106,14 @@ pub struct ServeArgs {
     /// docket.serve/<random>. Fixed when the log is created.
     #[arg(long)]
     origin: Option<String>,
+    /// A witness to submit checkpoints to, as <witness key>@<http URL> (the key from the
+    /// witness's witness.pub); repeatable. Cosignatures are kept in <dir>/log/cosignatures.jsonl
+    /// and served on /checkpoint and /v1/log/witnessed; decisions never wait for a witness.
+    #[arg(long = "witness")]
+    witnesses: Vec<String>,
+    /// Send each witness a checkpoint at most this often, in ms (default 500).
+    #[arg(long)]
+    witness_interval_ms: Option<u64>,
 }
 
 /// `--addr`: an IP address and port, or `localhost:PORT` (the loopback address). OPA's `:PORT`
@@ -165,7 +173,13 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
         client_burst,
         origin,
         read_token_file,
+        witnesses,
+        witness_interval_ms,
     } = *args;
+    let witnesses = witnesses
+        .iter()
+        .map(|w| serve::witnessing::WitnessTarget::parse(w))
+        .collect::<Result<Vec<_>>>()?;
     let read_token = read_token_file
         .map(|path| {
             docket_store::private::check_secret(&path, "the read token")
@@ -234,6 +248,11 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
             runtime::SigningMode::Checkpoint
         },
         revision,
+        witnesses,
+        witness_pacing: serve::witnessing::WitnessPacing {
+            interval: witness_interval_ms.map_or(defaults.witness_pacing.interval, ms),
+            ..defaults.witness_pacing
+        },
     };
     serve_command(config)
 }

@@ -3,10 +3,13 @@
 use super::load_runtime;
 use anyhow::{Context, Result, anyhow, bail};
 use docket_ledger::EntryKind;
+use docket_ledger::cosignature::{Cosigned, CosignerKey};
 use docket_ledger::report::{Summary, failure_json, rejection_json};
-use docket_ledger::{Entry, PublicKey};
+use docket_ledger::witness::{WitnessPolicy, WitnessedHead};
+use docket_ledger::{Entry, PublicKey, SignedCheckpoint};
 use docket_runtime::log::{read_public_key, verify_frames};
 use docket_runtime::{self as runtime, CallError, Verdict, VerifyError};
+use docket_server::witnessing::StoredCosignature;
 use docket_store as store;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -25,19 +28,104 @@ pub struct VerifyArgs {
     /// Another key whose signature makes --checkpoint trusted (a .pub file; repeatable).
     #[arg(long = "checkpoint-key")]
     checkpoint_keys: Vec<PathBuf>,
+    /// A witness whose cosignatures count (its witness.pub, or the key text); repeatable. The
+    /// log must then reach a checkpoint that --quorum of them cosigned, which nobody holding
+    /// only the log's key can forge.
+    #[arg(long = "witness")]
+    witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned (default: a majority of them).
+    #[arg(long)]
+    quorum: Option<usize>,
+    /// A checkpoint note carrying cosignatures, e.g. from a witness's /checkpoint?origin=… or a
+    /// server's /v1/log/witnessed; repeatable. A log directory's own cosignatures.jsonl is
+    /// always read too.
+    #[arg(long = "cosigned")]
+    cosigned: Vec<PathBuf>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: VerifyArgs) -> Result<i32> {
+    let policy = witness_policy(&args.witnesses, args.quorum)?;
+    if policy.is_some() && args.checkpoint.is_some() {
+        bail!(
+            "give --checkpoint or --witness, not both: each names the checkpoint the log is held \
+             to (verify twice to check both)"
+        );
+    }
+    if policy.is_none() && (!args.cosigned.is_empty() || args.quorum.is_some()) {
+        bail!(
+            "--cosigned and --quorum count the cosignatures of --witness keys: name the witnesses"
+        );
+    }
     verify(
         &args.path,
         &args.public,
         args.checkpoint.as_deref(),
         &args.checkpoint_keys,
+        policy.map(|p| (p, args.cosigned)),
         args.json,
     )
+}
+
+/// The witness keys and quorum given on the command line.
+fn witness_policy(keys: &[String], quorum: Option<usize>) -> Result<Option<WitnessPolicy>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let witnesses = keys
+        .iter()
+        .map(|k| {
+            let text = if Path::new(k).is_file() {
+                std::fs::read_to_string(k).with_context(|| format!("reading {k}"))?
+            } else {
+                k.clone()
+            };
+            CosignerKey::from_vkey(&text).map_err(|e| anyhow!("--witness {k}: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let quorum = quorum.unwrap_or(witnesses.len() / 2 + 1);
+    if quorum == 0 || quorum > witnesses.len() {
+        bail!(
+            "--quorum {quorum} must be between 1 and the number of --witness keys ({})",
+            witnesses.len()
+        );
+    }
+    Ok(Some(WitnessPolicy { witnesses, quorum }))
+}
+
+/// Every note with cosignatures at hand: the log directory's `cosignatures.jsonl` and the
+/// `--cosigned` files (a note, or the JSON of `/v1/log/witnessed`).
+fn cosigned_notes(path: &Path, files: &[PathBuf]) -> Result<Vec<SignedCheckpoint>> {
+    let mut notes = Vec::new();
+    if path.is_dir() {
+        let stored = docket_store::files::JsonLines::<StoredCosignature>::read(
+            &path.join("cosignatures.jsonl"),
+        )?;
+        for line in stored {
+            if let Ok(note) =
+                SignedCheckpoint::parse(&format!("{}\n{}\n", line.checkpoint, line.cosignature))
+            {
+                notes.push(note);
+            }
+        }
+    }
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let note = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("note").and_then(|n| n.as_str()).map(str::to_string))
+            .unwrap_or(text);
+        notes.push(SignedCheckpoint::parse(&note).map_err(|e| {
+            anyhow!(
+                "{} is not a checkpoint note with cosignatures: {e}",
+                file.display()
+            )
+        })?);
+    }
+    Ok(notes)
 }
 
 fn progress_bar(total: u64) -> ProgressBar {
@@ -78,6 +166,7 @@ fn verify(
     public: &Path,
     checkpoint: Option<&Path>,
     checkpoint_keys: &[PathBuf],
+    witnessing: Option<(WitnessPolicy, Vec<PathBuf>)>,
     json: bool,
 ) -> Result<i32> {
     let text = path.to_string_lossy();
@@ -105,9 +194,35 @@ fn verify(
     let runtime = load_runtime()?;
     let mut instance = runtime.instantiate()?;
     let started = Instant::now();
-    let head = trusted
-        .as_ref()
-        .map(|t| (t.checkpoint.size, t.checkpoint.root.0.as_slice()));
+    // With a witness policy the log is held to the largest checkpoint a quorum cosigned.
+    let witnessed = match &witnessing {
+        Some((policy, files)) => {
+            let notes = cosigned_notes(path, files)?;
+            let origin = if path.is_dir() {
+                first_segment_origin(path)
+            } else {
+                export_origin(path)
+            };
+            let Some(origin) = origin else {
+                return Ok(rejected(
+                    json,
+                    "not-witnessed",
+                    "the log's origin cannot be read from its first entry, so no cosignature can \
+                     be matched to it",
+                ));
+            };
+            match policy.strongest(&origin, &notes) {
+                Ok(head) => Some((head, policy.witnesses.len(), policy.quorum)),
+                Err(why) => return Ok(rejected(json, "not-witnessed", &why)),
+            }
+        }
+        None => None,
+    };
+    let head = match (&trusted, &witnessed) {
+        (Some(t), _) => Some((t.checkpoint.size, t.checkpoint.root.0.as_slice())),
+        (None, Some((w, _, _))) => Some((w.checkpoint.size, w.checkpoint.root.0.as_slice())),
+        (None, None) => None,
+    };
     let mut torn = None;
     let outcome = if path.is_dir() {
         let scan = match store::scan_dir(path)? {
@@ -142,7 +257,15 @@ fn verify(
     let report = match outcome {
         Ok(report) => report,
         Err(e) => {
-            return Ok(failed(json, &e));
+            let code = failed(json, &e);
+            if let (Some((head, _, _)), false) = (&witnessed, json) {
+                println!(
+                    "(the checkpoint of size {} it was held to is cosigned by witnesses {})",
+                    head.checkpoint.size,
+                    cosigner_list(&head.cosigned)
+                );
+            }
+            return Ok(code);
         }
     };
     if let Some(trusted) = &trusted {
@@ -169,8 +292,51 @@ fn verify(
             ),
         ));
     }
-    print_verified(&report, started.elapsed(), trusted.as_ref(), json);
+    print_verified(
+        &report,
+        started.elapsed(),
+        trusted.as_ref(),
+        witnessed.as_ref(),
+        json,
+    );
     Ok(0)
+}
+
+/// The origin the genesis entry states, read from the first segment alone (the verifier then
+/// checks the genesis entry with the rest).
+fn first_segment_origin(dir: &Path) -> Option<String> {
+    let first = store::segment_paths(dir).ok()?.into_iter().next()?;
+    let bytes = std::fs::read(first).ok()?;
+    let (frames, _, _) = store::scan_segment(&bytes);
+    log_origin(&frames)
+}
+
+/// The origin an export's header line states.
+fn export_origin(path: &Path) -> Option<String> {
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(std::fs::File::open(path).ok()?),
+        &mut first,
+    )
+    .ok()?;
+    match docket_ledger::export::parse_line(first.trim_end_matches('\n')) {
+        Ok(docket_ledger::export::ExportLine::Header { origin }) => Some(origin),
+        _ => None,
+    }
+}
+
+fn cosigner_list(cosigned: &[Cosigned]) -> String {
+    cosigned
+        .iter()
+        .map(|c| {
+            format!(
+                "{} at {}",
+                c.witness,
+                docket_ledger::record::rfc3339(c.timestamp.saturating_mul(1_000_000_000))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Pushes an export's lines through a verifier in the component, stopping at the first failure.
@@ -200,12 +366,25 @@ fn print_verified(
     report: &runtime::Report,
     elapsed: std::time::Duration,
     trusted: Option<&docket_ledger::SignedCheckpoint>,
+    witnessed: Option<&(WitnessedHead, usize, usize)>,
     json: bool,
 ) {
     let summary = Summary::from(report);
     if json {
         let mut out = summary.json();
         out["seconds"] = serde_json::json!(elapsed.as_secs_f64());
+        out["witnessed"] = match witnessed {
+            Some((head, of, quorum)) => serde_json::json!({
+                "size": head.checkpoint.size,
+                "quorum": quorum,
+                "witnesses": of,
+                "cosignatures": head.cosigned.iter().map(|c| serde_json::json!({
+                    "witness": c.witness,
+                    "time": docket_ledger::record::rfc3339(c.timestamp.saturating_mul(1_000_000_000)),
+                })).collect::<Vec<_>>(),
+            }),
+            None => serde_json::Value::Null,
+        };
         println!("{out}");
     } else {
         let plural =
@@ -241,6 +420,33 @@ fn print_verified(
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+        }
+        match witnessed {
+            Some((head, of, quorum)) => {
+                let size = head.checkpoint.size;
+                println!(
+                    "witnessed: the first {} in the checkpoint of size {size}, cosigned by {} of {of} \
+                     witnesses (quorum {quorum}): {}",
+                    plural(size, "entry is", "entries are"),
+                    head.cosigned.len(),
+                    cosigner_list(&head.cosigned)
+                );
+                if summary.entries > size {
+                    println!(
+                        "the {} after it {} signed by the log's key alone",
+                        plural(summary.entries - size, "entry", "entries"),
+                        if summary.entries - size == 1 {
+                            "is"
+                        } else {
+                            "are"
+                        }
+                    );
+                }
+            }
+            None => println!(
+                "self-signed only: no witness cosignature was checked (--witness, --quorum), so \
+                 whoever holds the log's key could have rewritten it and signed it again"
+            ),
         }
     }
 }
