@@ -364,7 +364,7 @@ fn witnesses(o: &Options, docket: &std::path::Path, scratch: &std::path::Path) {
     );
     println!();
     println!(
-        "| run | server | decisions | errors | decisions/s | p50 ms | p99 ms | cosigned size / log size at the end |"
+        "| run | server | decisions | errors | decisions/s | p50 ms | p99 ms | 2-of-3 cosigned size / log size when the load ends |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     let mut rates = [Vec::new(), Vec::new()];
@@ -397,14 +397,24 @@ fn witnesses(o: &Options, docket: &std::path::Path, scratch: &std::path::Path) {
                     .unwrap()["size"]
                     .as_u64()
                     .unwrap();
-                let cosigned = client
-                    .get(format!("{url}/v1/log/witnessed?quorum=2"))
-                    .send()
-                    .ok()
-                    .and_then(|r| r.json::<serde_json::Value>().ok())
-                    .and_then(|v| v["size"].as_u64())
-                    .unwrap_or(0);
-                format!("{cosigned} / {size}")
+                let cosigned = || {
+                    client
+                        .get(format!("{url}/v1/log/witnessed?quorum=2"))
+                        .send()
+                        .ok()
+                        .and_then(|r| r.json::<serde_json::Value>().ok())
+                        .and_then(|v| v["size"].as_u64())
+                        .unwrap_or(0)
+                };
+                let at_end = cosigned();
+                let settle = Instant::now();
+                while cosigned() < size && settle.elapsed() < Duration::from_secs(60) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                format!(
+                    "{at_end} / {size}; all cosigned {:.2} s after the load",
+                    settle.elapsed().as_secs_f64()
+                )
             } else {
                 "".to_string()
             };

@@ -42,7 +42,7 @@ fn interop_binary() -> PathBuf {
 }
 
 /// Runs the Go client against a server; returns its JSON report.
-fn interop(server: &Server, old: Option<(&Path, &[String])>) -> Value {
+pub(crate) fn interop(server: &Server, old: Option<(&Path, &[String])>) -> Value {
     let mut command = Command::new(interop_binary());
     command.arg(&server.base);
     if let Some((checkpoint, keys)) = old {

@@ -261,6 +261,10 @@ fn three_witnesses_one_down_a_forked_and_a_rewritten_log() {
         .unwrap();
     let signed = SignedCheckpoint::parse(&note).unwrap();
     assert_eq!(signed.signatures.len(), 3, "{note}");
+    // A generic C2SP client (Go's golang.org/x/mod/sumdb/note and tlog) opens that note, its
+    // cosignature lines from keys it does not know being ignored, and proves every entry.
+    let go = crate::c2sp::interop(&server, None);
+    assert_eq!(go["proved"], go["size"], "{go}");
     // A witness killed under load: decisions go on, and once it is back on its address it
     // resumes from its own state and catches up.
     let (w2_dir, w2_addr) = (
@@ -341,6 +345,33 @@ fn three_witnesses_one_down_a_forked_and_a_rewritten_log() {
     );
     let (ok, out) = verify(&log, &log_pub, &[]);
     assert!(ok && out.contains("self-signed only"), "{out}");
+    // `docket log prove --witness` bounds a decision's time offline, from the log directory.
+    let out = docket_command()
+        .args(["log", "prove"])
+        .arg(&log)
+        .args([
+            "--decision-id",
+            &ids[0],
+            "--witness",
+            &w1.vkey,
+            "--witness",
+            &w3_vkey,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let proven: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let bound = &proven["witnessed"];
+    assert!(
+        bound["tree_size"].as_u64().unwrap() > proven["seq"].as_u64().unwrap(),
+        "{proven}"
+    );
+    assert_eq!(bound["cosignatures"][0]["witness"], "w1.test/witness");
+    assert!(bound["no_later_than"].is_string(), "{proven}");
     // A quorum of three cannot be met with one witness down.
     let mut all_three = witness_policy.clone();
     *all_three.last_mut().unwrap() = "3";

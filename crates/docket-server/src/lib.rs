@@ -602,6 +602,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         state.appender.follower(),
         cosignatures,
         config.witness_pacing,
+        Arc::clone(&state.metrics),
     );
     let app = router(Arc::clone(&state), &config);
     let addr = listener.local_addr()?;

@@ -18,8 +18,18 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WitnessLabels {
+    /// The witness's name (its key name).
+    pub witness: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// The largest tree size each witness has cosigned (compare with `log_entries`).
+    pub witness_cosigned_size: Family<WitnessLabels, Gauge<u64, AtomicU64>>,
+    /// Submissions to a witness that did not end in a cosignature (outage, refusal).
+    pub witness_failures: Family<WitnessLabels, Counter>,
     pub decisions: Family<OutcomeLabels, Counter>,
     pub ingested: Counter,
     pub policy_changes: Counter,
@@ -128,8 +138,22 @@ impl Metrics {
             "Bytes of encoded entries in the log",
             log_bytes.clone(),
         );
+        let witness_cosigned_size = Family::<WitnessLabels, Gauge<u64, AtomicU64>>::default();
+        registry.register(
+            "witness_cosigned_size",
+            "The largest tree size each witness has cosigned (--witness)",
+            witness_cosigned_size.clone(),
+        );
+        let witness_failures = Family::<WitnessLabels, Counter>::default();
+        registry.register(
+            "witness_failures",
+            "Checkpoint submissions to a witness that got no cosignature",
+            witness_failures.clone(),
+        );
         Metrics {
             registry,
+            witness_cosigned_size,
+            witness_failures,
             decisions,
             ingested,
             policy_changes,

@@ -16,6 +16,7 @@
 //! replaced, and the server refuses to start on it.
 
 use crate::appender::{LogFollower, LogView};
+use crate::metrics::{Metrics, WitnessLabels};
 use anyhow::{Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -276,6 +277,7 @@ pub fn start(
     log: LogFollower,
     cosignatures: Arc<Cosignatures>,
     pacing: WitnessPacing,
+    metrics: Arc<Metrics>,
 ) {
     let client = reqwest::Client::builder()
         .timeout(pacing.timeout)
@@ -283,8 +285,16 @@ pub fn start(
         .build()
         .expect("an HTTP client without TLS builds");
     for target in targets {
+        let old_size = cosignatures.last_cosigned_by(target.key.name());
+        metrics
+            .witness_cosigned_size
+            .get_or_create(&WitnessLabels {
+                witness: target.key.name().to_string(),
+            })
+            .set(old_size);
         let follower = Follower {
-            old_size: cosignatures.last_cosigned_by(target.key.name()),
+            metrics: Arc::clone(&metrics),
+            old_size,
             target,
             log: log.clone(),
             cosignatures: Arc::clone(&cosignatures),
@@ -296,6 +306,7 @@ pub fn start(
 }
 
 struct Follower {
+    metrics: Arc<Metrics>,
     target: WitnessTarget,
     log: LogFollower,
     cosignatures: Arc<Cosignatures>,
@@ -335,7 +346,23 @@ impl Follower {
                 continue;
             }
             let started = tokio::time::Instant::now();
-            match self.submit().await {
+            let labels = WitnessLabels {
+                witness: self.target.key.name().to_string(),
+            };
+            let outcome = self.submit().await;
+            match &outcome {
+                Outcome::Cosigned => {
+                    self.metrics
+                        .witness_cosigned_size
+                        .get_or_create(&labels)
+                        .set(self.old_size);
+                }
+                Outcome::Failed(_) => {
+                    self.metrics.witness_failures.get_or_create(&labels).inc();
+                }
+                Outcome::Resync => {}
+            }
+            match outcome {
                 Outcome::Cosigned => {
                     backoff = Duration::ZERO;
                     resyncs = 0;

@@ -52,6 +52,11 @@ pub enum LogCommand {
         /// Or the decision id of a decision entry.
         #[arg(long)]
         decision_id: Option<String>,
+        /// A witness whose cosignatures count (its witness.pub, or the key text); repeatable.
+        /// The first checkpoint in the log's cosignatures.jsonl that holds the entry and that a
+        /// given witness cosigned bounds when it was sealed: "no later than", by that witness.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
     },
     /// Remove the payloads of decisions whose retention has passed, keeping their hashes, so the
     /// log and every checkpoint still verify ("pruned under retention policy version X").
@@ -127,7 +132,8 @@ pub fn run(cmd: LogCommand) -> Result<i32> {
             dir,
             seq,
             decision_id,
-        } => prove(&dir, seq, decision_id.as_deref()),
+            witnesses,
+        } => prove(&dir, seq, decision_id.as_deref(), &witnesses),
         LogCommand::Reveal {
             dir,
             public,
@@ -362,7 +368,16 @@ fn reveal(
     }
 }
 
-fn prove(dir: &Path, seq: Option<u64>, decision_id: Option<&str>) -> Result<i32> {
+fn prove(
+    dir: &Path,
+    seq: Option<u64>,
+    decision_id: Option<&str>,
+    witnesses: &[String],
+) -> Result<i32> {
+    let witnesses = witnesses
+        .iter()
+        .map(|k| super::verify::read_cosigner_key(k))
+        .collect::<Result<Vec<_>>>()?;
     let (frames, _) = store::read_frames(dir)?;
     let mut entries = Vec::new();
     let mut checkpoint = None;
@@ -411,16 +426,95 @@ fn prove(dir: &Path, seq: Option<u64>, decision_id: Option<&str>) -> Result<i32>
             &signed.checkpoint.root.0,
         )
         .map_err(|e| anyhow!("the computed proof does not verify: {e}"))?;
-    println!(
-        "{}",
-        serde_json::json!({
-            "seq": index,
-            "entry_hash": leaves[index].to_hex(),
-            "tree_size": size,
-            "root": signed.checkpoint.root.to_hex(),
-            "proof": proof.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
-            "checkpoint": note,
-        })
-    );
+    let mut out = serde_json::json!({
+        "seq": index,
+        "entry_hash": leaves[index].to_hex(),
+        "tree_size": size,
+        "root": signed.checkpoint.root.to_hex(),
+        "proof": proof.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        "checkpoint": note,
+    });
+    if !witnesses.is_empty() {
+        let all: Vec<docket_ledger::Hash> = entries.iter().map(|e| e.hash).collect();
+        out["witnessed"] = witnessed_bound(dir, &all, index, &witnesses)?;
+    }
+    println!("{out}");
     Ok(0)
+}
+
+/// The first checkpoint holding entry `index` that one of `witnesses` cosigned, as found in the
+/// log's cosignatures.jsonl and checked against the log itself: who cosigned it when (the
+/// earliest time is the bound), and the entry's inclusion proof in it. `null` when no given
+/// witness has cosigned a checkpoint that holds the entry.
+fn witnessed_bound(
+    dir: &Path,
+    leaves: &[docket_ledger::Hash],
+    index: usize,
+    witnesses: &[docket_ledger::CosignerKey],
+) -> Result<serde_json::Value> {
+    let stored = store::files::JsonLines::<docket_server::witnessing::StoredCosignature>::read(
+        &dir.join("cosignatures.jsonl"),
+    )?;
+    let mut best: Option<(
+        docket_ledger::Checkpoint,
+        Vec<docket_ledger::cosignature::Cosigned>,
+    )> = None;
+    for line in stored {
+        let Ok(note) = docket_ledger::SignedCheckpoint::parse(&format!(
+            "{}\n{}\n",
+            line.checkpoint, line.cosignature
+        )) else {
+            continue;
+        };
+        let size = note.checkpoint.size as usize;
+        if size <= index || size > leaves.len() {
+            continue;
+        }
+        let cosigned = note.cosignatures(witnesses);
+        if cosigned.is_empty() {
+            continue;
+        }
+        match &mut best {
+            Some((c, _)) if c.size == note.checkpoint.size && c.root != note.checkpoint.root => {
+                bail!(
+                    "given witnesses cosigned two different roots for tree size {}: the log forked, \
+                     or a witness is dishonest",
+                    c.size
+                )
+            }
+            Some((c, list)) if c.size == note.checkpoint.size => {
+                for found in cosigned {
+                    if !list.iter().any(|have| have.witness == found.witness) {
+                        list.push(found);
+                    }
+                }
+            }
+            Some((c, _)) if c.size < note.checkpoint.size => {}
+            _ => best = Some((note.checkpoint, cosigned)),
+        }
+    }
+    let Some((checkpoint, cosigned)) = best else {
+        return Ok(serde_json::Value::Null);
+    };
+    let size = checkpoint.size as usize;
+    if docket_ledger::merkle::root(&leaves[..size]) != checkpoint.root {
+        bail!(
+            "{} holds a cosigned root for tree size {size} that this log does not have: the log \
+             was rewritten after it was witnessed (docket verify --witness says more)",
+            dir.join("cosignatures.jsonl").display()
+        );
+    }
+    let time = |t: u64| docket_ledger::record::rfc3339(t.saturating_mul(1_000_000_000));
+    let proof = docket_ledger::merkle::inclusion_proof(&leaves[..checkpoint.size as usize], index)
+        .expect("index within the tree");
+    Ok(serde_json::json!({
+        "tree_size": checkpoint.size,
+        "root": checkpoint.root.to_hex(),
+        "proof": proof.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
+        "cosignatures": cosigned.iter().map(|c| serde_json::json!({
+            "witness": c.witness,
+            "time": time(c.timestamp),
+        })).collect::<Vec<_>>(),
+        "no_later_than": cosigned.iter().map(|c| c.timestamp).min().map(time),
+    }))
 }

@@ -76,14 +76,7 @@ fn witness_policy(keys: &[String], quorum: Option<usize>) -> Result<Option<Witne
     }
     let witnesses = keys
         .iter()
-        .map(|k| {
-            let text = if Path::new(k).is_file() {
-                std::fs::read_to_string(k).with_context(|| format!("reading {k}"))?
-            } else {
-                k.clone()
-            };
-            CosignerKey::from_vkey(&text).map_err(|e| anyhow!("--witness {k}: {e}"))
-        })
+        .map(|k| read_cosigner_key(k))
         .collect::<Result<Vec<_>>>()?;
     let quorum = quorum.unwrap_or(witnesses.len() / 2 + 1);
     if quorum == 0 || quorum > witnesses.len() {
@@ -93,6 +86,16 @@ fn witness_policy(keys: &[String], quorum: Option<usize>) -> Result<Option<Witne
         );
     }
     Ok(Some(WitnessPolicy { witnesses, quorum }))
+}
+
+/// A `--witness` argument: a witness.pub file or the key text.
+pub fn read_cosigner_key(arg: &str) -> Result<CosignerKey> {
+    let text = if Path::new(arg).is_file() {
+        std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
+    } else {
+        arg.to_string()
+    };
+    CosignerKey::from_vkey(&text).map_err(|e| anyhow!("--witness {arg}: {e}"))
 }
 
 /// Every note with cosignatures at hand: the log directory's `cosignatures.jsonl` and the
