@@ -19,21 +19,31 @@ if (!docket || !artifacts) throw new Error("usage: verify_page.mjs <docket binar
 mkdirSync(artifacts, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), "docket-browser-"));
 
-function startServer() {
-  const child = spawn(docket, ["serve", "--addr", "127.0.0.1:0", "--dir", join(work, "data")], {
-    stdio: ["ignore", "pipe", "ignore"],
-  });
+function start(args, what) {
+  const child = spawn(docket, args, { stdio: ["ignore", "pipe", "ignore"] });
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
     lines.on("line", (line) => {
       const m = line.match(/listening on (http:\/\/\S+)/);
       if (m) resolve({ child, base: m[1] });
     });
-    child.on("exit", (code) => reject(new Error(`docket serve exited (${code})`)));
+    child.on("exit", (code) => reject(new Error(`${what} exited (${code})`)));
   });
 }
 
-const { child, base } = await startServer();
+// The log's key first, so a witness can follow the log from its first checkpoint.
+execFileSync(docket, ["keygen", "--out", join(work, "data"), "--stem", "docket", "--name", "browser.test/log"]);
+const witness = await start(
+  ["witness", "--addr", "127.0.0.1:0", "--dir", join(work, "witness"), "--name", "browser.test/witness",
+    "--log", join(work, "data", "docket.pub")],
+  "docket witness",
+);
+const witnessKey = readFileSync(join(work, "witness", "witness.pub"), "utf8").trim();
+const { child, base } = await start(
+  ["serve", "--addr", "127.0.0.1:0", "--dir", join(work, "data"), "--witness", `${witnessKey}@${witness.base}`,
+    "--witness-interval-ms", "20"],
+  "docket serve",
+);
 const browser = await launchChromium();
 try {
   // Some decisions to verify.
@@ -99,6 +109,44 @@ try {
   const size = (await (await fetch(`${base}/v1/log`)).json()).size;
   assert.equal(server.report.entries, size);
   console.log(`browser: the server's log verified from the page (${size} entries)`);
+  assert.match(server.text, /self-signed only/);
+
+  // Witnesses: the page holds the log to the checkpoint the witness cosigned, and says so; a
+  // witness that never cosigned it leaves the log not witnessed, which the page says too.
+  const deadline = Date.now() + 30000;
+  while ((await (await fetch(`${base}/v1/log/witnessed`)).json().catch(() => ({}))).size !== size) {
+    assert.ok(Date.now() < deadline, "the witness did not cosign the latest checkpoint in 30 s");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await page.fill("#witness-keys", witnessKey);
+  await page.fill("#witness-quorum", "1");
+  const witnessed = await verdict("#verify-server");
+  assert.equal(witnessed.verdict, "verified", witnessed.text);
+  assert.match(witnessed.text, new RegExp(`the first ${size} entries are in a checkpoint cosigned by 1 of 1 witnesses`));
+  {
+    const { publicKey: pk } = generateKeyPairSync("ed25519");
+    const raw = Buffer.from(pk.export({ format: "jwk" }).x, "base64url");
+    const name = "stranger.test/witness";
+    const id = createHash("sha256").update(Buffer.concat([Buffer.from(name + "\n"), Buffer.from([4]), raw])).digest().subarray(0, 4);
+    await page.fill("#witness-keys", `${name}+${id.toString("hex")}+${Buffer.concat([Buffer.from([4]), raw]).toString("base64")}`);
+  }
+  const stranger = await verdict("#verify-server");
+  assert.equal(stranger.verdict, "rejected", stranger.text);
+  assert.match(stranger.text, /signed by its operator alone/);
+  // The export too, with the witness's own answer pasted as the cosigned checkpoint.
+  const fromWitness = await (await fetch(`${witness.base}/checkpoint?origin=${encodeURIComponent("browser.test/log")}`)).text();
+  execFileSync(docket, ["log", "export", join(work, "data", "log"), "-o", good]);
+  await page.setInputFiles("#export-file", good);
+  await page.fill("#key-text", vkey);
+  await page.fill("#witness-keys", witnessKey);
+  await page.fill("#cosigned-note", fromWitness);
+  const exportWitnessed = await verdict("#verify-file");
+  assert.equal(exportWitnessed.verdict, "verified", exportWitnessed.text);
+  assert.match(exportWitnessed.text, /cosigned by 1 of 1 witnesses/);
+  await page.screenshot({ path: join(artifacts, "verifier-witnessed.png"), fullPage: true });
+  await page.fill("#witness-keys", "");
+  await page.fill("#cosigned-note", "");
+  console.log("browser: held to the witness's cosigned checkpoint (server and export); a witness that never cosigned leaves the log not witnessed");
   // A decision's inclusion proof from the server, checked by the wasm bindings in the page.
   const proof = await page.evaluate(async ({ base, vkey }) => {
     const m = await import("./docket_web.js");
@@ -254,4 +302,5 @@ try {
 } finally {
   await browser.close();
   child.kill("SIGTERM");
+  witness.child.kill("SIGTERM");
 }

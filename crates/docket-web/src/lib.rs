@@ -303,6 +303,62 @@ pub fn verify_checkpoint(note: &str, vkey: &str) -> Result<String, JsError> {
     .to_string())
 }
 
+/// Applies a witness policy (docs/witness.md §3): of `notes` (checkpoint notes carrying
+/// cosignatures), those of `origin`, the largest checkpoint that at least `quorum` of
+/// `witnesses` (cosignature/v1 verifier keys) validly cosigned. Returns JSON text
+/// `{"ok": true, "size", "root" (base64), "cosigned": [{"witness", "time"}…]}` (hand size and
+/// root to `expectTreeHead`), or `{"ok": false, "message"}`: the log is not witnessed.
+#[wasm_bindgen(js_name = witnessedHead)]
+pub fn witnessed_head(
+    origin: &str,
+    notes: Vec<String>,
+    witnesses: Vec<String>,
+    quorum: u32,
+) -> Result<String, JsError> {
+    let witnesses = witnesses
+        .iter()
+        .map(|k| {
+            docket_ledger::CosignerKey::from_vkey(k)
+                .map_err(|e| error(format!("a witness key is not a cosignature/v1 key: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if quorum == 0 || quorum as usize > witnesses.len() {
+        return Err(error(format!(
+            "the quorum must be between 1 and the number of witness keys ({})",
+            witnesses.len()
+        )));
+    }
+    let notes: Vec<SignedCheckpoint> = notes
+        .iter()
+        .map(|n| {
+            let n = if n.ends_with('\n') {
+                n.clone()
+            } else {
+                format!("{n}\n")
+            };
+            SignedCheckpoint::parse(&n)
+                .map_err(|e| error(format!("a cosigned checkpoint is not a signed note: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let policy = docket_ledger::witness::WitnessPolicy {
+        witnesses,
+        quorum: quorum as usize,
+    };
+    Ok(match policy.strongest(origin, &notes) {
+        Ok(head) => json!({
+            "ok": true,
+            "size": head.checkpoint.size,
+            "root": B64.encode(head.checkpoint.root.0),
+            "cosigned": head.cosigned.iter().map(|c| json!({
+                "witness": c.witness,
+                "time": docket_ledger::record::rfc3339(c.timestamp.saturating_mul(1_000_000_000)),
+            })).collect::<Vec<_>>(),
+        }),
+        Err(message) => json!({"ok": false, "message": message}),
+    }
+    .to_string())
+}
+
 /// Checks an RFC 9162 inclusion proof (hashes in base64, as docket's API gives them).
 #[wasm_bindgen(js_name = verifyInclusion)]
 pub fn verify_inclusion_proof(

@@ -3,7 +3,7 @@
 // report and the entries. Every row shown is one the verifier accepted, decoded by it from the
 // entry's checked bytes (`takeRows`): nothing the page shows comes from a field beside them.
 
-import init, { ExportVerifier, LogVerifier, verifyCheckpoint } from "./docket_web.js";
+import init, { ExportVerifier, LogVerifier, verifyCheckpoint, witnessedHead } from "./docket_web.js";
 
 const $ = (id) => document.getElementById(id);
 const ready = init({ module_or_path: new URL("docket_web_bg.wasm", import.meta.url) });
@@ -19,7 +19,40 @@ function takeRows(verifier) {
   }
 }
 
-function showReport(report, source, caveat) {
+// The witness policy the user gave, applied to the cosigned checkpoints at hand (the pasted
+// note, and for a server its /v1/log/witnessed): null without witness keys; else the head the
+// log must reach ({ok, size, root, cosigned}) or why there is none ({ok: false, message}).
+async function witnessHead(origin, base) {
+  const keys = $("witness-keys").value.split("\n").map((k) => k.trim()).filter(Boolean);
+  if (keys.length === 0) return null;
+  if ($("trusted-note").value.trim()) {
+    throw new Error("Give a checkpoint you trust or witnesses, not both: each names the checkpoint the log is held to.");
+  }
+  const quorum = Number($("witness-quorum").value || 1);
+  const notes = [];
+  const pasted = $("cosigned-note").value;
+  if (pasted.trim()) notes.push(pasted);
+  if (base) {
+    const answer = await fetch(`${base}/v1/log/witnessed?quorum=${quorum}`);
+    if (answer.ok) notes.push((await answer.json()).note);
+  }
+  const head = JSON.parse(witnessedHead(origin, notes, keys, quorum));
+  head.of = keys.length;
+  head.quorum = quorum;
+  return head;
+}
+
+function witnessLine(head) {
+  const who = head.cosigned.map((c) => `${c.witness} at ${c.time}`).join(", ");
+  return `the first ${head.size} entries are in a checkpoint cosigned by ${head.cosigned.length} of ${head.of} witnesses (quorum ${head.quorum}): ${who}`;
+}
+
+function notWitnessed(head, source) {
+  window.lastReport = { ok: false, failure: "not-witnessed", message: head.message };
+  showReport({ ok: false, failure: "not-witnessed", message: head.message, location: "end of log", seq: null }, source);
+}
+
+function showReport(report, source, caveat, witnessed) {
   const box = $("result");
   box.replaceChildren();
   const title = document.createElement("strong");
@@ -48,7 +81,13 @@ function showReport(report, source, caveat) {
     add("time range", `${report.first_timestamp} … ${report.last_timestamp}`);
     add("root", report.root);
     add("signed by", report.keys.join(", "));
-    if (report.trusted_size != null) add("trusted checkpoint", `reached: the log extends the one at size ${report.trusted_size}`);
+    if (witnessed) {
+      add("witnessed", witnessLine(witnessed));
+      if (report.entries > witnessed.size) add("after it", `${report.entries - witnessed.size} entries are signed by the log's key alone`);
+    } else {
+      if (report.trusted_size != null) add("trusted checkpoint", `reached: the log extends the one at size ${report.trusted_size}`);
+      add("witnesses", "none checked: self-signed only, so whoever holds the log's key could have rewritten it");
+    }
     badSeq = null;
   } else {
     box.className = "result bad";
@@ -56,6 +95,7 @@ function showReport(report, source, caveat) {
     add("source", source);
     add("failure", report.failure);
     add("where", report.seq === null ? report.location : `${report.location} ${report.seq}`);
+    if (witnessed) add("held to", witnessLine(witnessed));
     badSeq = report.location === "entry" ? report.seq : null;
     // Where verification stopped is shown, never what the rejected entry claims.
     if (badSeq !== null) {
@@ -100,10 +140,18 @@ async function verifyFile(event) {
   const file = $("export-file").files[0];
   if (!file) return showError("Choose a log export file.");
   let verifier;
+  let witnessed = null;
   try {
     const key = await publicKey();
     verifier = new ExportVerifier(key);
     holdTo(verifier);
+    // The export's header line names its origin, which the cosigned checkpoints must carry.
+    const header = (await file.slice(0, 65536).text()).split("\n")[0];
+    let origin = "";
+    try { origin = JSON.parse(header).origin ?? ""; } catch { /* the verifier names a bad header */ }
+    witnessed = await witnessHead(origin, null);
+    if (witnessed && !witnessed.ok) return notWitnessed(witnessed, file.name);
+    if (witnessed) verifier.expectTreeHead(BigInt(witnessed.size), witnessed.root);
   } catch (e) {
     return showError(String(e.message || e));
   }
@@ -133,7 +181,7 @@ async function verifyFile(event) {
   report.seconds = (performance.now() - started) / 1000;
   progress.hidden = true;
   window.lastReport = report;
-  showReport(report, `${file.name} (${file.size} bytes, ${report.seconds.toFixed(2)} s)`);
+  showReport(report, `${file.name} (${file.size} bytes, ${report.seconds.toFixed(2)} s)`, "", witnessed);
 }
 
 async function verifyServer(event) {
@@ -152,6 +200,9 @@ async function verifyServer(event) {
     if (!head.ok) return showError("The server's checkpoint is not signed by this key.");
     const verifier = new LogVerifier(key);
     holdTo(verifier);
+    const witnessed = await witnessHead(head.origin, base);
+    if (witnessed && !witnessed.ok) return notWitnessed(witnessed, base);
+    if (witnessed) verifier.expectTreeHead(BigInt(witnessed.size), witnessed.root);
     rows = [];
     badSeq = null;
     const progress = $("progress");
@@ -173,7 +224,7 @@ async function verifyServer(event) {
     const report = JSON.parse(verifier.finish());
     progress.hidden = true;
     window.lastReport = report;
-    showReport(report, `${base} (checkpoint at size ${head.size})`, caveat);
+    showReport(report, `${base} (checkpoint at size ${head.size})`, caveat, witnessed);
   } catch (e) {
     showError(`Could not read the server: ${e.message || e}`);
   }
