@@ -579,7 +579,7 @@ fn a_closed_stdout_ends_a_command_quietly() {
 /// is shifted by the offset in a file, re-read on every reading; the monotonic clock is not.
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
-fn faketime_env(offset_file: &Path) -> Vec<(&'static str, String)> {
+pub(crate) fn faketime_env(offset_file: &Path) -> Vec<(&'static str, String)> {
     assert!(
         Path::new(LIBFAKETIME).exists(),
         "{LIBFAKETIME} is missing: apt-get install faketime (tests/run does)"

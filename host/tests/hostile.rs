@@ -141,6 +141,20 @@ fn every_serve_flag_at_a_non_default_value() {
         ("--client-burst", "4000000".into()),
         ("--origin", "docket.test/flags".into()),
         ("--read-token-file", read_token.display().to_string()),
+        // A witness that is down for the whole test: decisions go on regardless.
+        (
+            "--witness",
+            format!(
+                "{}@http://127.0.0.1:9",
+                docket_ledger::CosignerKey::of(
+                    docket_ledger::SecretKey::from_seed("flags.test/witness", &[5; 32])
+                        .unwrap()
+                        .public()
+                )
+                .to_vkey()
+            ),
+        ),
+        ("--witness-interval-ms", "100".into()),
     ];
     // Every flag `docket serve --help` documents is here (beside --addr and --dir, which every
     // test sets, and --policy, set below): a new flag must be added to this test.
@@ -364,8 +378,14 @@ fn slow_and_idle_connections_are_closed_and_a_flood_cannot_silence_the_server() 
     let first = read_response(&mut idle);
     assert_eq!(status_of(&first), 200);
     assert_eq!(read_to_close(&mut idle), "");
-    // A body that never finishes: 408, nothing logged.
-    let c = client();
+    // A body that never finishes: 408, nothing logged. The server closes keep-alive connections
+    // idle for 300 ms, as long as this takes: a pooled connection could be closed just as it is
+    // reused, so this client opens one per request.
+    let c = Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let before = log_size(&c, &s);
     let mut slow_body = connect(&s);
     slow_body

@@ -372,6 +372,46 @@ fn three_witnesses_one_down_a_forked_and_a_rewritten_log() {
     );
     assert_eq!(bound["cosignatures"][0]["witness"], "w1.test/witness");
     assert!(bound["no_later_than"].is_string(), "{proven}");
+    // `docket log prune --witness`: the witness cosigns afresh and vouches for this clock; a
+    // clock ten days ahead (libfaketime) is refused before anything is pruned.
+    let prune = |offset: &str| {
+        let file = dir.join("faketime");
+        std::fs::write(&file, format!("{offset}\n")).unwrap();
+        docket_command()
+            .args(["log", "prune"])
+            .arg(&log)
+            .arg("--key")
+            .arg(data.join("docket.key"))
+            .args(["--witness", &format!("{}@{}", w1.vkey, w1.url)])
+            .envs(crate::evidence::faketime_env(&file))
+            .output()
+            .unwrap()
+    };
+    let lines_before = std::fs::read_to_string(log.join("cosignatures.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    let ahead = prune("+10d");
+    let text = String::from_utf8_lossy(&ahead.stderr);
+    assert!(
+        !ahead.status.success() && text.contains("ahead of witness w1.test/witness"),
+        "{text}"
+    );
+    let right = prune("+0");
+    assert!(
+        right.status.success()
+            && String::from_utf8_lossy(&right.stdout)
+                .contains("clock checked against witness w1.test/witness"),
+        "{}{}",
+        String::from_utf8_lossy(&right.stdout),
+        String::from_utf8_lossy(&right.stderr)
+    );
+    // Both fresh cosignatures were kept as evidence beside the log.
+    let lines_after = std::fs::read_to_string(log.join("cosignatures.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines_after, lines_before + 2);
     // A quorum of three cannot be met with one witness down.
     let mut all_three = witness_policy.clone();
     *all_three.last_mut().unwrap() = "3";
@@ -517,6 +557,11 @@ fn three_witnesses_one_down_a_forked_and_a_rewritten_log() {
         k
     };
     assert_eq!(kinds(&w1), ["fork", "inconsistent", "rollback"]);
+    // Every live witness refuses them alike.
+    assert_eq!(w2.add_checkpoint(&fork).0, 409);
+    assert_eq!(w2.add_checkpoint(&rollback).0, 409);
+    assert_eq!(w2.add_checkpoint(&extension).0, 422);
+    assert_eq!(kinds(&w2), ["fork", "inconsistent", "rollback"]);
     // Sent again, the fork is refused again and recorded once.
     assert_eq!(w1.add_checkpoint(&fork).0, 409);
     let w1_dir = w1.dir.clone();

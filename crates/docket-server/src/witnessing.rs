@@ -279,11 +279,7 @@ pub fn start(
     pacing: WitnessPacing,
     metrics: Arc<Metrics>,
 ) {
-    let client = reqwest::Client::builder()
-        .timeout(pacing.timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .expect("an HTTP client without TLS builds");
+    let client = http_client(pacing.timeout);
     for target in targets {
         let old_size = cosignatures.last_cosigned_by(target.key.name());
         metrics
@@ -421,27 +417,9 @@ impl Follower {
         let Ok(signed) = SignedCheckpoint::parse(&note) else {
             return Outcome::Failed("the log's own checkpoint does not parse".into());
         };
-        let response = match self
-            .client
-            .post(format!("{}/add-checkpoint", self.target.url))
-            .header("content-type", "text/plain; charset=utf-8")
-            .body(request.encode())
-            .send()
-            .await
-        {
-            Ok(response) => response,
-            Err(e) => return Outcome::Failed(format!("unreachable: {e}")),
-        };
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
-        match status {
-            200 => {
-                let lines = match parse_signature_lines(body.trim_end_matches('\n')) {
-                    Ok(lines) => lines,
-                    Err(e) => {
-                        return Outcome::Failed(format!("its answer is not signature lines: {e}"));
-                    }
-                };
+        match post_checkpoint(&self.client, &self.target, &request).await {
+            Err(why) => Outcome::Failed(why),
+            Ok(WitnessAnswer::Cosigned(lines)) => {
                 match self.cosignatures.store(&self.target.key, &signed, &lines) {
                     Ok(0) => {
                         Outcome::Failed("it answered without a valid cosignature by its key".into())
@@ -453,29 +431,132 @@ impl Follower {
                     Err(e) => Outcome::Failed(format!("storing its cosignature failed: {e:#}")),
                 }
             }
-            409 => match body.trim_end().parse::<u64>() {
-                Ok(size) if size > signed.checkpoint.size => {
-                    self.old_size = size;
-                    Outcome::Failed(format!(
-                        "the witness has cosigned tree size {size}, beyond this log's {}: this log \
-                         lost entries or a fork of it was shown to the witness",
-                        signed.checkpoint.size
-                    ))
-                }
-                Ok(size) if size == self.old_size => Outcome::Failed(format!(
-                    "the witness refused checkpoint {} at its own size {size}: it holds another \
-                     root for this log (a fork)",
+            Ok(WitnessAnswer::Conflict(size)) if size > signed.checkpoint.size => {
+                self.old_size = size;
+                Outcome::Failed(format!(
+                    "the witness has cosigned tree size {size}, beyond this log's {}: this log \
+                     lost entries or a fork of it was shown to the witness",
                     signed.checkpoint.size
-                )),
-                Ok(size) => {
-                    self.old_size = size;
-                    Outcome::Resync
-                }
-                Err(_) => Outcome::Failed(format!("409 without a size: {}", body.trim())),
-            },
-            _ => Outcome::Failed(format!("{status}: {}", body.trim())),
+                ))
+            }
+            Ok(WitnessAnswer::Conflict(size)) if size == self.old_size => Outcome::Failed(format!(
+                "the witness refused checkpoint {} at its own size {size}: it holds another \
+                 root for this log (a fork)",
+                signed.checkpoint.size
+            )),
+            Ok(WitnessAnswer::Conflict(size)) => {
+                self.old_size = size;
+                Outcome::Resync
+            }
         }
     }
+}
+
+/// The HTTP client witness requests go through (plain HTTP, keep-alive).
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .expect("an HTTP client without TLS builds")
+}
+
+/// A witness's answer to `add-checkpoint` that the protocol lets a client act on.
+pub enum WitnessAnswer {
+    /// 200: its signature lines (not yet checked).
+    Cosigned(Vec<NoteSignature>),
+    /// 409: the size it last cosigned.
+    Conflict(u64),
+}
+
+/// Sends one `add-checkpoint` request. Any answer but 200 and a well-formed 409 is an error,
+/// a sentence naming the status and the witness's reason.
+pub async fn post_checkpoint(
+    client: &reqwest::Client,
+    target: &WitnessTarget,
+    request: &AddCheckpoint,
+) -> Result<WitnessAnswer, String> {
+    let response = client
+        .post(format!("{}/add-checkpoint", target.url))
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(request.encode())
+        .send()
+        .await
+        .map_err(|e| format!("unreachable: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    match status {
+        200 => parse_signature_lines(body.trim_end_matches('\n'))
+            .map(WitnessAnswer::Cosigned)
+            .map_err(|e| format!("its answer is not signature lines: {e}")),
+        409 => body
+            .trim_end()
+            .parse::<u64>()
+            .map(WitnessAnswer::Conflict)
+            .map_err(|_| format!("409 without a size: {}", body.trim())),
+        _ => Err(format!("{status}: {}", body.trim())),
+    }
+}
+
+/// Asks `target` for a fresh cosignature on the checkpoint `note` (of a log whose leaf hashes
+/// are `leaves`), resynchronising on a 409 as the protocol says, and returns the witness's time
+/// in it: a reading of a clock the log's operator does not control. `docket log prune` checks
+/// its own clock against it. The cosignature is also returned, for the log to keep.
+pub async fn fresh_cosignature(
+    client: &reqwest::Client,
+    target: &WitnessTarget,
+    note: &str,
+    leaves: &[docket_ledger::Hash],
+) -> Result<(u64, StoredCosignature), String> {
+    let signed = SignedCheckpoint::parse(note).map_err(|e| format!("the log's checkpoint: {e}"))?;
+    let size = signed.checkpoint.size;
+    let mut old_size = 0;
+    for _ in 0..3 {
+        let proof = if old_size == 0 {
+            Vec::new()
+        } else {
+            docket_ledger::merkle::consistency_proof(&leaves[..size as usize], old_size as usize)
+                .ok_or_else(|| {
+                    format!("the witness has cosigned size {old_size}, beyond this log's {size}")
+                })?
+        };
+        let request = AddCheckpoint {
+            old_size,
+            proof,
+            note: note.to_string(),
+        };
+        match post_checkpoint(client, target, &request).await? {
+            WitnessAnswer::Cosigned(lines) => {
+                return lines
+                    .iter()
+                    .find_map(|s| {
+                        target.key.verify(&signed.text, s).map(|t| {
+                            (
+                                t,
+                                StoredCosignature {
+                                    checkpoint: signed.text.clone(),
+                                    cosignature: s.line().trim_end().to_string(),
+                                },
+                            )
+                        })
+                    })
+                    .ok_or_else(|| "it answered without a valid cosignature by its key".into());
+            }
+            WitnessAnswer::Conflict(size_seen) if size_seen > size => {
+                return Err(format!(
+                    "the witness has cosigned tree size {size_seen}, beyond this log's {size}: this \
+                     log lost entries or a fork of it was shown to the witness"
+                ));
+            }
+            WitnessAnswer::Conflict(size_seen) if size_seen == old_size => {
+                return Err(format!(
+                    "the witness holds another root for size {size_seen} of this log (a fork)"
+                ));
+            }
+            WitnessAnswer::Conflict(size_seen) => old_size = size_seen,
+        }
+    }
+    Err("the witness kept changing its size".into())
 }
 
 fn next_backoff(current: Duration, max: Duration) -> Duration {

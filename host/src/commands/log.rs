@@ -83,6 +83,12 @@ pub enum LogCommand {
         /// a day after the log's newest entry (without it, such a clock is taken to be wrong).
         #[arg(long)]
         idle_log: bool,
+        /// Check this machine's clock against a witness's first (<witness key>@<http URL>, as
+        /// `docket serve --witness`; repeatable): the witness cosigns the log's latest checkpoint
+        /// afresh, and a clock more than two minutes ahead of the witness's refuses the prune.
+        /// A clock the witnesses vouch for needs no --idle-log.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
     },
     /// Prove what a masked value was: the log verifies, and the value with its salt gives the
     /// commitment sealed in the entry. Exit 0 when it proves out, 1 when it does not.
@@ -157,7 +163,8 @@ pub fn run(cmd: LogCommand) -> Result<i32> {
             public,
             through,
             idle_log,
-        } => prune(&dir, &key, public.as_deref(), through, idle_log),
+            witnesses,
+        } => prune(&dir, &key, public.as_deref(), through, idle_log, &witnesses),
         LogCommand::SplitFork { dir, out } => {
             for history in docket_runtime::fork::split(&dir, &out)? {
                 match history.forked_at {
@@ -237,6 +244,69 @@ fn export(dir: &Path, output: Option<&Path>) -> Result<i32> {
     Ok(0)
 }
 
+/// How far ahead of a witness's clock `docket log prune --witness` lets this machine's be.
+const WITNESS_CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Has each witness cosign the log's latest checkpoint afresh (keeping the cosignatures in the
+/// log's cosignatures.jsonl) and compares this machine's clock with the witness's time: ahead by
+/// more than [`WITNESS_CLOCK_SLACK`] is an error that stops the prune. True when every witness
+/// vouches for the clock.
+fn check_clock_with_witnesses(
+    dir: &Path,
+    witnesses: &[docket_server::witnessing::WitnessTarget],
+    now: std::time::Duration,
+) -> Result<bool> {
+    let (frames, _) = store::read_frames(dir)?;
+    let mut leaves = Vec::new();
+    let mut note = None;
+    for frame in &frames {
+        match frame {
+            store::Frame::Entry(bytes) => leaves.push(decode_entry(bytes)?.hash),
+            store::Frame::Checkpoint(n) => note = Some(n.clone()),
+        }
+    }
+    let note = note.ok_or_else(|| anyhow!("{} has no checkpoint yet", dir.display()))?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let client = docket_server::witnessing::http_client(std::time::Duration::from_secs(10));
+    let (mut file, _) =
+        store::files::JsonLines::<docket_server::witnessing::StoredCosignature>::open(
+            &dir.join("cosignatures.jsonl"),
+        )?;
+    for target in witnesses {
+        let name = target.key.name();
+        let (time, stored) = tokio
+            .block_on(docket_server::witnessing::fresh_cosignature(
+                &client, target, &note, &leaves,
+            ))
+            .map_err(|why| {
+                anyhow!(
+                    "cannot check this machine's clock against witness {name} ({why}); nothing \
+                     was pruned (without --witness the prune trusts this clock alone)"
+                )
+            })?;
+        file.append(&[stored])?;
+        let witness_time = std::time::Duration::from_secs(time);
+        if now > witness_time + WITNESS_CLOCK_SLACK {
+            bail!(
+                "this machine's clock reads {}, {} s ahead of witness {name}'s ({}): retention \
+                 would be judged too early; set the clock right; nothing was pruned",
+                docket_ledger::record::rfc3339(now.as_nanos() as u64),
+                (now - witness_time).as_secs(),
+                docket_ledger::record::rfc3339(time.saturating_mul(1_000_000_000))
+            );
+        }
+        println!(
+            "clock checked against witness {name}: it reads {} (this machine: {})",
+            docket_ledger::record::rfc3339(time.saturating_mul(1_000_000_000)),
+            docket_ledger::record::rfc3339(now.as_nanos() as u64)
+        );
+    }
+    Ok(true)
+}
+
 /// How far past a log's newest entry `docket log prune` trusts the clock without `--idle-log`.
 const PRUNE_CLOCK_SLACK: std::time::Duration = std::time::Duration::from_secs(86_400);
 
@@ -246,7 +316,12 @@ fn prune(
     public: Option<&Path>,
     through: Option<u64>,
     idle_log: bool,
+    witnesses: &[String],
 ) -> Result<i32> {
+    let witnesses = witnesses
+        .iter()
+        .map(|w| docket_server::witnessing::WitnessTarget::parse(w))
+        .collect::<Result<Vec<_>>>()?;
     let secret = read_secret_key(key)?;
     let genesis = match public {
         Some(p) => read_public_key(p)?,
@@ -258,8 +333,9 @@ fn prune(
     // is far ahead would remove payloads still under retention, so a clock much later than the
     // log's newest entry must be vouched for.
     let now = docket_runtime::clock::SteadyClock::now();
+    let vouched = !witnesses.is_empty() && check_clock_with_witnesses(dir, &witnesses, now)?;
     let newest = std::time::Duration::from_nanos(report.last_timestamp_ns);
-    if !idle_log && now > newest + PRUNE_CLOCK_SLACK {
+    if !idle_log && !vouched && now > newest + PRUNE_CLOCK_SLACK {
         bail!(
             "this machine's clock reads {}, {} days after the log's newest entry ({}); if the \
              clock is right and the log has been idle, pass --idle-log; nothing was pruned",
