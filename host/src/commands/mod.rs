@@ -15,19 +15,11 @@ use anyhow::{Result, anyhow};
 use docket_ledger::Entry;
 use docket_runtime::Runtime;
 use docket_runtime::log::hex;
-use std::path::PathBuf;
 
-/// The compiled component is cached per user, keyed by its hash and the engine configuration.
-fn cache_dir() -> PathBuf {
-    std::env::var_os("DOCKET_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("docket")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/docket")))
-        .unwrap_or_else(|| std::env::temp_dir().join("docket-cache"))
-}
-
+/// The component, compiled or loaded from the per-user cache, as the embedding API loads it
+/// (`docket_embed::runtime`, `docket_embed::cache_dir`).
 pub fn load_runtime() -> Result<Runtime> {
-    Runtime::new(Some(&cache_dir())).map_err(|e| anyhow!("loading the docket component: {e}"))
+    docket_embed::runtime().map_err(|e| anyhow!("{e}"))
 }
 
 pub fn instance_id() -> String {
