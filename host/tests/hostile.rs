@@ -155,6 +155,17 @@ fn every_serve_flag_at_a_non_default_value() {
             ),
         ),
         ("--witness-interval-ms", "100".into()),
+        ("--bundle", {
+            let bundle = dir.join("flags-bundle");
+            std::fs::create_dir_all(bundle.join("flagsbundle")).unwrap();
+            std::fs::write(
+                bundle.join(".manifest"),
+                r#"{"revision":"fb1","roots":["flagsbundle"]}"#,
+            )
+            .unwrap();
+            std::fs::write(bundle.join("flagsbundle/data.json"), r#"{"on":true}"#).unwrap();
+            bundle.display().to_string()
+        }),
     ];
     // Every flag `docket serve --help` documents is here (beside --addr and --dir, which every
     // test sets, and --policy, set below): a new flag must be added to this test.

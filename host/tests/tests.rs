@@ -3,6 +3,7 @@
 
 mod common;
 
+mod bundles;
 mod c2sp;
 mod crash;
 mod disk;

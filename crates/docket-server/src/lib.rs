@@ -10,6 +10,7 @@
 //! served when no `--policy` is given.
 
 pub mod appender;
+pub mod bundle;
 pub mod examples;
 pub mod guard;
 pub mod http;
@@ -46,8 +47,11 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     /// Holds the key (`docket.key`, `docket.pub`), the write token and the log (`log/`).
     pub dir: PathBuf,
-    /// Rego files, JSON data files, or directories of them; empty serves the examples.
+    /// Rego files, JSON data files, or directories of them; empty (and no bundles) serves the
+    /// examples.
     pub policies: Vec<PathBuf>,
+    /// OPA bundles (name, `.tar.gz` or directory), loaded beside `policies`.
+    pub bundles: Vec<(String, PathBuf)>,
     /// The bearer token write endpoints require; `None` uses (or creates) `<dir>/token`.
     pub token: Option<String>,
     /// A bearer token reading entries requires (the write token is accepted too); `None`:
@@ -112,6 +116,7 @@ impl Default for ServeConfig {
             addr: defaults::ADDR.parse().expect("a socket address"),
             dir: PathBuf::from(defaults::DIR),
             policies: Vec::new(),
+            bundles: Vec::new(),
             token: None,
             read_token: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -280,10 +285,44 @@ impl From<appender::AppendError> for ApiError {
 /// at the top at the root of `data`), objects merging key by key. A file given by itself is a
 /// module named by its file name, or data at the root.
 pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<PolicySet> {
-    let mut set = PolicySet {
-        revision,
-        ..PolicySet::default()
+    load_policy_sources(paths, &[], revision)
+}
+
+/// [`load_policy_set`] with OPA bundles (name, `.tar.gz` or directory) beside the files
+/// (`bundle.rs`). Without `revision`, one bundle's revision labels the policy version, and
+/// several bundles' are listed as `name=revision,…`.
+pub fn load_policy_sources(
+    paths: &[PathBuf],
+    bundles: &[(String, PathBuf)],
+    revision: Option<String>,
+) -> Result<PolicySet> {
+    let mut set = if paths.is_empty() && !bundles.is_empty() {
+        PolicySet::default()
+    } else {
+        load_files(paths)?
     };
+    bundle::load_bundles(&mut set, bundles)?;
+    set.revision = revision.or_else(|| match set.bundles.len() {
+        0 => None,
+        1 => set
+            .bundles
+            .values()
+            .next()
+            .map(|b| b.revision.clone())
+            .filter(|r| !r.is_empty()),
+        _ => Some(
+            set.bundles
+                .iter()
+                .map(|(name, b)| format!("{name}={}", b.revision))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    });
+    Ok(set)
+}
+
+fn load_files(paths: &[PathBuf]) -> Result<PolicySet> {
+    let mut set = PolicySet::default();
     if paths.is_empty() {
         for p in examples::DEFAULTS {
             set.modules.insert(p.id.to_string(), p.source.to_string());
@@ -437,13 +476,16 @@ fn merge_object(
 
 /// The policy-change record of log-format §4.4 for a full load.
 pub fn load_record(set: &PolicySet, version: &runtime::PolicyVersion) -> String {
-    json!({
+    let mut record = json!({
         "op": "load",
         "modules": set.modules,
         "data": set.data,
         "policy_version": version_json(version),
-    })
-    .to_string()
+    });
+    if !set.bundles.is_empty() {
+        record["bundles"] = json!(set.bundles);
+    }
+    record.to_string()
 }
 
 pub fn version_json(version: &runtime::PolicyVersion) -> serde_json::Value {
@@ -519,6 +561,9 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
                 config.addr
             )
         })?;
+    // The policies next, read and checked before anything is created: files or a bundle that
+    // do not load stop the start with nothing written.
+    let set = load_policy_sources(&config.policies, &config.bundles, config.revision.clone())?;
     let dir = &config.dir;
     let (key, genesis_key, token) = open_data_dir(&config)?;
     let served = Arc::new(ServedLog {
@@ -538,7 +583,6 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
     let (log, view) = open_served_log(Arc::clone(&served), &config).await?;
 
     let metrics = Arc::new(Metrics::new());
-    let set = load_policy_set(&config.policies, config.revision.clone())?;
     let scratch = EvalPool::new(
         Arc::clone(&runtime),
         Generation {

@@ -21,6 +21,8 @@ pub struct PolicySet {
     /// instance computes the same policy version digest.
     pub data: Map<String, Value>,
     pub revision: Option<String>,
+    /// The OPA bundles the set was loaded from, by name (recorded in the policy-change entry).
+    pub bundles: std::collections::BTreeMap<String, crate::bundle::BundleInfo>,
 }
 
 impl PolicySet {

@@ -22,6 +22,9 @@ pub struct EvalArgs {
     /// Rego policy files or directories (the same as --data for .rego files).
     #[arg(long = "policy")]
     policies: Vec<PathBuf>,
+    /// An OPA bundle (.tar.gz or directory) as PATH or NAME=PATH, as `opa eval -b`; repeatable.
+    #[arg(short = 'b', long = "bundle")]
+    bundles: Vec<String>,
     /// The data path to evaluate in docket's form, e.g. rbac/allow (or give the query).
     #[arg(long)]
     path: Option<String>,
@@ -123,7 +126,7 @@ pub fn run(args: EvalArgs) -> Result<i32> {
         }
     };
     let files: Vec<PathBuf> = args.policies.iter().chain(&args.data).cloned().collect();
-    if files.is_empty() {
+    if files.is_empty() && args.bundles.is_empty() {
         bail!("give the policies to evaluate with -d (files or directories of .rego and .json)");
     }
     match (&args.dir, &args.key) {
@@ -136,7 +139,7 @@ pub fn run(args: EvalArgs) -> Result<i32> {
 fn evaluate(args: &EvalArgs, path: &str, files: &[PathBuf]) -> Result<i32> {
     let runtime = load_runtime()?;
     let mut instance = runtime.instantiate()?;
-    let set = serve::load_policy_set(files, None)?;
+    let set = policy_set(args, files)?;
     set.load_into(&mut instance)
         .map_err(|e| anyhow!("the policies do not load: {e}; fix them and retry"))?;
     if !instance.defines(path)? {
@@ -228,7 +231,7 @@ fn seal(args: &EvalArgs, dir: &Path, key: &Path, path: &str, files: &[PathBuf]) 
     }
     // The same loading as `docket serve`'s (one data document merged from the data
     // files), so the same files give the same policy version in both.
-    let set = serve::load_policy_set(files, None)?;
+    let set = policy_set(args, files)?;
     let version = set
         .load_into(log.instance())
         .map_err(|e| anyhow!("the policies do not load: {e}; fix them and retry"))?;
@@ -274,6 +277,16 @@ fn seal(args: &EvalArgs, dir: &Path, key: &Path, path: &str, files: &[PathBuf]) 
     };
     println!("{}", serde_json::to_string(&out)?);
     Ok(0)
+}
+
+/// The policy files and bundles given, loaded as `docket serve` loads them.
+fn policy_set(args: &EvalArgs, files: &[PathBuf]) -> Result<docket_server::policies::PolicySet> {
+    let bundles: Vec<(String, PathBuf)> = args
+        .bundles
+        .iter()
+        .map(|b| serve::bundle::parse_bundle_arg(b))
+        .collect();
+    serve::load_policy_sources(files, &bundles, None)
 }
 
 /// What a sealing `docket eval` prints: the entry, or that the logging rules dropped the

@@ -19,6 +19,11 @@ pub struct ServeArgs {
     /// A .rego or .json file, or a directory of them; repeatable. Default: the examples.
     #[arg(long = "policy")]
     policies: Vec<PathBuf>,
+    /// An OPA bundle (a .tar.gz from `opa build`, or a directory) as PATH or NAME=PATH;
+    /// repeatable. Its revision labels the policy version; its name, revision, roots and every
+    /// file's SHA-256 are sealed with the policy set.
+    #[arg(long = "bundle")]
+    bundles: Vec<String>,
     /// A file holding the bearer token for write endpoints (default: <dir>/token, created
     /// on first start). The DOCKET_TOKEN environment variable also sets it.
     #[arg(long)]
@@ -148,6 +153,7 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
         addr,
         dir,
         policies,
+        bundles,
         token_file,
         workers,
         eval_grace_ms,
@@ -229,6 +235,10 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
         addr,
         dir,
         policies,
+        bundles: bundles
+            .iter()
+            .map(|b| serve::bundle::parse_bundle_arg(b))
+            .collect(),
         token,
         workers: workers.unwrap_or(defaults.workers),
         eval_grace: eval_grace_ms.map_or(defaults.eval_grace, ms),
