@@ -144,7 +144,7 @@ fn bundles_opa_would_refuse_are_refused_saying_why() {
                 (".signatures.json", r#"{"signatures":[]}"#),
                 ("data.json", "{}"),
             ],
-            "does not verify bundle signatures yet",
+            "no verification key is configured",
         ),
         (
             "v0",
@@ -185,4 +185,191 @@ fn bundles_opa_would_refuse_are_refused_saying_why() {
         !out.status.success() && text.contains("overlapping roots"),
         "{text}"
     );
+}
+
+/// Signs a bundle directory with tests/sign_bundle.py (OPA's documented format, Python's
+/// `cryptography`).
+pub(crate) fn sign(dir: &Path, alg: &str, key: &str, extra: &[&str]) {
+    let out = Command::new("python3")
+        .arg(crate::common::repo().join("tests/sign_bundle.py"))
+        .arg(dir)
+        .args(["--alg", alg, "--key", key])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private key (PEM, for the signer) and its public key (PEM, for docket) for `alg`.
+fn keypair(dir: &Path, alg: &str) -> (String, String) {
+    let private = dir.join(format!("{alg}.key.pem"));
+    let public = dir.join(format!("{alg}.pub.pem"));
+    let make = match alg {
+        "RS256" => "rsa.generate_private_key(public_exponent=65537, key_size=2048)",
+        "ES256" => "ec.generate_private_key(ec.SECP256R1())",
+        _ => "ed25519.Ed25519PrivateKey.generate()",
+    };
+    let script = format!(
+        "from cryptography.hazmat.primitives.asymmetric import rsa, ec, ed25519\n\
+         from cryptography.hazmat.primitives import serialization as s\n\
+         k = {make}\n\
+         open({:?}, 'wb').write(k.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, s.NoEncryption()))\n\
+         open({:?}, 'wb').write(k.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo))\n",
+        private.display().to_string(),
+        public.display().to_string()
+    );
+    let status = Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    (private.display().to_string(), public.display().to_string())
+}
+
+/// `docket eval -b BUNDLE` with the given verification flags: (exit code, stdout, stderr).
+fn eval_bundle(bundle: &Path, flags: &[&str]) -> (Option<i32>, String, String) {
+    let input = bundle.with_extension("input.json");
+    std::fs::write(&input, "{}").unwrap();
+    let out = docket_command()
+        .args(["eval", "-f", "raw", "-b"])
+        .arg(bundle)
+        .arg("-i")
+        .arg(&input)
+        .args(flags)
+        .arg("data.authz.allow")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+const SIGNED: &[(&str, &str)] = &[
+    (".manifest", r#"{"revision":"s1","roots":["authz"]}"#),
+    (
+        "authz/policy.rego",
+        "package authz\n\nimport rego.v1\n\nallow if data.authz.limits.max > 1\n",
+    ),
+    // Numbers and strings whose canonical form differs from their text: the digest is of
+    // OPA's canonical form, so these must come out the same in signer and verifier.
+    (
+        "authz/data.json",
+        "{ \"limits\": {\"max\": 1.50, \"big\": 1e3, \"tiny\": 0.0000001},\n  \"note\": \"caf\\u00e9 <&> \\u2028\" }",
+    ),
+];
+
+#[test]
+fn signed_bundles_are_verified_as_opa_verifies_them() {
+    let dir = scratch("bundles-signed");
+    let secret = "a-shared-hmac-secret";
+    let mut keys = vec![("HS256".to_string(), secret.to_string(), secret.to_string())];
+    for alg in ["RS256", "ES256", "EdDSA"] {
+        let (private, public) = keypair(&dir, alg);
+        keys.push((alg.to_string(), private, public));
+    }
+    for (alg, signing_key, verifying_key) in &keys {
+        let (bundle_dir, _) = bundle(&dir, &format!("signed-{alg}"), SIGNED);
+        sign(&bundle_dir, alg, signing_key, &["--scope", "write"]);
+        let flags = [
+            "--verification-key",
+            verifying_key.as_str(),
+            "--signing-alg",
+            alg.as_str(),
+            "--scope",
+            "write",
+        ];
+        let (code, out, err) = eval_bundle(&bundle_dir, &flags);
+        assert_eq!((code, out.as_str()), (Some(0), "true"), "{alg}: {err}");
+        // Another scope, another key, no key: refused.
+        let mut other_scope = flags;
+        other_scope[5] = "read";
+        let (code, _, err) = eval_bundle(&bundle_dir, &other_scope);
+        assert!(
+            code == Some(2) && err.contains("scope mismatch"),
+            "{alg}: {err}"
+        );
+        let (code, _, err) = eval_bundle(&bundle_dir, &[]);
+        assert!(
+            code == Some(2) && err.contains("no verification key is configured"),
+            "{alg}: {err}"
+        );
+        // Tampered after signing: a changed data file, an added module.
+        let data = bundle_dir.join("authz/data.json");
+        let original = std::fs::read_to_string(&data).unwrap();
+        std::fs::write(&data, original.replace("1.50", "0.50")).unwrap();
+        let (code, _, err) = eval_bundle(&bundle_dir, &flags);
+        assert!(
+            code == Some(2) && err.contains("digest mismatch"),
+            "{alg}: {err}"
+        );
+        std::fs::write(&data, &original).unwrap();
+        std::fs::write(bundle_dir.join("authz/extra.rego"), "package authz.extra\n").unwrap();
+        let (code, _, err) = eval_bundle(&bundle_dir, &flags);
+        assert!(
+            code == Some(2) && err.contains("not included in the bundle signature"),
+            "{alg}: {err}"
+        );
+        std::fs::remove_file(bundle_dir.join("authz/extra.rego")).unwrap();
+        let (code, out, _) = eval_bundle(&bundle_dir, &flags);
+        assert_eq!((code, out.as_str()), (Some(0), "true"), "{alg}: restored");
+    }
+    // A wrong key, and an unsigned bundle where a key is configured.
+    let (rs_dir, _) = bundle(&dir, "signed-wrong", SIGNED);
+    sign(&rs_dir, "HS256", "another-secret", &[]);
+    let (code, _, err) = eval_bundle(
+        &rs_dir,
+        &["--verification-key", secret, "--signing-alg", "HS256"],
+    );
+    assert!(code == Some(2) && err.contains("does not verify"), "{err}");
+    let (unsigned, _) = bundle(&dir, "unsigned", SIGNED);
+    let (code, _, err) = eval_bundle(
+        &unsigned,
+        &["--verification-key", secret, "--signing-alg", "HS256"],
+    );
+    assert!(
+        code == Some(2) && err.contains("has no .signatures.json"),
+        "{err}"
+    );
+
+    // Served: the verified signer is sealed with the bundle.
+    let (served, archive) = bundle(&dir, "served", SIGNED);
+    sign(&served, "HS256", secret, &["--iss", "ci.example"]);
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&served)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let arg = format!("authz={}", archive.display());
+    let server = Server::start(
+        &dir,
+        &[
+            "--bundle",
+            &arg,
+            "--verification-key",
+            secret,
+            "--signing-alg",
+            "HS256",
+        ],
+    );
+    let c = Client::new();
+    let load = all_entries(&c, &server)
+        .into_iter()
+        .find(|e| e["kind"] == "policy-change")
+        .unwrap();
+    let signed = &load["record"]["bundles"]["authz"]["signed"];
+    assert_eq!(signed["algorithm"], "HS256", "{load}");
+    assert_eq!(signed["key_id"], "default");
+    assert_eq!(signed["issuer"], "ci.example");
+    assert!(load["record"]["bundles"]["authz"]["files"][".signatures.json"].is_string());
+    assert_eq!(server.stop().code(), Some(0));
 }

@@ -164,8 +164,18 @@ fn every_serve_flag_at_a_non_default_value() {
             )
             .unwrap();
             std::fs::write(bundle.join("flagsbundle/data.json"), r#"{"on":true}"#).unwrap();
+            crate::bundles::sign(
+                &bundle,
+                "HS256",
+                "flags-secret",
+                &["--kid", "flags", "--scope", "flags"],
+            );
             bundle.display().to_string()
         }),
+        ("--verification-key", "flags-secret".into()),
+        ("--verification-key-id", "flags".into()),
+        ("--signing-alg", "HS256".into()),
+        ("--scope", "flags".into()),
     ];
     // Every flag `docket serve --help` documents is here (beside --addr and --dir, which every
     // test sets, and --policy, set below): a new flag must be added to this test.

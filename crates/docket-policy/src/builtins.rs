@@ -13,6 +13,7 @@ use regorus::{Engine, Value};
 use std::fmt::Write as _;
 
 mod crypto;
+pub use crypto::verify_jws;
 mod json_patch;
 mod jwt_keys;
 mod net;

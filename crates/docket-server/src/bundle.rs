@@ -5,13 +5,17 @@
 //! package and every data document under a root), and records what it loaded: each bundle's
 //! name, revision, roots and the SHA-256 of every file, sealed in the policy-change entry.
 //!
+//! Signed bundles (`.signatures.json`) are verified as OPA verifies them ([`Verification`]): one
+//! JWT, checked with the configured key and algorithm, its scope, and every file's digest. A
+//! signed bundle without a configured key, or an unsigned one with a key, is refused.
+//!
 //! Refused, each with a sentence, because loading them without their meaning would be wrong:
-//! signed bundles (`.signatures.json`: docket does not verify bundle signatures yet, and will not
-//! load one unverified), delta bundles (`patch.json`), Wasm and plan modules, Rego v0 modules
-//! (`rego_version: 0`), YAML data (docket's YAML reader differs from OPA's YAML 1.1).
+//! delta bundles (`patch.json`), Wasm and plan modules, Rego v0 modules (`rego_version: 0`),
+//! YAML data (docket's YAML reader differs from OPA's YAML 1.1).
 
 use crate::policies::PolicySet;
 use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -31,6 +35,9 @@ pub struct BundleInfo {
     pub metadata: Map<String, Value>,
     /// Every file of the bundle by its path in the bundle, as `sha256:<hex>` of its bytes.
     pub files: BTreeMap<String, String>,
+    /// The verified signature of a signed bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed: Option<Signed>,
 }
 
 /// A bundle read from disk: its files by path (relative, `/`-separated).
@@ -60,15 +67,31 @@ pub fn parse_bundle_arg(arg: &str) -> (String, std::path::PathBuf) {
 
 /// Reads the bundles (name, path) into `set`: modules as `<name>/<path in the bundle>`, data
 /// merged at its paths, each bundle's [`BundleInfo`] in `set.bundles`.
-pub fn load_bundles(set: &mut PolicySet, bundles: &[(String, std::path::PathBuf)]) -> Result<()> {
+pub fn load_bundles(
+    set: &mut PolicySet,
+    bundles: &[(String, std::path::PathBuf)],
+    verification: Option<&Verification>,
+) -> Result<()> {
     let mut all_roots: Vec<(String, String)> = Vec::new();
     for (name, path) in bundles {
         if set.bundles.contains_key(name) {
             bail!("two bundles are named {name}; name them apart with --bundle NAME=PATH");
         }
         let files = read_files(path)?;
-        let (info, modules, data) = interpret(name, &files)
-            .map_err(|e| anyhow!("bundle {name} ({}): {e}", path.display()))?;
+        let failed = |e: String| anyhow!("bundle {name} ({}): {e}", path.display());
+        let signed = match verification {
+            Some(v) => Some(verify_signature(&files, v).map_err(failed)?),
+            None if files.0.contains_key(".signatures.json") => {
+                return Err(failed(
+                    "it is signed (.signatures.json) but no verification key is configured \
+                     (--verification-key): docket will not load a signed bundle unverified"
+                        .into(),
+                ));
+            }
+            None => None,
+        };
+        let (mut info, modules, data) = interpret(name, &files).map_err(failed)?;
+        info.signed = signed;
         for root in &info.roots {
             if let Some((other, theirs)) = all_roots.iter().find(|(_, r)| roots_overlap(r, root)) {
                 bail!(
@@ -254,14 +277,8 @@ fn interpret(name: &str, files: &Files) -> std::result::Result<Interpreted, Stri
         let base = path.rsplit('/').next().unwrap_or(path);
         let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
         match base {
-            ".signatures.json" => {
-                return Err(
-                    "it is signed (.signatures.json), and docket does not verify bundle \
-                     signatures yet: it will not load a signed bundle unverified. Load the \
-                     unsigned bundle, or wait for signature verification"
-                        .into(),
-                );
-            }
+            // Checked by `verify_signature` before the bundle is read.
+            ".signatures.json" => {}
             "patch.json" => {
                 return Err(
                     "it is a delta bundle (patch.json), which docket does not apply yet".into(),
@@ -315,6 +332,7 @@ fn interpret(name: &str, files: &Files) -> std::result::Result<Interpreted, Stri
             roots,
             metadata: manifest.metadata,
             files: digests,
+            signed: None,
         },
         modules,
         data,
@@ -510,8 +528,19 @@ mod tests {
                 .unwrap_err()
                 .contains("overlapped roots")
         );
-        let signed = files(&[(".signatures.json", "{}")]);
-        assert!(interpret("b", &signed).unwrap_err().contains("signed"));
+        assert_eq!(go_number("1.50").unwrap(), "1.5");
+        assert_eq!(go_number("1e3").unwrap(), "1000");
+        assert_eq!(go_number("1e21").unwrap(), "1e+21");
+        assert_eq!(go_number("0.0000001").unwrap(), "1e-7");
+        assert_eq!(go_number("-0").unwrap(), "0");
+        let mut out = String::new();
+        Canonical {
+            text: br#" {"b": [1, "x\u2028<"], "a": {"d": null, "c": true}} "#,
+            at: 0,
+        }
+        .value(&mut out)
+        .unwrap();
+        assert_eq!(out, r#"{"a":{"c":true,"d":null},"b":[1,"x\u2028<"]}"#);
         let v0 = files(&[(".manifest", r#"{"rego_version":0}"#)]);
         assert!(interpret("b", &v0).unwrap_err().contains("Rego v0"));
         assert_eq!(
@@ -522,4 +551,377 @@ mod tests {
         assert_eq!(normalize("../x"), None);
         assert!(roots_overlap("", "x") && !roots_overlap("ab", "a"));
     }
+}
+
+/// How signed bundles are verified (OPA's `--verification-key`, `--verification-key-id`,
+/// `--signing-alg`, `--scope`). With it, every bundle must carry a valid `.signatures.json`.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    /// A PEM public key or certificate (or a JWK) for RS*, PS*, ES* and EdDSA; the shared
+    /// secret for HS*.
+    pub key: String,
+    pub key_id: String,
+    pub algorithm: String,
+    pub scope: String,
+}
+
+/// The JWS algorithms bundle signatures may use (those of `io.jwt.verify_*`).
+pub const SIGNING_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+    "HS256", "HS384", "HS512",
+];
+
+/// Who signed a bundle, as its verified signature says (recorded in the policy-change entry).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Signed {
+    pub key_id: String,
+    pub algorithm: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub issuer: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SignaturesFile {
+    #[serde(default)]
+    signatures: Vec<String>,
+    #[serde(default)]
+    plugin: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SignedFile {
+    name: String,
+    hash: String,
+    algorithm: String,
+}
+
+#[derive(serde::Deserialize)]
+struct SignaturePayload {
+    #[serde(default)]
+    files: Vec<SignedFile>,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    iss: String,
+}
+
+/// Checks a bundle's `.signatures.json` as OPA does: exactly one JWT, verified with the
+/// configured key and algorithm (never the token's own), the scope equal to the configured one,
+/// and every file of the bundle but the signatures listed in it with its digest, and nothing
+/// listed that the bundle does not hold.
+fn verify_signature(
+    files: &Files,
+    verification: &Verification,
+) -> std::result::Result<Signed, String> {
+    let Some(raw) = files.0.get(".signatures.json") else {
+        return Err(
+            "it has no .signatures.json, and a verification key is configured: an unsigned \
+             bundle is refused"
+                .into(),
+        );
+    };
+    let text = std::str::from_utf8(raw).map_err(|_| ".signatures.json is not UTF-8".to_string())?;
+    let signatures: SignaturesFile =
+        serde_json::from_str(text).map_err(|e| format!(".signatures.json does not read: {e}"))?;
+    if !signatures.plugin.is_empty() {
+        return Err(format!(
+            ".signatures.json names the verification plugin {:?}, which docket does not have",
+            signatures.plugin
+        ));
+    }
+    let [token] = signatures.signatures.as_slice() else {
+        return Err(format!(
+            ".signatures.json holds {} JWTs; OPA's format has exactly one",
+            signatures.signatures.len()
+        ));
+    };
+    let verified =
+        docket_policy::builtins::verify_jws(&verification.algorithm, token, &verification.key)
+            .map_err(|e| format!("its signature cannot be checked: {e}"))?;
+    if !verified {
+        return Err(format!(
+            "its signature does not verify under the verification key {:?} ({})",
+            verification.key_id, verification.algorithm
+        ));
+    }
+    let payload_text = token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p.trim_end_matches('='))
+                .ok()
+        })
+        .ok_or_else(|| "its JWT payload is not base64url".to_string())?;
+    let payload: SignaturePayload = serde_json::from_slice(&payload_text)
+        .map_err(|e| format!("its JWT payload does not read: {e}"))?;
+    if payload.scope != verification.scope {
+        return Err(format!(
+            "scope mismatch: the signature's scope is {:?}, the configured one {:?}",
+            payload.scope, verification.scope
+        ));
+    }
+    let mut listed: BTreeMap<String, SignedFile> = payload
+        .files
+        .into_iter()
+        .map(|f| (f.name.trim_start_matches('/').to_string(), f))
+        .collect();
+    for (path, bytes) in &files.0 {
+        if path == ".signatures.json" {
+            continue;
+        }
+        let entry = listed
+            .remove(path)
+            .ok_or_else(|| format!("file {path} is not included in the bundle signature"))?;
+        let digest = file_digest(path, bytes, &entry.algorithm)?;
+        let wanted = hex::decode(entry.hash.trim())
+            .map_err(|_| format!("{path}: the signature's digest is not hex"))?;
+        if digest != wanted {
+            return Err(format!(
+                "{path}: digest mismatch (the signature says {}, the file is {})",
+                entry.hash,
+                hex::encode(&digest)
+            ));
+        }
+    }
+    if !listed.is_empty() {
+        return Err(format!(
+            "file(s) {:?} are in the bundle signature but not in the bundle",
+            listed.keys().collect::<Vec<_>>()
+        ));
+    }
+    Ok(Signed {
+        key_id: verification.key_id.clone(),
+        algorithm: verification.algorithm.clone(),
+        scope: payload.scope,
+        issuer: payload.iss,
+    })
+}
+
+/// A file's digest as OPA computes it for signatures: the bytes of a Rego or other file; for
+/// `data.json`, `data.yaml` and `.manifest`, OPA's canonical walk of the parsed document.
+fn file_digest(path: &str, bytes: &[u8], algorithm: &str) -> std::result::Result<Vec<u8>, String> {
+    use sha2::Digest as _;
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let input: Vec<u8> = if matches!(base, "data.json" | "data.yaml" | ".manifest") {
+        let text = std::str::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))?;
+        let mut out = String::new();
+        let mut parser = Canonical {
+            text: text.as_bytes(),
+            at: 0,
+        };
+        parser.value(&mut out).map_err(|e| format!("{path}: {e}"))?;
+        out.into_bytes()
+    } else {
+        bytes.to_vec()
+    };
+    Ok(match algorithm {
+        "SHA-256" => sha2::Sha256::digest(&input).to_vec(),
+        "SHA-224" => sha2::Sha224::digest(&input).to_vec(),
+        "SHA-384" => sha2::Sha384::digest(&input).to_vec(),
+        "SHA-512" => sha2::Sha512::digest(&input).to_vec(),
+        "SHA-512-224" => sha2::Sha512_224::digest(&input).to_vec(),
+        "SHA-512-256" => sha2::Sha512_256::digest(&input).to_vec(),
+        other => {
+            return Err(format!(
+                "{path}: the signature digests it with {other:?}; docket accepts the SHA-2 \
+                 family (SHA-256 is OPA's default)"
+            ));
+        }
+    })
+}
+
+/// OPA's canonical form of a JSON document for bundle signatures (`bundle/hash.go`): objects
+/// with their keys sorted, `{"k":v,…}` and `[a,…]` without spaces, strings as Go's encoder
+/// writes them without HTML escaping, numbers as Go writes the value OPA's loader reads (an
+/// integer as its digits, anything else as a float64 in Go's JSON form).
+struct Canonical<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl Canonical<'_> {
+    fn skip(&mut self) {
+        while self.at < self.text.len() && self.text[self.at].is_ascii_whitespace() {
+            self.at += 1;
+        }
+    }
+
+    fn value(&mut self, out: &mut String) -> std::result::Result<(), String> {
+        self.skip();
+        match self.text.get(self.at) {
+            Some(b'{') => {
+                self.at += 1;
+                let mut members: Vec<(String, String)> = Vec::new();
+                loop {
+                    self.skip();
+                    if self.text.get(self.at) == Some(&b'}') {
+                        self.at += 1;
+                        break;
+                    }
+                    let key = self.string()?;
+                    self.skip();
+                    if self.text.get(self.at) != Some(&b':') {
+                        return Err("not JSON: expected ':'".into());
+                    }
+                    self.at += 1;
+                    let mut value = String::new();
+                    self.value(&mut value)?;
+                    members.push((key, value));
+                    self.skip();
+                    match self.text.get(self.at) {
+                        Some(b',') => self.at += 1,
+                        Some(b'}') => {
+                            self.at += 1;
+                            break;
+                        }
+                        _ => return Err("not JSON: expected ',' or '}'".into()),
+                    }
+                }
+                members.sort_by(|a, b| a.0.cmp(&b.0));
+                out.push('{');
+                for (i, (key, value)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    go_string(key, out);
+                    out.push(':');
+                    out.push_str(value);
+                }
+                out.push('}');
+            }
+            Some(b'[') => {
+                self.at += 1;
+                out.push('[');
+                let mut first = true;
+                loop {
+                    self.skip();
+                    if self.text.get(self.at) == Some(&b']') {
+                        self.at += 1;
+                        break;
+                    }
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    self.value(out)?;
+                    self.skip();
+                    match self.text.get(self.at) {
+                        Some(b',') => self.at += 1,
+                        Some(b']') => {
+                            self.at += 1;
+                            break;
+                        }
+                        _ => return Err("not JSON: expected ',' or ']'".into()),
+                    }
+                }
+                out.push(']');
+            }
+            Some(b'"') => {
+                let s = self.string()?;
+                go_string(&s, out);
+            }
+            Some(b't') if self.text[self.at..].starts_with(b"true") => {
+                self.at += 4;
+                out.push_str("true");
+            }
+            Some(b'f') if self.text[self.at..].starts_with(b"false") => {
+                self.at += 5;
+                out.push_str("false");
+            }
+            Some(b'n') if self.text[self.at..].starts_with(b"null") => {
+                self.at += 4;
+                out.push_str("null");
+            }
+            Some(_) => {
+                let start = self.at;
+                while self.at < self.text.len()
+                    && matches!(
+                        self.text[self.at],
+                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                    )
+                {
+                    self.at += 1;
+                }
+                let literal = std::str::from_utf8(&self.text[start..self.at]).unwrap_or("");
+                out.push_str(&go_number(literal)?);
+            }
+            None => return Err("not JSON: unexpected end".into()),
+        }
+        Ok(())
+    }
+
+    fn string(&mut self) -> std::result::Result<String, String> {
+        let start = self.at;
+        if self.text.get(self.at) != Some(&b'"') {
+            return Err("not JSON: expected a string".into());
+        }
+        self.at += 1;
+        while self.at < self.text.len() {
+            match self.text[self.at] {
+                b'\\' => self.at += 2,
+                b'"' => {
+                    self.at += 1;
+                    let raw = std::str::from_utf8(&self.text[start..self.at])
+                        .map_err(|_| "not UTF-8".to_string())?;
+                    return serde_json::from_str(raw).map_err(|e| format!("not JSON: {e}"));
+                }
+                _ => self.at += 1,
+            }
+        }
+        Err("not JSON: an unterminated string".into())
+    }
+}
+
+/// A string as Go's `encoding/json` writes it with HTML escaping off (Go 1.22 and later).
+fn go_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A number as OPA's loader reads it and Go's encoder writes it back: an integer literal within
+/// 64 bits as its value's digits, anything else as a float64 in Go's JSON form (shortest digits;
+/// exponent form below 1e-6 or from 1e21, `e-7`, `e+21`).
+fn go_number(literal: &str) -> std::result::Result<String, String> {
+    if !literal.contains(['.', 'e', 'E'])
+        && let Ok(n) = literal.parse::<i64>()
+    {
+        return Ok(n.to_string());
+    }
+    let f: f64 = literal
+        .parse()
+        .map_err(|_| format!("not JSON: the number {literal:?}"))?;
+    if !f.is_finite() {
+        return Err(format!("the number {literal} is beyond a float64"));
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let s = format!("{f:e}");
+        return Ok(match s.split_once('e') {
+            Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
+            _ => s,
+        });
+    }
+    Ok(if f == 0.0 && f.is_sign_negative() {
+        "-0".into()
+    } else {
+        format!("{f}")
+    })
 }

@@ -52,6 +52,8 @@ pub struct ServeConfig {
     pub policies: Vec<PathBuf>,
     /// OPA bundles (name, `.tar.gz` or directory), loaded beside `policies`.
     pub bundles: Vec<(String, PathBuf)>,
+    /// How signed bundles are verified; with it, unsigned bundles are refused.
+    pub bundle_verification: Option<bundle::Verification>,
     /// The bearer token write endpoints require; `None` uses (or creates) `<dir>/token`.
     pub token: Option<String>,
     /// A bearer token reading entries requires (the write token is accepted too); `None`:
@@ -117,6 +119,7 @@ impl Default for ServeConfig {
             dir: PathBuf::from(defaults::DIR),
             policies: Vec::new(),
             bundles: Vec::new(),
+            bundle_verification: None,
             token: None,
             read_token: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -285,7 +288,7 @@ impl From<appender::AppendError> for ApiError {
 /// at the top at the root of `data`), objects merging key by key. A file given by itself is a
 /// module named by its file name, or data at the root.
 pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<PolicySet> {
-    load_policy_sources(paths, &[], revision)
+    load_policy_sources(paths, &[], None, revision)
 }
 
 /// [`load_policy_set`] with OPA bundles (name, `.tar.gz` or directory) beside the files
@@ -294,6 +297,7 @@ pub fn load_policy_set(paths: &[PathBuf], revision: Option<String>) -> Result<Po
 pub fn load_policy_sources(
     paths: &[PathBuf],
     bundles: &[(String, PathBuf)],
+    verification: Option<&bundle::Verification>,
     revision: Option<String>,
 ) -> Result<PolicySet> {
     let mut set = if paths.is_empty() && !bundles.is_empty() {
@@ -301,7 +305,7 @@ pub fn load_policy_sources(
     } else {
         load_files(paths)?
     };
-    bundle::load_bundles(&mut set, bundles)?;
+    bundle::load_bundles(&mut set, bundles, verification)?;
     set.revision = revision.or_else(|| match set.bundles.len() {
         0 => None,
         1 => set
@@ -563,7 +567,12 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         })?;
     // The policies next, read and checked before anything is created: files or a bundle that
     // do not load stop the start with nothing written.
-    let set = load_policy_sources(&config.policies, &config.bundles, config.revision.clone())?;
+    let set = load_policy_sources(
+        &config.policies,
+        &config.bundles,
+        config.bundle_verification.as_ref(),
+        config.revision.clone(),
+    )?;
     let dir = &config.dir;
     let (key, genesis_key, token) = open_data_dir(&config)?;
     let served = Arc::new(ServedLog {

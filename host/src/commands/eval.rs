@@ -25,6 +25,8 @@ pub struct EvalArgs {
     /// An OPA bundle (.tar.gz or directory) as PATH or NAME=PATH, as `opa eval -b`; repeatable.
     #[arg(short = 'b', long = "bundle")]
     bundles: Vec<String>,
+    #[command(flatten)]
+    verification: super::bundles::VerificationArgs,
     /// The data path to evaluate in docket's form, e.g. rbac/allow (or give the query).
     #[arg(long)]
     path: Option<String>,
@@ -286,7 +288,7 @@ fn policy_set(args: &EvalArgs, files: &[PathBuf]) -> Result<docket_server::polic
         .iter()
         .map(|b| serve::bundle::parse_bundle_arg(b))
         .collect();
-    serve::load_policy_sources(files, &bundles, None)
+    serve::load_policy_sources(files, &bundles, args.verification.config()?.as_ref(), None)
 }
 
 /// What a sealing `docket eval` prints: the entry, or that the logging rules dropped the

@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments and what it does. `main.rs` parses the
 //! command line and dispatches here; what the commands share is below.
 
+pub mod bundles;
 pub mod check;
 pub mod demo;
 pub mod eval;

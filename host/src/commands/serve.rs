@@ -24,6 +24,8 @@ pub struct ServeArgs {
     /// file's SHA-256 are sealed with the policy set.
     #[arg(long = "bundle")]
     bundles: Vec<String>,
+    #[command(flatten)]
+    verification: super::bundles::VerificationArgs,
     /// A file holding the bearer token for write endpoints (default: <dir>/token, created
     /// on first start). The DOCKET_TOKEN environment variable also sets it.
     #[arg(long)]
@@ -154,6 +156,7 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
         dir,
         policies,
         bundles,
+        verification,
         token_file,
         workers,
         eval_grace_ms,
@@ -239,6 +242,7 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
             .iter()
             .map(|b| serve::bundle::parse_bundle_arg(b))
             .collect(),
+        bundle_verification: verification.config()?,
         token,
         workers: workers.unwrap_or(defaults.workers),
         eval_grace: eval_grace_ms.map_or(defaults.eval_grace, ms),

@@ -277,6 +277,23 @@ verify_public_builtins! {
     verify_eddsa => "EdDSA",
 }
 
+/// Whether the compact JWS `token` verifies with `alg` under `key` (a PEM or JWK(S) public key
+/// for RS*, PS*, ES* and EdDSA; the secret itself for HS*): the check `io.jwt.verify_<alg>`
+/// makes, for callers outside Rego (OPA bundle signatures). The algorithm is the caller's, never
+/// the token header's.
+pub fn verify_jws(alg: &str, token: &str, key: &str) -> std::result::Result<bool, String> {
+    let name = "bundle signature";
+    let parts = split(name, token).map_err(|e| e.to_string())?;
+    if let Some(hash) = hmac_hash(alg) {
+        return hmac_verifies(&parts, hash, key.as_bytes()).map_err(|e| e.to_string());
+    }
+    let args = [Value::from(token), Value::from(key)];
+    match verify_public(name, alg, &args).map_err(|e| e.to_string())? {
+        Value::Bool(ok) => Ok(ok),
+        _ => Ok(false),
+    }
+}
+
 /// What `io.jwt.decode_verify` is told to check.
 struct Constraints {
     key: Option<TokenKey>,
