@@ -123,6 +123,19 @@ fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>
     }
 }
 
+/// Waits until the server's newest 2-of-3 cosigned checkpoint has `size` entries.
+fn cosigned_at(c: &Client, server: &Server, size: u64, what: &str) -> Value {
+    wait_for(what, Duration::from_secs(90), || {
+        let v: Value = c
+            .get(server.url("/v1/log/witnessed?quorum=2"))
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        (v["size"].as_u64() == Some(size)).then_some(v)
+    })
+}
+
 fn verify(log: &Path, public: &Path, extra: &[&str]) -> (bool, String) {
     let out: Output = docket_command()
         .arg("verify")
@@ -238,18 +251,11 @@ fn three_witnesses_one_down_a_forked_and_a_rewritten_log() {
         .as_u64()
         .unwrap();
     // The two live witnesses catch up with the final checkpoint; the dead one costs nothing.
-    let witnessed = wait_for(
+    let witnessed = cosigned_at(
+        &c,
+        &server,
+        size,
         "2-of-3 cosignatures on the final checkpoint",
-        Duration::from_secs(60),
-        || {
-            let v: Value = c
-                .get(server.url("/v1/log/witnessed?quorum=2"))
-                .send()
-                .ok()?
-                .json()
-                .ok()?;
-            (v["size"].as_u64() == Some(size)).then_some(v)
-        },
     );
     assert_eq!(witnessed["cosignatures"].as_array().unwrap().len(), 2);
     // /checkpoint carries the cosignatures as extra signature lines.
@@ -292,19 +298,7 @@ fn three_witnesses_one_down_a_forked_and_a_rewritten_log() {
         .as_u64()
         .unwrap();
     let w2 = Witness::start_at(&w2_dir, None, std::slice::from_ref(&log_spec), &w2_addr);
-    let witnessed = wait_for(
-        "the restarted witness to catch up",
-        Duration::from_secs(90),
-        || {
-            let v: Value = c
-                .get(server.url("/v1/log/witnessed?quorum=2"))
-                .send()
-                .ok()?
-                .json()
-                .ok()?;
-            (v["size"].as_u64() == Some(size)).then_some(v)
-        },
-    );
+    let witnessed = cosigned_at(&c, &server, size, "the restarted witness to catch up");
     // Trusted time on a decision: the first witnessed checkpoint holding it.
     let bundle = server.decision_bundle(&ids[0]);
     let w = &bundle["witnessed"];

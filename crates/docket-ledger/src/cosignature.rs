@@ -16,9 +16,7 @@
 //! saw it no later than `time`.
 
 use crate::checkpoint::{CheckpointError, NoteSignature, SignedCheckpoint};
-use crate::keys::{KeyError, KeyId, PublicKey, SecretKey, check_key_name};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use crate::keys::{KeyError, KeyId, PublicKey, SecretKey};
 use ed25519_dalek::{Signature, VerifyingKey};
 use std::fmt;
 
@@ -64,47 +62,29 @@ impl CosignerKey {
 
     /// The verifier key text: `<name>+<id>+<base64(0x04 ‖ key)>`.
     pub fn to_vkey(&self) -> String {
-        let mut raw = Vec::with_capacity(33);
-        raw.push(ALG_COSIGNATURE_V1);
-        raw.extend_from_slice(self.key.as_bytes());
-        format!("{}+{}+{}", self.name, self.id.to_hex(), BASE64.encode(raw))
+        crate::keys::encode_vkey(&self.name, self.id, ALG_COSIGNATURE_V1, &self.key)
     }
 
     /// Reads a `cosignature/v1` verifier key. A note-signing key (type 0x01) is refused with a
     /// sentence saying so: it names a log, not a witness.
     pub fn from_vkey(text: &str) -> Result<CosignerKey, KeyError> {
-        let text = text.trim();
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(KeyError::BadEncoding(
-                "expected a witness key <name>+<key id>+<base64 key> (docket witness prints it)"
-                    .into(),
-            ));
-        };
-        check_key_name(name)?;
-        let raw = BASE64
-            .decode(b64)
-            .map_err(|e| KeyError::BadEncoding(format!("key is not base64: {e}")))?;
-        if raw.len() == 33 && raw[0] == crate::keys::ALG_ED25519 {
+        let (name, id, alg, key) = crate::keys::parse_vkey(
+            text,
+            "expected a witness key <name>+<key id>+<base64 key> (docket witness prints it)",
+        )?;
+        if alg == crate::keys::ALG_ED25519 {
             return Err(KeyError::BadEncoding(
                 "this is a log's signing key (type 0x01), not a witness's cosignature/v1 key \
                  (type 0x04): `docket witness` prints its key"
                     .into(),
             ));
         }
-        if raw.len() != 33 || raw[0] != ALG_COSIGNATURE_V1 {
+        if alg != ALG_COSIGNATURE_V1 {
             return Err(KeyError::BadEncoding(
                 "not a cosignature/v1 key (expected 0x04 followed by 32 bytes)".into(),
             ));
         }
-        let bytes: [u8; 32] = raw[1..].try_into().expect("length checked");
-        let key = VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| KeyError::BadEncoding("not a valid Ed25519 point".into()))?;
-        if key.is_weak() {
-            return Err(KeyError::BadEncoding(
-                "a small-order Ed25519 point, under which no signature can verify".into(),
-            ));
-        }
+        let bytes = *key.as_bytes();
         let cosigner = CosignerKey {
             name: name.to_string(),
             id: KeyId::compute_for(ALG_COSIGNATURE_V1, name, &bytes),

@@ -98,6 +98,46 @@ pub fn check_key_name(name: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// A verifier key's text: `<name>+<key id hex>+<base64(alg ‖ 32-byte Ed25519 key)>`.
+pub(crate) fn encode_vkey(name: &str, id: KeyId, alg: u8, key: &VerifyingKey) -> String {
+    let mut raw = Vec::with_capacity(33);
+    raw.push(alg);
+    raw.extend_from_slice(key.as_bytes());
+    format!("{name}+{}+{}", id.to_hex(), BASE64.encode(raw))
+}
+
+/// Reads a verifier key's text into its name, stated id, type byte and Ed25519 key: 33 bytes
+/// of base64, a valid point that is not of small order (no signature verifies under one with
+/// the strict rules of log-format §9, so such a key is refused where it is read, not at the
+/// first signature it fails). The caller checks the type byte and the id.
+pub(crate) fn parse_vkey<'a>(
+    text: &'a str,
+    shape: &str,
+) -> Result<(&'a str, &'a str, u8, VerifyingKey), KeyError> {
+    let mut parts = text.trim().splitn(3, '+');
+    let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(KeyError::BadEncoding(shape.into()));
+    };
+    check_key_name(name)?;
+    let raw = BASE64
+        .decode(b64)
+        .map_err(|e| KeyError::BadEncoding(format!("key is not base64: {e}")))?;
+    if raw.len() != 33 {
+        return Err(KeyError::BadEncoding(
+            "not an Ed25519 key (expected a type byte followed by 32 bytes)".into(),
+        ));
+    }
+    let bytes: [u8; 32] = raw[1..].try_into().expect("length checked");
+    let key = VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| KeyError::BadEncoding("not a valid Ed25519 point".into()))?;
+    if key.is_weak() {
+        return Err(KeyError::BadEncoding(
+            "a small-order Ed25519 point, under which no signature can verify".into(),
+        ));
+    }
+    Ok((name, id, raw[0], key))
+}
+
 /// A named Ed25519 public key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
@@ -141,37 +181,17 @@ impl PublicKey {
 
     /// The note verifier key text: `<name>+<id>+<base64(0x01 ‖ key)>`.
     pub fn to_vkey(&self) -> String {
-        let mut raw = Vec::with_capacity(33);
-        raw.push(ALG_ED25519);
-        raw.extend_from_slice(self.key.as_bytes());
-        format!("{}+{}+{}", self.name, self.id.to_hex(), BASE64.encode(raw))
+        encode_vkey(&self.name, self.id, ALG_ED25519, &self.key)
     }
 
     pub fn from_vkey(text: &str) -> Result<PublicKey, KeyError> {
-        let text = text.trim();
-        let mut parts = text.splitn(3, '+');
-        let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(KeyError::BadEncoding(
-                "expected <name>+<key id>+<base64 key> (a docket .pub file)".into(),
-            ));
-        };
-        let raw = BASE64
-            .decode(b64)
-            .map_err(|e| KeyError::BadEncoding(format!("key is not base64: {e}")))?;
-        if raw.len() != 33 || raw[0] != ALG_ED25519 {
+        let (name, id, alg, key) = parse_vkey(
+            text,
+            "expected <name>+<key id>+<base64 key> (a docket .pub file)",
+        )?;
+        if alg != ALG_ED25519 {
             return Err(KeyError::BadEncoding(
                 "not an Ed25519 key (expected 0x01 followed by 32 bytes)".into(),
-            ));
-        }
-        let bytes: [u8; 32] = raw[1..].try_into().expect("length checked");
-        let key = VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| KeyError::BadEncoding("not a valid Ed25519 point".into()))?;
-        if key.is_weak() {
-            // No signature verifies under a small-order key with the strict rules (§9): a log
-            // handed over to one could never sign again, so such a key is refused where it is
-            // read, not at the first signature it fails.
-            return Err(KeyError::BadEncoding(
-                "a small-order Ed25519 point, under which no signature can verify".into(),
             ));
         }
         let public = PublicKey::new(name, key)?;
