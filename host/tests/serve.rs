@@ -1069,10 +1069,8 @@ fn unknown_routes_and_methods_answer_in_opas_error_shape() {
         "{body}"
     );
     let (status, body) = json(
-        c.patch(s.url("/v1/data"))
+        c.delete(s.url("/v1/log/checkpoint"))
             .bearer_auth(s.token())
-            .header("content-type", "application/json")
-            .body("[]")
             .send()
             .unwrap(),
     );
@@ -1091,4 +1089,72 @@ fn unknown_routes_and_methods_answer_in_opas_error_shape() {
     assert_eq!(status, 200, "{body}");
     assert!(body["result"]["rbac"].is_object(), "{body}");
     assert!(s.stop().success());
+}
+
+#[test]
+fn data_patches_apply_all_or_none_and_are_sealed_first() {
+    let dir = scratch("data-patch");
+    let server = Server::start(&dir, &[]);
+    let c = client();
+    let token = server.token();
+    let module = "package tenants\n\nallow if input.tenant in data.tenants.active\n";
+    let put = c
+        .put(server.url("/v1/policies/tenants.rego"))
+        .bearer_auth(&token)
+        .body(module)
+        .send()
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let put = c
+        .put(server.url("/v1/data/tenants"))
+        .bearer_auth(&token)
+        .json(&json!({"active": ["acme"]}))
+        .send()
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 204);
+    let patch = |body: Value, auth: bool| {
+        let mut request = c.patch(server.url("/v1/data/tenants")).json(&body);
+        if auth {
+            request = request.bearer_auth(&token);
+        }
+        json_of(request.send().unwrap())
+    };
+    let allowed = |tenant: &str| {
+        decide(&c, &server, "tenants/allow", &json!({"tenant": tenant})).1["result"] == json!(true)
+    };
+    // As OPA: `add` appends with `-`, `replace` needs the target; applied in order.
+    let ops = json!([
+        {"op": "add", "path": "/active/-", "value": "globex"},
+        {"op": "replace", "path": "/active/0", "value": "initech"}
+    ]);
+    assert_eq!(patch(ops.clone(), false).0, 401);
+    assert_eq!(patch(ops.clone(), true).0, 204);
+    assert!(allowed("globex") && allowed("initech") && !allowed("acme"));
+    // All or none: a later operation on a missing path refuses the whole patch (404).
+    let (status, err) = patch(
+        json!([
+            {"op": "add", "path": "/active/-", "value": "hooli"},
+            {"op": "replace", "path": "/missing", "value": 1}
+        ]),
+        true,
+    );
+    assert_eq!(status, 404, "{err}");
+    assert!(!allowed("hooli"));
+    // Not an operation OPA's data patches have: 400.
+    let (status, err) = patch(json!([{"op": "move", "from": "/a", "path": "/b"}]), true);
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("unsupported op"),
+        "{err}"
+    );
+    // Sealed before it took effect, operations and all.
+    let entries = crate::common::all_entries(&c, &server);
+    let patches: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["kind"] == "policy-change" && e["record"]["op"] == "patch_data")
+        .map(|e| &e["record"])
+        .collect();
+    assert_eq!(patches.len(), 1, "only the applied patch is sealed");
+    assert_eq!(patches[0]["path"], "/tenants");
+    assert_eq!(patches[0]["patch"], ops);
 }

@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(get_data_root)
                 .post(post_data_root)
                 .put(put_data_root)
+                .patch(patch_data_root)
                 .delete(delete_data_root),
         )
         .route(
@@ -32,6 +33,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(get_data_root)
                 .post(post_data_root)
                 .put(put_data_root)
+                .patch(patch_data_root)
                 .delete(delete_data_root),
         )
         .route(
@@ -39,6 +41,7 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(get_data)
                 .post(post_data)
                 .put(put_data)
+                .patch(patch_data)
                 .delete(delete_data),
         )
         .route("/v1/policies", get(list_policies))
@@ -320,6 +323,54 @@ async fn put_data_at(state: &AppState, path: Vec<String>, body: &Bytes) -> AppRe
         .map_err(|m| ApiError::new(StatusCode::NOT_FOUND, "resource_conflict", m))?;
     change_policy(state, set, |version| {
         json!({"op": "put_data", "path": format!("/{}", path.join("/")), "value": value, "policy_version": version})
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn patch_data(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+    body: Bytes,
+) -> AppResult<Response> {
+    patch_data_at(&state, docket_wire::data_path(&path), &body).await
+}
+
+async fn patch_data_root(State(state): State<Arc<AppState>>, body: Bytes) -> AppResult<Response> {
+    patch_data_at(&state, Vec::new(), &body).await
+}
+
+/// `PATCH /v1/data/{path}`: JSON Patch operations (add, remove, replace) under `path`, applied
+/// all or none and sealed as one `patch_data` policy change before they take effect.
+async fn patch_data_at(state: &AppState, path: Vec<String>, body: &Bytes) -> AppResult<Response> {
+    docket_ledger::json::check_bytes(body)
+        .map_err(|e| ApiError::bad_request(format!("body contains malformed patch: {e}")))?;
+    if let Some(n) = std::str::from_utf8(body)
+        .ok()
+        .and_then(docket_ledger::json::integer_beyond_64_bits)
+    {
+        return Err(ApiError::bad_request(format!(
+            "body contains a value docket cannot hold exactly: {}",
+            crate::policies::integer_too_large(n)
+        )));
+    }
+    let Ok(Value::Array(ops)) = serde_json::from_slice::<Value>(body) else {
+        return Err(ApiError::bad_request(
+            "body must be a JSON array of patch operations ({\"op\": \"add\"|\"remove\"|\"replace\", \"path\", \"value\"})",
+        ));
+    };
+    if ops.is_empty() {
+        // Nothing to change, nothing to seal.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let _writer = state.policy_writer.lock().await;
+    let mut set = state.pool.current().set.clone();
+    set.patch_data(&path, &ops).map_err(|e| match e {
+        crate::policies::PatchError::NotFound(m) => ApiError::not_found(m),
+        crate::policies::PatchError::Invalid(m) => ApiError::bad_request(m),
+    })?;
+    change_policy(state, set, |version| {
+        json!({"op": "patch_data", "path": format!("/{}", path.join("/")), "patch": ops, "policy_version": version})
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())

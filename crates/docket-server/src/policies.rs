@@ -72,6 +72,55 @@ impl PolicySet {
         node.remove(last).is_some()
     }
 
+    /// Applies a data patch as OPA's `PATCH /v1/data/{path}` does: JSON Patch operations `add`,
+    /// `remove` and `replace`, each `path` under `base`; all of them or none. `add` needs the
+    /// parent to exist (an object's key is set, an array's index inserts, `-` appends);
+    /// `remove` and `replace` need the target to exist.
+    pub fn patch_data(&mut self, base: &[String], ops: &[Value]) -> Result<(), PatchError> {
+        let mut root = Value::Object(self.data.clone());
+        for (i, op) in ops.iter().enumerate() {
+            let invalid = |why: String| PatchError::Invalid(format!("operation {i}: {why}"));
+            let kind = op
+                .get("op")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("no \"op\" (add, remove or replace)".into()))?;
+            let relative = op
+                .get("path")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("no \"path\"".into()))?;
+            let mut path = base.to_vec();
+            path.extend(
+                relative
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.replace("~1", "/").replace("~0", "~")),
+            );
+            let value = op.get("value").cloned();
+            match kind {
+                "add" | "replace" => {
+                    let value =
+                        value.ok_or_else(|| invalid(format!("{kind} needs a \"value\"")))?;
+                    apply_set(&mut root, &path, value, kind == "add")?;
+                }
+                "remove" => apply_remove(&mut root, &path)?,
+                other => {
+                    return Err(invalid(format!(
+                        "unsupported op {other:?}: OPA's data patches are add, remove and replace"
+                    )));
+                }
+            }
+        }
+        match root {
+            Value::Object(map) => {
+                self.data = map;
+                Ok(())
+            }
+            _ => Err(PatchError::Invalid(
+                "the root data document must stay a JSON object".into(),
+            )),
+        }
+    }
+
     /// Loads the set into an instance's engine.
     pub fn load_into(
         &self,
@@ -97,6 +146,84 @@ pub fn integer_too_large(n: &str) -> String {
         "the integer {n} is beyond 64 bits, which docket's data documents cannot hold exactly \
          (it would be rounded, and sealed so); write it as a string"
     )
+}
+
+/// Why a data patch was refused: a path that does not exist (404), or a malformed patch (400).
+#[derive(Debug, PartialEq, Eq)]
+pub enum PatchError {
+    NotFound(String),
+    Invalid(String),
+}
+
+fn not_found(path: &[String]) -> PatchError {
+    PatchError::NotFound(format!(
+        "storage_not_found_error: /{}: document does not exist",
+        path.join("/")
+    ))
+}
+
+/// The container holding `path`'s last segment, if every step to it exists.
+fn parent_of<'v>(root: &'v mut Value, path: &[String]) -> Result<&'v mut Value, PatchError> {
+    let mut node = root;
+    for (depth, segment) in path[..path.len() - 1].iter().enumerate() {
+        node = match node {
+            Value::Object(map) => map.get_mut(segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+            _ => None,
+        }
+        .ok_or_else(|| not_found(&path[..=depth]))?;
+    }
+    Ok(node)
+}
+
+fn apply_set(root: &mut Value, path: &[String], value: Value, add: bool) -> Result<(), PatchError> {
+    let Some(last) = path.last() else {
+        *root = value;
+        return Ok(());
+    };
+    match parent_of(root, path)? {
+        Value::Object(map) => {
+            if !add && !map.contains_key(last) {
+                return Err(not_found(path));
+            }
+            map.insert(last.clone(), value);
+        }
+        Value::Array(items) => {
+            let index = if add && last == "-" {
+                items.len()
+            } else {
+                last.parse::<usize>().map_err(|_| not_found(path))?
+            };
+            match (add, index.cmp(&items.len())) {
+                (true, std::cmp::Ordering::Greater)
+                | (false, std::cmp::Ordering::Greater | std::cmp::Ordering::Equal) => {
+                    return Err(not_found(path));
+                }
+                (true, _) => items.insert(index, value),
+                (false, _) => items[index] = value,
+            }
+        }
+        _ => return Err(not_found(path)),
+    }
+    Ok(())
+}
+
+fn apply_remove(root: &mut Value, path: &[String]) -> Result<(), PatchError> {
+    let Some(last) = path.last() else {
+        *root = Value::Object(Map::new());
+        return Ok(());
+    };
+    match parent_of(root, path)? {
+        Value::Object(map) => map.remove(last).map(|_| ()).ok_or_else(|| not_found(path)),
+        Value::Array(items) => match last.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items.remove(i);
+                Ok(())
+            }
+            _ => Err(not_found(path)),
+        },
+        _ => Err(not_found(path)),
+    }
 }
 
 /// One published policy set with the version its engines report.
@@ -241,5 +368,57 @@ impl EvalPool {
                 .push((generation.number, instance));
         }
         Ok(outcome?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn patches_as_opa_applies_them() {
+        let mut set = PolicySet::default();
+        set.put_data(&["a".into()], json!({"list": [1, 2], "x": 1}))
+            .unwrap();
+        let base = vec!["a".to_string()];
+        set.patch_data(
+            &base,
+            &[
+                json!({"op": "add", "path": "/list/-", "value": 3}),
+                json!({"op": "add", "path": "/list/0", "value": 0}),
+                json!({"op": "replace", "path": "/x", "value": 2}),
+                json!({"op": "remove", "path": "/list/1"}),
+                json!({"op": "add", "path": "/new~1key", "value": true}),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(set.data.clone()),
+            json!({"a": {"list": [0, 2, 3], "x": 2, "new/key": true}})
+        );
+        let before = set.data.clone();
+        for bad in [
+            json!({"op": "replace", "path": "/nope", "value": 1}),
+            json!({"op": "remove", "path": "/list/9"}),
+            json!({"op": "add", "path": "/missing/child", "value": 1}),
+        ] {
+            assert!(
+                matches!(
+                    set.patch_data(&base, &[json!({"op": "remove", "path": "/x"}), bad.clone()]),
+                    Err(PatchError::NotFound(_))
+                ),
+                "{bad}"
+            );
+            assert_eq!(set.data, before, "all or none: {bad}");
+        }
+        assert!(matches!(
+            set.patch_data(&base, &[json!({"op": "copy", "path": "/x"})]),
+            Err(PatchError::Invalid(_))
+        ));
+        assert!(matches!(
+            set.patch_data(&[], &[json!({"op": "replace", "path": "", "value": 1})]),
+            Err(PatchError::Invalid(_))
+        ));
     }
 }
