@@ -373,3 +373,188 @@ fn signed_bundles_are_verified_as_opa_verifies_them() {
     assert!(load["record"]["bundles"]["authz"]["files"][".signatures.json"].is_string());
     assert_eq!(server.stop().code(), Some(0));
 }
+
+/// A bundle server on loopback (Python's http.server): serves `dir`'s files with an ETag (the
+/// SHA-256 of the file) and answers `304` to a matching `If-None-Match`.
+struct BundleServer {
+    child: std::process::Child,
+    base: String,
+}
+
+impl BundleServer {
+    fn start(dir: &Path) -> BundleServer {
+        let script = r#"
+import hashlib, http.server, sys, os
+root = sys.argv[1]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        path = os.path.join(root, self.path.lstrip('/'))
+        try:
+            body = open(path, 'rb').read()
+        except OSError:
+            self.send_response(404); self.end_headers(); return
+        tag = '"' + hashlib.sha256(body).hexdigest() + '"'
+        if self.headers.get('If-None-Match') == tag:
+            self.send_response(304); self.send_header('ETag', tag); self.end_headers(); return
+        self.send_response(200)
+        self.send_header('ETag', tag)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+        let mut child = Command::new("python3")
+            .args(["-c", script])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        BundleServer {
+            child,
+            base: format!("http://127.0.0.1:{}", line.trim()),
+        }
+    }
+}
+
+impl Drop for BundleServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Publishes a version of the `authz` bundle on the bundle server: built with `tar`, then
+/// renamed into place so the server never serves half a file.
+fn publish(work: &Path, served: &Path, version: &str, files: &[(&str, &str)]) {
+    let (_, archive) = bundle(work, version, files);
+    std::fs::rename(archive, served.join("authz.tar.gz")).unwrap();
+}
+
+fn authz_version(revision: &str, admin: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (".manifest", format!(r#"{{"revision":"{revision}","roots":["authz"]}}"#)),
+        (
+            "authz/policy.rego",
+            "package authz\n\nimport rego.v1\n\ndefault allow := false\n\nallow if input.user in data.authz.admins\n".into(),
+        ),
+        ("authz/data.json", format!(r#"{{"admins":["{admin}"]}}"#)),
+    ]
+}
+
+#[test]
+fn a_bundle_server_is_polled_and_each_version_activated_or_refused_under_seal() {
+    let dir = scratch("bundles-polled");
+    let served = dir.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let as_refs = |v: &[(&'static str, String)]| -> Vec<(&'static str, String)> { v.to_vec() };
+    let publish_version = |name: &str, files: Vec<(&'static str, String)>| {
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+        publish(&dir, &served, name, &files);
+    };
+    publish_version("v1", as_refs(&authz_version("r1", "alice")));
+    let bundles = BundleServer::start(&served);
+    let url = format!("authz={}/authz.tar.gz", bundles.base);
+    let server = Server::start(
+        &dir,
+        &[
+            "--bundle",
+            &url,
+            "--bundle-min-delay-seconds",
+            "0.1",
+            "--bundle-max-delay-seconds",
+            "0.2",
+        ],
+    );
+    let c = Client::new();
+    let decide = |user: &str| -> (Value, String) {
+        let answer: Value = c
+            .post(server.url("/v1/data/authz/allow"))
+            .json(&json!({"input": {"user": user}}))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let id = answer["decision_id"].as_str().unwrap().to_string();
+        let sealed = server.decision_bundle(&id);
+        (
+            answer["result"].clone(),
+            sealed["entry"]["record"]["policy_version"]["revision"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    let wait_for = |what: &str, mut ok: Box<dyn FnMut() -> bool + '_>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !ok() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    assert_eq!(decide("alice"), (json!(true), "r1".to_string()));
+
+    // A new version: activated, and every decision after it carries its revision.
+    publish_version("v2", as_refs(&authz_version("r2", "bob")));
+    wait_for(
+        "r2 to be activated",
+        Box::new(|| decide("bob") == (json!(true), "r2".into())),
+    );
+    assert_eq!(decide("alice"), (json!(false), "r2".to_string()));
+
+    // A version OPA would refuse (a module outside the roots): refused under seal, and r2 stays.
+    let mut broken = authz_version("r3", "carol");
+    broken.push(("billing.rego", "package billing\n".into()));
+    publish_version("v3", broken);
+    let refused = || {
+        all_entries(&c, &server)
+            .into_iter()
+            .find(|e| e["record"]["op"] == "bundle_refused")
+    };
+    wait_for(
+        "the refusal of r3 to be sealed",
+        Box::new(|| refused().is_some()),
+    );
+    let refusal = refused().unwrap();
+    assert_eq!(refusal["record"]["bundle"], "authz");
+    assert!(
+        refusal["record"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("do not permit package billing"),
+        "{refusal}"
+    );
+    assert_eq!(decide("bob"), (json!(true), "r2".to_string()));
+    assert_eq!(decide("carol"), (json!(false), "r2".to_string()));
+
+    // The next good version is activated.
+    publish_version("v4", as_refs(&authz_version("r4", "dave")));
+    wait_for(
+        "r4 to be activated",
+        Box::new(|| decide("dave") == (json!(true), "r4".into())),
+    );
+
+    let activations: Vec<Value> = all_entries(&c, &server)
+        .into_iter()
+        .filter(|e| e["record"]["activated"] == "authz")
+        .map(|e| e["record"]["bundles"]["authz"]["revision"].clone())
+        .collect();
+    assert_eq!(
+        activations,
+        [json!("r2"), json!("r4")],
+        "each activation sealed once"
+    );
+    assert_eq!(server.stop().code(), Some(0));
+    crate::common::verify_dir(&dir);
+}

@@ -176,6 +176,8 @@ fn every_serve_flag_at_a_non_default_value() {
         ("--verification-key-id", "flags".into()),
         ("--signing-alg", "HS256".into()),
         ("--scope", "flags".into()),
+        ("--bundle-min-delay-seconds", "30".into()),
+        ("--bundle-max-delay-seconds", "45".into()),
     ];
     // Every flag `docket serve --help` documents is here (beside --addr and --dir, which every
     // test sets, and --policy, set below): a new flag must be added to this test.

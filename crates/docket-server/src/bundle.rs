@@ -72,7 +72,6 @@ pub fn load_bundles(
     bundles: &[(String, std::path::PathBuf)],
     verification: Option<&Verification>,
 ) -> Result<()> {
-    let mut all_roots: Vec<(String, String)> = Vec::new();
     for (name, path) in bundles {
         if set.bundles.contains_key(name) {
             bail!("two bundles are named {name}; name them apart with --bundle NAME=PATH");
@@ -93,14 +92,19 @@ pub fn load_bundles(
         let (mut info, modules, data) = interpret(name, &files).map_err(failed)?;
         info.signed = signed;
         for root in &info.roots {
-            if let Some((other, theirs)) = all_roots.iter().find(|(_, r)| roots_overlap(r, root)) {
+            let clash = set.bundles.iter().find_map(|(other, b)| {
+                b.roots
+                    .iter()
+                    .find(|r| roots_overlap(r, root))
+                    .map(|r| (other.clone(), r.clone()))
+            });
+            if let Some((other, theirs)) = clash {
                 bail!(
                     "bundles {other} and {name} have overlapping roots ({theirs:?} and {root:?}): \
                      each part of data may come from one bundle only"
                 );
             }
         }
-        all_roots.extend(info.roots.iter().map(|r| (name.clone(), r.clone())));
         for (id, source) in modules {
             set.modules.insert(format!("{name}/{id}"), source);
         }
@@ -108,6 +112,45 @@ pub fn load_bundles(
         set.bundles.insert(name.clone(), info);
     }
     Ok(())
+}
+
+/// Takes bundle `name` out of `set`: its modules, the data under its roots, its record. What
+/// the next version of it brings is then installed with [`load_bundles`].
+pub fn remove_bundle(set: &mut PolicySet, name: &str) {
+    let Some(info) = set.bundles.remove(name) else {
+        return;
+    };
+    let prefix = format!("{name}/");
+    set.modules.retain(|id, _| !id.starts_with(&prefix));
+    for root in &info.roots {
+        let path: Vec<String> = root
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        set.delete_data(&path);
+    }
+}
+
+/// The revision label a policy set's bundles give it: one bundle's revision, or
+/// `name=revision,…` for several; `None` without bundles (or one without a revision).
+pub fn revision_of(set: &PolicySet) -> Option<String> {
+    match set.bundles.len() {
+        0 => None,
+        1 => set
+            .bundles
+            .values()
+            .next()
+            .map(|b| b.revision.clone())
+            .filter(|r| !r.is_empty()),
+        _ => Some(
+            set.bundles
+                .iter()
+                .map(|(name, b)| format!("{name}={}", b.revision))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    }
 }
 
 fn merge(into: &mut Map<String, Value>, from: Map<String, Value>, bundle: &str) -> Result<()> {

@@ -11,6 +11,7 @@
 
 pub mod appender;
 pub mod bundle;
+pub mod bundle_service;
 pub mod examples;
 pub mod guard;
 pub mod http;
@@ -54,6 +55,9 @@ pub struct ServeConfig {
     pub bundles: Vec<(String, PathBuf)>,
     /// How signed bundles are verified; with it, unsigned bundles are refused.
     pub bundle_verification: Option<bundle::Verification>,
+    /// Bundles downloaded from bundle servers before the start and polled after it.
+    pub remote_bundles: Vec<bundle_service::RemoteBundle>,
+    pub bundle_polling: bundle_service::Polling,
     /// The bearer token write endpoints require; `None` uses (or creates) `<dir>/token`.
     pub token: Option<String>,
     /// A bearer token reading entries requires (the write token is accepted too); `None`:
@@ -120,6 +124,8 @@ impl Default for ServeConfig {
             policies: Vec::new(),
             bundles: Vec::new(),
             bundle_verification: None,
+            remote_bundles: Vec::new(),
+            bundle_polling: bundle_service::Polling::default(),
             token: None,
             read_token: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -306,22 +312,7 @@ pub fn load_policy_sources(
         load_files(paths)?
     };
     bundle::load_bundles(&mut set, bundles, verification)?;
-    set.revision = revision.or_else(|| match set.bundles.len() {
-        0 => None,
-        1 => set
-            .bundles
-            .values()
-            .next()
-            .map(|b| b.revision.clone())
-            .filter(|r| !r.is_empty()),
-        _ => Some(
-            set.bundles
-                .iter()
-                .map(|(name, b)| format!("{name}={}", b.revision))
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    });
+    set.revision = revision.or_else(|| bundle::revision_of(&set));
     Ok(set)
 }
 
@@ -480,16 +471,21 @@ fn merge_object(
 
 /// The policy-change record of log-format §4.4 for a full load.
 pub fn load_record(set: &PolicySet, version: &runtime::PolicyVersion) -> String {
+    load_record_value(set, &version_json(version)).to_string()
+}
+
+/// [`load_record`] as JSON, with the policy version already in its JSON form.
+pub fn load_record_value(set: &PolicySet, version: &serde_json::Value) -> serde_json::Value {
     let mut record = json!({
         "op": "load",
         "modules": set.modules,
         "data": set.data,
-        "policy_version": version_json(version),
+        "policy_version": version,
     });
     if !set.bundles.is_empty() {
         record["bundles"] = json!(set.bundles);
     }
-    record.to_string()
+    record
 }
 
 pub fn version_json(version: &runtime::PolicyVersion) -> serde_json::Value {
@@ -567,9 +563,16 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         })?;
     // The policies next, read and checked before anything is created: files or a bundle that
     // do not load stop the start with nothing written.
+    let fetched = bundle_service::fetch_initial(&config.dir, &config.remote_bundles).await?;
+    let mut bundles = config.bundles.clone();
+    bundles.extend(
+        fetched
+            .iter()
+            .map(|(name, path, _)| (name.clone(), path.clone())),
+    );
     let set = load_policy_sources(
         &config.policies,
-        &config.bundles,
+        &bundles,
         config.bundle_verification.as_ref(),
         config.revision.clone(),
     )?;
@@ -650,6 +653,19 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         admission: guard::Admission::new(config.admission.clone()),
         cosignatures: Arc::clone(&cosignatures),
     });
+    bundle_service::start(
+        Arc::clone(&state),
+        config.dir.clone(),
+        config
+            .remote_bundles
+            .iter()
+            .cloned()
+            .zip(fetched.into_iter().map(|(_, _, etag)| etag))
+            .collect(),
+        config.bundle_polling,
+        config.bundle_verification.clone(),
+        config.revision.clone(),
+    );
     witnessing::start(
         config.witnesses.clone(),
         state.appender.follower(),

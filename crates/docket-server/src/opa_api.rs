@@ -239,7 +239,7 @@ async fn default_decision(
 
 /// Checks a changed policy set, seals the change, and publishes it: only a change that is in
 /// the log takes effect.
-async fn change_policy(
+pub(crate) async fn change_policy(
     state: &AppState,
     set: PolicySet,
     record: impl FnOnce(&Value) -> Value,

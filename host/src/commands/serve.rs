@@ -22,8 +22,17 @@ pub struct ServeArgs {
     /// An OPA bundle (a .tar.gz from `opa build`, or a directory) as PATH or NAME=PATH;
     /// repeatable. Its revision labels the policy version; its name, revision, roots and every
     /// file's SHA-256 are sealed with the policy set.
+    /// A bundle server's URL works too (NAME=http://…): the bundle is downloaded before the
+    /// start and polled after it (If-None-Match), each new version activated atomically and
+    /// sealed, or refused with the refusal sealed.
     #[arg(long = "bundle")]
     bundles: Vec<String>,
+    /// Seconds between polls of a bundle server, at least (OPA's min_delay_seconds).
+    #[arg(long, default_value_t = 60.0)]
+    bundle_min_delay_seconds: f64,
+    /// Seconds between polls of a bundle server, at most (OPA's max_delay_seconds).
+    #[arg(long, default_value_t = 120.0)]
+    bundle_max_delay_seconds: f64,
     #[command(flatten)]
     verification: super::bundles::VerificationArgs,
     /// A file holding the bearer token for write endpoints (default: <dir>/token, created
@@ -123,6 +132,14 @@ pub struct ServeArgs {
     witness_interval_ms: Option<u64>,
 }
 
+/// A positive number of seconds as a duration.
+fn seconds(flag: &str, value: f64) -> Result<std::time::Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        bail!("{flag} {value} must be a positive number of seconds");
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
+}
+
 /// `--addr`: an IP address and port, or `localhost:PORT` (the loopback address). OPA's `:PORT`
 /// means every interface; docket asks for that to be spelled out.
 fn parse_addr(text: &str) -> std::result::Result<std::net::SocketAddr, String> {
@@ -156,6 +173,8 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
         dir,
         policies,
         bundles,
+        bundle_min_delay_seconds,
+        bundle_max_delay_seconds,
         verification,
         token_file,
         workers,
@@ -214,6 +233,23 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
     if token.as_ref().is_some_and(|t| t.len() < 16) {
         bail!("the write token must be at least 16 characters");
     }
+    let mut local_bundles = Vec::new();
+    let mut remote_bundles = Vec::new();
+    for arg in &bundles {
+        let (name, path) = serve::bundle::parse_bundle_arg(arg);
+        let text = path.to_string_lossy().to_string();
+        if text.starts_with("https://") {
+            bail!(
+                "--bundle {arg}: docket's bundle client speaks plain HTTP only; reach an HTTPS \
+                 bundle server through a local TLS proxy and give its http:// address"
+            );
+        }
+        if text.starts_with("http://") {
+            remote_bundles.push(serve::bundle_service::RemoteBundle { name, url: text });
+        } else {
+            local_bundles.push((name, path));
+        }
+    }
     let defaults = serve::ServeConfig::default();
     let ms = std::time::Duration::from_millis;
     let limits = serve::http::Limits {
@@ -238,10 +274,12 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
         addr,
         dir,
         policies,
-        bundles: bundles
-            .iter()
-            .map(|b| serve::bundle::parse_bundle_arg(b))
-            .collect(),
+        bundles: local_bundles,
+        remote_bundles,
+        bundle_polling: serve::bundle_service::Polling {
+            min_delay: seconds("--bundle-min-delay-seconds", bundle_min_delay_seconds)?,
+            max_delay: seconds("--bundle-max-delay-seconds", bundle_max_delay_seconds)?,
+        },
         bundle_verification: verification.config()?,
         token,
         workers: workers.unwrap_or(defaults.workers),
