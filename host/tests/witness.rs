@@ -123,6 +123,16 @@ fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>
     }
 }
 
+fn log_size(c: &Client, server: &Server) -> u64 {
+    c.get(server.url("/v1/log"))
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap()["size"]
+        .as_u64()
+        .unwrap()
+}
+
 /// Waits until the server's newest 2-of-3 cosigned checkpoint has `size` entries.
 fn cosigned_at(c: &Client, server: &Server, size: u64, what: &str) -> Value {
     wait_for(what, Duration::from_secs(90), || {
@@ -242,14 +252,7 @@ fn three_witnesses_one_down_a_forked_and_a_rewritten_log() {
     });
     assert_eq!(ids.len(), 600);
     let c = Client::new();
-    let size = c
-        .get(server.url("/v1/log"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap()["size"]
-        .as_u64()
-        .unwrap();
+    let size = log_size(&c, &server);
     // The two live witnesses catch up with the final checkpoint; the dead one costs nothing.
     let witnessed = cosigned_at(
         &c,
@@ -289,14 +292,7 @@ fn three_witnesses_one_down_a_forked_and_a_rewritten_log() {
             "a decision failed while a witness was down"
         );
     }
-    let size = c
-        .get(server.url("/v1/log"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap()["size"]
-        .as_u64()
-        .unwrap();
+    let size = log_size(&c, &server);
     let w2 = Witness::start_at(&w2_dir, None, std::slice::from_ref(&log_spec), &w2_addr);
     let witnessed = cosigned_at(&c, &server, size, "the restarted witness to catch up");
     // Trusted time on a decision: the first witnessed checkpoint holding it.

@@ -237,8 +237,10 @@ impl Poller {
             &[(name.clone(), candidate.clone())],
             self.verification.as_ref(),
         );
+        // Err((why, refused)): refused is false when the log, not the bundle, failed (the
+        // version is then tried again at the next poll, and nothing is sealed for it).
         let outcome = match loaded {
-            Err(e) => Err(format!("{e:#}")),
+            Err(e) => Err((format!("{e:#}"), true)),
             Ok(()) => {
                 set.revision = self.revision.clone().or_else(|| bundle::revision_of(&set));
                 let record_set = set.clone();
@@ -249,9 +251,12 @@ impl Poller {
                     record
                 })
                 .await
-                .map_err(|e| match e.errors {
-                    Some(errors) => format!("{}: {errors}", e.message),
-                    None => e.message,
+                .map_err(|e| {
+                    let refused = e.status.is_client_error();
+                    match e.errors {
+                        Some(errors) => (format!("{}: {errors}", e.message), refused),
+                        None => (e.message, refused),
+                    }
                 })
             }
         };
@@ -263,7 +268,13 @@ impl Poller {
                 self.etag = etag;
                 tracing::info!(bundle = name, "bundle version activated and sealed");
             }
-            Err(why) => {
+            Err((why, false)) => {
+                tracing::error!(
+                    bundle = name,
+                    "bundle version not activated, the log failed: {why}"
+                );
+            }
+            Err((why, true)) => {
                 tracing::warn!(bundle = name, "bundle version refused: {why}");
                 let digest = format!("sha256:{}", docket_ledger::hash::sha256(&[&bytes]).to_hex());
                 let record = json!({

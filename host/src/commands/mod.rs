@@ -23,6 +23,18 @@ pub fn load_runtime() -> Result<Runtime> {
     docket_embed::runtime().map_err(|e| anyhow!("{e}"))
 }
 
+/// Logs of the long-running commands (`serve`, `witness`) to stderr, `DOCKET_LOG` filtering
+/// them (default `info`).
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 pub fn instance_id() -> String {
     let mut bytes = [0u8; 8];
     rand::fill(&mut bytes);

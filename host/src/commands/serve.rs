@@ -310,13 +310,7 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
 }
 
 fn serve_command(config: serve::ServeConfig) -> Result<i32> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    super::init_tracing();
     let runtime = std::sync::Arc::new(load_runtime()?);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -67,13 +67,7 @@ fn parse_logs(specs: &[String]) -> Result<Vec<WitnessedLog>> {
 }
 
 pub fn run(args: WitnessArgs) -> Result<i32> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    super::init_tracing();
     let logs = parse_logs(&args.logs)?;
     docket_store::private::create_dir_all(&args.dir)?;
     let key_path = args.dir.join("witness.key");
