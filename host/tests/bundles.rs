@@ -169,6 +169,26 @@ fn bundles_opa_would_refuse_are_refused_saying_why() {
             "{name}: a refused bundle must not start a log"
         );
     }
+    // A module that does not compile stops the start as early: no log is created for it.
+    let bad = dir.join("bad.rego");
+    std::fs::write(&bad, "package bad\n\nallow if {\n").unwrap();
+    let out = docket_command()
+        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+        .arg(dir.join("data-bad-module"))
+        .arg("--policy")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !dir.join("data-bad-module/log").exists(),
+        "no log for policies that do not load"
+    );
     // Two bundles whose roots overlap.
     let (_, a) = bundle(&dir, "a", &[(".manifest", r#"{"roots":["shared"]}"#)]);
     let (_, b) = bundle(&dir, "b", &[(".manifest", r#"{"roots":["shared/x"]}"#)]);

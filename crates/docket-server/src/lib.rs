@@ -576,6 +576,25 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         config.bundle_verification.as_ref(),
         config.revision.clone(),
     )?;
+    // Compiled on a scratch instance too, so a module that does not compile stops the start
+    // before the data directory is touched.
+    let metrics = Arc::new(Metrics::new());
+    let scratch = EvalPool::new(
+        Arc::clone(&runtime),
+        Generation {
+            number: 0,
+            set: PolicySet::default(),
+            version: runtime::PolicyVersion {
+                digest: String::new(),
+                revision: None,
+            },
+        },
+        config.workers,
+        config.eval_grace,
+    );
+    let (version, warm) = scratch
+        .check(&set)
+        .map_err(|e| anyhow!("the policies do not load: {e}"))?;
     let dir = &config.dir;
     let (key, genesis_key, token) = open_data_dir(&config)?;
     let served = Arc::new(ServedLog {
@@ -594,30 +613,13 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
     let genesis_vkey = genesis_key.to_vkey();
     let (log, view) = open_served_log(Arc::clone(&served), &config).await?;
 
-    let metrics = Arc::new(Metrics::new());
-    let scratch = EvalPool::new(
-        Arc::clone(&runtime),
-        Generation {
-            number: 0,
-            set: PolicySet::default(),
-            version: runtime::PolicyVersion {
-                digest: String::new(),
-                revision: None,
-            },
-        },
-        config.workers,
-        config.eval_grace,
-    );
-    let (version, warm) = scratch
-        .check(&set)
-        .map_err(|e| anyhow!("the policies do not load: {e}"))?;
-    // A reopen never starts a log: a directory that vanished under a running server is an
-    // error to report, not a reason to begin a new chain in its place.
     let cosignatures = Arc::new(witnessing::Cosignatures::open(
         &dir.join("log"),
         config.witnesses.iter().map(|w| w.key.clone()).collect(),
         &view,
     )?);
+    // A reopen never starts a log: a directory that vanished under a running server is an
+    // error to report, not a reason to begin a new chain in its place.
     let reopen: appender::Reopen = Box::new(move || served.open(Start::OpenOnly));
     let (appender, appender_thread) =
         Appender::start(log, view, config.commit, Arc::clone(&metrics), reopen);
