@@ -315,6 +315,20 @@ pub fn rfc3339(timestamp_ns: u64) -> String {
     )
 }
 
+/// A time in whole POSIX seconds (a witness cosignature's) in RFC 3339 UTC without a fraction:
+/// `2026-11-28T00:03:24Z`.
+pub fn rfc3339_seconds(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -331,6 +345,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn whole_seconds_are_written_without_a_fraction() {
+        assert_eq!(rfc3339_seconds(1_795_823_348), "2026-11-27T23:49:08Z");
+        assert_eq!(rfc3339_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(1_795_823_348_000_000_000),
+            "2026-11-27T23:49:08.000000000Z"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -584,8 +584,8 @@ pub fn witnessed_json(w: &Witnessed) -> serde_json::Value {
         "note": note,
         "cosignatures": w.cosignatures.iter().map(|(name, time, _)| serde_json::json!({
             "witness": name,
-            "time": docket_ledger::record::rfc3339(time.saturating_mul(1_000_000_000)),
+            "time": docket_ledger::record::rfc3339_seconds(*time),
         })).collect::<Vec<_>>(),
-        "no_later_than": earliest.map(|t| docket_ledger::record::rfc3339(t.saturating_mul(1_000_000_000))),
+        "no_later_than": earliest.map(docket_ledger::record::rfc3339_seconds),
     })
 }

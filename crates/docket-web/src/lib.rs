@@ -351,7 +351,7 @@ pub fn witnessed_head(
             "root": B64.encode(head.checkpoint.root.0),
             "cosigned": head.cosigned.iter().map(|c| json!({
                 "witness": c.witness,
-                "time": docket_ledger::record::rfc3339(c.timestamp.saturating_mul(1_000_000_000)),
+                "time": docket_ledger::record::rfc3339_seconds(c.timestamp),
             })).collect::<Vec<_>>(),
         }),
         Err(message) => json!({"ok": false, "message": message}),

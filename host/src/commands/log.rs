@@ -295,12 +295,12 @@ fn check_clock_with_witnesses(
                  would be judged too early; set the clock right; nothing was pruned",
                 docket_ledger::record::rfc3339(now.as_nanos() as u64),
                 (now - witness_time).as_secs(),
-                docket_ledger::record::rfc3339(time.saturating_mul(1_000_000_000))
+                docket_ledger::record::rfc3339_seconds(time)
             );
         }
         println!(
             "clock checked against witness {name}: it reads {} (this machine: {})",
-            docket_ledger::record::rfc3339(time.saturating_mul(1_000_000_000)),
+            docket_ledger::record::rfc3339_seconds(time),
             docket_ledger::record::rfc3339(now.as_nanos() as u64)
         );
     }
@@ -580,7 +580,7 @@ fn witnessed_bound(
             dir.join("cosignatures.jsonl").display()
         );
     }
-    let time = |t: u64| docket_ledger::record::rfc3339(t.saturating_mul(1_000_000_000));
+    let time = |t: u64| docket_ledger::record::rfc3339_seconds(t);
     let proof = docket_ledger::merkle::inclusion_proof(&leaves[..checkpoint.size as usize], index)
         .expect("index within the tree");
     Ok(serde_json::json!({

@@ -335,7 +335,7 @@ fn cosigner_list(cosigned: &[Cosigned]) -> String {
             format!(
                 "{} at {}",
                 c.witness,
-                docket_ledger::record::rfc3339(c.timestamp.saturating_mul(1_000_000_000))
+                docket_ledger::record::rfc3339_seconds(c.timestamp)
             )
         })
         .collect::<Vec<_>>()
@@ -383,7 +383,7 @@ fn print_verified(
                 "witnesses": of,
                 "cosignatures": head.cosigned.iter().map(|c| serde_json::json!({
                     "witness": c.witness,
-                    "time": docket_ledger::record::rfc3339(c.timestamp.saturating_mul(1_000_000_000)),
+                    "time": docket_ledger::record::rfc3339_seconds(c.timestamp),
                 })).collect::<Vec<_>>(),
             }),
             None => serde_json::Value::Null,
