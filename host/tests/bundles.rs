@@ -103,11 +103,7 @@ fn a_bundle_is_loaded_as_opa_loads_it_and_its_provenance_is_sealed() {
         .args(["-f", "raw", "data.authz.allow"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::succeeded(&out);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true");
 }
 
@@ -217,11 +213,7 @@ pub(crate) fn sign(dir: &Path, alg: &str, key: &str, extra: &[&str]) {
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::succeeded(&out);
 }
 
 /// A private key (PEM, for the signer) and its public key (PEM, for docket) for `alg`.

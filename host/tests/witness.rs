@@ -172,11 +172,7 @@ fn keygen(dir: &Path, stem: &str, name: &str) {
         .args(["--stem", stem, "--name", name])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::succeeded(&out);
 }
 
 #[test]
@@ -354,11 +350,7 @@ fn three_witnesses_one_down_a_forked_and_a_rewritten_log() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    crate::common::succeeded(&out);
     let proven: Value = serde_json::from_slice(&out.stdout).unwrap();
     let bound = &proven["witnessed"];
     assert!(
@@ -436,11 +428,7 @@ fn three_witnesses_one_down_a_forked_and_a_rewritten_log() {
             .arg(data.join("docket.key"))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::common::succeeded(&out);
         sealed = std::fs::read_to_string(rewritten.join("checkpoint"))
             .unwrap()
             .lines()

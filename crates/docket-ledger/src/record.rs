@@ -302,27 +302,25 @@ pub fn record_decision_id(record: &[u8]) -> Option<String> {
 
 /// RFC 3339 UTC with nine fractional digits, e.g. `2026-11-23T19:58:00.123456789Z`.
 pub fn rfc3339(timestamp_ns: u64) -> String {
-    let secs = timestamp_ns / 1_000_000_000;
-    let nanos = timestamp_ns % 1_000_000_000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
+        "{}.{:09}Z",
+        date_time(timestamp_ns / 1_000_000_000),
+        timestamp_ns % 1_000_000_000
     )
 }
 
 /// A time in whole POSIX seconds (a witness cosignature's) in RFC 3339 UTC without a fraction:
 /// `2026-11-28T00:03:24Z`.
 pub fn rfc3339_seconds(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
+    format!("{}Z", date_time(secs))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of POSIX seconds, UTC.
+fn date_time(secs: u64) -> String {
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         (rem / 60) % 60,
         rem % 60

@@ -12,7 +12,7 @@
 
 use crate::bundle::{self, Verification};
 use crate::{AppState, opa_api};
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -89,21 +89,12 @@ async fn fetch(client: &reqwest::Client, url: &str, etag: Option<&str>) -> Resul
     }
 }
 
-/// Writes `bytes` to `path` durably (a temporary file, fsync, rename).
+/// Writes `bytes` to `path` durably, creating its directory.
 fn keep(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
         docket_store::private::create_dir_all(parent)?;
     }
-    let tmp = path.with_extension("download");
-    let mut file = docket_store::private::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::io::Write::write_all(&mut file, bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))
+    docket_store::files::replace_file(path, bytes, true)
 }
 
 /// Downloads each remote bundle before the server starts, into `<dir>/bundles/`, and returns

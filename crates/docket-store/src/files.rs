@@ -28,9 +28,18 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     })
 }
 
-/// Replaces the JSON document at `path`: a temporary file written and fsync'd, renamed over the
-/// old one, the directory fsync'd. A crash leaves the old document or the new one, never a mix.
+/// Replaces the JSON document at `path` durably ([`replace_file`]). A crash leaves the old
+/// document or the new one, never a mix.
 pub fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_vec_pretty(value)?;
+    text.push(b'\n');
+    replace_file(path, &text, true)
+}
+
+/// Replaces the file at `path` with `bytes`: written to `<path>.tmp`, renamed over it. With
+/// `durable`, the temporary file is fsync'd before the rename and the directory after it, so a
+/// crash leaves the old contents or the new, never a mix and never neither.
+pub fn replace_file(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     let mut file = crate::private::options()
@@ -39,15 +48,16 @@ pub fn write_json_atomically<T: Serialize>(path: &Path, value: &T) -> Result<()>
         .truncate(true)
         .open(&tmp)
         .with_context(|| format!("creating {}", tmp.display()))?;
-    let mut text = serde_json::to_vec_pretty(value)?;
-    text.push(b'\n');
-    file.write_all(&text)
-        .and_then(|()| file.sync_all())
+    file.write_all(bytes)
+        .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
         .with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("fsync of directory {}", dir.display()))
+    if durable {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("fsync of directory {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// An append-only file of JSON lines, each appended and fsync'd before `append` returns.

@@ -855,22 +855,7 @@ impl Store {
     /// checkpoint frame in the segment is what makes a commit durable, and `open` rewrites this
     /// copy from it with `durable` set.
     fn write_latest_checkpoint(&self, note: &str, durable: bool) -> Result<()> {
-        let path = self.dir.join("checkpoint");
-        let tmp = self.dir.join("checkpoint.tmp");
-        let mut file = crate::private::options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        file.write_all(note.as_bytes())?;
-        if durable {
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, &path)?;
-        if durable {
-            sync_dir(&self.dir)?;
-        }
-        Ok(())
+        crate::files::replace_file(&self.dir.join("checkpoint"), note.as_bytes(), durable)
     }
 
     fn roll_segment(&mut self) -> Result<()> {

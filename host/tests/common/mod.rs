@@ -203,12 +203,17 @@ pub fn export_text(server_dir: &Path) -> String {
         .arg(&export)
         .output()
         .unwrap();
+    succeeded(&out);
+    std::fs::read_to_string(&export).unwrap()
+}
+
+/// Asserts that a command succeeded, showing its stderr if not.
+pub fn succeeded(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::read_to_string(&export).unwrap()
 }
 
 /// The `docket` binary, with the shared component cache.
