@@ -52,10 +52,11 @@ pub struct Recovery {
 }
 
 /// Where sealed entries are made durable. The audit log needs only this; the embedded
-/// [`Store`] implements it over files, and a replicated backend (e.g. a NATS JetStream stream
-/// with one subject per log) implements the same two operations: `commit` returns only once
-/// the batch and its checkpoint are durable (fsync'd here, acknowledged by a quorum there), and
-/// recovery hands back the durable frames in order (see [`Store::open`]).
+/// [`Store`] implements it over files: `commit` returns only once the batch and its checkpoint
+/// are durable, and recovery hands back the durable frames in order (see [`Store::open`]). A
+/// replicated store (NATS JetStream, `docket-nats`) is not a second implementation but a
+/// [`Replica`] of the store's: every commit reaches it first, and the log directory is rebuilt
+/// from it.
 pub trait LogBackend {
     /// Makes a batch of encoded entries and the checkpoint covering them durable, in order.
     fn commit(&mut self, entries: &[&[u8]], checkpoint_note: &str) -> Result<()>;
@@ -73,10 +74,23 @@ impl LogBackend for Store {
     }
 }
 
+/// A second store each commit is made durable in before the log directory: a replicated stream
+/// (`docket-nats`, NATS JetStream). The log directory then holds a copy that can be rebuilt from
+/// the replica alone; the replica is the record.
+pub trait Replica: Send + Sync {
+    /// Makes one commit (its frames, encoded as in a segment: entries then the checkpoint) durable
+    /// after every commit before it, or fails with nothing of it acknowledged. A failure may
+    /// leave the commit stored all the same (an acknowledgement lost on the way back); the
+    /// writer then rereads the replica before writing again.
+    fn replicate(&self, commit: &[u8]) -> Result<()>;
+}
+
 /// An open log directory, holding its writer lock.
 pub struct Store {
     dir: PathBuf,
     _lock: File,
+    /// Where each commit goes first, if anywhere ([`Replica`]).
+    replica: Option<Arc<dyn Replica>>,
     segment: File,
     segment_len: u64,
     /// The size after which the segment rolls over: the unit `docket log prune` works in.
@@ -603,6 +617,7 @@ impl Store {
         Ok(Store {
             dir: dir.to_path_buf(),
             _lock: lock,
+            replica: None,
             segment,
             segment_len: 0,
             segment_limit: SEGMENT_LIMIT,
@@ -664,6 +679,7 @@ impl Store {
         let store = Store {
             dir: dir.to_path_buf(),
             _lock: lock,
+            replica: None,
             segment,
             segment_len: last_len,
             segment_limit: SEGMENT_LIMIT,
@@ -703,8 +719,14 @@ impl Store {
         }
     }
 
+    /// Sends every later commit to `replica` before it is written here ([`Replica`]).
+    pub fn replicate_to(&mut self, replica: Arc<dyn Replica>) {
+        self.replica = Some(replica);
+    }
+
     /// Makes a batch durable: its entries, then the checkpoint covering them, one write and one
-    /// fsync. Returns only once the data is on disk; only then may the entries be acknowledged.
+    /// fsync (after the replica holds it, if there is one). Returns only once the data is on
+    /// disk; only then may the entries be acknowledged.
     pub fn commit(&mut self, entries: &[&[u8]], checkpoint_note: &str) -> Result<()> {
         let mut buf = Vec::with_capacity(
             entries.iter().map(|e| e.len() + 9).sum::<usize>() + checkpoint_note.len() + 9,
@@ -713,6 +735,9 @@ impl Store {
             encode_frame(FRAME_ENTRY, entry, &mut buf);
         }
         encode_frame(FRAME_CHECKPOINT, checkpoint_note.as_bytes(), &mut buf);
+        if let Some(replica) = &self.replica {
+            replica.replicate(&buf)?;
+        }
         self.segment
             .write_all(&buf)
             .context("writing to the log segment")?;
