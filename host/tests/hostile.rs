@@ -113,6 +113,7 @@ fn every_serve_flag_at_a_non_default_value() {
     std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let salts = dir.join("salts.jsonl");
     let read_token = dir.join("read-token.txt");
+    let nats = crate::nats::cluster::Cluster::start(1, None);
     std::fs::write(&read_token, "a-read-token-of-16-chars-or-more\n").unwrap();
     std::fs::set_permissions(&read_token, std::fs::Permissions::from_mode(0o600)).unwrap();
     let flags: Vec<(&str, String)> = vec![
@@ -178,6 +179,12 @@ fn every_serve_flag_at_a_non_default_value() {
         ("--scope", "flags".into()),
         ("--bundle-min-delay-seconds", "30".into()),
         ("--bundle-max-delay-seconds", "45".into()),
+        // The log on a one-server NATS cluster: one replica asked for explicitly, and the
+        // server's fsync checked, then accepted unchecked all the same.
+        ("--nats", nats.url("FLAGS", "hostile")),
+        ("--nats-replicas", "1".into()),
+        ("--nats-monitor", nats.monitors()[0].clone()),
+        ("--nats-unchecked-fsync", String::new()),
     ];
     // Every flag `docket serve --help` documents is here (beside --addr and --dir, which every
     // test sets, and --policy, set below): a new flag must be added to this test.

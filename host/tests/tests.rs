@@ -13,6 +13,7 @@ mod hostile;
 mod limits;
 mod log_end_to_end;
 mod logging_rules;
+mod nats;
 mod pruning;
 mod serve;
 mod witness;

@@ -309,6 +309,7 @@ impl Docket {
                 docket_runtime::SigningMode::Checkpoint
             },
             instance_id: &docket_runtime::log::hex(&instance_id),
+            replica: None,
         };
         let opened =
             AuditLog::open_or_create(&self.dir, &self.runtime, &self.genesis, &self.key, &new)

@@ -122,57 +122,90 @@ pub struct Requirements {
     pub replicas: usize,
 }
 
+/// The replicas a log's stream has unless the operator says otherwise: a majority survives one
+/// server lost.
+pub const DEFAULT_REPLICAS: usize = 3;
+
 impl Default for Requirements {
     fn default() -> Self {
-        Requirements { replicas: 3 }
+        Requirements {
+            replicas: DEFAULT_REPLICAS,
+        }
     }
 }
 
 /// How docket learns that the servers fsync a message before acknowledging it, which no client
 /// request can tell: by each server's monitoring endpoint (`/varz` shows `sync_always` when the
-/// server runs with `jetstream { sync_interval: always }`), or by the operator's explicit word.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Durability {
-    /// Every listed monitoring endpoint (`http://host:8222`) must report `sync_always`, and
-    /// there must be at least as many as the stream's required replicas.
-    Checked(Vec<String>),
-    /// Not checked: the operator accepts whatever the servers do (`--nats-unchecked-fsync`).
-    Unchecked,
+/// server runs with `jetstream { sync_interval: always }`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Durability {
+    /// Every server's monitoring endpoint (`http://host:8222`); at least as many as the
+    /// stream's required replicas.
+    pub monitors: Vec<String>,
+    /// Whether servers that cannot be shown to fsync before acknowledging are refused (the
+    /// default), or only warned about (`--nats-unchecked-fsync`: the operator's explicit word).
+    pub required: bool,
 }
 
 impl Durability {
-    /// Refuses servers that acknowledge before they fsync, or that cannot be asked.
-    pub fn check(&self, requirements: &Requirements) -> Result<()> {
-        let Durability::Checked(monitors) = self else {
-            return Ok(());
-        };
-        if monitors.len() < requirements.replicas {
-            bail!(
-                "{} monitoring endpoint(s) given for {} required replicas: name every server's                  (--nats-monitor http://HOST:8222, once per server) so docket can check that                  each fsyncs before it acknowledges, or accept the servers unchecked with                  --nats-unchecked-fsync",
-                monitors.len(),
-                requirements.replicas
-            );
+    /// Servers each shown by its monitoring endpoint to fsync before acknowledging.
+    pub fn checked(monitors: Vec<String>) -> Durability {
+        Durability {
+            monitors,
+            required: true,
         }
-        for monitor in monitors {
-            let (status, body) = monitor_get(monitor, "/varz")?;
-            let varz: serde_json::Value = serde_json::from_str(&body)
-                .ok()
-                .filter(|_| status == 200)
-                .ok_or_else(|| {
-                    anyhow!("{monitor}/varz answered {status} without the server's settings: is it a NATS monitoring endpoint?")
-                })?;
+    }
+
+    /// Checks the servers: `Ok(None)` when they fsync before acknowledging; otherwise the
+    /// problem, as an error when it is `required`, else as a warning to log.
+    pub fn check(&self, requirements: &Requirements) -> Result<Option<String>> {
+        match self.problem(requirements) {
+            None => Ok(None),
+            Some(problem) if self.required => Err(anyhow!(
+                "{problem}; or accept servers whose fsync is not checked with --nats-unchecked-fsync"
+            )),
+            Some(problem) => Ok(Some(format!(
+                "{problem} (accepted: --nats-unchecked-fsync); an acknowledged commit may be lost in a power cut"
+            ))),
+        }
+    }
+
+    fn problem(&self, requirements: &Requirements) -> Option<String> {
+        if self.monitors.len() < requirements.replicas {
+            return Some(format!(
+                "{} monitoring endpoint(s) given for {} required replicas: name every server's \
+                 (--nats-monitor http://HOST:8222, once per server) so docket can check that \
+                 each fsyncs before it acknowledges",
+                self.monitors.len(),
+                requirements.replicas
+            ));
+        }
+        for monitor in &self.monitors {
+            let varz = match monitor_get(monitor, "/varz") {
+                Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body).ok(),
+                Ok(_) => None,
+                Err(e) => return Some(format!("{e:#}")),
+            };
+            let Some(varz) = varz else {
+                return Some(format!(
+                    "{monitor}/varz did not answer with the server's settings: is it a NATS \
+                     monitoring endpoint?"
+                ));
+            };
             let config = &varz["jetstream"]["config"];
             if config.is_null() {
-                bail!("the server at {monitor} does not run JetStream");
+                return Some(format!("the server at {monitor} does not run JetStream"));
             }
             if config["sync_always"].as_bool() != Some(true) {
-                bail!(
-                    "the server at {monitor} fsyncs only every {}s, so it may acknowledge a                      commit it then loses in a power cut: run it with `jetstream {{                      sync_interval: always }}`, or accept that with --nats-unchecked-fsync",
+                return Some(format!(
+                    "the server at {monitor} fsyncs only every {}s, so it may acknowledge a \
+                     commit it then loses in a power cut: run it with `jetstream {{ \
+                     sync_interval: always }}`",
                     config["sync_interval"].as_u64().unwrap_or(0) / 1_000_000_000
-                );
+                ));
             }
         }
-        Ok(())
+        None
     }
 }
 
@@ -315,7 +348,8 @@ pub struct Read {
 
 /// One log in a JetStream stream, connected, its stream checked.
 pub struct JetStreamLog {
-    runtime: tokio::runtime::Runtime,
+    /// The client's own runtime (always `Some`; taken only by `drop`).
+    runtime: Option<tokio::runtime::Runtime>,
     client: async_nats::Client,
     context: jetstream::Context,
     location: Location,
@@ -324,6 +358,8 @@ pub struct JetStreamLog {
     /// The stream sequence this writer believes is the log's last: the fence of its next
     /// commit. Set by [`JetStreamLog::read`], advanced by each commit.
     last: Mutex<Option<u64>>,
+    /// Why the servers' durability was not shown, when the operator accepted that.
+    durability_warning: Option<String>,
 }
 
 impl JetStreamLog {
@@ -335,7 +371,50 @@ impl JetStreamLog {
         durability: &Durability,
         create: bool,
     ) -> Result<Self> {
-        durability.check(&requirements)?;
+        let warning = durability.check(&requirements)?;
+        let mut log = JetStreamLog::connect(location)?;
+        log.durability_warning = warning;
+        let shown = location.to_string();
+        match log.stream_config()? {
+            Some(config) => {
+                let problems = requirements.check(&config);
+                if !problems.is_empty() {
+                    bail!(
+                        "stream {} cannot hold a docket log: {}. Nothing was written",
+                        location.stream,
+                        problems.join("; ")
+                    );
+                }
+            }
+            None if create => {
+                let js = log.context.clone();
+                let config = requirements.stream_config(&location.stream);
+                run(log.runtime(), async move { js.create_stream(config).await }).with_context(
+                    || format!("cannot create stream {} on {shown}", location.stream),
+                )?;
+            }
+            None => bail!(
+                "there is no stream {} on {shown}: no docket log was ever written there",
+                location.stream
+            ),
+        }
+        Ok(log)
+    }
+
+    /// Connects to `location`'s servers to read its log, whatever the stream's settings: a
+    /// log is verified by what it holds, not by how it is kept.
+    pub fn open_for_reading(location: &Location) -> Result<Self> {
+        let log = JetStreamLog::connect(location)?;
+        if log.stream_config()?.is_none() {
+            bail!(
+                "there is no stream {} on {location}: no docket log was ever written there",
+                location.stream
+            );
+        }
+        Ok(log)
+    }
+
+    fn connect(location: &Location) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("docket-nats")
@@ -367,9 +446,22 @@ impl JetStreamLog {
             let _inside = runtime.enter();
             jetstream::new(client.clone())
         };
-        let stream_name = location.stream.clone();
-        let js = context.clone();
-        let config = run(&runtime, async move {
+        Ok(JetStreamLog {
+            runtime: Some(runtime),
+            client,
+            context,
+            location: location.clone(),
+            max_payload,
+            last: Mutex::new(None),
+            durability_warning: None,
+        })
+    }
+
+    /// The stream's configuration, or `None` if there is no such stream.
+    fn stream_config(&self) -> Result<Option<stream::Config>> {
+        let js = self.context.clone();
+        let stream_name = self.location.stream.clone();
+        run(self.runtime(), async move {
             match js.get_stream(&stream_name).await {
                 Ok(mut stream) => Ok(Some(stream.info().await?.config.clone())),
                 Err(e)
@@ -386,41 +478,22 @@ impl JetStreamLog {
         })
         .with_context(|| {
             format!(
-                "cannot read stream {} of {shown}: is JetStream enabled on the servers?",
-                location.stream
+                "cannot read stream {} of {}: is JetStream enabled on the servers?",
+                self.location.stream, self.location
             )
-        })?;
-        match config {
-            Some(config) => {
-                let problems = requirements.check(&config);
-                if !problems.is_empty() {
-                    bail!(
-                        "stream {} cannot hold a docket log: {}. Nothing was written",
-                        location.stream,
-                        problems.join("; ")
-                    );
-                }
-            }
-            None if create => {
-                let js = context.clone();
-                let config = requirements.stream_config(&location.stream);
-                run(&runtime, async move { js.create_stream(config).await }).with_context(
-                    || format!("cannot create stream {} on {shown}", location.stream),
-                )?;
-            }
-            None => bail!(
-                "there is no stream {} on {shown}: no docket log was ever written there",
-                location.stream
-            ),
-        }
-        Ok(JetStreamLog {
-            runtime,
-            client,
-            context,
-            location: location.clone(),
-            max_payload,
-            last: Mutex::new(None),
         })
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives as long as the log")
+    }
+
+    /// Why the servers may acknowledge before they fsync, if the operator accepted servers
+    /// whose fsync was not shown ([`Durability::required`] false).
+    pub fn durability_warning(&self) -> Option<&str> {
+        self.durability_warning.as_deref()
     }
 
     pub fn location(&self) -> &Location {
@@ -435,7 +508,7 @@ impl JetStreamLog {
         let js = self.context.clone();
         let stream_name = self.location.stream.clone();
         let shown = self.location.to_string();
-        let (bytes, last_sequence, messages) = run(&self.runtime, async move {
+        let (bytes, last_sequence, messages) = run(self.runtime(), async move {
             let stream = js.get_stream(&stream_name).await?;
             let last = match stream.get_last_raw_message_by_subject(&subject).await {
                 Ok(message) => message.sequence,
@@ -515,7 +588,7 @@ impl JetStreamLog {
         let owned: Vec<Vec<u8>> = pieces.iter().map(|p| p.to_vec()).collect();
         let batch_id = hex::encode(&Sha256::digest(commit)[..16]);
         let shown = self.location.to_string();
-        let sequence = run(&self.runtime, async move {
+        let sequence = run(self.runtime(), async move {
             let count = owned.len();
             let mut acked = None;
             for (i, piece) in owned.into_iter().enumerate() {
@@ -551,6 +624,16 @@ impl JetStreamLog {
         .with_context(|| format!("the commit was not acknowledged by {shown}"))?;
         *fence = Some(sequence);
         Ok(())
+    }
+}
+
+impl Drop for JetStreamLog {
+    /// Stops the client's runtime without waiting for it: a log may be dropped on an async
+    /// thread (a server whose start failed), where waiting is not allowed.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

@@ -27,7 +27,7 @@ fn open(cluster: &Cluster, log: &str, replicas: usize) -> anyhow::Result<JetStre
     JetStreamLog::open(
         &location,
         Requirements { replicas },
-        &Durability::Checked(cluster.monitors()),
+        &Durability::checked(cluster.monitors()),
         true,
     )
 }
@@ -93,7 +93,7 @@ fn streams_and_servers_that_could_lose_a_commit_are_refused() {
     let cluster = Cluster::start(3, None);
     // A stream made with one replica (explicitly asked for) is refused to a writer needing 3.
     let location = Location::parse(&cluster.url("SINGLE", "a")).unwrap();
-    let durability = Durability::Checked(cluster.monitors());
+    let durability = Durability::checked(cluster.monitors());
     JetStreamLog::open(&location, Requirements { replicas: 1 }, &durability, true).unwrap();
     let refused =
         JetStreamLog::open(&location, Requirements { replicas: 3 }, &durability, true).err();
@@ -104,7 +104,7 @@ fn streams_and_servers_that_could_lose_a_commit_are_refused() {
     );
     assert!(!refused.contains("Error {"), "{refused}");
     // Fewer monitoring endpoints than replicas: the servers' fsync cannot be checked.
-    let few = Durability::Checked(cluster.monitors()[..1].to_vec());
+    let few = Durability::checked(cluster.monitors()[..1].to_vec());
     let refused = JetStreamLog::open(&location, Requirements { replicas: 3 }, &few, true).err();
     assert!(format!("{:#}", refused.expect("refused")).contains("monitoring endpoint(s)"));
     // Without create, a stream that is not there is named.
@@ -119,19 +119,24 @@ fn streams_and_servers_that_could_lose_a_commit_are_refused() {
     let refused = JetStreamLog::open(
         &location,
         Requirements { replicas: 1 },
-        &Durability::Checked(lazy.monitors()),
+        &Durability::checked(lazy.monitors()),
         true,
     )
     .err();
     let refused = format!("{:#}", refused.expect("refused"));
     assert!(refused.contains("sync_interval: always"), "{refused}");
-    JetStreamLog::open(
+    let accepted = JetStreamLog::open(
         &location,
         Requirements { replicas: 1 },
-        &Durability::Unchecked,
+        &Durability {
+            monitors: lazy.monitors(),
+            required: false,
+        },
         true,
     )
     .unwrap();
+    let warning = accepted.durability_warning().expect("a warning");
+    assert!(warning.contains("power cut"), "{warning}");
 }
 
 /// Commits while a server is killed and restarted, three times: every acknowledged commit is

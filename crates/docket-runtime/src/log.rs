@@ -6,9 +6,10 @@ use crate::{CallError, Checkpoint, Decision, Instance, Report, Runtime, SealedEn
 use anyhow::{Context, Result, anyhow, bail};
 use docket_ledger::{PublicKey, SecretKey};
 use docket_store::salts::{self, SaltFile, SaltLine};
-use docket_store::{Frame, LogBackend, Recovery, SegmentInfo, Store};
+use docket_store::{Frame, LogBackend, Recovery, Replica, SegmentInfo, Store};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Reads a `.key` file (C2SP signer key).
 pub fn read_secret_key(path: &Path) -> Result<SecretKey> {
@@ -176,6 +177,9 @@ pub struct NewLog<'a> {
     pub signing: crate::SigningMode,
     /// The sealing instance's id, recorded in the genesis `labels`.
     pub instance_id: &'a str,
+    /// Where every commit goes before the log directory, the genesis commit included
+    /// ([`docket_store::Replica`]: NATS JetStream); `None` for a log on this machine only.
+    pub replica: Option<Arc<dyn Replica>>,
 }
 
 /// An audit log over a durable backend: the embedded segment [`Store`] by default.
@@ -199,7 +203,24 @@ impl AuditLog<Store> {
         instance_id: &str,
         signing: crate::SigningMode,
     ) -> Result<AuditLog> {
+        AuditLog::create_replicated(dir, runtime, key, origin, instance_id, signing, None)
+    }
+
+    /// [`AuditLog::create`], every commit (the genesis first) sent to `replica` before the
+    /// directory.
+    pub fn create_replicated(
+        dir: &Path,
+        runtime: &Runtime,
+        key: &SecretKey,
+        origin: &str,
+        instance_id: &str,
+        signing: crate::SigningMode,
+        replica: Option<Arc<dyn Replica>>,
+    ) -> Result<AuditLog> {
         let mut store = Store::create(dir)?;
+        if let Some(replica) = replica {
+            store.replicate_to(replica);
+        }
         let mut instance = runtime.instantiate()?;
         let genesis = instance
             .start_log(
@@ -235,16 +256,26 @@ impl AuditLog<Store> {
     ) -> Result<Opened> {
         if !docket_store::is_log_dir(dir) {
             let origin = new.origin.unwrap_or(key.public().name());
-            drop(AuditLog::create(
+            drop(AuditLog::create_replicated(
                 dir,
                 runtime,
                 key,
                 origin,
                 new.instance_id,
                 new.signing,
+                new.replica.clone(),
             )?);
         }
-        AuditLog::open_with_frames(dir, runtime, genesis_key, key)
+        let mut opened = AuditLog::open_with_frames(dir, runtime, genesis_key, key)?;
+        if let Some(replica) = &new.replica {
+            opened.log.replicate_to(Arc::clone(replica));
+        }
+        Ok(opened)
+    }
+
+    /// Sends every later commit to `replica` before the log directory.
+    pub fn replicate_to(&mut self, replica: Arc<dyn Replica>) {
+        self.store.replicate_to(replica);
     }
 
     /// Opens `dir`: recovers the store, verifies the whole log through the component against
@@ -335,6 +366,13 @@ impl AuditLog<Store> {
     pub fn prune(&mut self, report: &Report, through: Option<u64>) -> Result<Vec<SegmentPrune>> {
         if !self.pending.is_empty() {
             bail!("commit the pending entries before pruning");
+        }
+        if self.store.is_replicated() {
+            bail!(
+                "a log kept in NATS JetStream cannot be pruned yet: its stream is append-only \
+                 (deny_delete), so the payloads would stay there (docs/store-format.md, \
+                 \"NATS JetStream\"). Nothing was changed"
+            );
         }
         let segments = self.store.segments();
         let (active, sealed) = segments.split_last().expect("a log has a segment");

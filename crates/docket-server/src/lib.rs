@@ -95,6 +95,18 @@ pub struct ServeConfig {
     /// Witnesses to submit checkpoints to, and how often.
     pub witnesses: Vec<witnessing::WitnessTarget>,
     pub witness_pacing: witnessing::WitnessPacing,
+    /// Keep the log in NATS JetStream (docs/store-format.md, "NATS JetStream"): every commit is
+    /// acknowledged by the stream before the data directory, which becomes a copy rebuilt from
+    /// the stream at each start. `None`: the data directory is the log.
+    pub nats: Option<NatsLog>,
+}
+
+/// Where `docket serve` keeps its log in JetStream, and what it requires of the stream.
+#[derive(Clone, Debug)]
+pub struct NatsLog {
+    pub location: docket_nats::Location,
+    pub requirements: docket_nats::Requirements,
+    pub durability: docket_nats::Durability,
 }
 
 /// `docket serve`'s defaults, one constant each: [`ServeConfig::default`] and the CLI's flags
@@ -145,6 +157,7 @@ impl Default for ServeConfig {
             origin: None,
             witnesses: Vec::new(),
             witness_pacing: witnessing::WitnessPacing::default(),
+            nats: None,
         }
     }
 }
@@ -597,7 +610,12 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         .map_err(|e| anyhow!("the policies do not load: {e}"))?;
     let dir = &config.dir;
     let (key, genesis_key, token) = open_data_dir(&config)?;
+    let replica = match config.nats.clone() {
+        Some(nats) => Some(tokio::task::spawn_blocking(move || connect_nats(&nats)).await??),
+        None => None,
+    };
     let served = Arc::new(ServedLog {
+        replica,
         dir: dir.join("log"),
         runtime: Arc::clone(&runtime),
         genesis: genesis_key.clone(),
@@ -794,8 +812,21 @@ impl ShutdownSignals {
     }
 }
 
+/// Connects to the stream that keeps the log, checked as `nats` requires.
+fn connect_nats(nats: &NatsLog) -> Result<Arc<docket_nats::JetStreamLog>> {
+    let log =
+        docket_nats::JetStreamLog::open(&nats.location, nats.requirements, &nats.durability, true)?;
+    if let Some(warning) = log.durability_warning() {
+        tracing::warn!(log = %nats.location, "{warning}");
+    }
+    tracing::info!(log = %nats.location, "connected to NATS JetStream");
+    Ok(Arc::new(log))
+}
+
 /// How the served log is opened: at start, and again by the appender after a failed commit.
 struct ServedLog {
+    /// The JetStream log every commit goes to first, and the directory is rebuilt from.
+    replica: Option<Arc<docket_nats::JetStreamLog>>,
     dir: PathBuf,
     runtime: Arc<Runtime>,
     genesis: docket_ledger::PublicKey,
@@ -819,19 +850,43 @@ impl ServedLog {
     /// starting it on the first start, with its salt file and segment limit, and builds the
     /// view readers see.
     fn open(&self, start: Start) -> Result<(AuditLog, LogView)> {
+        if let Some(replica) = &self.replica {
+            self.sync_from_jetstream(replica)?;
+        }
+        let replica = self
+            .replica
+            .clone()
+            .map(|r| r as Arc<dyn docket_store::Replica>);
         let opened = match start {
             Start::OpenOrCreate => {
                 let new = docket_runtime::log::NewLog {
                     origin: self.origin.as_deref(),
                     signing: self.signing,
                     instance_id: &instance_label(),
+                    replica,
                 };
-                AuditLog::open_or_create(&self.dir, &self.runtime, &self.genesis, &self.key, &new)?
+                AuditLog::open_or_create(&self.dir, &self.runtime, &self.genesis, &self.key, &new)
             }
             Start::OpenOnly => {
-                AuditLog::open_with_frames(&self.dir, &self.runtime, &self.genesis, &self.key)?
+                AuditLog::open_with_frames(&self.dir, &self.runtime, &self.genesis, &self.key).map(
+                    |mut opened| {
+                        if let Some(replica) = replica {
+                            opened.log.replicate_to(replica);
+                        }
+                        opened
+                    },
+                )
             }
-        };
+        }
+        .map_err(|e| match &self.replica {
+            Some(r) => e.context(format!(
+                "the log {} (a node continuing a log from JetStream needs that log's key: \
+                 docket.key and docket.pub of the node that started it, in {})",
+                r.location(),
+                self.dir.parent().unwrap_or(&self.dir).display()
+            )),
+            None => e,
+        })?;
         if opened.recovery.truncated_bytes > 0 {
             tracing::warn!(
                 bytes = opened.recovery.truncated_bytes,
@@ -844,6 +899,30 @@ impl ServedLog {
         log.keep_salts_in(SaltFile::open(&self.salts)?);
         log.set_segment_limit(self.segment_bytes);
         Ok((log, view))
+    }
+}
+
+impl ServedLog {
+    /// Reads the log from JetStream (the record) and makes the log directory a copy of it,
+    /// which sets where the next commit must go. After a failed commit this is what rereads
+    /// the tail: whatever landed, by this node or another, is in the copy before the next write.
+    fn sync_from_jetstream(&self, replica: &docket_nats::JetStreamLog) -> Result<()> {
+        let read = replica.read()?;
+        let synced = docket_nats::sync_log_dir(&self.dir, &read, replica.location())?;
+        if let Some(aside) = &synced.moved_aside {
+            tracing::warn!(
+                moved_to = %aside.display(),
+                "the log directory held commits JetStream does not; it was moved aside and rebuilt from JetStream"
+            );
+        }
+        tracing::info!(
+            log = %replica.location(),
+            messages = read.messages,
+            bytes = read.bytes,
+            commits_copied = synced.commits_copied,
+            "log read from JetStream"
+        );
+        Ok(())
     }
 }
 

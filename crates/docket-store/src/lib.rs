@@ -724,6 +724,11 @@ impl Store {
         self.replica = Some(replica);
     }
 
+    /// Whether commits go to a [`Replica`] first.
+    pub fn is_replicated(&self) -> bool {
+        self.replica.is_some()
+    }
+
     /// Makes a batch durable: its entries, then the checkpoint covering them, one write and one
     /// fsync (after the replica holds it, if there is one). Returns only once the data is on
     /// disk; only then may the entries be acknowledged.

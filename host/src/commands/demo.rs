@@ -147,6 +147,7 @@ fn start_log(dir: &Path) -> Result<(runtime::Runtime, docket_ledger::SecretKey, 
         origin: None,
         signing: runtime::SigningMode::Checkpoint,
         instance_id: &instance_id(),
+        replica: None,
     };
     let mut log = AuditLog::open_or_create(&log_dir, &runtime, key.public(), &key, &new)?.log;
     log.keep_salts_in(docket_store::salts::SaltFile::open(&salt_path)?);

@@ -319,6 +319,7 @@ fn open_or_create(
         origin: None,
         signing: runtime::SigningMode::Checkpoint,
         instance_id: &instance_id(),
+        replica: None,
     };
     let opened = AuditLog::open_or_create(dir, runtime, genesis, secret, &new)?;
     let recovery = &opened.recovery;

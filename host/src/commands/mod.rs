@@ -7,6 +7,7 @@ pub mod demo;
 pub mod eval;
 pub mod keys;
 pub mod log;
+pub mod nats;
 pub mod serve;
 pub mod test;
 pub mod verify;

@@ -130,6 +130,8 @@ pub struct ServeArgs {
     /// Send each witness a checkpoint at most this often, in ms (default 500).
     #[arg(long)]
     witness_interval_ms: Option<u64>,
+    #[command(flatten)]
+    nats: super::nats::NatsArgs,
 }
 
 /// A positive number of seconds as a duration.
@@ -203,6 +205,7 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
         read_token_file,
         witnesses,
         witness_interval_ms,
+        nats,
     } = *args;
     let witnesses = witnesses
         .iter()
@@ -305,6 +308,7 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
             interval: witness_interval_ms.map_or(defaults.witness_pacing.interval, ms),
             ..defaults.witness_pacing
         },
+        nats: nats.config()?,
     };
     serve_command(config)
 }

@@ -17,7 +17,8 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// A log directory or a .jsonl export.
+    /// A log directory, a .jsonl export, or a log in NATS JetStream
+    /// (nats://HOST:PORT[,HOST:PORT…]/STREAM/LOG, as `docket serve --nats` wrote it).
     path: PathBuf,
     #[arg(long = "pub")]
     public: PathBuf,
@@ -188,6 +189,17 @@ fn verify(
             path.join("log").display()
         );
     }
+    // A log in JetStream is read whole, then verified as a directory's frames are.
+    let jetstream = if text.starts_with("nats://") {
+        let location = docket_nats::Location::parse(&text)?;
+        let log = docket_nats::JetStreamLog::open_for_reading(&location)?;
+        match log.read() {
+            Ok(read) => Some(read.frames),
+            Err(damage) => return Ok(rejected(json, "damaged", &format!("{damage:#}"))),
+        }
+    } else {
+        None
+    };
     let key = read_public_key(public)?;
     let trusted = checkpoint.map(read_trusted_checkpoint).transpose()?;
     let extra_keys = checkpoint_keys
@@ -201,7 +213,9 @@ fn verify(
     let witnessed = match &witnessing {
         Some((policy, files)) => {
             let notes = cosigned_notes(path, files)?;
-            let origin = if path.is_dir() {
+            let origin = if let Some(frames) = &jetstream {
+                log_origin(frames)
+            } else if path.is_dir() {
                 first_segment_origin(path)
             } else {
                 export_origin(path)
@@ -227,19 +241,25 @@ fn verify(
         (None, None) => None,
     };
     let mut torn = None;
-    let outcome = if path.is_dir() {
-        let scan = match store::scan_dir(path)? {
-            Ok(scan) => scan,
-            Err(damage) => return Ok(rejected(json, "damaged", &damage.to_string())),
-        };
-        torn = scan.tail.clone();
-        let frames = scan.frames();
+    let frames = match jetstream {
+        Some(frames) => Some(frames),
+        None if path.is_dir() => {
+            let scan = match store::scan_dir(path)? {
+                Ok(scan) => scan,
+                Err(damage) => return Ok(rejected(json, "damaged", &damage.to_string())),
+            };
+            torn = scan.tail.clone();
+            Some(scan.frames())
+        }
+        None => None,
+    };
+    let outcome = if let Some(frames) = frames {
         if let (Some(trusted), Some(origin)) = (&trusted, log_origin(&frames))
             && let Err(e) = trusted.check_origin(&origin)
         {
             return Ok(rejected(json, "foreign-checkpoint", &e.to_string()));
         }
-        let total = scan.entries();
+        let total = frames.iter().filter(|f| f.entry().is_some()).count() as u64;
         let bar = progress_bar(total);
         let result = verify_frames(&mut instance, &key, &frames, head, |n| bar.set_position(n));
         bar.finish_and_clear();
