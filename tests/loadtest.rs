@@ -11,6 +11,12 @@
 //! 3.5 MB inputs, and beside 4 clients running a policy until the 2 s time limit, against a
 //! server with evaluation lanes (the default) and one without (`--eval-grace-ms` beyond any
 //! evaluation), in the same run.
+//!
+//! `docket-loadtest --nats 1` compares the embedded store with the log in NATS JetStream (R1,
+//! R3; one docket node and two) on a 3-server cluster it starts on loopback.
+
+#[path = "../crates/docket-nats/tests/cluster/mod.rs"]
+mod cluster;
 
 use docket_server::examples::Requests;
 use std::io::{BufRead, BufReader};
@@ -26,6 +32,7 @@ struct Options {
     seconds: u64,
     lanes: bool,
     witnesses: bool,
+    nats: bool,
 }
 
 fn options() -> Options {
@@ -35,6 +42,7 @@ fn options() -> Options {
         seconds: 20,
         lanes: false,
         witnesses: false,
+        nats: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -45,8 +53,9 @@ fn options() -> Options {
             ("--seconds", Some(v)) => o.seconds = v as u64,
             ("--lanes", Some(v)) => o.lanes = v != 0,
             ("--witnesses", Some(v)) => o.witnesses = v != 0,
+            ("--nats", Some(v)) => o.nats = v != 0,
             _ => panic!(
-                "usage: docket-loadtest [--clients N] [--requests N] [--seconds N] [--lanes 1] [--witnesses 1]"
+                "usage: docket-loadtest [--clients N] [--requests N] [--seconds N] [--lanes 1] [--witnesses 1] [--nats 1]"
             ),
         }
     }
@@ -83,13 +92,18 @@ struct Run {
 
 /// `clients` threads post the same seeded requests until `requests` are done or time is up.
 fn drive(base: &str, o: &Options) -> Run {
+    drive_all(&[base], o)
+}
+
+/// [`drive`] over several servers: request `i` goes to `bases[i % bases.len()]`.
+fn drive_all(bases: &[&str], o: &Options) -> Run {
     let mut generator = Requests::new(7);
     let work: Arc<Vec<(String, String)>> = Arc::new(
         (0..o.requests)
-            .map(|_| {
+            .map(|i| {
                 let (path, input) = generator.next_request();
                 (
-                    format!("{base}/v1/data/{path}"),
+                    format!("{}/v1/data/{path}", bases[i % bases.len()]),
                     format!("{{\"input\":{input}}}"),
                 )
             })
@@ -447,6 +461,80 @@ fn witnesses(o: &Options, docket: &std::path::Path, scratch: &std::path::Path) {
     let _ = std::fs::remove_dir_all(scratch);
 }
 
+/// The log on the embedded store against the log in NATS JetStream (a 3-server cluster on this
+/// machine, `sync_interval: always`), one replica and three, one docket node and two, same run.
+fn nats(o: &Options, docket: &std::path::Path, scratch: &std::path::Path) {
+    let cluster = cluster::Cluster::start(3, None);
+    let monitors: Vec<String> = cluster
+        .monitors()
+        .into_iter()
+        .flat_map(|m| ["--nats-monitor".to_string(), m])
+        .collect();
+    println!(
+        "{} clients, up to {} requests or {} s per run, RBAC and ABAC; NATS: 3 nats-server 2.15.1 on this machine, sync_interval: always",
+        o.clients, o.requests, o.seconds
+    );
+    println!();
+    println!("| run | log | docket nodes | decisions | errors | decisions/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let setups: [(&str, Option<usize>, usize); 5] = [
+        ("embedded store (fsync)", None, 1),
+        ("embedded store (fsync)", None, 2),
+        ("JetStream R1", Some(1), 1),
+        ("JetStream R3", Some(3), 1),
+        ("JetStream R3", Some(3), 2),
+    ];
+    let mut rates = vec![Vec::new(); setups.len()];
+    for round in 1..=2 {
+        for (i, (name, replicas, nodes)) in setups.iter().enumerate() {
+            let servers: Vec<(Child, String)> = (0..*nodes)
+                .map(|n| {
+                    let dir = scratch.join(format!("nats-{round}-{i}-{n}"));
+                    let mut command = Command::new(docket);
+                    command
+                        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+                        .arg(dir.join("data"));
+                    if let Some(r) = replicas {
+                        let stream = format!("BENCH{round}R{r}");
+                        command
+                            .args(["--nats", &cluster.url(&stream, &format!("n{i}-{n}"))])
+                            .args(["--nats-replicas", &r.to_string()])
+                            .args(&monitors);
+                    }
+                    spawn(command, "docket serve: listening on ")
+                })
+                .collect();
+            let bases: Vec<&str> = servers.iter().map(|(_, url)| url.as_str()).collect();
+            let run = drive_all(&bases, o);
+            for (mut server, _) in servers {
+                Command::new("kill")
+                    .args(["-TERM", &server.id().to_string()])
+                    .status()
+                    .unwrap();
+                server.wait().unwrap();
+            }
+            rates[i].push(rate(&run));
+            println!(
+                "| {round} | {name} | {nodes} | {} | {} | {:.0} | {:.2} | {:.2} |",
+                run.done,
+                run.errors,
+                rate(&run),
+                percentile(&run.latencies, 0.5),
+                percentile(&run.latencies, 0.99)
+            );
+        }
+    }
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+    println!();
+    for (i, (name, _, nodes)) in setups.iter().enumerate().skip(1) {
+        println!(
+            "{name}, {nodes} node(s) / embedded store, 1 node, decisions/s (mean of 2 runs each): {:.2}",
+            mean(&rates[i]) / mean(&rates[0])
+        );
+    }
+    let _ = std::fs::remove_dir_all(scratch);
+}
+
 fn main() {
     let o = options();
     let bin_dir = std::env::current_exe()
@@ -466,6 +554,10 @@ fn main() {
     }
     if o.witnesses {
         witnesses(&o, &docket, &scratch);
+        return;
+    }
+    if o.nats {
+        nats(&o, &docket, &scratch);
         return;
     }
 

@@ -490,6 +490,12 @@ impl JetStreamLog {
             .expect("the runtime lives as long as the log")
     }
 
+    /// The stream sequence of the log's last commit as this writer last read or wrote it
+    /// (`None` right after a failed commit, until the log is read again).
+    pub fn acknowledged_sequence(&self) -> Option<u64> {
+        *self.last.lock().expect("fence lock")
+    }
+
     /// Why the servers may acknowledge before they fsync, if the operator accepted servers
     /// whose fsync was not shown ([`Durability::required`] false).
     pub fn durability_warning(&self) -> Option<&str> {
@@ -691,6 +697,114 @@ fn run<T: Send + 'static, E: Into<anyhow::Error> + Send + 'static>(
         .map_err(|_| anyhow!("the NATS client's runtime stopped"))?
 }
 
+/// One server's replica of a stream, as its monitoring endpoint (`/jsz?streams=true`) reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaState {
+    /// The server's name (`server_name` in its configuration), or its endpoint if unnamed.
+    pub server: String,
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Whether this server leads the stream's group.
+    pub leader: bool,
+}
+
+/// The replica of `stream` each monitoring endpoint's server holds (servers holding none are
+/// left out), or why an endpoint could not tell.
+pub fn replica_states(monitors: &[String], stream: &str) -> Vec<Result<ReplicaState>> {
+    let mut states = Vec::new();
+    for monitor in monitors {
+        let state = (|| {
+            let (status, body) = monitor_get(monitor, "/jsz?streams=true")?;
+            let jsz: serde_json::Value = serde_json::from_str(&body)
+                .ok()
+                .filter(|_| status == 200)
+                .ok_or_else(|| {
+                    anyhow!("{monitor}/jsz answered {status} without JetStream's state")
+                })?;
+            let varz_name = monitor_get(monitor, "/varz")
+                .ok()
+                .and_then(|(_, b)| serde_json::from_str::<serde_json::Value>(&b).ok())
+                .and_then(|v| v["server_name"].as_str().map(str::to_string))
+                .unwrap_or_else(|| monitor.clone());
+            let detail = jsz["account_details"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+                .find(|d| d["name"] == stream);
+            Ok(detail.map(|d| {
+                let n = |k: &str| d["state"][k].as_u64().unwrap_or(0);
+                ReplicaState {
+                    leader: d["cluster"]["leader"].as_str() == Some(varz_name.as_str()),
+                    server: varz_name.clone(),
+                    messages: n("messages"),
+                    bytes: n("bytes"),
+                    first_seq: n("first_seq"),
+                    last_seq: n("last_seq"),
+                }
+            }))
+        })();
+        match state {
+            Ok(Some(state)) => states.push(Ok(state)),
+            Ok(None) => {}
+            Err(e) => states.push(Err(e)),
+        }
+    }
+    states
+}
+
+/// Watches a stream's replicas for what JetStream's own replication does not promise to catch
+/// (Jepsen, NATS 2.12.1: acknowledged writes lost after power loss and minority corruption):
+/// replicas at the same sequence that hold different contents, a replica whose last sequence
+/// goes back, and a leader behind what the writer was acknowledged.
+#[derive(Debug, Default)]
+pub struct ReplicaWatch {
+    highest: std::collections::HashMap<String, u64>,
+}
+
+impl ReplicaWatch {
+    /// Compares `states` (one check's reading) with each other and with earlier readings;
+    /// `acknowledged` is the stream sequence of the writer's last acknowledged commit. Returns
+    /// one sentence per alarm.
+    pub fn check(&mut self, states: &[ReplicaState], acknowledged: Option<u64>) -> Vec<String> {
+        let mut alarms = Vec::new();
+        for (i, a) in states.iter().enumerate() {
+            for b in &states[i + 1..] {
+                if (a.first_seq, a.last_seq) == (b.first_seq, b.last_seq)
+                    && (a.messages, a.bytes) != (b.messages, b.bytes)
+                {
+                    alarms.push(format!(
+                        "replicas on {} and {} both hold sequences {}..={} but differ ({} messages, {} bytes against {} messages, {} bytes): one of them is damaged",
+                        a.server, b.server, a.first_seq, a.last_seq, a.messages, a.bytes, b.messages, b.bytes
+                    ));
+                }
+            }
+        }
+        for state in states {
+            let highest = self.highest.entry(state.server.clone()).or_insert(0);
+            if state.last_seq < *highest {
+                alarms.push(format!(
+                    "the replica on {} went back from sequence {} to {}: it lost messages it held (a disk lost or damaged, or writes it acknowledged before they were on disk)",
+                    state.server, highest, state.last_seq
+                ));
+            }
+            *highest = (*highest).max(state.last_seq);
+            if let Some(acknowledged) = acknowledged
+                && state.leader
+                && state.last_seq < acknowledged
+            {
+                alarms.push(format!(
+                    "the stream's leader {} ends at sequence {}, before sequence {} it acknowledged to this writer: acknowledged commits are missing",
+                    state.server, state.last_seq, acknowledged
+                ));
+            }
+        }
+        alarms
+    }
+}
+
 /// What [`sync_log_dir`] did to the log directory.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Synced {
@@ -886,6 +1000,51 @@ mod tests {
             assert_eq!(problems.len(), 1, "{word}: {problems:?}");
             assert!(problems[0].contains(word), "{word}: {problems:?}");
         }
+    }
+
+    fn state(server: &str, first: u64, last: u64, bytes: u64, leader: bool) -> ReplicaState {
+        ReplicaState {
+            server: server.into(),
+            messages: last + 1 - first,
+            bytes,
+            first_seq: first,
+            last_seq: last,
+            leader,
+        }
+    }
+
+    #[test]
+    fn replicas_that_differ_go_back_or_lose_acknowledged_commits_raise_alarms() {
+        let mut watch = ReplicaWatch::default();
+        // Healthy: a follower lagging is normal.
+        let healthy = [
+            state("n1", 1, 10, 100, true),
+            state("n2", 1, 10, 100, false),
+            state("n3", 1, 8, 80, false),
+        ];
+        assert!(watch.check(&healthy, Some(10)).is_empty());
+        // Same sequences, other bytes.
+        let damaged = [state("n1", 1, 10, 100, true), state("n2", 1, 10, 99, false)];
+        let alarms = watch.check(&damaged, Some(10));
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        assert!(alarms[0].contains("n1 and n2"), "{alarms:?}");
+        // A replica going back.
+        let back = [state("n1", 1, 12, 120, true), state("n3", 1, 3, 30, false)];
+        let alarms = watch.check(&back, Some(12));
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        assert!(
+            alarms[0].contains("n3 went back from sequence 8 to 3"),
+            "{alarms:?}"
+        );
+        // The leader behind what was acknowledged (and going back itself).
+        let lost = [state("n2", 1, 11, 110, true)];
+        let alarms = watch.check(&lost, Some(12));
+        assert!(
+            alarms
+                .iter()
+                .any(|a| a.contains("acknowledged commits are missing")),
+            "{alarms:?}"
+        );
     }
 
     #[test]

@@ -212,3 +212,42 @@ fn servers_killed_while_committing_lose_no_acknowledged_commit() {
         unacknowledged.iter().filter(|t| tags.contains(t)).count()
     );
 }
+
+/// The replica watch reads each server's replica from its monitoring endpoint: on a healthy
+/// cluster, once followers catch up, three replicas at the writer's sequence, one leader, and
+/// no alarm. (Its alarms are unit tests: a real divergence is not something a test can make
+/// NATS produce on demand.)
+#[test]
+fn the_replica_watch_reads_every_replica_and_finds_a_healthy_cluster_healthy() {
+    let cluster = Cluster::start(3, None);
+    let log = open(&cluster, "watched", 3).unwrap();
+    log.read().unwrap();
+    for tag in 0..20 {
+        log.append(&encode_segment(&commit(tag, 3, 100))).unwrap();
+    }
+    let acknowledged = log.acknowledged_sequence().expect("known after a commit");
+    let start = std::time::Instant::now();
+    let states = loop {
+        let states: Vec<_> = docket_nats::replica_states(&cluster.monitors(), "DOCKET")
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        if states.len() == 3 && states.iter().all(|s| s.last_seq == acknowledged) {
+            break states;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "replicas never caught up: {states:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(states.iter().filter(|s| s.leader).count(), 1, "{states:?}");
+    let mut watch = docket_nats::ReplicaWatch::default();
+    assert_eq!(watch.check(&states, Some(acknowledged)), Vec::<String>::new());
+    // Held to a sequence beyond what the leader holds, the watch says so.
+    let alarms = watch.check(&states, Some(acknowledged + 1));
+    assert!(
+        alarms.iter().any(|a| a.contains("acknowledged commits are missing")),
+        "{alarms:?}"
+    );
+}

@@ -614,6 +614,9 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         Some(nats) => Some(tokio::task::spawn_blocking(move || connect_nats(&nats)).await??),
         None => None,
     };
+    if let (Some(nats), Some(log)) = (&config.nats, &replica) {
+        watch_replicas(nats, Arc::clone(log), Arc::clone(&metrics));
+    }
     let served = Arc::new(ServedLog {
         replica,
         dir: dir.join("log"),
@@ -821,6 +824,50 @@ fn connect_nats(nats: &NatsLog) -> Result<Arc<docket_nats::JetStreamLog>> {
     }
     tracing::info!(log = %nats.location, "connected to NATS JetStream");
     Ok(Arc::new(log))
+}
+
+/// How often the stream's replicas are compared ([`docket_nats::ReplicaWatch`]).
+const REPLICA_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Compares the stream's replicas, as each server's monitoring endpoint reports them, every
+/// [`REPLICA_WATCH_INTERVAL`]; each alarm is logged as an error and counted
+/// (`docket_nats_replica_alarms`). Runs only where the endpoints are known (`--nats-monitor`),
+/// for as long as the log is held.
+fn watch_replicas(nats: &NatsLog, log: Arc<docket_nats::JetStreamLog>, metrics: Arc<Metrics>) {
+    let monitors = nats.durability.monitors.clone();
+    if monitors.is_empty() {
+        return;
+    }
+    let stream = nats.location.stream.clone();
+    let log = Arc::downgrade(&log);
+    tokio::spawn(async move {
+        let mut watch = docket_nats::ReplicaWatch::default();
+        loop {
+            tokio::time::sleep(REPLICA_WATCH_INTERVAL).await;
+            let Some(acknowledged) = log.upgrade().map(|l| l.acknowledged_sequence()) else {
+                return;
+            };
+            let (monitors, stream) = (monitors.clone(), stream.clone());
+            let Ok(states) = tokio::task::spawn_blocking(move || {
+                docket_nats::replica_states(&monitors, &stream)
+            })
+            .await
+            else {
+                return;
+            };
+            let states: Vec<_> = states
+                .into_iter()
+                .filter_map(|s| {
+                    s.map_err(|e| tracing::warn!(error = %format!("{e:#}"), "a NATS server's replica state could not be read"))
+                        .ok()
+                })
+                .collect();
+            for alarm in watch.check(&states, acknowledged) {
+                metrics.nats_replica_alarms.inc();
+                tracing::error!(alarm = %alarm, "JetStream replicas disagree");
+            }
+        }
+    });
 }
 
 /// How the served log is opened: at start, and again by the appender after a failed commit.

@@ -30,6 +30,8 @@ pub struct Metrics {
     pub witness_cosigned_size: Family<WitnessLabels, Gauge<u64, AtomicU64>>,
     /// Submissions to a witness that did not end in a cosignature (outage, refusal).
     pub witness_failures: Family<WitnessLabels, Counter>,
+    /// Alarms raised by the watch over the JetStream stream's replicas (`--nats`).
+    pub nats_replica_alarms: Counter,
     pub decisions: Family<OutcomeLabels, Counter>,
     pub ingested: Counter,
     pub policy_changes: Counter,
@@ -150,8 +152,15 @@ impl Metrics {
             "Checkpoint submissions to a witness that got no cosignature",
             witness_failures.clone(),
         );
+        let nats_replica_alarms = Counter::default();
+        registry.register(
+            "nats_replica_alarms",
+            "Alarms about the JetStream stream's replicas: contents that differ at one sequence, a replica going back, a leader behind an acknowledged commit",
+            nats_replica_alarms.clone(),
+        );
         Metrics {
             registry,
+            nats_replica_alarms,
             witness_cosigned_size,
             witness_failures,
             decisions,
