@@ -246,6 +246,20 @@ fn a_fleet_on_a_nats_cluster_loses_no_acknowledged_decision_under_faults() {
         succeeded(&out);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("verified"), "{text}");
+        // The export, read from JetStream too, holds every sealed decision.
+        let export = fresh.join("export.jsonl");
+        let out = docket_command()
+            .args(["log", "export"])
+            .arg(cluster.url("DOCKET", log))
+            .arg("-o")
+            .arg(&export)
+            .output()
+            .unwrap();
+        succeeded(&out);
+        let exported = std::fs::read_to_string(&export).unwrap();
+        for id in seen.keys() {
+            assert!(exported.contains(id.as_str()), "{id} is not in the export");
+        }
         println!(
             "{log}: {} acknowledged decisions all present once; {} sealed but not acknowledged",
             mine.len(),
@@ -323,5 +337,30 @@ fn serve_refuses_what_could_lose_a_commit_and_says_what_to_do() {
     assert!(
         err.contains("holds a log that is not in JetStream"),
         "{err}"
+    );
+
+    // Bytes in a log's subject that are not whole commits are damage, reported as such.
+    let location = docket_nats::Location::parse(&cluster.url("DOCKET", "junk")).unwrap();
+    let junk = docket_nats::JetStreamLog::open(
+        &location,
+        docket_nats::Requirements { replicas: 1 },
+        &docket_nats::Durability::checked(cluster.monitors()),
+        true,
+    )
+    .unwrap();
+    junk.read().unwrap();
+    junk.append(b"these bytes are not frames").unwrap();
+    let out = docket_command()
+        .arg("verify")
+        .arg(cluster.url("DOCKET", "junk"))
+        .arg("--pub")
+        .arg(dir.join("data/docket.pub"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("REJECTED") && text.contains("damaged"),
+        "{text}"
     );
 }

@@ -508,7 +508,8 @@ impl JetStreamLog {
 
     /// Reads the whole log from the stream and sets the fence for the next commit to its end.
     /// Fails if the messages do not make whole commits (which JetStream's atomic publishing
-    /// and docket's fence rule out; a damaged stream is reported, never repaired).
+    /// and docket's fence rule out; a damaged stream is reported, never repaired), with a
+    /// [`docket_store::Damage`] error.
     pub fn read(&self) -> Result<Read> {
         let subject = self.location.subject();
         let js = self.context.clone();
@@ -547,18 +548,21 @@ impl JetStreamLog {
             Ok((bytes, last, messages))
         })
         .with_context(|| format!("cannot read the log {shown}"))?;
+        // Damage is told apart from a failure to read (a `docket_store::Damage` error), so a
+        // verifier can report it as what the log holds.
         let (frames, used, problem) = docket_store::scan_segment(&bytes);
         if let Some(problem) = problem.filter(|_| used < bytes.len()) {
-            bail!(
-                "the log {shown} is damaged in JetStream at byte {used} of its messages: {problem}; \
-                 nothing was written"
-            );
+            return Err(docket_store::Damage(format!(
+                "the log {shown} is damaged in JetStream at byte {used} of its messages: {problem}"
+            ))
+            .into());
         }
         if !bytes.is_empty() && !matches!(frames.last(), Some(Frame::Checkpoint(_))) {
-            bail!(
+            return Err(docket_store::Damage(format!(
                 "the log {shown} in JetStream ends with entries no checkpoint covers, which a \
-                 docket writer never publishes; nothing was written"
-            );
+                 docket writer never publishes"
+            ))
+            .into());
         }
         *self.last.lock().expect("fence lock") = Some(last_sequence);
         Ok(Read {

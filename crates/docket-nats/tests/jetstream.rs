@@ -243,11 +243,16 @@ fn the_replica_watch_reads_every_replica_and_finds_a_healthy_cluster_healthy() {
     };
     assert_eq!(states.iter().filter(|s| s.leader).count(), 1, "{states:?}");
     let mut watch = docket_nats::ReplicaWatch::default();
-    assert_eq!(watch.check(&states, Some(acknowledged)), Vec::<String>::new());
+    assert_eq!(
+        watch.check(&states, Some(acknowledged)),
+        Vec::<String>::new()
+    );
     // Held to a sequence beyond what the leader holds, the watch says so.
     let alarms = watch.check(&states, Some(acknowledged + 1));
     assert!(
-        alarms.iter().any(|a| a.contains("acknowledged commits are missing")),
+        alarms
+            .iter()
+            .any(|a| a.contains("acknowledged commits are missing")),
         "{alarms:?}"
     );
 }

@@ -20,7 +20,8 @@ pub enum LogCommand {
         #[arg(long, default_value_t = 20)]
         count: u64,
     },
-    /// Write the self-contained export (JSON Lines). Example: docket log export log -o log.jsonl
+    /// Write the self-contained export (JSON Lines) of a log directory, or of a log in NATS
+    /// JetStream (nats://HOST:PORT/STREAM/LOG). Example: docket log export log -o log.jsonl
     Export {
         dir: PathBuf,
         #[arg(short, long)]
@@ -199,7 +200,10 @@ pub fn run(cmd: LogCommand) -> Result<i32> {
 
 /// `docket log export`: the self-contained JSON Lines export of every sealed entry.
 fn export(dir: &Path, output: Option<&Path>) -> Result<i32> {
-    let (frames, torn) = store::read_frames(dir)?;
+    let (frames, torn) = match super::nats::read_frames(dir)? {
+        Some(frames) => (frames, None),
+        None => store::read_frames(dir)?,
+    };
     if torn.is_some() {
         eprintln!("note: the log ends in an unfinished commit; it is left out of the export");
     }

@@ -55,3 +55,16 @@ impl NatsArgs {
         }))
     }
 }
+
+/// The frames of a log named by `source` if it is a JetStream address (nats://…), read whole;
+/// `None` for anything else (a directory or a file). Damage in the stream is an error holding a
+/// [`docket_store::Damage`].
+pub fn read_frames(source: &std::path::Path) -> Result<Option<Vec<docket_store::Frame>>> {
+    let text = source.to_string_lossy();
+    if !text.starts_with("nats://") {
+        return Ok(None);
+    }
+    let location = Location::parse(&text)?;
+    let log = docket_nats::JetStreamLog::open_for_reading(&location)?;
+    Ok(Some(log.read()?.frames))
+}

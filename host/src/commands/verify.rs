@@ -190,15 +190,12 @@ fn verify(
         );
     }
     // A log in JetStream is read whole, then verified as a directory's frames are.
-    let jetstream = if text.starts_with("nats://") {
-        let location = docket_nats::Location::parse(&text)?;
-        let log = docket_nats::JetStreamLog::open_for_reading(&location)?;
-        match log.read() {
-            Ok(read) => Some(read.frames),
-            Err(damage) => return Ok(rejected(json, "damaged", &format!("{damage:#}"))),
-        }
-    } else {
-        None
+    let jetstream = match super::nats::read_frames(path) {
+        Ok(frames) => frames,
+        Err(e) => match e.downcast_ref::<store::Damage>() {
+            Some(damage) => return Ok(rejected(json, "damaged", &damage.to_string())),
+            None => return Err(e),
+        },
     };
     let key = read_public_key(public)?;
     let trusted = checkpoint.map(read_trusted_checkpoint).transpose()?;
