@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """docket serve driven by a real OPA client library (PyPI opa-python-client), as an OPA user's
-scripts drive OPA: connection check, health, the policy list, uploading and deleting a policy,
+scripts drive OPA: connection check, health, status, the policy list, uploading and deleting a policy,
 writing and reading data, querying rules. Each call must answer as it does against OPA, and the
 log must verify and hold what was sealed. Run by tests/run: python3 tests/opa_python_client.py DOCKET
 """
@@ -28,6 +28,10 @@ def main():
             client = OpaClient(host="127.0.0.1", port=port, token=token, timeout=30)
             assert client.check_connection() is True, "check_connection"
             assert client.check_health() is True, "check_health"
+            # The status API, in the shape of OPA's status plugin.
+            status = client.get_status()["result"]
+            assert status["labels"]["product"] == "docket", status
+            assert status["plugins"]["decision_logs"]["state"] == "OK", status
             listed = client.get_policies_list()
             assert "rbac.rego" in listed, f"the examples are listed: {listed}"
 

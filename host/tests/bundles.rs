@@ -524,6 +524,20 @@ fn a_bundle_server_is_polled_and_each_version_activated_or_refused_under_seal() 
         Box::new(|| decide("bob") == (json!(true), "r2".into())),
     );
     assert_eq!(decide("alice"), (json!(false), "r2".to_string()));
+    // OPA's status API says which revision is active and since when.
+    let status = || -> Value {
+        c.get(server.url("/v1/status"))
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()["result"]["bundles"]["authz"]
+            .clone()
+    };
+    let active = status();
+    assert_eq!(active["active_revision"], "r2", "{active}");
+    assert!(active["last_successful_activation"].is_string(), "{active}");
+    assert!(active["last_successful_download"].is_string(), "{active}");
+    assert!(active.get("code").is_none(), "{active}");
 
     // A version OPA would refuse (a module outside the roots): refused under seal, and r2 stays.
     let mut broken = authz_version("r3", "carol");
@@ -549,6 +563,27 @@ fn a_bundle_server_is_polled_and_each_version_activated_or_refused_under_seal() 
     );
     assert_eq!(decide("bob"), (json!(true), "r2".to_string()));
     assert_eq!(decide("carol"), (json!(false), "r2".to_string()));
+    // The status API tells the refusal, and r2 stays active.
+    let refused_status = status();
+    assert_eq!(refused_status["active_revision"], "r2", "{refused_status}");
+    assert_eq!(refused_status["code"], "bundle_error", "{refused_status}");
+    assert!(
+        refused_status["message"]
+            .as_str()
+            .unwrap()
+            .contains("do not permit package billing"),
+        "{refused_status}"
+    );
+    let all: Value = c
+        .get(server.url("/v1/status"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        all["result"]["plugins"]["bundle"]["state"], "ERROR",
+        "{all}"
+    );
 
     // The next good version is activated.
     publish_version("v4", as_refs(&authz_version("r4", "dave")));
@@ -556,6 +591,34 @@ fn a_bundle_server_is_polled_and_each_version_activated_or_refused_under_seal() 
         "r4 to be activated",
         Box::new(|| decide("dave") == (json!(true), "r4".into())),
     );
+
+    let recovered = status();
+    assert_eq!(recovered["active_revision"], "r4", "{recovered}");
+    assert!(recovered.get("code").is_none(), "{recovered}");
+    // OPA's config API names the bundle's resource and the log's origin, and no secret.
+    let config: Value = c
+        .get(server.url("/v1/config"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        config["result"]["bundles"]["authz"]["resource"],
+        format!("{}/authz.tar.gz", bundles.base),
+        "{config}"
+    );
+    let checkpoint = c
+        .get(server.url("/checkpoint"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(
+        config["result"]["docket"]["origin"].as_str(),
+        checkpoint.lines().next(),
+        "{config}"
+    );
+    assert!(!config.to_string().contains(&server.token()), "{config}");
 
     let activations: Vec<Value> = all_entries(&c, &server)
         .into_iter()

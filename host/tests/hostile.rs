@@ -263,6 +263,23 @@ fn every_serve_flag_at_a_non_default_value() {
         "signed by the key named after the origin: {checkpoint}"
     );
     assert_eq!(c.get(s.url("/v1/log")).send().unwrap().status(), 401);
+    // The configuration names bundle URLs and paths: read-token holders only.
+    assert_eq!(c.get(s.url("/v1/config")).send().unwrap().status(), 401);
+    let config: Value = c
+        .get(s.url("/v1/config"))
+        .bearer_auth("a-read-token-of-16-chars-or-more")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        config["result"]["docket"]["log"]["store"], "nats-jetstream",
+        "{config}"
+    );
+    assert_eq!(
+        config["result"]["docket"]["log"]["fsync_checked"], false,
+        "{config}"
+    );
     let log: Value = c
         .get(s.url("/v1/log"))
         .bearer_auth("a-read-token-of-16-chars-or-more")

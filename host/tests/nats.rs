@@ -208,6 +208,81 @@ fn a_fleet_on_a_nats_cluster_loses_no_acknowledged_decision_under_faults() {
     for t in threads {
         t.join().unwrap();
     }
+    // Node B serves the whole fleet: node A's log, read from JetStream, with the same
+    // checkpoint, tiles and proofs node A serves for itself, and A's decisions by id.
+    let c = Client::new();
+    let own_checkpoint = c
+        .get(node_a.url("/checkpoint"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let seen = c
+            .get(node_b.url("/v1/fleet/logs/node-a/checkpoint"))
+            .send()
+            .unwrap();
+        if seen.status().as_u16() == 200 && seen.text().unwrap() == own_checkpoint {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "node B never caught up with node A's log"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fleet: Value = c
+        .get(node_b.url("/v1/fleet"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let names: Vec<&str> = fleet["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["log"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["node-a", "node-b"], "{fleet}");
+    assert_eq!(fleet["logs"][1]["own"], true, "{fleet}");
+    let tile =
+        |server: &Server, path: &str| c.get(server.url(path)).send().unwrap().bytes().unwrap();
+    assert_eq!(
+        tile(&node_b, "/v1/fleet/logs/node-a/tile/0/000"),
+        tile(&node_a, "/tile/0/000"),
+        "a hash tile of node A's log, from node B"
+    );
+    let (some_id, (_, some_seq)) = {
+        let acknowledged = acknowledged.lock().unwrap();
+        let (id, at) = acknowledged
+            .iter()
+            .find(|(_, (log, _))| log == "node-a")
+            .expect("node A acknowledged decisions");
+        (id.clone(), at.clone())
+    };
+    let found: Value = c
+        .get(node_b.url(&format!("/v1/fleet/decisions/{some_id}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let own: Value = c
+        .get(node_a.url(&format!("/v1/log/decisions/{some_id}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(found["log"], "node-a", "{found}");
+    assert_eq!(found["entry"]["seq"], some_seq, "{found}");
+    assert_eq!(found["entry"]["hash"], own["entry"]["hash"], "{found}");
+    assert_eq!(found["inclusion_proof"], own["inclusion_proof"], "{found}");
+    let missing = c
+        .get(node_b.url("/v1/fleet/decisions/no-such-decision"))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+
     assert!(node_a.stop().success());
     assert!(node_b.stop().success());
 
@@ -256,9 +331,18 @@ fn a_fleet_on_a_nats_cluster_loses_no_acknowledged_decision_under_faults() {
             .output()
             .unwrap();
         succeeded(&out);
-        let exported = std::fs::read_to_string(&export).unwrap();
+        let exported: std::collections::HashSet<String> = std::fs::read_to_string(&export)
+            .unwrap()
+            .lines()
+            .filter_map(|line| {
+                let line: Value = serde_json::from_str(line).ok()?;
+                (line["kind"] == "decision").then_some(())?;
+                let record: Value = serde_json::from_str(line["record"].as_str()?).ok()?;
+                Some(record["decision_id"].as_str()?.to_string())
+            })
+            .collect();
         for id in seen.keys() {
-            assert!(exported.contains(id.as_str()), "{id} is not in the export");
+            assert!(exported.contains(id), "{id} is not in the export");
         }
         println!(
             "{log}: {} acknowledged decisions all present once; {} sealed but not acknowledged",
@@ -324,6 +408,10 @@ fn serve_refuses_what_could_lose_a_commit_and_says_what_to_do() {
     // A data directory whose log JetStream does not hold is not uploaded.
     let other = scratch("nats-refusals-local");
     let local = Server::start(&other, &[]);
+    // Without --nats there is no fleet to serve, and the answer says so.
+    let no_fleet = c.get(local.url("/v1/fleet")).send().unwrap();
+    assert_eq!(no_fleet.status().as_u16(), 404);
+    assert!(no_fleet.text().unwrap().contains("docket serve --nats"));
     assert!(local.stop().success());
     let out = docket_command()
         .args(["serve", "--addr", "127.0.0.1:0", "--dir"])

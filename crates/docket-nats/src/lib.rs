@@ -511,43 +511,8 @@ impl JetStreamLog {
     /// and docket's fence rule out; a damaged stream is reported, never repaired), with a
     /// [`docket_store::Damage`] error.
     pub fn read(&self) -> Result<Read> {
-        let subject = self.location.subject();
-        let js = self.context.clone();
-        let stream_name = self.location.stream.clone();
+        let (bytes, last_sequence, messages) = self.read_subject(&self.location.log, 0)?;
         let shown = self.location.to_string();
-        let (bytes, last_sequence, messages) = run(self.runtime(), async move {
-            let stream = js.get_stream(&stream_name).await?;
-            let last = match stream.get_last_raw_message_by_subject(&subject).await {
-                Ok(message) => message.sequence,
-                Err(e)
-                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-                {
-                    return Ok::<_, anyhow::Error>((Vec::new(), 0, 0));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let consumer = stream
-                .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                    filter_subject: subject.clone(),
-                    deliver_policy: jetstream::consumer::DeliverPolicy::All,
-                    ..Default::default()
-                })
-                .await?;
-            let mut incoming = consumer.messages().await?;
-            let mut bytes = Vec::new();
-            let mut messages = 0u64;
-            while let Some(message) = incoming.next().await {
-                let message = message?;
-                let sequence = message.info().map_err(|e| anyhow!("{e}"))?.stream_sequence;
-                bytes.extend_from_slice(&message.payload);
-                messages += 1;
-                if sequence >= last {
-                    break;
-                }
-            }
-            Ok((bytes, last, messages))
-        })
-        .with_context(|| format!("cannot read the log {shown}"))?;
         // Damage is told apart from a failure to read (a `docket_store::Damage` error), so a
         // verifier can report it as what the log holds.
         let (frames, used, problem) = docket_store::scan_segment(&bytes);
@@ -571,6 +536,102 @@ impl JetStreamLog {
             messages,
             bytes: bytes.len() as u64,
         })
+    }
+
+    /// The names of every log in the stream (this one's included), in order.
+    pub fn logs(&self) -> Result<Vec<String>> {
+        let js = self.context.clone();
+        let stream_name = self.location.stream.clone();
+        let prefix = format!("{stream_name}.");
+        let subjects = run(self.runtime(), async move {
+            let stream = js.get_stream(&stream_name).await?;
+            let mut info = stream
+                .info_with_subjects(format!("{stream_name}.*"))
+                .await?;
+            let mut subjects = Vec::new();
+            while let Some((subject, _count)) =
+                futures_util::TryStreamExt::try_next(&mut info).await?
+            {
+                subjects.push(subject);
+            }
+            Ok::<_, anyhow::Error>(subjects)
+        })
+        .with_context(|| format!("cannot list the logs of stream {}", self.location.stream))?;
+        let mut logs: Vec<String> = subjects
+            .into_iter()
+            .filter_map(|s| s.strip_prefix(&prefix).map(str::to_string))
+            .collect();
+        logs.sort();
+        Ok(logs)
+    }
+
+    /// The bytes of log `log` (of this stream) published after stream sequence `after`, and
+    /// the stream sequence of its last message (`after` when there is nothing new). The bytes
+    /// continue the log's frames from where the earlier read ended; they are not checked.
+    pub fn read_log_after(&self, log: &str, after: u64) -> Result<(Vec<u8>, u64)> {
+        check_token("log", log)?;
+        let (bytes, last, _) = self.read_subject(log, after)?;
+        Ok((bytes, last.max(after)))
+    }
+
+    /// Every message of log `log`'s subject after stream sequence `after`, concatenated, with
+    /// the sequence of the subject's last message and the number of messages read.
+    fn read_subject(&self, log: &str, after: u64) -> Result<(Vec<u8>, u64, u64)> {
+        let subject = format!("{}.{log}", self.location.stream);
+        let js = self.context.clone();
+        let stream_name = self.location.stream.clone();
+        let shown = format!("nats://…/{}/{log}", self.location.stream);
+        run(self.runtime(), async move {
+            let stream = js.get_stream(&stream_name).await?;
+            let last = match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(message) => message.sequence,
+                Err(e)
+                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
+                {
+                    return Ok::<_, anyhow::Error>((Vec::new(), 0, 0));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if last <= after {
+                return Ok((Vec::new(), last, 0));
+            }
+            let deliver_policy = if after == 0 {
+                jetstream::consumer::DeliverPolicy::All
+            } else {
+                jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                }
+            };
+            let consumer = stream
+                .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                    filter_subject: subject.clone(),
+                    deliver_policy,
+                    ..Default::default()
+                })
+                .await?;
+            let mut incoming = consumer.messages().await?;
+            let mut bytes = Vec::new();
+            let mut messages = 0u64;
+            // An ordered consumer that is reset (a leader change, a missed heartbeat) starts
+            // again after the last message it delivered, which the client may deliver twice:
+            // each stream sequence is taken once, in increasing order.
+            let mut read_up_to = after;
+            while let Some(message) = incoming.next().await {
+                let message = message?;
+                let sequence = message.info().map_err(|e| anyhow!("{e}"))?.stream_sequence;
+                if sequence <= read_up_to {
+                    continue;
+                }
+                read_up_to = sequence;
+                bytes.extend_from_slice(&message.payload);
+                messages += 1;
+                if sequence >= last {
+                    break;
+                }
+            }
+            Ok((bytes, last, messages))
+        })
+        .with_context(|| format!("cannot read the log {shown}"))
     }
 
     /// Publishes one commit after the log's last message, as one message or one atomic batch;

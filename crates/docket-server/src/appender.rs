@@ -6,7 +6,7 @@
 
 use crate::metrics::Metrics;
 use crate::queue::{self, Queue};
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use docket_ledger::Entry;
 use docket_ledger::merkle::Tree;
 use docket_runtime::log::{AuditLog, Sealed, hex};
@@ -100,6 +100,8 @@ pub struct LogView {
     /// The log's signing keys in the order they took effect: the genesis key from entry 0, and
     /// each key-rotation entry's new key from the entry after it. The last is in force.
     pub keys: Vec<KeyInForce>,
+    /// The genesis entry's hash, once seen.
+    chain_id: Option<docket_ledger::Hash>,
 }
 
 /// A signing key of the log and where it took effect.
@@ -121,35 +123,46 @@ impl LogView {
             checkpoint_size: 0,
             entry_bytes: 0,
             keys: Vec::new(),
+            chain_id: None,
         };
-        // The genesis entry's hash, which pruned decisions' ids derive from.
-        let mut chain_id = None;
+        view.extend(frames)?;
+        Ok(view)
+    }
+
+    /// Adds the frames that follow the ones the view was built from.
+    pub fn extend(&mut self, frames: &[Frame]) -> Result<()> {
         for frame in frames {
             match frame {
                 Frame::Entry(bytes) => {
                     let entry = Entry::decode(bytes)
-                        .map_err(|e| anyhow!("entry {}: {e}", view.tree.size()))?;
-                    let seq = view.tree.size();
-                    let chain_id = *chain_id.get_or_insert(entry.hash);
+                        .map_err(|e| anyhow!("entry {}: {e}", self.tree.size()))?;
+                    let seq = self.tree.size();
+                    // Frames read from elsewhere (a fleet's stream) are not verified here; an
+                    // entry out of place is refused, never indexed where it does not belong.
+                    if entry.seq != seq {
+                        bail!("entry {} arrives where entry {seq} belongs", entry.seq);
+                    }
+                    // The genesis entry's hash, which pruned decisions' ids derive from.
+                    let chain_id = *self.chain_id.get_or_insert(entry.hash);
                     if let Some(id) = indexed_decision_id(&entry, &chain_id) {
-                        view.decision_ids.insert(id, seq);
+                        self.decision_ids.insert(id, seq);
                     }
                     if let Some(vkey) = introduced_key(&entry) {
-                        view.keys.push(KeyInForce {
+                        self.keys.push(KeyInForce {
                             vkey,
                             introduced_by: seq,
                         });
                     }
-                    view.tree.push(entry.hash);
-                    view.entry_bytes += bytes.len() as u64;
+                    self.tree.push(entry.hash);
+                    self.entry_bytes += bytes.len() as u64;
                 }
                 Frame::Checkpoint(note) => {
-                    view.checkpoint = note.clone();
-                    view.checkpoint_size = view.tree.size();
+                    self.checkpoint = note.clone();
+                    self.checkpoint_size = self.tree.size();
                 }
             }
         }
-        Ok(view)
+        Ok(())
     }
 
     /// The key that signs the log's checkpoints now.

@@ -191,17 +191,36 @@ impl Poller {
             if self.state.strong_count() == 0 {
                 return;
             }
-            match fetch(&client, &self.remote.url, self.etag.as_deref()).await {
+            let fetched = fetch(&client, &self.remote.url, self.etag.as_deref()).await;
+            let now = std::time::SystemTime::now();
+            self.status(|b| {
+                b.last_request = Some(now);
+                if fetched.is_ok() {
+                    b.last_successful_request = Some(now);
+                }
+            });
+            match fetched {
                 Ok(Fetched::Unchanged) => failures = 0,
                 Ok(Fetched::New { bytes, etag }) => {
                     failures = 0;
+                    self.status(|b| b.last_successful_download = Some(now));
                     self.activate(bytes, etag).await;
                 }
                 Err(e) => {
                     failures += 1;
                     tracing::warn!(bundle = self.remote.name, "bundle download failed: {e:#}");
+                    self.status(|b| {
+                        b.failure = Some(("bundle_error", format!("download failed: {e:#}")))
+                    });
                 }
             }
+        }
+    }
+
+    /// Records what happened to this bundle for `GET /v1/status`.
+    fn status(&self, update: impl FnOnce(&mut crate::status::BundleEvents)) {
+        if let Some(state) = self.state.upgrade() {
+            state.status.bundle(&self.remote.name, update);
         }
     }
 
@@ -251,6 +270,13 @@ impl Poller {
                 })
             }
         };
+        state.status.bundle(&name, |b| match &outcome {
+            Ok(()) => {
+                b.last_successful_activation = Some(std::time::SystemTime::now());
+                b.failure = None;
+            }
+            Err((why, _)) => b.failure = Some(("bundle_error", why.clone())),
+        });
         match outcome {
             Ok(()) => {
                 if let Err(e) = std::fs::rename(&candidate, stored(&self.dir, &name)) {

@@ -154,13 +154,22 @@ fn needs_token(state: &AppState, method: &Method, path: &str) -> bool {
         || (method == Method::POST && state.ingest_paths.iter().any(|p| p == path))
 }
 
-/// Requests that read entries (records, with every unmasked input): behind `--read-token-file`
-/// when it is set. Checkpoints, hash tiles, proofs and keys hold only hashes and stay public.
+/// Requests that read entries (records, with every unmasked input), or the server's
+/// configuration (bundle URLs, paths): behind `--read-token-file` when it is set. Checkpoints,
+/// hash tiles, proofs and keys hold only hashes and stay public.
 fn reads_entries(path: &str) -> bool {
     path == "/v1/log"
+        || path == "/v1/config"
         || path.starts_with("/v1/log/entries")
         || path.starts_with("/v1/log/decisions/")
         || path.starts_with("/tile/entries/")
+        || path.starts_with("/v1/fleet/decisions/")
+        || path
+            .strip_prefix("/v1/fleet/logs/")
+            .and_then(|rest| rest.split_once('/'))
+            .is_some_and(|(_log, rest)| {
+                rest.starts_with("entries/") || rest.starts_with("tile/entries/")
+            })
 }
 
 /// Requests that seal a decision: the Data API (any method that reads a decision) and `POST /`.

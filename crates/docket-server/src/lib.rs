@@ -13,6 +13,7 @@ pub mod appender;
 pub mod bundle;
 pub mod bundle_service;
 pub mod examples;
+pub mod fleet;
 pub mod guard;
 pub mod http;
 mod ingest;
@@ -21,6 +22,7 @@ pub mod metrics;
 mod opa_api;
 pub mod policies;
 pub mod queue;
+pub mod status;
 pub mod ui;
 pub mod witness;
 pub mod witnessing;
@@ -181,6 +183,12 @@ pub struct AppState {
     pub admission: guard::Admission,
     /// The witnesses' cosignatures on the log's checkpoints.
     pub cosignatures: Arc<witnessing::Cosignatures>,
+    /// What `GET /v1/status` reports (bundle downloads and activations).
+    pub status: status::Status,
+    /// What `GET /v1/config` reports: the configuration in force, without secrets.
+    pub active_config: serde_json::Value,
+    /// Every log of the node's JetStream stream, followed (`--nats`), for `/v1/fleet`.
+    pub fleet: Option<Arc<fleet::Fleet>>,
 }
 
 impl AppState {
@@ -614,9 +622,15 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         Some(nats) => Some(tokio::task::spawn_blocking(move || connect_nats(&nats)).await??),
         None => None,
     };
-    if let (Some(nats), Some(log)) = (&config.nats, &replica) {
-        watch_replicas(nats, Arc::clone(log), Arc::clone(&metrics));
-    }
+    let fleet = match (&config.nats, &replica) {
+        (Some(nats), Some(log)) => {
+            watch_replicas(nats, Arc::clone(log), Arc::clone(&metrics));
+            let fleet = Arc::new(fleet::Fleet::new(&nats.location));
+            fleet::start(Arc::clone(&fleet), Arc::downgrade(log));
+            Some(fleet)
+        }
+        _ => None,
+    };
     let served = Arc::new(ServedLog {
         replica,
         dir: dir.join("log"),
@@ -633,6 +647,7 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
     });
     let genesis_vkey = genesis_key.to_vkey();
     let (log, view) = open_served_log(Arc::clone(&served), &config).await?;
+    let origin = view.checkpoint.lines().next().unwrap_or("").to_string();
 
     let cosignatures = Arc::new(witnessing::Cosignatures::open(
         &dir.join("log"),
@@ -660,7 +675,25 @@ pub async fn start(config: ServeConfig, runtime: Arc<Runtime>) -> Result<Server>
         warm,
     );
 
+    let mut instance_id = [0u8; 16];
+    rand::fill(&mut instance_id);
+    let status = status::Status::new(&hex::encode(instance_id));
+    let started = std::time::SystemTime::now();
+    for name in pool.current().set.bundles.keys() {
+        status.bundle(name, |b| b.last_successful_activation = Some(started));
+    }
+    for remote in &config.remote_bundles {
+        status.bundle(&remote.name, |b| {
+            b.last_request = Some(started);
+            b.last_successful_request = Some(started);
+            b.last_successful_download = Some(started);
+        });
+    }
+    let active_config = active_config(&config, status.labels(), &origin);
     let state = Arc::new(AppState {
+        fleet,
+        status,
+        active_config,
         pool,
         appender,
         metrics,
@@ -813,6 +846,50 @@ impl ShutdownSignals {
             _ = self.interrupt.recv() => {}
         }
     }
+}
+
+/// The configuration `GET /v1/config` reports, in OPA's shape where OPA has one
+/// (`labels`, `default_decision`, `bundles.<name>.resource`) and docket's own under `docket`.
+/// Nothing secret: no tokens, keys or verification keys.
+fn active_config(
+    config: &ServeConfig,
+    labels: &serde_json::Value,
+    origin: &str,
+) -> serde_json::Value {
+    let bundles: serde_json::Map<String, serde_json::Value> = config
+        .remote_bundles
+        .iter()
+        .map(|b| (b.name.clone(), serde_json::json!({ "resource": b.url })))
+        .chain(config.bundles.iter().map(|(name, path)| {
+            (
+                name.clone(),
+                serde_json::json!({ "resource": format!("file://{}", path.display()) }),
+            )
+        }))
+        .collect();
+    serde_json::json!({
+        "labels": labels,
+        "default_decision": format!("/{}", config.default_decision.trim_start_matches('/')),
+        "bundles": bundles,
+        "docket": {
+            "origin": origin,
+            "log": config.nats.as_ref().map_or_else(
+                || serde_json::json!({ "store": "directory", "dir": config.dir.join("log") }),
+                |n| serde_json::json!({
+                    "store": "nats-jetstream",
+                    "location": n.location.to_string(),
+                    "replicas": n.requirements.replicas,
+                    "fsync_checked": n.durability.required,
+                }),
+            ),
+            "witnesses": config.witnesses.iter().map(|w| &w.url).collect::<Vec<_>>(),
+            "ingest_paths": config.ingest_paths,
+            "signing": match config.signing {
+                runtime::SigningMode::Entry => "entry",
+                runtime::SigningMode::Checkpoint => "checkpoint",
+            },
+        },
+    })
 }
 
 /// Connects to the stream that keeps the log, checked as `nats` requires.
@@ -987,6 +1064,7 @@ fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
     Router::new()
         .merge(opa_api::routes())
         .merge(log_api::routes())
+        .merge(fleet::routes())
         .merge(ui::routes())
         .layer(DefaultBodyLimit::max(config.max_body))
         .merge(ingest)
@@ -1003,7 +1081,8 @@ fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
 async fn no_route(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
         "{} is not a route of docket serve (docs/api.md lists them: OPA's /v1/data, \
-         /v1/policies, /health, /metrics, decision-log uploads, and /v1/log, /tile, /ui)",
+         /v1/policies, /v1/status, /v1/config, /health, /metrics, decision-log uploads, and \
+         /v1/log, /v1/fleet, /tile, /ui)",
         uri.path()
     ))
 }

@@ -21,6 +21,24 @@ use std::sync::Arc;
 
 type AppResult<T> = Result<T, ApiError>;
 
+/// A log this API serves: the node's own, through its appender, or another log of its fleet
+/// (`crate::fleet`). Only durable entries are visible in either.
+pub(crate) trait LogSource: Send + Sync {
+    fn view(&self) -> std::sync::RwLockReadGuard<'_, crate::appender::LogView>;
+    /// The encoded entry `seq`, if the log has it.
+    fn entry(&self, seq: u64) -> anyhow::Result<Option<Vec<u8>>>;
+}
+
+impl LogSource for AppState {
+    fn view(&self) -> std::sync::RwLockReadGuard<'_, crate::appender::LogView> {
+        self.appender.view()
+    }
+
+    fn entry(&self, seq: u64) -> anyhow::Result<Option<Vec<u8>>> {
+        self.appender.reader().read_entry(seq)
+    }
+}
+
 /// At most this many entries per `GET /v1/log/entries`.
 const MAX_PAGE: u64 = 1000;
 
@@ -53,11 +71,12 @@ async fn summary(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-fn read_entry(state: &AppState, seq: u64) -> AppResult<Option<(Vec<u8>, Entry)>> {
-    let Some(bytes) = state
-        .appender
-        .reader()
-        .read_entry(seq)
+pub(crate) fn read_entry(
+    log: &(impl LogSource + ?Sized),
+    seq: u64,
+) -> AppResult<Option<(Vec<u8>, Entry)>> {
+    let Some(bytes) = log
+        .entry(seq)
         .map_err(|e| ApiError::internal(format!("{e:#}")))?
     else {
         return Ok(None);
@@ -67,8 +86,40 @@ fn read_entry(state: &AppState, seq: u64) -> AppResult<Option<(Vec<u8>, Entry)>>
     Ok(Some((bytes, entry)))
 }
 
+/// Decision `id`, entry `seq` of `log`, with its inclusion proof against the log's latest
+/// checkpoint and that checkpoint.
+pub(crate) fn decision_json(
+    log: &(impl LogSource + ?Sized),
+    id: &str,
+    seq: u64,
+) -> AppResult<Value> {
+    let (size, note, proof) = {
+        let view = log.view();
+        let size = view.checkpoint_size;
+        let proof = view
+            .tree
+            .inclusion_proof(seq, size)
+            .expect("an indexed entry is inside the checkpoint");
+        (size, view.checkpoint.clone(), proof)
+    };
+    let (bytes, entry) = read_entry(log, seq)?
+        .ok_or_else(|| ApiError::internal(format!("entry {seq} is missing")))?;
+    let mut entry = entry_json(&bytes, &entry);
+    // A pruned decision has no record left to name it; it was found by the id it had.
+    entry["decision_id"] = Value::String(id.to_string());
+    Ok(json!({
+        "entry": entry,
+        "inclusion_proof": {
+            "leaf_index": seq,
+            "tree_size": size,
+            "hashes": proof.iter().map(|h| B64.encode(h.0)).collect::<Vec<_>>(),
+        },
+        "checkpoint": note,
+    }))
+}
+
 /// An entry as JSON: its fields, its record as JSON, and its exact encoding in base64.
-fn entry_json(bytes: &[u8], entry: &Entry) -> Value {
+pub(crate) fn entry_json(bytes: &[u8], entry: &Entry) -> Value {
     let record: Value = match std::str::from_utf8(&entry.record)
         .ok()
         .and_then(|t| RawValue::from_string(t.to_string()).ok())
@@ -118,7 +169,7 @@ async fn entries(
     let list = tokio::task::spawn_blocking(move || -> AppResult<Vec<Value>> {
         (start..end)
             .map(|seq| {
-                let (bytes, entry) = read_entry(&state2, seq)?
+                let (bytes, entry) = read_entry(&*state2, seq)?
                     .ok_or_else(|| ApiError::internal(format!("entry {seq} is missing")))?;
                 Ok(entry_json(&bytes, &entry))
             })
@@ -133,7 +184,7 @@ async fn entry_by_seq(
     State(state): State<Arc<AppState>>,
     Path(seq): Path<u64>,
 ) -> AppResult<Response> {
-    let (bytes, entry) = read_entry(&state, seq)?
+    let (bytes, entry) = read_entry(&*state, seq)?
         .ok_or_else(|| ApiError::not_found(format!("the log has no entry {seq} yet")))?;
     Ok(axum::Json(entry_json(&bytes, &entry)).into_response())
 }
@@ -144,7 +195,7 @@ async fn record_by_seq(
     State(state): State<Arc<AppState>>,
     Path(seq): Path<u64>,
 ) -> AppResult<Response> {
-    let (_, entry) = read_entry(&state, seq)?
+    let (_, entry) = read_entry(&*state, seq)?
         .ok_or_else(|| ApiError::not_found(format!("the log has no entry {seq} yet")))?;
     if entry.is_pruned() {
         return Err(ApiError::new(
@@ -171,32 +222,11 @@ async fn entry_by_decision_id(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> AppResult<Response> {
-    let (seq, size, note, proof) = {
-        let view = state.appender.view();
-        let seq = *view.decision_ids.get(&id).ok_or_else(|| {
+    let seq =
+        *state.appender.view().decision_ids.get(&id).ok_or_else(|| {
             ApiError::not_found(format!("no decision with id {id} is in the log"))
         })?;
-        let size = view.checkpoint_size;
-        let proof = view
-            .tree
-            .inclusion_proof(seq, size)
-            .expect("an indexed entry is inside the checkpoint");
-        (seq, size, view.checkpoint.clone(), proof)
-    };
-    let (bytes, entry) = read_entry(&state, seq)?
-        .ok_or_else(|| ApiError::internal(format!("entry {seq} is missing")))?;
-    let mut entry = entry_json(&bytes, &entry);
-    // A pruned decision has no record left to name it; it was found by the id it had.
-    entry["decision_id"] = Value::String(id);
-    let mut out = json!({
-        "entry": entry,
-        "inclusion_proof": {
-            "leaf_index": seq,
-            "tree_size": size,
-            "hashes": proof.iter().map(|h| B64.encode(h.0)).collect::<Vec<_>>(),
-        },
-        "checkpoint": note,
-    });
+    let mut out = decision_json(&*state, &id, seq)?;
     // Trusted time: the first witnessed checkpoint holding the entry, with a proof against it.
     if let Some(witnessed) = state.cosignatures.covering(seq) {
         let proof = state
@@ -304,7 +334,7 @@ async fn keys(State(state): State<Arc<AppState>>) -> Response {
 }
 
 #[derive(Deserialize)]
-struct InclusionQuery {
+pub(crate) struct InclusionQuery {
     seq: Option<u64>,
     decision_id: Option<String>,
     size: Option<u64>,
@@ -314,7 +344,14 @@ async fn inclusion(
     State(state): State<Arc<AppState>>,
     Query(q): Query<InclusionQuery>,
 ) -> AppResult<Response> {
-    let view = state.appender.view();
+    Ok(axum::Json(inclusion_json(&*state, &q)?).into_response())
+}
+
+pub(crate) fn inclusion_json(
+    log: &(impl LogSource + ?Sized),
+    q: &InclusionQuery,
+) -> AppResult<Value> {
+    let view = log.view();
     let seq = match (q.seq, &q.decision_id) {
         (Some(seq), None) => seq,
         (None, Some(id)) => *view.decision_ids.get(id).ok_or_else(|| {
@@ -337,17 +374,16 @@ async fn inclusion(
         ApiError::bad_request(format!("entry {seq} is not inside a tree of size {size}"))
     })?;
     let leaf = view.tree.leaf(seq).expect("seq < size");
-    Ok(axum::Json(json!({
+    Ok(json!({
         "leaf_index": seq,
         "tree_size": size,
         "leaf_hash": B64.encode(leaf.0),
         "hashes": proof.iter().map(|h| B64.encode(h.0)).collect::<Vec<_>>(),
     }))
-    .into_response())
 }
 
 #[derive(Deserialize)]
-struct ConsistencyQuery {
+pub(crate) struct ConsistencyQuery {
     from: u64,
     to: Option<u64>,
 }
@@ -356,7 +392,14 @@ async fn consistency(
     State(state): State<Arc<AppState>>,
     Query(q): Query<ConsistencyQuery>,
 ) -> AppResult<Response> {
-    let view = state.appender.view();
+    Ok(axum::Json(consistency_json(&*state, &q)?).into_response())
+}
+
+pub(crate) fn consistency_json(
+    log: &(impl LogSource + ?Sized),
+    q: &ConsistencyQuery,
+) -> AppResult<Value> {
+    let view = log.view();
     let to = q.to.unwrap_or(view.checkpoint_size);
     if to > view.checkpoint_size || q.from > to {
         return Err(ApiError::bad_request(format!(
@@ -368,12 +411,11 @@ async fn consistency(
         .tree
         .consistency_proof(q.from, to)
         .expect("sizes checked");
-    Ok(axum::Json(json!({
+    Ok(json!({
         "old_size": q.from,
         "new_size": to,
         "hashes": proof.iter().map(|h| B64.encode(h.0)).collect::<Vec<_>>(),
     }))
-    .into_response())
 }
 
 async fn tile(
@@ -381,7 +423,16 @@ async fn tile(
     Path(rest): Path<String>,
     headers: axum::http::HeaderMap,
 ) -> AppResult<Response> {
-    let address = parse_tile(&rest).ok_or_else(|| {
+    tile_response(state, &rest, &headers).await
+}
+
+/// A C2SP tile of `log`: hash tiles from its tree, entry bundles from its entries.
+pub(crate) async fn tile_response<L: LogSource + 'static>(
+    log: Arc<L>,
+    rest: &str,
+    headers: &axum::http::HeaderMap,
+) -> AppResult<Response> {
+    let address = parse_tile(rest).ok_or_else(|| {
         ApiError::not_found(format!(
             "/tile/{rest} is not a tile path (C2SP tlog-tiles: /tile/<L>/<N>[.p/<W>] or /tile/entries/<N>[.p/<W>])"
         ))
@@ -395,7 +446,7 @@ async fn tile(
     };
     let body = match address.level {
         Some(level) => {
-            let view = state.appender.view();
+            let view = log.view();
             let hashes = view
                 .tree
                 .subtrees(8 * level as usize, address.first(), want);
@@ -406,11 +457,10 @@ async fn tile(
         }
         None => {
             let first = address.first();
-            if first.saturating_add(want as u64) > state.appender.view().checkpoint_size {
+            if first.saturating_add(want as u64) > log.view().checkpoint_size {
                 return Err(missing());
             }
-            let state = Arc::clone(&state);
-            tokio::task::spawn_blocking(move || entry_bundle(&state, first, want as u64))
+            tokio::task::spawn_blocking(move || entry_bundle(&*log, first, want as u64))
                 .await
                 .map_err(|e| ApiError::internal(format!("{e}")))??
         }
@@ -452,10 +502,10 @@ async fn tile(
 /// encoding (log-format §3.5, starting `docket/pruned/v1`), which no client can mistake for a
 /// body; its leaf hash is in the hash tiles, so every other entry of the bundle stays provable
 /// (docs/api.md, "Tiles").
-fn entry_bundle(state: &AppState, first: u64, count: u64) -> AppResult<Vec<u8>> {
+fn entry_bundle(log: &(impl LogSource + ?Sized), first: u64, count: u64) -> AppResult<Vec<u8>> {
     let mut out = Vec::new();
     for seq in first..first + count {
-        let (bytes, entry) = read_entry(state, seq)?
+        let (bytes, entry) = read_entry(log, seq)?
             .ok_or_else(|| ApiError::internal(format!("entry {seq} is missing")))?;
         let body = if entry.is_pruned() {
             bytes

@@ -52,6 +52,8 @@ pub fn routes() -> Router<Arc<AppState>> {
             put(put_policy).get(get_policy).delete(delete_policy),
         )
         .route("/health", get(health))
+        .route("/v1/status", get(status))
+        .route("/v1/config", get(config))
         .route("/metrics", get(metrics))
 }
 
@@ -475,6 +477,17 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// OPA's status API: the status plugin's snapshot (bundles, plugins, labels).
+async fn status(State(state): State<Arc<AppState>>) -> Response {
+    let snapshot = state.status.snapshot(&state.pool.current().set);
+    axum::Json(json!({ "result": snapshot })).into_response()
+}
+
+/// OPA's config API: the configuration in force, without secrets.
+async fn config(State(state): State<Arc<AppState>>) -> Response {
+    axum::Json(json!({ "result": state.active_config })).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
