@@ -490,6 +490,43 @@ impl JetStreamLog {
             .expect("the runtime lives as long as the log")
     }
 
+    /// The log's last message as each of the location's servers answers for it: a client
+    /// connected to that server alone asks for it by direct get, which NATS answers from the
+    /// replica on that server when there is one (it prefers a local responder; the answer does
+    /// not say which replica gave it). For [`ReplicaWatch::check_tails`].
+    pub fn replica_tails(&self) -> Vec<Result<ReplicaTail>> {
+        let subject = self.location.subject();
+        let stream_name = self.location.stream.clone();
+        self.location
+            .servers
+            .iter()
+            .map(|server| {
+                let (server, subject, stream_name) =
+                    (server.clone(), subject.clone(), stream_name.clone());
+                let shown = server.clone();
+                run(self.runtime(), async move {
+                    let client = async_nats::ConnectOptions::new()
+                        .name("docket-replica-watch")
+                        .connection_timeout(Duration::from_secs(5))
+                        .request_timeout(Some(REQUEST_TIMEOUT))
+                        .connect(server.as_str())
+                        .await?;
+                    let js = jetstream::new(client.clone());
+                    let stream = js.get_stream(&stream_name).await?;
+                    let last = stream.direct_get_last_for_subject(&subject).await;
+                    let _ = client.drain().await;
+                    let last = last?;
+                    Ok::<_, anyhow::Error>(ReplicaTail {
+                        server,
+                        sequence: last.sequence,
+                        hash: Sha256::digest(&last.payload).into(),
+                    })
+                })
+                .with_context(|| format!("cannot read the log's last message through {shown}"))
+            })
+            .collect()
+    }
+
     /// The stream sequence of the log's last commit as this writer last read or wrote it
     /// (`None` right after a failed commit, until the log is read again).
     pub fn acknowledged_sequence(&self) -> Option<u64> {
@@ -820,6 +857,17 @@ pub fn replica_states(monitors: &[String], stream: &str) -> Vec<Result<ReplicaSt
     states
 }
 
+/// The last message of a log as one server answers for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaTail {
+    /// The server asked (its client URL).
+    pub server: String,
+    /// The stream sequence of the log's last message.
+    pub sequence: u64,
+    /// SHA-256 of that message's payload.
+    pub hash: [u8; 32],
+}
+
 /// Watches a stream's replicas for what JetStream's own replication does not promise to catch
 /// (Jepsen, NATS 2.12.1: acknowledged writes lost after power loss and minority corruption):
 /// replicas at the same sequence that hold different contents, a replica whose last sequence
@@ -830,6 +878,27 @@ pub struct ReplicaWatch {
 }
 
 impl ReplicaWatch {
+    /// Compares the log's last message as several servers answered for it: at one sequence,
+    /// the payloads must be the same bytes. One sentence per alarm.
+    pub fn check_tails(&self, tails: &[ReplicaTail]) -> Vec<String> {
+        let mut alarms = Vec::new();
+        for (i, a) in tails.iter().enumerate() {
+            for b in &tails[i + 1..] {
+                if a.sequence == b.sequence && a.hash != b.hash {
+                    alarms.push(format!(
+                        "the log's message at sequence {} differs as {} and {} answer for it (SHA-256 {} against {}): a replica holds other bytes than the others",
+                        a.sequence,
+                        a.server,
+                        b.server,
+                        hex::encode(a.hash),
+                        hex::encode(b.hash)
+                    ));
+                }
+            }
+        }
+        alarms
+    }
+
     /// Compares `states` (one check's reading) with each other and with earlier readings;
     /// `acknowledged` is the stream sequence of the writer's last acknowledged commit. Returns
     /// one sentence per alarm.
@@ -1108,6 +1177,27 @@ mod tests {
             alarms
                 .iter()
                 .any(|a| a.contains("acknowledged commits are missing")),
+            "{alarms:?}"
+        );
+    }
+
+    #[test]
+    fn tails_that_differ_at_one_sequence_raise_an_alarm() {
+        let tail = |server: &str, sequence, byte| ReplicaTail {
+            server: server.into(),
+            sequence,
+            hash: [byte; 32],
+        };
+        let watch = ReplicaWatch::default();
+        assert!(
+            watch
+                .check_tails(&[tail("a", 5, 1), tail("b", 5, 1), tail("c", 4, 9)])
+                .is_empty()
+        );
+        let alarms = watch.check_tails(&[tail("a", 5, 1), tail("b", 5, 2)]);
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        assert!(
+            alarms[0].contains("sequence 5 differs as a and b"),
             "{alarms:?}"
         );
     }

@@ -247,6 +247,18 @@ fn the_replica_watch_reads_every_replica_and_finds_a_healthy_cluster_healthy() {
         watch.check(&states, Some(acknowledged)),
         Vec::<String>::new()
     );
+    // Through each server alone, the log's last message is the same bytes at the same sequence.
+    let tails: Vec<_> = log
+        .replica_tails()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(tails.len(), 3, "{tails:?}");
+    assert!(
+        tails.iter().all(|t| t.sequence == acknowledged),
+        "{tails:?}"
+    );
+    assert!(watch.check_tails(&tails).is_empty(), "{tails:?}");
     // Held to a sequence beyond what the leader holds, the watch says so.
     let alarms = watch.check(&states, Some(acknowledged + 1));
     assert!(

@@ -939,7 +939,16 @@ fn watch_replicas(nats: &NatsLog, log: Arc<docket_nats::JetStreamLog>, metrics: 
                         .ok()
                 })
                 .collect();
-            for alarm in watch.check(&states, acknowledged) {
+            let tails = match log.upgrade() {
+                Some(log) => tokio::task::spawn_blocking(move || log.replica_tails())
+                    .await
+                    .unwrap_or_default(),
+                None => return,
+            };
+            let tails: Vec<_> = tails.into_iter().filter_map(Result::ok).collect();
+            let mut alarms = watch.check(&states, acknowledged);
+            alarms.extend(watch.check_tails(&tails));
+            for alarm in alarms {
                 metrics.nats_replica_alarms.inc();
                 tracing::error!(alarm = %alarm, "JetStream replicas disagree");
             }
