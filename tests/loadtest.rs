@@ -164,6 +164,27 @@ fn drive_all(bases: &[&str], o: &Options) -> Run {
     }
 }
 
+/// Stops a server with SIGTERM and waits for it.
+fn stop(mut server: Child) {
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    server.wait().unwrap();
+}
+
+/// A run's table cells: decisions | errors | decisions/s | p50 ms | p99 ms.
+fn row(run: &Run) -> String {
+    format!(
+        "{} | {} | {:.0} | {:.2} | {:.2}",
+        run.done,
+        run.errors,
+        rate(run),
+        percentile(&run.latencies, 0.5),
+        percentile(&run.latencies, 0.99)
+    )
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -399,7 +420,7 @@ fn witnesses(o: &Options, docket: &std::path::Path, scratch: &std::path::Path) {
             if *with {
                 command.args(["--witness", &a1, "--witness", &a2, "--witness", &a3]);
             }
-            let (mut server, url) = spawn(command, "docket serve: listening on ");
+            let (server, url) = spawn(command, "docket serve: listening on ");
             let run = drive(&url, o);
             let lag = if *with {
                 let client = reqwest::blocking::Client::new();
@@ -432,20 +453,9 @@ fn witnesses(o: &Options, docket: &std::path::Path, scratch: &std::path::Path) {
             } else {
                 "".to_string()
             };
-            Command::new("kill")
-                .args(["-TERM", &server.id().to_string()])
-                .status()
-                .unwrap();
-            server.wait().unwrap();
+            stop(server);
             rates[i].push(rate(&run));
-            println!(
-                "| {round} | {name} | {} | {} | {:.0} | {:.2} | {:.2} | {lag} |",
-                run.done,
-                run.errors,
-                rate(&run),
-                percentile(&run.latencies, 0.5),
-                percentile(&run.latencies, 0.99)
-            );
+            println!("| {round} | {name} | {} | {lag} |", row(&run));
         }
     }
     let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
@@ -506,22 +516,11 @@ fn nats(o: &Options, docket: &std::path::Path, scratch: &std::path::Path) {
                 .collect();
             let bases: Vec<&str> = servers.iter().map(|(_, url)| url.as_str()).collect();
             let run = drive_all(&bases, o);
-            for (mut server, _) in servers {
-                Command::new("kill")
-                    .args(["-TERM", &server.id().to_string()])
-                    .status()
-                    .unwrap();
-                server.wait().unwrap();
+            for (server, _) in servers {
+                stop(server);
             }
             rates[i].push(rate(&run));
-            println!(
-                "| {round} | {name} | {nodes} | {} | {} | {:.0} | {:.2} | {:.2} |",
-                run.done,
-                run.errors,
-                rate(&run),
-                percentile(&run.latencies, 0.5),
-                percentile(&run.latencies, 0.99)
-            );
+            println!("| {round} | {name} | {nodes} | {} |", row(&run));
         }
     }
     let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
@@ -565,13 +564,9 @@ fn main() {
     command
         .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
         .arg(scratch.join("data"));
-    let (mut docket_server, docket_url) = spawn(command, "docket serve: listening on ");
+    let (docket_server, docket_url) = spawn(command, "docket serve: listening on ");
     let docket_run = drive(&docket_url, &o);
-    Command::new("kill")
-        .args(["-TERM", &docket_server.id().to_string()])
-        .status()
-        .unwrap();
-    docket_server.wait().unwrap();
+    stop(docket_server);
     let verify = Command::new(&docket)
         .arg("verify")
         .arg(scratch.join("data/log"))
@@ -626,14 +621,7 @@ fn main() {
             &opa_run,
         ),
     ] {
-        println!(
-            "| {name} | {} | {} | {:.0} | {:.2} | {:.2} |",
-            run.done,
-            run.errors,
-            rate(run),
-            percentile(&run.latencies, 0.5),
-            percentile(&run.latencies, 0.99)
-        );
+        println!("| {name} | {} |", row(run));
     }
     println!();
     println!(

@@ -115,15 +115,7 @@ impl Fleet {
                 continue;
             };
             let whole = &frames[..=last_checkpoint];
-            let consumed: usize = whole
-                .iter()
-                .map(|f| {
-                    9 + match f {
-                        Frame::Entry(b) => b.len(),
-                        Frame::Checkpoint(n) => n.len(),
-                    }
-                })
-                .sum();
+            let consumed: usize = whole.iter().map(Frame::encoded_len).sum();
             let log = self
                 .logs
                 .write()

@@ -33,6 +33,14 @@ pub enum Frame {
 }
 
 impl Frame {
+    /// The bytes this frame takes in a segment: length, type, payload and CRC.
+    pub fn encoded_len(&self) -> usize {
+        9 + match self {
+            Frame::Entry(b) => b.len(),
+            Frame::Checkpoint(n) => n.len(),
+        }
+    }
+
     /// The encoded entry this frame holds, if it holds one.
     pub fn entry(&self) -> Option<&[u8]> {
         match self {
@@ -156,12 +164,8 @@ fn frame_offsets(frames: &[Frame]) -> Vec<u64> {
     frames
         .iter()
         .map(|f| {
-            let len = match f {
-                Frame::Entry(b) => b.len(),
-                Frame::Checkpoint(n) => n.len(),
-            } as u64;
             let payload = at + 5;
-            at += 9 + len;
+            at += f.encoded_len() as u64;
             payload
         })
         .collect()
@@ -469,15 +473,7 @@ pub fn scan_dir(dir: &Path) -> Result<std::result::Result<DirScan, Damage>> {
         }
         let unsealed_entries = (frames.len() - keep) as u64;
         frames.truncate(keep);
-        let keep_bytes: usize = frames
-            .iter()
-            .map(|f| {
-                9 + match f {
-                    Frame::Entry(b) => b.len(),
-                    Frame::Checkpoint(n) => n.len(),
-                }
-            })
-            .sum();
+        let keep_bytes: usize = frames.iter().map(Frame::encoded_len).sum();
         entries += count(&frames);
         if keep_bytes < bytes.len() {
             tail = Some(TornTail {
