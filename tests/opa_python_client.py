@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import requests
 from opa_client import OpaClient
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -32,6 +33,15 @@ def main():
             status = client.get_status()["result"]
             assert status["labels"]["product"] == "docket", status
             assert status["plugins"]["decision_logs"]["state"] == "OK", status
+            # Ad-hoc queries are not served yet: OPA's error shape says so and what to use.
+            try:
+                client.ad_hoc_query("data.rbac.allow")
+                raise AssertionError("an ad-hoc query was answered")
+            except requests.HTTPError as refused:
+                assert refused.response.status_code == 501, refused.response.text
+                error = refused.response.json()
+                assert error["code"] == "not_implemented", error
+                assert "Data API" in error["message"], error
             listed = client.get_policies_list()
             assert "rbac.rego" in listed, f"the examples are listed: {listed}"
 

@@ -53,6 +53,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/health", get(health))
         .route("/v1/status", get(status))
+        .route("/v1/query", get(not_supported).post(not_supported))
+        .route("/v1/compile", get(not_supported).post(not_supported))
+        .route(
+            "/v1/compile/{*path}",
+            get(not_supported).post(not_supported),
+        )
         .route("/v1/config", get(config))
         .route("/metrics", get(metrics))
 }
@@ -477,6 +483,20 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// OPA routes docket does not serve, answered in OPA's error shape with what to use instead
+/// rather than as unknown routes.
+async fn not_supported(uri: axum::http::Uri) -> ApiError {
+    let message = if uri.path().starts_with("/v1/compile") {
+        "docket does not do partial evaluation (OPA's /v1/compile): its evaluator (regorus) \
+         has none. Evaluate complete decisions through the Data API (POST /v1/data/<path>), \
+         each of which is sealed"
+    } else {
+        "docket does not run ad-hoc queries (OPA's /v1/query) yet: query a rule through the Data \
+         API (POST /v1/data/<package path>/<rule>), which evaluates and seals the decision"
+    };
+    ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", message)
 }
 
 /// OPA's status API: the status plugin's snapshot (bundles, plugins, labels).
