@@ -90,6 +90,61 @@ fn a_bundle_is_loaded_as_opa_loads_it_and_its_provenance_is_sealed() {
         decision["record"]["policy_version"]["revision"], "authz-r42",
         "{decision}"
     );
+
+    // What lies under the bundle's roots is the bundle's: the API may not write it, as in OPA,
+    // and nothing is sealed for a refused write. Elsewhere, writes go through.
+    let size = || -> u64 {
+        c.get(server.url("/v1/log"))
+            .send()
+            .unwrap()
+            .json::<Value>()
+            .unwrap()["size"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = size();
+    let token = server.token();
+    let refused = |request: reqwest::blocking::RequestBuilder, owned: &str| {
+        let answer = request.bearer_auth(&token).send().unwrap();
+        assert_eq!(answer.status().as_u16(), 400);
+        let body: Value = answer.json().unwrap();
+        assert!(body["message"].as_str().unwrap().contains(owned), "{body}");
+    };
+    refused(
+        c.put(server.url("/v1/data/authz/admins"))
+            .json(&json!(["mallory"])),
+        "path authz/admins is owned by bundle \"authz\"",
+    );
+    refused(
+        c.put(server.url("/v1/data")).json(&json!({})),
+        "can't write to document root with bundle roots configured",
+    );
+    refused(
+        c.patch(server.url("/v1/data/authz"))
+            .json(&json!([{"op": "add", "path": "/x", "value": 1}])),
+        "is owned by bundle",
+    );
+    refused(c.delete(server.url("/v1/data/authz")), "is owned by bundle");
+    refused(
+        c.put(server.url("/v1/policies/mine"))
+            .body("package authz.extra\n\nallow if true\n"),
+        "path authz/extra is owned by bundle \"authz\"",
+    );
+    refused(
+        c.delete(server.url("/v1/policies/authz/authz/policy.rego")),
+        "is owned by bundle",
+    );
+    assert_eq!(decide("alice")["result"], true);
+    assert_eq!(decide("mallory")["result"], false);
+    let written = c
+        .put(server.url("/v1/data/elsewhere"))
+        .bearer_auth(&token)
+        .json(&json!({"ok": true}))
+        .send()
+        .unwrap();
+    assert_eq!(written.status().as_u16(), 204);
+    // Two decisions and the one write outside the roots were sealed; no refusal was.
+    assert_eq!(size(), before + 3);
     assert_eq!(server.stop().code(), Some(0));
 
     // `docket eval -b`, on the directory form of the same bundle.

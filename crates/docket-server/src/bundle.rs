@@ -460,6 +460,38 @@ fn check_data_roots(
 
 /// `root` contains `path` (both `/`-separated, no leading `/`): the empty root contains
 /// everything, else `path` is `root` or below it.
+/// OPA's rule for writes through the API while bundles are active: a data path that lies under
+/// a bundle's root, or above one, belongs to that bundle and may not be written, nor may the
+/// whole document. `path` is `/`-separated, without a leading `/`; `""` is the root.
+pub fn check_write_scope(set: &PolicySet, path: &str) -> std::result::Result<(), String> {
+    if set.bundles.is_empty() {
+        return Ok(());
+    }
+    if path.is_empty() {
+        return Err("can't write to document root with bundle roots configured".into());
+    }
+    for (name, info) in &set.bundles {
+        for root in &info.roots {
+            if root.is_empty() {
+                return Err(format!("all paths owned by bundle {name:?}"));
+            }
+            if roots_overlap(root, path) {
+                return Err(format!("path {path} is owned by bundle {name:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`check_write_scope`] for a module: the package it declares may not lie in a bundle's roots.
+pub fn check_module_scope(set: &PolicySet, source: &str) -> std::result::Result<(), String> {
+    match package_path(source) {
+        Some(package) => check_write_scope(set, &package),
+        // A module without a package fails to compile; the compiler says so.
+        None => Ok(()),
+    }
+}
+
 fn root_contains(root: &str, path: &str) -> bool {
     root.is_empty() || path == root || path.starts_with(&format!("{root}/"))
 }

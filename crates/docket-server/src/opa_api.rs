@@ -297,6 +297,11 @@ fn compile_error(e: PolicyError) -> ApiError {
     }
 }
 
+/// Data under an active bundle's roots is the bundle's: OPA refuses API writes there.
+fn bundle_scope(set: &crate::policies::PolicySet, path: &[String]) -> AppResult<()> {
+    crate::bundle::check_write_scope(set, &path.join("/")).map_err(ApiError::bad_request)
+}
+
 async fn put_data(
     State(state): State<Arc<AppState>>,
     Path(path): Path<String>,
@@ -327,6 +332,7 @@ async fn put_data_at(state: &AppState, path: Vec<String>, body: &Bytes) -> AppRe
     })?;
     let _writer = state.policy_writer.lock().await;
     let mut set = state.pool.current().set.clone();
+    bundle_scope(&set, &path)?;
     set.put_data(&path, value.clone())
         .map_err(|m| ApiError::new(StatusCode::NOT_FOUND, "resource_conflict", m))?;
     change_policy(state, set, |version| {
@@ -373,6 +379,7 @@ async fn patch_data_at(state: &AppState, path: Vec<String>, body: &Bytes) -> App
     }
     let _writer = state.policy_writer.lock().await;
     let mut set = state.pool.current().set.clone();
+    bundle_scope(&set, &path)?;
     set.patch_data(&path, &ops).map_err(|e| match e {
         crate::policies::PatchError::NotFound(m) => ApiError::not_found(m),
         crate::policies::PatchError::Invalid(m) => ApiError::bad_request(m),
@@ -398,6 +405,7 @@ async fn delete_data_root(State(state): State<Arc<AppState>>) -> AppResult<Respo
 async fn delete_data_at(state: &AppState, path: Vec<String>) -> AppResult<Response> {
     let _writer = state.policy_writer.lock().await;
     let mut set = state.pool.current().set.clone();
+    bundle_scope(&set, &path)?;
     if !set.delete_data(&path) {
         return Err(ApiError::not_found(format!(
             "storage_not_found_error: /{}: document does not exist",
@@ -420,6 +428,11 @@ async fn put_policy(
         .map_err(|_| ApiError::bad_request("the policy is not UTF-8 text"))?;
     let _writer = state.policy_writer.lock().await;
     let mut set = state.pool.current().set.clone();
+    // The module replaced, if any, and the new one: neither may belong to a bundle.
+    if let Some(old) = set.modules.get(&id) {
+        crate::bundle::check_module_scope(&set, old).map_err(ApiError::bad_request)?;
+    }
+    crate::bundle::check_module_scope(&set, &source).map_err(ApiError::bad_request)?;
     set.modules.insert(id.clone(), source.clone());
     change_policy(&state, set, |version| {
         json!({"op": "put_policy", "id": id, "source": source, "policy_version": version})
@@ -460,9 +473,11 @@ async fn delete_policy(
 ) -> AppResult<Response> {
     let _writer = state.policy_writer.lock().await;
     let mut set = state.pool.current().set.clone();
-    if set.modules.remove(&id).is_none() {
+    let Some(old) = set.modules.get(&id) else {
         return Err(policy_not_found(&id));
-    }
+    };
+    crate::bundle::check_module_scope(&set, old).map_err(ApiError::bad_request)?;
+    set.modules.remove(&id);
     change_policy(
         &state,
         set,
