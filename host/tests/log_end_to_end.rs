@@ -181,6 +181,61 @@ fn decisions_are_sealed_persisted_and_verify_then_the_chain_continues_after_reop
         &signed.checkpoint.root,
     )
     .unwrap();
+
+    // The same proof, checked when it is made (--pub) and offline by `docket log check-proof`;
+    // an altered proof, another key and a proof for another entry are rejected.
+    let public = dir.join("k.pub");
+    let (code, out) = docket(&[
+        "log",
+        "prove",
+        log_dir.to_str().unwrap(),
+        "--decision-id",
+        &ids[17],
+        "--pub",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let proved: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(proved["signed_by"], key.public().name());
+    let check = |document: &serde_json::Value, key_file: &std::path::Path| {
+        let file = dir.join("proof.json");
+        std::fs::write(&file, document.to_string()).unwrap();
+        docket(&[
+            "log",
+            "check-proof",
+            file.to_str().unwrap(),
+            "--pub",
+            key_file.to_str().unwrap(),
+        ])
+    };
+    let (code, out) = check(&proof, &public);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("proven: entry 18 "), "{out}");
+    let mut altered = proof.clone();
+    altered["proof"][0] = docket_ledger::Hash([1; 32]).to_hex().into();
+    let (code, out) = check(&altered, &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("REJECTED: the inclusion proof does not lead"),
+        "{out}"
+    );
+    let mut moved = proof.clone();
+    moved["seq"] = 17.into();
+    assert_eq!(check(&moved, &public).0, 1);
+    let other = dir.join("other");
+    let (code, out) = docket(&["keygen", "--out", other.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let other_pub = std::fs::read_dir(&other)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "pub"))
+        .unwrap();
+    let (code, out) = check(&proof, &other_pub);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("no valid signature"), "{out}");
+    let (code, out) = check(&serde_json::json!({"seq": 1}), &public);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cannot be read"), "{out}");
 }
 
 #[test]

@@ -1158,3 +1158,52 @@ fn data_patches_apply_all_or_none_and_are_sealed_first() {
     assert_eq!(patches[0]["path"], "/tenants");
     assert_eq!(patches[0]["patch"], ops);
 }
+
+/// What `GET /v1/log/decisions/{id}` answers is a proof anyone can check offline with the log's
+/// key alone (`docket log check-proof`): the entry's bytes, its inclusion proof and the signed
+/// checkpoint. A changed byte of the entry is caught.
+#[test]
+fn a_decision_lookup_is_a_proof_checked_offline() {
+    let dir = scratch("check-proof");
+    let server = Server::start(&dir, &[]);
+    let answer: Value = Client::new()
+        .post(server.url("/v1/data/rbac/allow"))
+        .json(&json!({"input": {"user": "alice", "action": "read",
+            "resource": {"type": "document", "id": "d1"}}}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = answer["decision_id"].as_str().unwrap();
+    let lookup = server.decision_bundle(id);
+    assert!(server.stop().success());
+    let check = |document: &Value| {
+        let file = dir.join("lookup.json");
+        std::fs::write(&file, document.to_string()).unwrap();
+        let out = crate::common::docket_command()
+            .args(["log", "check-proof"])
+            .arg(&file)
+            .arg("--pub")
+            .arg(dir.join("data/docket.pub"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, out) = check(&lookup);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("the entry's bytes hash to it"), "{out}");
+    // One byte of the record changed in the entry's encoding.
+    let mut bytes = B64
+        .decode(lookup["entry"]["encoded"].as_str().unwrap())
+        .unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    let mut altered = lookup.clone();
+    altered["entry"]["encoded"] = B64.encode(&bytes).into();
+    let (code, out) = check(&altered);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("REJECTED"), "{out}");
+}

@@ -15,6 +15,7 @@ pub mod json;
 pub mod keys;
 pub mod masking;
 pub mod merkle;
+pub mod proof;
 pub mod prune;
 pub mod record;
 pub mod report;

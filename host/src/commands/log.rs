@@ -58,6 +58,21 @@ pub enum LogCommand {
         /// given witness cosigned bounds when it was sealed: "no later than", by that witness.
         #[arg(long = "witness")]
         witnesses: Vec<String>,
+        /// The log's public key (a .pub file): the checkpoint's signature is checked with it
+        /// before the proof is printed.
+        #[arg(long = "pub")]
+        public: Option<PathBuf>,
+    },
+    /// Check, offline, a proof that an entry is in a log, against the log's key: the output
+    /// of `docket log prove`, or a server's GET /v1/log/decisions/{id} answer (hashes in hex or
+    /// base64). Exit 0 and "proven" if it holds, 1 and "REJECTED" with the reason if not.
+    /// Example: docket log check-proof proof.json --pub docket.pub
+    CheckProof {
+        /// The proof document (JSON); - reads standard input.
+        proof: PathBuf,
+        /// The log's public key (a .pub file); repeatable, for a log whose key was rotated.
+        #[arg(long = "pub", required = true)]
+        public: Vec<PathBuf>,
     },
     /// Remove the payloads of decisions whose retention has passed, keeping their hashes, so the
     /// log and every checkpoint still verify ("pruned under retention policy version X").
@@ -140,7 +155,15 @@ pub fn run(cmd: LogCommand) -> Result<i32> {
             seq,
             decision_id,
             witnesses,
-        } => prove(&dir, seq, decision_id.as_deref(), &witnesses),
+            public,
+        } => prove(
+            &dir,
+            seq,
+            decision_id.as_deref(),
+            &witnesses,
+            public.as_deref(),
+        ),
+        LogCommand::CheckProof { proof, public } => check_proof(&proof, &public),
         LogCommand::Reveal {
             dir,
             public,
@@ -453,6 +476,7 @@ fn prove(
     seq: Option<u64>,
     decision_id: Option<&str>,
     witnesses: &[String],
+    public: Option<&Path>,
 ) -> Result<i32> {
     let witnesses = witnesses
         .iter()
@@ -514,12 +538,72 @@ fn prove(
         "proof": proof.iter().map(|h| h.to_hex()).collect::<Vec<_>>(),
         "checkpoint": note,
     });
+    // With the key, the proof is checked as a stranger would check it before it is printed.
+    if let Some(public) = public {
+        let key = read_public_key(public)?;
+        let proven = docket_ledger::proof::ProofClaim::from_json(&out)
+            .and_then(|claim| claim.check(std::slice::from_ref(&key)))
+            .map_err(|why| {
+                anyhow!(
+                    "the proof does not hold against {}: {why}",
+                    public.display()
+                )
+            })?;
+        out["signed_by"] = proven.signed_by.into();
+    }
     if !witnesses.is_empty() {
         let all: Vec<docket_ledger::Hash> = entries.iter().map(|e| e.hash).collect();
         out["witnessed"] = witnessed_bound(dir, &all, index, &witnesses)?;
     }
     println!("{out}");
     Ok(0)
+}
+
+/// `docket log check-proof`: a proof document checked offline against the log's key(s).
+fn check_proof(proof: &Path, public: &[PathBuf]) -> Result<i32> {
+    let text = if proof == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+        text
+    } else {
+        std::fs::read_to_string(proof).with_context(|| format!("reading {}", proof.display()))?
+    };
+    let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow!(
+            "{} is not JSON ({e}): give the output of `docket log prove` or a server's \
+             /v1/log/decisions/{{id}} answer",
+            proof.display()
+        )
+    })?;
+    let keys = public
+        .iter()
+        .map(|p| read_public_key(p))
+        .collect::<Result<Vec<_>>>()?;
+    let verdict = docket_ledger::proof::ProofClaim::from_json(&document)
+        .map_err(|why| format!("the proof document cannot be read: {why}"))
+        .and_then(|claim| claim.check(&keys));
+    match verdict {
+        Ok(proven) => {
+            println!(
+                "proven: entry {} ({}) is in the tree of {} entries of log {}, whose checkpoint is signed by {}{}",
+                proven.seq,
+                proven.entry_hash.to_hex(),
+                proven.tree_size,
+                proven.origin,
+                proven.signed_by,
+                if proven.entry_checked {
+                    "; the entry's bytes hash to it"
+                } else {
+                    ""
+                }
+            );
+            Ok(0)
+        }
+        Err(why) => {
+            println!("REJECTED: {why}");
+            Ok(1)
+        }
+    }
 }
 
 /// The first checkpoint holding entry `index` that one of `witnesses` cosigned, as found in the
