@@ -185,6 +185,7 @@ fn every_serve_flag_at_a_non_default_value() {
         ("--nats-replicas", "1".into()),
         ("--nats-monitor", nats.monitors()[0].clone()),
         ("--nats-unchecked-fsync", String::new()),
+        ("--allow-origin", "https://audit.example".into()),
     ];
     // Every flag `docket serve --help` documents is here (beside --addr and --dir, which every
     // test sets, and --policy, set below): a new flag must be added to this test.
@@ -263,6 +264,45 @@ fn every_serve_flag_at_a_non_default_value() {
         "signed by the key named after the origin: {checkpoint}"
     );
     assert_eq!(c.get(s.url("/v1/log")).send().unwrap().status(), 401);
+    // Another origin's script may read, if named with --allow-origin, and nothing else.
+    let from = |origin: &str, request: reqwest::blocking::RequestBuilder| {
+        request.header("origin", origin).send().unwrap()
+    };
+    let allowed = from("https://audit.example", c.get(s.url("/checkpoint")));
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://audit.example"
+    );
+    let other = from("https://evil.example", c.get(s.url("/checkpoint")));
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let preflight = from(
+        "https://audit.example",
+        c.request(reqwest::Method::OPTIONS, s.url("/v1/log/entries"))
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization"),
+    );
+    assert_eq!(preflight.status().as_u16(), 204);
+    assert_eq!(
+        preflight.headers()["access-control-allow-headers"],
+        "authorization"
+    );
+    let write_preflight = from(
+        "https://audit.example",
+        c.request(reqwest::Method::OPTIONS, s.url("/v1/data/rbac/allow"))
+            .header("access-control-request-method", "POST"),
+    );
+    assert_eq!(write_preflight.status().as_u16(), 403);
+    let decided = from(
+        "https://audit.example",
+        c.post(s.url("/v1/data/rbac/allow"))
+            .json(&json!({"input": {}})),
+    );
+    assert!(
+        decided
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
     // The configuration names bundle URLs and paths: read-token holders only.
     assert_eq!(c.get(s.url("/v1/config")).send().unwrap().status(), 401);
     let config: Value = c

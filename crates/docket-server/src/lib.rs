@@ -12,6 +12,7 @@
 pub mod appender;
 pub mod bundle;
 pub mod bundle_service;
+pub mod cors;
 pub mod examples;
 pub mod fleet;
 pub mod guard;
@@ -97,6 +98,8 @@ pub struct ServeConfig {
     /// Witnesses to submit checkpoints to, and how often.
     pub witnesses: Vec<witnessing::WitnessTarget>,
     pub witness_pacing: witnessing::WitnessPacing,
+    /// Origins whose scripts may read the log's API from a browser (`--allow-origin`).
+    pub allowed_origins: Vec<String>,
     /// Keep the log in NATS JetStream (docs/store-format.md, "NATS JetStream"): every commit is
     /// acknowledged by the stream before the data directory, which becomes a copy rebuilt from
     /// the stream at each start. `None`: the data directory is the log.
@@ -160,6 +163,7 @@ impl Default for ServeConfig {
             witnesses: Vec::new(),
             witness_pacing: witnessing::WitnessPacing::default(),
             nats: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -1083,6 +1087,10 @@ fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::admit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(config.allowed_origins.clone()),
+            cors::cors,
         ))
         .with_state(state)
 }

@@ -132,6 +132,11 @@ pub struct ServeArgs {
     witness_interval_ms: Option<u64>,
     #[command(flatten)]
     nats: super::nats::NatsArgs,
+    /// An origin (https://host[:port], or null for a page opened from a file) whose scripts
+    /// may read the log's API from a browser, e.g. a verifier page hosted elsewhere; reads
+    /// only (GET, HEAD); repeatable.
+    #[arg(long = "allow-origin", value_parser = serve::cors::parse_origin)]
+    allowed_origins: Vec<String>,
 }
 
 /// A positive number of seconds as a duration.
@@ -206,6 +211,7 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
         witnesses,
         witness_interval_ms,
         nats,
+        allowed_origins,
     } = *args;
     let witnesses = witnesses
         .iter()
@@ -309,6 +315,7 @@ pub fn run(args: Box<ServeArgs>) -> Result<i32> {
             ..defaults.witness_pacing
         },
         nats: nats.config()?,
+        allowed_origins,
     };
     serve_command(config)
 }
