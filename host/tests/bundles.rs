@@ -93,15 +93,7 @@ fn a_bundle_is_loaded_as_opa_loads_it_and_its_provenance_is_sealed() {
 
     // What lies under the bundle's roots is the bundle's: the API may not write it, as in OPA,
     // and nothing is sealed for a refused write. Elsewhere, writes go through.
-    let size = || -> u64 {
-        c.get(server.url("/v1/log"))
-            .send()
-            .unwrap()
-            .json::<Value>()
-            .unwrap()["size"]
-            .as_u64()
-            .unwrap()
-    };
+    let size = || crate::common::log_size(&c, &server);
     let before = size();
     let token = server.token();
     let refused = |request: reqwest::blocking::RequestBuilder, owned: &str| {

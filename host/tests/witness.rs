@@ -4,7 +4,7 @@
 //! accepting the genuine log and rejecting the rewritten one that `docket verify` alone accepts;
 //! and the cosignature format checked by an independent implementation (the `sigsum` crate).
 
-use crate::common::{Server, docket_command, rbac_policies, scratch};
+use crate::common::{Server, docket_command, log_size, rbac_policies, scratch};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use docket_ledger::hash::{leaf_hash, sha256};
@@ -121,16 +121,6 @@ fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn log_size(c: &Client, server: &Server) -> u64 {
-    c.get(server.url("/v1/log"))
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap()["size"]
-        .as_u64()
-        .unwrap()
 }
 
 /// Waits until the server's newest 2-of-3 cosigned checkpoint has `size` entries.

@@ -204,44 +204,27 @@ mod tests {
             assert_eq!((proven.seq, proven.tree_size), (3, 5));
             assert_eq!(proven.origin, "proof.test/log");
         }
-        // Another leaf, another position, a changed proof hash, another key: each refused.
-        let mut wrong = hex_doc.clone();
-        wrong["entry_hash"] = leaves[2].to_hex().into();
-        assert!(
+        // Another leaf, another position, a changed proof hash, another size, another key:
+        // each refused, saying why.
+        let refused = |change: &dyn Fn(&mut Value)| -> String {
+            let mut wrong = hex_doc.clone();
+            change(&mut wrong);
             ProofClaim::from_json(&wrong)
                 .unwrap()
                 .check(&[key.public().clone()])
-                .is_err()
-        );
-        let mut wrong = hex_doc.clone();
-        wrong["seq"] = 2.into();
-        assert!(
-            ProofClaim::from_json(&wrong)
-                .unwrap()
-                .check(&[key.public().clone()])
-                .is_err()
-        );
-        let mut wrong = hex_doc.clone();
-        wrong["proof"][0] = Hash([9; 32]).to_hex().into();
-        assert!(
-            ProofClaim::from_json(&wrong)
-                .unwrap()
-                .check(&[key.public().clone()])
-                .is_err()
-        );
+                .unwrap_err()
+        };
+        refused(&|d| d["entry_hash"] = leaves[2].to_hex().into());
+        refused(&|d| d["seq"] = 2.into());
+        refused(&|d| d["proof"][0] = Hash([9; 32]).to_hex().into());
+        let e = refused(&|d| d["tree_size"] = 4.into());
+        assert!(e.contains("a tree of 4 entries"), "{e}");
         let other = SecretKey::from_seed("proof.test/log", &[8; 32]).unwrap();
         let e = ProofClaim::from_json(&hex_doc)
             .unwrap()
             .check(&[other.public().clone()])
             .unwrap_err();
         assert!(e.contains("no valid signature"), "{e}");
-        let mut wrong = hex_doc.clone();
-        wrong["tree_size"] = 4.into();
-        let e = ProofClaim::from_json(&wrong)
-            .unwrap()
-            .check(&[key.public().clone()])
-            .unwrap_err();
-        assert!(e.contains("a tree of 4 entries"), "{e}");
         // Malformed documents say which field.
         let e =
             ProofClaim::from_json(&serde_json::json!({"checkpoint": note, "seq": 1})).unwrap_err();

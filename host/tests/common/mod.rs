@@ -170,16 +170,20 @@ pub fn rbac_policies(dir: &Path) -> PathBuf {
     policies
 }
 
-/// Every entry of the server's log, read through its API.
-pub fn all_entries(c: &reqwest::blocking::Client, server: &Server) -> Vec<serde_json::Value> {
-    let size = c
-        .get(server.url("/v1/log"))
+/// The size of the server's latest checkpoint, read through its API.
+pub fn log_size(c: &reqwest::blocking::Client, server: &Server) -> u64 {
+    c.get(server.url("/v1/log"))
         .send()
         .unwrap()
         .json::<serde_json::Value>()
         .unwrap()["size"]
         .as_u64()
-        .unwrap();
+        .unwrap()
+}
+
+/// Every entry of the server's log, read through its API.
+pub fn all_entries(c: &reqwest::blocking::Client, server: &Server) -> Vec<serde_json::Value> {
+    let size = log_size(c, server);
     let mut out = Vec::new();
     while (out.len() as u64) < size {
         let page: serde_json::Value = c
