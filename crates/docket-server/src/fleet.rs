@@ -1,10 +1,10 @@
 //! The fleet's logs as one read API (`docket serve --nats`): every log in the node's JetStream
-//! stream, its own and its peers', followed from the stream and served under `/v1/fleet`: the
-//! list of logs, a decision looked up by id in whichever log holds it, and for each log its
-//! checkpoint, entries, inclusion and consistency proofs and C2SP tiles, in the shapes of the
-//! node's own `/v1/log` API (docs/api.md, "The fleet").
+//! stream, its peers' followed from the stream and its own as its appender holds it, served
+//! under `/v1/fleet`: the list of logs, a decision looked up by id in whichever log holds it,
+//! and for each log its checkpoint, entries, inclusion and consistency proofs and C2SP tiles,
+//! in the shapes of the node's own `/v1/log` API (docs/api.md, "The fleet").
 //!
-//! What is served here is read from the stream, not verified by this node: a client checks the
+//! What is served of a peer's log is read from the stream, not verified by this node: a client checks the
 //! proofs against the log's signed checkpoint and the log's key, as for any docket log, and
 //! `docket verify nats://…` verifies a whole log. A log whose bytes do not scan is listed as
 //! damaged and no longer followed.
@@ -86,7 +86,8 @@ impl Fleet {
         cursors: &mut HashMap<String, Cursor>,
     ) -> anyhow::Result<()> {
         for name in js.logs()? {
-            if self.damaged.read().expect("fleet lock").contains_key(&name) {
+            // The node's own log is served from its verified copy, not read a second time.
+            if name == self.own || self.damaged.read().expect("fleet lock").contains_key(&name) {
                 continue;
             }
             let cursor = cursors.entry(name.clone()).or_default();
@@ -193,25 +194,40 @@ fn fleet(state: &AppState) -> AppResult<&Arc<Fleet>> {
     })
 }
 
-fn fleet_log(state: &AppState, name: &str) -> AppResult<Arc<FleetLog>> {
+/// Log `name` of the fleet: the node's own, as its appender holds it, or a peer's as read.
+fn fleet_log(state: &Arc<AppState>, name: &str) -> AppResult<Arc<dyn LogSource>> {
     let fleet = fleet(state)?;
+    if name == fleet.own {
+        return Ok(Arc::clone(state) as Arc<dyn LogSource>);
+    }
     if let Some(why) = fleet.damaged.read().expect("fleet lock").get(name) {
         return Err(ApiError::internal(format!("the log {name} is {why}")));
     }
-    fleet.log(name).ok_or_else(|| {
-        ApiError::not_found(format!(
+    match fleet.log(name) {
+        Some(log) => Ok(log as Arc<dyn LogSource>),
+        None => Err(ApiError::not_found(format!(
             "stream {} holds no log {name} (yet): GET /v1/fleet lists them",
             fleet.stream
-        ))
-    })
+        ))),
+    }
+}
+
+/// Every log of the fleet read so far, the node's own included, by name.
+fn all_logs(state: &Arc<AppState>, fleet: &Fleet) -> BTreeMap<String, Arc<dyn LogSource>> {
+    let mut logs: BTreeMap<String, Arc<dyn LogSource>> = fleet
+        .logs
+        .read()
+        .expect("fleet lock")
+        .iter()
+        .map(|(n, l)| (n.clone(), Arc::clone(l) as Arc<dyn LogSource>))
+        .collect();
+    logs.insert(fleet.own.clone(), Arc::clone(state) as Arc<dyn LogSource>);
+    logs
 }
 
 async fn list(State(state): State<Arc<AppState>>) -> AppResult<Response> {
     let fleet = fleet(&state)?;
-    let mut logs: Vec<Value> = fleet
-        .logs
-        .read()
-        .expect("fleet lock")
+    let mut logs: Vec<Value> = all_logs(&state, fleet)
         .iter()
         .map(|(name, log)| {
             let view = log.view();
@@ -225,7 +241,7 @@ async fn list(State(state): State<Arc<AppState>>) -> AppResult<Response> {
         })
         .collect();
     for (name, why) in fleet.damaged.read().expect("fleet lock").iter() {
-        logs.push(json!({ "log": name, "own": *name == fleet.own, "damaged": why }));
+        logs.push(json!({ "log": name, "own": false, "damaged": why }));
     }
     Ok(axum::Json(json!({ "stream": fleet.stream, "logs": logs })).into_response())
 }
@@ -235,14 +251,7 @@ async fn decision(
     Path(id): Path<String>,
 ) -> AppResult<Response> {
     let fleet = fleet(&state)?;
-    let logs: Vec<(String, Arc<FleetLog>)> = fleet
-        .logs
-        .read()
-        .expect("fleet lock")
-        .iter()
-        .map(|(n, l)| (n.clone(), Arc::clone(l)))
-        .collect();
-    for (name, log) in logs {
+    for (name, log) in all_logs(&state, fleet) {
         let seq = log.view().decision_ids.get(&id).copied();
         if let Some(seq) = seq {
             let mut out = log_api::decision_json(&*log, &id, seq)?;

@@ -427,7 +427,7 @@ async fn tile(
 }
 
 /// A C2SP tile of `log`: hash tiles from its tree, entry bundles from its entries.
-pub(crate) async fn tile_response<L: LogSource + 'static>(
+pub(crate) async fn tile_response<L: LogSource + ?Sized + 'static>(
     log: Arc<L>,
     rest: &str,
     headers: &axum::http::HeaderMap,

@@ -297,6 +297,26 @@ fn compile_error(e: PolicyError) -> ApiError {
     }
 }
 
+/// A write's JSON body, read as docket reads JSON everywhere (docket_ledger::json), with the
+/// integers it cannot hold exactly refused; `what` names the body in the errors, `holding` what
+/// holds such an integer.
+fn json_body(body: &Bytes, what: &str, holding: &str) -> AppResult<Value> {
+    let malformed = |e: &dyn std::fmt::Display| {
+        ApiError::bad_request(format!("body contains malformed {what}: {e}"))
+    };
+    docket_ledger::json::check_bytes(body).map_err(|e| malformed(&e))?;
+    if let Some(n) = std::str::from_utf8(body)
+        .ok()
+        .and_then(docket_ledger::json::integer_beyond_64_bits)
+    {
+        return Err(ApiError::bad_request(format!(
+            "body contains a {holding} docket cannot hold exactly: {}",
+            crate::policies::integer_too_large(n)
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| malformed(&e))
+}
+
 /// Data under an active bundle's roots is the bundle's: OPA refuses API writes there.
 fn bundle_scope(set: &crate::policies::PolicySet, path: &[String]) -> AppResult<()> {
     crate::bundle::check_write_scope(set, &path.join("/")).map_err(ApiError::bad_request)
@@ -315,21 +335,7 @@ async fn put_data_root(State(state): State<Arc<AppState>>, body: Bytes) -> AppRe
 }
 
 async fn put_data_at(state: &AppState, path: Vec<String>, body: &Bytes) -> AppResult<Response> {
-    docket_ledger::json::check_bytes(body).map_err(|e| {
-        ApiError::bad_request(format!("body contains malformed data document: {e}"))
-    })?;
-    if let Some(n) = std::str::from_utf8(body)
-        .ok()
-        .and_then(docket_ledger::json::integer_beyond_64_bits)
-    {
-        return Err(ApiError::bad_request(format!(
-            "body contains a data document docket cannot hold exactly: {}",
-            crate::policies::integer_too_large(n)
-        )));
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!("body contains malformed data document: {e}"))
-    })?;
+    let value = json_body(body, "data document", "data document")?;
     let _writer = state.policy_writer.lock().await;
     let mut set = state.pool.current().set.clone();
     bundle_scope(&set, &path)?;
@@ -357,18 +363,7 @@ async fn patch_data_root(State(state): State<Arc<AppState>>, body: Bytes) -> App
 /// `PATCH /v1/data/{path}`: JSON Patch operations (add, remove, replace) under `path`, applied
 /// all or none and sealed as one `patch_data` policy change before they take effect.
 async fn patch_data_at(state: &AppState, path: Vec<String>, body: &Bytes) -> AppResult<Response> {
-    docket_ledger::json::check_bytes(body)
-        .map_err(|e| ApiError::bad_request(format!("body contains malformed patch: {e}")))?;
-    if let Some(n) = std::str::from_utf8(body)
-        .ok()
-        .and_then(docket_ledger::json::integer_beyond_64_bits)
-    {
-        return Err(ApiError::bad_request(format!(
-            "body contains a value docket cannot hold exactly: {}",
-            crate::policies::integer_too_large(n)
-        )));
-    }
-    let Ok(Value::Array(ops)) = serde_json::from_slice::<Value>(body) else {
+    let Value::Array(ops) = json_body(body, "patch", "value")? else {
         return Err(ApiError::bad_request(
             "body must be a JSON array of patch operations ({\"op\": \"add\"|\"remove\"|\"replace\", \"path\", \"value\"})",
         ));
