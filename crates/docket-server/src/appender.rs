@@ -644,3 +644,42 @@ fn batch_entries(job: &Job) -> usize {
 pub fn hash_hex(hash: &docket_ledger::Hash) -> String {
     hex(&hash.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docket_ledger::sealer::{GenesisParams, Sealer};
+
+    /// Frames read from a fleet's stream are not verified where they are indexed: an entry that
+    /// arrives twice, or out of order, is refused rather than given a position it does not have.
+    #[test]
+    fn a_view_refuses_an_entry_out_of_place() {
+        let key = docket_ledger::SecretKey::from_seed("view.test/log", &[4; 32]).unwrap();
+        let params = GenesisParams {
+            origin: "view.test/log".into(),
+            instance_id: "t".into(),
+            signing: docket_ledger::SigningMode::Checkpoint,
+        };
+        let t = 1_795_464_000_000_000_000;
+        let (mut sealer, genesis) = Sealer::genesis(key, params, t).unwrap();
+        let record = |i: u64| format!(r#"{{"op":"test","n":{i}}}"#).into_bytes();
+        let entries: Vec<Frame> = std::iter::once(genesis)
+            .chain((1..4).map(|i| {
+                sealer
+                    .seal_record(docket_ledger::EntryKind::PolicyChange, record(i), t + i)
+                    .unwrap()
+            }))
+            .map(|e| Frame::Entry(e.encode()))
+            .collect();
+        let mut view = LogView::from_frames(&entries[..3]).unwrap();
+        assert_eq!(view.tree.size(), 3);
+        let again = view.extend(&entries[2..3]).unwrap_err().to_string();
+        assert!(
+            again.contains("entry 2 arrives where entry 3 belongs"),
+            "{again}"
+        );
+        let twice = view.extend(&[entries[3].clone(), entries[3].clone()]);
+        assert!(twice.is_err(), "the second copy of entry 3");
+        assert!(LogView::from_frames(&entries).is_ok());
+    }
+}
